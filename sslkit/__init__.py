@@ -1,0 +1,13 @@
+"""sslkit: the small, tested package behind the book *How self-supervised learning really works*.
+
+It reproduces *Reverse Engineering Self-Supervised Learning* (Ben-Shaul, Shwartz-Ziv,
+Galanti, Dekel & LeCun, NeurIPS 2023, https://arxiv.org/abs/2305.15614).
+
+The data path, one module per step::
+
+    data.load → augment → models → losses / methods → train.fit → metrics / evaluation
+              → experiments.run (+ cache) → plots
+"""
+__version__ = "0.1.0"
+
+from .profiles import PROFILES, Profile, get_profile  # noqa: F401

@@ -1,0 +1,364 @@
+"""Datasets as whole uint8 tensors: ``load(name)`` is the one path for data in the book.
+
+Every dataset comes back as a :class:`Dataset`: ``images`` (uint8, N×C×H×W), fine
+``labels`` and ``coarse_labels`` (int64), and the class names of both levels. The whole
+set fits on one device (``dataset.to("cuda")``), so augmentation and training never go
+through a ``DataLoader`` (the airbench approach).
+
+Where the files come from, in this order:
+
+1. ``root`` if given, else ``$SSLKIT_DATA``;
+2. for Fashion-MNIST, the Debian package ``dataset-fashion-mnist``
+   (``/usr/share/datasets/fashion-mnist``);
+3. the user cache (``$XDG_CACHE_HOME/sslkit/data`` or ``~/.cache/sslkit/data``),
+   downloading there through torchvision if the files are missing.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = ["Dataset", "DataNotFoundError", "CorruptDataError", "load", "DATASETS", "cache_dir"]
+
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+FASHION_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+# Garment groups used as Fashion-MNIST's coarse level (fine index -> coarse index).
+FASHION_COARSE_CLASSES = ("upper body", "trousers and dresses", "footwear", "bags")
+FASHION_FINE_TO_COARSE = (0, 1, 0, 1, 0, 2, 0, 2, 3, 2)
+
+CIFAR10_COARSE_CLASSES = ("animal", "vehicle")
+# airplane, automobile, bird, cat, deer, dog, frog, horse, ship, truck
+CIFAR10_FINE_TO_COARSE = (1, 1, 0, 0, 0, 0, 0, 0, 1, 1)
+
+
+class DataNotFoundError(FileNotFoundError):
+    """The dataset's files are not on this machine and could not be downloaded."""
+
+
+class CorruptDataError(ValueError):
+    """A dataset file exists but is truncated or not in the expected format."""
+
+
+@dataclass
+class Dataset:
+    """One split of a labelled image dataset, held as whole tensors.
+
+    Attributes
+    ----------
+    name : str
+    images : torch.Tensor
+        uint8, shape (N, C, H, W).
+    labels, coarse_labels : torch.Tensor
+        int64, shape (N,).
+    classes, coarse_classes : tuple of str
+        Names of the fine and coarse classes (index = label).
+    """
+
+    name: str
+    images: torch.Tensor
+    labels: torch.Tensor
+    coarse_labels: torch.Tensor
+    classes: tuple[str, ...]
+    coarse_classes: tuple[str, ...]
+    _stats: tuple | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self):
+        if self.images.dtype != torch.uint8 or self.images.ndim != 4:
+            raise CorruptDataError(
+                f"{self.name}: images must be uint8 N×C×H×W, got {self.images.dtype} "
+                f"of shape {tuple(self.images.shape)}"
+            )
+        n = len(self.images)
+        if self.labels.shape != (n,) or self.coarse_labels.shape != (n,):
+            raise CorruptDataError(
+                f"{self.name}: {n} images but labels of shape {tuple(self.labels.shape)} "
+                f"and coarse labels of shape {tuple(self.coarse_labels.shape)}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def device(self) -> torch.device:
+        return self.images.device
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def num_coarse_classes(self) -> int:
+        return len(self.coarse_classes)
+
+    @property
+    def channels(self) -> int:
+        return self.images.shape[1]
+
+    def mean_std(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Per-channel mean and std of the pixels in [0, 1] (computed once, cached)."""
+        if self._stats is None:
+            x = self.images.double().div_(255)
+            mean = x.mean(dim=(0, 2, 3))
+            std = x.std(dim=(0, 2, 3)).clamp_min(1e-3)
+            self._stats = (tuple(mean.tolist()), tuple(std.tolist()))
+        return self._stats
+
+    def to(self, device) -> "Dataset":
+        """The same dataset with every tensor on ``device``."""
+        return Dataset(self.name, self.images.to(device), self.labels.to(device),
+                       self.coarse_labels.to(device), self.classes, self.coarse_classes,
+                       self._stats)
+
+    def subset(self, n: int | None, seed: int = 0) -> "Dataset":
+        """A fixed random subset of ``n`` samples (all of them if ``n`` is None or ≥ N)."""
+        if n is None or n >= len(self):
+            return self
+        if n <= 0:
+            raise ValueError(f"subset size must be positive, got {n}")
+        g = torch.Generator().manual_seed(seed)
+        idx = torch.randperm(len(self), generator=g)[:n].sort().values.to(self.device)
+        return self.select(idx)
+
+    def select(self, index: torch.Tensor) -> "Dataset":
+        """The samples at ``index`` (a tensor of indices or a boolean mask)."""
+        return Dataset(self.name, self.images[index], self.labels[index],
+                       self.coarse_labels[index], self.classes, self.coarse_classes,
+                       self._stats)
+
+
+# --------------------------------------------------------------------------- locations
+
+def cache_dir() -> Path:
+    """The user cache folder for downloaded data."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "sslkit" / "data"
+
+
+def _roots(root) -> list[Path]:
+    if root is not None:
+        return [Path(root)]
+    env = os.environ.get("SSLKIT_DATA")
+    return [Path(env)] if env else []
+
+
+def _not_found(name: str, looked: list[Path], why: str = "") -> DataNotFoundError:
+    where = ", ".join(str(p) for p in looked) or "(nowhere)"
+    extra = f" The download failed: {why}" if why else ""
+    return DataNotFoundError(
+        f"Could not find the {name} files (looked in {where}).{extra} Provide them one of "
+        "three ways: (1) pass root=... or set SSLKIT_DATA to a folder holding them; "
+        "(2) for fashion-mnist, install the Debian package: apt-get install dataset-fashion-mnist; "
+        f"(3) connect to the internet once so torchvision can download them into {cache_dir()}."
+    )
+
+
+# --------------------------------------------------------------------------- digits
+
+def _load_digits(split: str) -> Dataset:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, None]  # 0..16 -> 0..255
+    labels = bunch.target.astype(np.int64)
+    # Fixed split: a seeded permutation, the last 360 images (20%) are the test set.
+    order = np.random.default_rng(0).permutation(len(labels))
+    idx = order[:-360] if split == "train" else order[-360:]
+    fine = torch.from_numpy(labels[idx])
+    return Dataset(
+        "digits", torch.from_numpy(images[idx]), fine, fine % 2,
+        tuple(str(d) for d in range(10)), ("even", "odd"),
+    )
+
+
+# --------------------------------------------------------------------------- IDX (MNIST format)
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (``.gz`` or plain), checking its magic number and length.
+
+    The format (LeCun et al.): two zero bytes, a type code (0x08 = uint8), the number of
+    dimensions, then one big-endian int32 per dimension, then the data.
+    """
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:
+        raise CorruptDataError(f"{path}: cannot be read as {'gzip' if opener is gzip.open else 'IDX'} ({e}); "
+                               "delete it and provide the file again") from e
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or raw[3] not in (1, 2, 3):
+        raise CorruptDataError(f"{path}: wrong IDX magic number {raw[:4].hex() or '(empty)'}, "
+                               "expected 00000801 (labels) or 00000803 (images)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise CorruptDataError(f"{path}: truncated IDX header")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    expected = header + int(np.prod(shape))
+    if len(raw) != expected:
+        raise CorruptDataError(f"{path}: IDX header promises shape {shape} ({expected} bytes) "
+                               f"but the file has {len(raw)} bytes; it is truncated or corrupt")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+_IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+              "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+
+
+def _find_idx(folder: Path, stem: str) -> Path | None:
+    for sub in ("", "FashionMNIST/raw", "fashion-mnist"):
+        for suffix in (".gz", ""):
+            p = folder / sub / (stem + suffix)
+            if p.is_file():
+                return p
+    return None
+
+
+def _load_fashion_mnist(split: str, root, download: bool) -> Dataset:
+    img_stem, lab_stem = _IDX_FILES[split]
+    looked = _roots(root) + [DEBIAN_FASHION_MNIST, cache_dir()]
+    for folder in looked:
+        img, lab = _find_idx(folder, img_stem), _find_idx(folder, lab_stem)
+        if img and lab:
+            break
+    else:
+        if not download:
+            raise _not_found("fashion-mnist", looked)
+        try:
+            from torchvision.datasets import FashionMNIST
+            FashionMNIST(str(cache_dir()), train=(split == "train"), download=True)
+        except Exception as e:  # no network, server down, ...
+            raise _not_found("fashion-mnist", looked, f"{type(e).__name__}: {e}") from e
+        img, lab = _find_idx(cache_dir(), img_stem), _find_idx(cache_dir(), lab_stem)
+        if not (img and lab):
+            raise _not_found("fashion-mnist", looked, "torchvision finished but the files are missing")
+    images, labels = read_idx(img), read_idx(lab)
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise CorruptDataError(f"fashion-mnist: {img} holds shape {images.shape} and {lab} "
+                               f"shape {labels.shape}; expected N×28×28 images and N labels")
+    if labels.max(initial=0) >= 10:
+        raise CorruptDataError(f"{lab}: label {labels.max()} out of range 0..9")
+    fine = torch.from_numpy(labels.astype(np.int64))
+    coarse = torch.tensor(FASHION_FINE_TO_COARSE)[fine]
+    return Dataset("fashion-mnist", torch.from_numpy(images.copy())[:, None], fine, coarse,
+                   FASHION_CLASSES, FASHION_COARSE_CLASSES)
+
+
+# --------------------------------------------------------------------------- CIFAR (python pickles)
+
+_CIFAR = {
+    "cifar10": ("cifar-10-batches-py",
+                {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]},
+                "batches.meta"),
+    "cifar100": ("cifar-100-python", {"train": ["train"], "test": ["test"]}, "meta"),
+}
+
+
+def _unpickle(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f, encoding="bytes")
+    except Exception as e:
+        raise CorruptDataError(f"{path}: not a readable CIFAR pickle ({type(e).__name__}: {e}); "
+                               "delete the folder and provide it again") from e
+
+
+def _get(d: dict, key: str):
+    for k in (key.encode(), key):
+        if k in d:
+            return d[k]
+    raise CorruptDataError(f"CIFAR pickle lacks the key {key!r} (has {list(d)[:6]})")
+
+
+def _load_cifar(name: str, split: str, root, download: bool) -> Dataset:
+    folder_name, files, meta_name = _CIFAR[name]
+    looked = _roots(root) + [cache_dir()]
+    folder = next((r / folder_name for r in looked if (r / folder_name / meta_name).is_file()), None)
+    if folder is None:
+        if not download:
+            raise _not_found(name, looked)
+        try:
+            from torchvision import datasets
+            cls = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
+            cls(str(cache_dir()), train=(split == "train"), download=True)
+        except Exception as e:
+            raise _not_found(name, looked, f"{type(e).__name__}: {e}") from e
+        folder = cache_dir() / folder_name
+    data, fine, coarse = [], [], []
+    for fname in files[split]:
+        path = folder / fname
+        if not path.is_file():
+            raise CorruptDataError(f"{path} is missing; the {name} folder {folder} is incomplete")
+        d = _unpickle(path)
+        x = np.asarray(_get(d, "data"), dtype=np.uint8)
+        if x.ndim != 2 or x.shape[1] != 3072:
+            raise CorruptDataError(f"{path}: data of shape {x.shape}, expected N×3072")
+        y = np.asarray(_get(d, "labels" if name == "cifar10" else "fine_labels"), dtype=np.int64)
+        if len(y) != len(x):
+            raise CorruptDataError(f"{path}: {len(x)} images but {len(y)} labels")
+        data.append(x)
+        fine.append(y)
+        if name == "cifar100":
+            coarse.append(np.asarray(_get(d, "coarse_labels"), dtype=np.int64))
+    meta = _unpickle(folder / meta_name)
+    images = torch.from_numpy(np.concatenate(data).reshape(-1, 3, 32, 32))
+    fine_t = torch.from_numpy(np.concatenate(fine))
+    decode = lambda names: tuple(n.decode() if isinstance(n, bytes) else n for n in names)  # noqa: E731
+    if name == "cifar10":
+        classes = decode(_get(meta, "label_names"))
+        coarse_t = torch.tensor(CIFAR10_FINE_TO_COARSE)[fine_t]
+        coarse_classes = CIFAR10_COARSE_CLASSES
+    else:
+        classes = decode(_get(meta, "fine_label_names"))
+        coarse_classes = decode(_get(meta, "coarse_label_names"))
+        coarse_t = torch.from_numpy(np.concatenate(coarse))
+    if fine_t.max() >= len(classes) or coarse_t.max() >= len(coarse_classes):
+        raise CorruptDataError(f"{folder}: labels out of range of the class names in {meta_name}")
+    return Dataset(name, images, fine_t, coarse_t, classes, coarse_classes)
+
+
+# --------------------------------------------------------------------------- entry point
+
+DATASETS = ("digits", "fashion-mnist", "cifar10", "cifar100")
+
+
+def load(name: str, split: str = "train", root=None, download: bool = True) -> Dataset:
+    """Load one split of a dataset as whole uint8 tensors.
+
+    Parameters
+    ----------
+    name : {"digits", "fashion-mnist", "cifar10", "cifar100"}
+        ``digits`` is scikit-learn's bundled 8×8 digits and never downloads.
+    split : {"train", "test"}
+    root : path, optional
+        Folder holding the files; default ``$SSLKIT_DATA``, then the system and user caches.
+    download : bool
+        Allow a download through torchvision when the files are nowhere to be found.
+
+    Examples
+    --------
+    >>> ds = load("digits")
+    >>> ds.images.shape, ds.images.dtype
+    (torch.Size([1437, 1, 8, 8]), torch.uint8)
+    """
+    key = name.lower().replace("_", "-")
+    key = {"fashionmnist": "fashion-mnist", "cifar-10": "cifar10", "cifar-100": "cifar100"}.get(key, key)
+    if key not in DATASETS:
+        raise ValueError(f"Unknown dataset {name!r}. Known datasets: {', '.join(DATASETS)}.")
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if key == "digits":
+        return _load_digits(split)
+    if key == "fashion-mnist":
+        return _load_fashion_mnist(split, root, download)
+    return _load_cifar(key, split, root, download)

@@ -1,0 +1,125 @@
+"""Training methods: how one batch of images becomes a loss.
+
+A method is a callable ``method(model, images, labels, generator) -> LossOutput`` plus
+``make_head(feature_dim)``, so :func:`sslkit.train.fit` runs every method with one loop.
+
+- Joint-embedding methods (SimCLR, VICReg, Barlow Twins): two augmented views through
+  the same network, a loss on the two embeddings.
+- Pretext tasks: predict the rotation (Gidaris et al., ICLR 2018) or the tile
+  permutation (Noroozi & Favaro, ECCV 2016) applied to the image.
+- Supervised: cross-entropy with the true labels (the baseline for neural collapse).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from . import augment as aug
+from . import losses
+from .models import Projector
+
+__all__ = ["JointEmbedding", "RotationPrediction", "JigsawPuzzle", "Supervised", "make_method", "METHODS"]
+
+METHODS = ("vicreg", "simclr", "barlow", "rotation", "jigsaw", "supervised")
+
+
+@dataclass
+class JointEmbedding:
+    """Two views → one network (views batched together) → ``loss(z1, z2)``.
+
+    Adds the diagnostic term ``embedding_std``: the mean per-dimension std of the
+    L2-normalised embeddings times sqrt(D); about 1 for well-spread embeddings, 0 when
+    they collapse to one point (the collapse measure of Jing et al., 2022).
+    """
+
+    name: str
+    augments: tuple
+    loss: Callable
+    projector: tuple[int, ...] = (512, 512)
+
+    def make_head(self, feature_dim: int):
+        return Projector(feature_dim, self.projector)
+
+    def __call__(self, model, images, labels, generator=None):
+        x1, x2 = aug.two_views(images, self.augments, generator)
+        z1, z2 = model(torch.cat([x1, x2])).float().chunk(2)
+        out = self.loss(z1, z2)
+        with torch.no_grad():
+            zn = F.normalize(z1, dim=1)
+            out.terms["embedding_std"] = zn.std(0).mean() * zn.shape[1] ** 0.5
+        return out
+
+
+@dataclass
+class RotationPrediction:
+    """Each image at 0/90/180/270°; a linear head predicts which (4-way cross-entropy)."""
+
+    augment: Callable
+    name: str = "rotation"
+
+    def make_head(self, feature_dim: int):
+        return Projector(feature_dim, (), out_dim=4)
+
+    def __call__(self, model, images, labels, generator=None):
+        views, rot = aug.rotation_batch(self.augment(images, generator))
+        return losses.cross_entropy(model(views).float(), rot)
+
+
+@dataclass
+class JigsawPuzzle:
+    """Tiles shuffled by one of a fixed set of permutations; a linear head predicts which one."""
+
+    augment: Callable
+    permutations: torch.Tensor = field(default_factory=lambda: aug.jigsaw_permutations(2))
+    name: str = "jigsaw"
+
+    def make_head(self, feature_dim: int):
+        return Projector(feature_dim, (), out_dim=len(self.permutations))
+
+    def __call__(self, model, images, labels, generator=None):
+        x = self.augment(images, generator)
+        idx = torch.randint(len(self.permutations), (len(x),), device=x.device, generator=generator)
+        return losses.cross_entropy(model(aug.jigsaw(x, idx, self.permutations)).float(), idx)
+
+
+@dataclass
+class Supervised:
+    """Cross-entropy with the labels through a linear head: the supervised baseline."""
+
+    augment: Callable
+    num_classes: int
+    name: str = "supervised"
+
+    def make_head(self, feature_dim: int):
+        return Projector(feature_dim, (), out_dim=self.num_classes)
+
+    def __call__(self, model, images, labels, generator=None):
+        return losses.cross_entropy(model(self.augment(images, generator)).float(), labels)
+
+
+def make_method(name: str, dataset, projector=(512, 512), **loss_kwargs):
+    """A method by name, with the augmentation preset of ``dataset``.
+
+    ``loss_kwargs`` go to the loss: e.g. ``make_method("vicreg", ds, inv_weight=0)`` for
+    regularisation only, ``temperature=`` for SimCLR, ``lambd=`` for Barlow Twins.
+    """
+    key = name.lower()
+    if key == "barlow_twins":
+        key = "barlow"
+    if key not in METHODS:
+        raise ValueError(f"unknown method {name!r}; known methods: {', '.join(METHODS)}")
+    views = aug.preset(key, dataset)
+    if key in ("vicreg", "simclr", "barlow"):
+        fn = {"vicreg": losses.vicreg, "simclr": losses.nt_xent, "barlow": losses.barlow_twins}[key]
+        return JointEmbedding(key, views, partial(fn, **loss_kwargs), tuple(projector))
+    if loss_kwargs:
+        raise ValueError(f"method {key!r} takes no loss arguments, got {sorted(loss_kwargs)}")
+    if key == "rotation":
+        return RotationPrediction(views[0])
+    if key == "jigsaw":
+        return JigsawPuzzle(views[0])
+    return Supervised(views[0], dataset.num_classes)

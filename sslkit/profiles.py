@@ -1,0 +1,118 @@
+"""Run profiles: every setting of a scale (smoke, cpu, gpu, paper) in one visible place.
+
+A profile is a small frozen dataclass. Experiments take a profile as an argument and
+never read globals; :func:`get_profile` is the one place that looks at the
+``SSLKIT_PROFILE`` environment variable.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Settings of one scale of experiment.
+
+    Attributes
+    ----------
+    name : str
+        Profile name.
+    dataset : str
+        A name known to :func:`sslkit.data.load`.
+    backbone : str
+        ``"convnet"`` (small, CPU) or ``"resnet18"`` (CIFAR-style ResNet-18).
+    widths : tuple of int
+        Channel widths of the ConvNet's stages (ignored by ResNet-18).
+    train_size : int or None
+        Training images used for SSL (a fixed random subset); ``None`` = all.
+    eval_size : int or None
+        Images of each split used by the metrics; ``None`` = all.
+    epochs : int
+        SSL training epochs.
+    batch_size : int
+        Images per step (each gives two views for joint-embedding methods).
+    lr : float
+        Peak AdamW learning rate (linear warm-up for one epoch, then cosine decay).
+    weight_decay : float
+        AdamW weight decay.
+    projector : tuple of int
+        Hidden and output widths of the projector MLP.
+    eval_every : int
+        Evaluate the metrics every this many epochs (and at epochs 0 and the last).
+    """
+
+    name: str
+    dataset: str
+    backbone: str
+    widths: tuple[int, ...] = (32, 64, 128, 256)
+    train_size: int | None = None
+    eval_size: int | None = None
+    epochs: int = 10
+    batch_size: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    projector: tuple[int, ...] = (512, 512)
+    eval_every: int = 1
+
+    def replace(self, **changes) -> "Profile":
+        """A copy with some settings changed, e.g. ``profile.replace(epochs=2)``."""
+        return dataclasses.replace(self, **changes)
+
+
+PROFILES: dict[str, Profile] = {
+    # Seconds on a laptop; used by the tests. 8x8 digits, tiny ConvNet.
+    "smoke": Profile(
+        name="smoke", dataset="digits", backbone="convnet", widths=(16, 32, 64),
+        train_size=None, eval_size=None, epochs=30, batch_size=128, lr=1e-2,
+        projector=(128, 128), eval_every=10,
+    ),
+    # Minutes on 2 CPU cores; the default without a GPU and the profile the book is built with.
+    "cpu": Profile(
+        name="cpu", dataset="fashion-mnist", backbone="convnet", widths=(16, 32, 64, 128),
+        train_size=10_000, eval_size=5_000, epochs=8, batch_size=256, lr=3e-3,
+        projector=(512, 512), eval_every=2,
+    ),
+    # Tens of minutes on a Colab T4; the default with CUDA.
+    "gpu": Profile(
+        name="gpu", dataset="cifar100", backbone="resnet18", train_size=None,
+        eval_size=10_000, epochs=50, batch_size=512, lr=2e-3, weight_decay=1e-4,
+        projector=(2048, 2048), eval_every=10,
+    ),
+    # Close to published schedules (hours on one GPU).
+    "paper": Profile(
+        name="paper", dataset="cifar100", backbone="resnet18", train_size=None,
+        eval_size=None, epochs=400, batch_size=512, lr=2e-3, weight_decay=1e-4,
+        projector=(8192, 8192, 8192), eval_every=50,
+    ),
+}
+
+
+def default_profile_name() -> str:
+    """``$SSLKIT_PROFILE`` if set, else ``"gpu"`` with CUDA and ``"cpu"`` without."""
+    name = os.environ.get("SSLKIT_PROFILE", "").strip()
+    if name:
+        return name
+    return "gpu" if torch.cuda.is_available() else "cpu"
+
+
+def get_profile(name: str | Profile | None = None) -> Profile:
+    """Return a profile by name (default: :func:`default_profile_name`).
+
+    Raises
+    ------
+    ValueError
+        If the name is not one of :data:`PROFILES`.
+    """
+    if isinstance(name, Profile):
+        return name
+    name = default_profile_name() if name is None else name
+    if name not in PROFILES:
+        raise ValueError(
+            f"Unknown profile {name!r}. Known profiles: {', '.join(PROFILES)}. "
+            "Set SSLKIT_PROFILE to one of them or pass it as an argument."
+        )
+    return PROFILES[name]
