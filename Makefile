@@ -1,0 +1,41 @@
+# Two commands on a fresh machine:  make book  (executed book in _build/html)  and  make test.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# 2 CPU cores here: one BLAS/OpenMP thread pool of that size.
+export OMP_NUM_THREADS ?= 2
+export MKL_NUM_THREADS ?= 2
+export TQDM_DISABLE ?= 1
+# The book is built with the cpu profile unless SSLKIT_PROFILE says otherwise.
+export SSLKIT_PROFILE ?= cpu
+
+.PHONY: book test install bench clean clean-cache
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+# -W: any Sphinx warning (a failing cell included) fails the build; --keep-going reports them all.
+book: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/jupyter-book build . -W --keep-going -n --path-output .
+	@echo "Book built: $(CURDIR)/_build/html/index.html"
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf _build
+
+clean-cache:
+	rm -rf _build/.jupyter_cache "$${SSLKIT_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/sslkit/runs}"

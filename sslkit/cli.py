@@ -1,0 +1,104 @@
+"""Command line: ``python -m sslkit COMMAND``. It calls the same experiment functions as
+the chapters and writes the same cache.
+
+Commands
+--------
+train      train one method under one profile and print a summary
+profiles   list the profiles and their settings
+data       load a dataset and describe it
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+
+def _train(args) -> int:
+    import torch
+
+    from .experiments import run
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    loss = {}
+    for item in args.loss or []:
+        key, _, value = item.partition("=")
+        if not _:
+            raise SystemExit(f"--loss takes KEY=VALUE (e.g. inv_weight=0), got {item!r}")
+        loss[key] = float(value)
+    r = run(args.method, args.profile, seed=args.seed, loss=loss, epochs=args.epochs,
+            cache=not args.no_cache, metrics=("ncc", "cdnv", "probe", "knn"))
+    prof = r.config["profile"]
+    print(f"method {args.method} | profile {prof['name']} ({prof['dataset']}, {prof['backbone']}, "
+          f"{prof['epochs']} epochs) | seed {args.seed}")
+    losses = r.losses()
+    if len(losses):
+        print("\nloss terms, first and last epoch:")
+        print(losses.iloc[[0, -1]].round(4).to_string())
+    print("\nmetrics on the test set (fine labels), before → after training:")
+    for metric in ("ncc", "probe", "knn", "cdnv"):
+        print(f"  {metric:6s} {r.initial(metric):.4f} → {r.final(metric):.4f}")
+    return 0
+
+
+def _profiles(args) -> int:
+    from .profiles import PROFILES, default_profile_name
+
+    print(f"default here: {default_profile_name()} (set SSLKIT_PROFILE to change it)\n")
+    for p in PROFILES.values():
+        fields = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(p).items() if k != "name")
+        print(f"{p.name:6s} {fields}")
+    return 0
+
+
+def _data(args) -> int:
+    from .data import load
+
+    for split in ("train", "test"):
+        ds = load(args.name, split, root=args.root)
+        print(f"{ds.name} {split}: images {tuple(ds.images.shape)} {ds.images.dtype}, "
+              f"{ds.num_classes} classes, {ds.num_coarse_classes} coarse classes")
+    print("classes:", ", ".join(ds.classes[:20]))
+    print("coarse classes:", ", ".join(ds.coarse_classes))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .methods import METHODS
+    from .profiles import PROFILES
+
+    parser = argparse.ArgumentParser(prog="python -m sslkit", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train one method and print a summary (cached by configuration)")
+    t.add_argument("--method", default="vicreg", choices=METHODS, help="training method (default vicreg)")
+    t.add_argument("--profile", default=None, choices=list(PROFILES),
+                   help="profile (default: $SSLKIT_PROFILE, else gpu with CUDA, cpu without)")
+    t.add_argument("--epochs", type=int, default=None, help="override the profile's number of epochs")
+    t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    t.add_argument("--loss", action="append", metavar="KEY=VALUE",
+                   help="loss argument, repeatable: e.g. --loss inv_weight=0 --loss var_weight=25")
+    t.add_argument("--no-cache", action="store_true", help="train even if a cached run exists, and do not store it")
+    t.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    t.set_defaults(func=_train)
+    p = sub.add_parser("profiles", help="list the profiles and their settings")
+    p.set_defaults(func=_profiles)
+    d = sub.add_parser("data", help="load a dataset (downloading if needed) and describe it")
+    d.add_argument("name", help="digits, fashion-mnist, cifar10 or cifar100")
+    d.add_argument("--root", default=None, help="folder with the files (default: $SSLKIT_DATA, then caches)")
+    d.set_defaults(func=_data)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

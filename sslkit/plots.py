@@ -1,0 +1,126 @@
+"""The book's figures, in one style. Every function returns the matplotlib Figure."""
+from __future__ import annotations
+
+import dataclasses
+
+import matplotlib
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+
+__all__ = ["use_style", "views_grid", "plot_lines", "plot_runs", "plot_losses", "plot_embedding"]
+
+METRIC_LABELS = {
+    "ncc": "NCC accuracy", "probe": "linear-probe accuracy", "knn": "kNN accuracy",
+    "cdnv": "CDNV (lower = tighter clusters)", "sample_ncc": "sample-level NCC accuracy",
+}
+
+
+def use_style() -> None:
+    """The book's matplotlib style (call once per chapter)."""
+    matplotlib.rcParams.update({
+        "figure.dpi": 100, "savefig.dpi": 100, "figure.figsize": (6.4, 3.6),
+        "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
+        "grid.alpha": 0.3, "font.size": 10, "legend.frameon": False,
+        "axes.prop_cycle": matplotlib.cycler(color=plt.get_cmap("tab10").colors),
+    })
+
+
+def _to_image(x: torch.Tensor) -> np.ndarray:
+    x = x.detach().float().cpu()
+    if x.max() > 1.5:
+        x = x / 255
+    x = x.clamp(0, 1).permute(1, 2, 0).numpy()
+    return x[..., 0] if x.shape[-1] == 1 else x
+
+
+def views_grid(images: torch.Tensor, augment, n_views: int = 6, seed: int = 0, titles=None):
+    """Each image (a row) next to ``n_views`` of its random views under ``augment``.
+
+    ``augment`` is a :class:`sslkit.augment.ViewAugment`; it is shown without its final
+    normalisation so the views look like images.
+    """
+    shown = dataclasses.replace(augment, mean=None, std=None) if dataclasses.is_dataclass(augment) else augment
+    g = torch.Generator(device=images.device).manual_seed(seed)
+    n = len(images)
+    views = shown(images.repeat(n_views, 1, 1, 1), g).view(n_views, n, *images.shape[1:])
+    fig, axes = plt.subplots(n, n_views + 1, figsize=(1.1 * (n_views + 1), 1.15 * n), squeeze=False)
+    for i in range(n):
+        row = [images[i]] + [views[v, i] for v in range(n_views)]
+        for j, img in enumerate(row):
+            ax = axes[i, j]
+            ax.imshow(_to_image(img), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([]), ax.set_yticks([])
+            ax.grid(False)
+            if i == 0:
+                ax.set_title("original" if j == 0 else f"view {j}", fontsize=8)
+        if titles is not None:
+            axes[i, 0].set_ylabel(titles[i], fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_lines(df: pd.DataFrame, x: str, y: str = "value", hue: str | None = None, ax=None,
+               title: str | None = None, ylabel: str | None = None, marker: str = "o", **kw):
+    """One line per value of ``hue`` (or a single line), ``y`` against ``x``."""
+    if ax is None:
+        fig, ax = plt.subplots()
+    groups = [(None, df)] if hue is None else list(df.groupby(hue, sort=False))
+    for name, g in groups:
+        g = g.sort_values(x)
+        ax.plot(g[x], g[y], marker=marker, ms=3, label=None if name is None else str(name), **kw)
+    ax.set_xlabel(x)
+    ax.set_ylabel(ylabel or y)
+    if title:
+        ax.set_title(title)
+    if hue is not None:
+        ax.legend(fontsize=8, title=hue)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def plot_runs(runs: dict, metrics=("ncc", "probe"), split: str = "test", target: str = "fine",
+              stage: str = "last"):
+    """Metrics over training, one panel per metric and one line per run (``{label: Run}``)."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for label, run in runs.items():
+            d = run.evals(metric=metric, split=split, target=target, stage=stage).sort_values("epoch")
+            ax.plot(d.epoch, d.value, marker="o", ms=3, label=label)
+        ax.set_xlabel("epoch")
+        ax.set_title(f"{METRIC_LABELS.get(metric, metric)} ({split}, {target})", fontsize=9)
+    axes[0, 0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_losses(run, terms=None, phase: str = "step", logy: bool = True):
+    """Each loss term of a run over training, one panel per term."""
+    table = run.losses(phase)
+    terms = [t for t in (terms or table.columns) if t in table.columns]
+    fig, axes = plt.subplots(1, len(terms), figsize=(3.2 * len(terms), 2.8), squeeze=False)
+    for ax, t in zip(axes[0], terms):
+        ax.plot(table.index, table[t], lw=1)
+        ax.set_title(t, fontsize=9)
+        ax.set_xlabel(phase)
+        if logy and (table[t] > 0).all():
+            ax.set_yscale("log")
+    fig.tight_layout()
+    return fig
+
+
+def plot_embedding(points: np.ndarray, labels, class_names=None, ax=None, title: str | None = None):
+    """A 2-D scatter of embedded points coloured by label."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(4.2, 4))
+    labels = np.asarray(labels)
+    for c in np.unique(labels):
+        m = labels == c
+        ax.scatter(points[m, 0], points[m, 1], s=3, alpha=0.6,
+                   label=class_names[c] if class_names is not None else str(c))
+    ax.set_xticks([]), ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax.figure

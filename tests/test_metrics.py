@@ -1,0 +1,110 @@
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier, NearestCentroid
+from sklearn.preprocessing import StandardScaler
+
+from sslkit import metrics
+
+
+def blobs(n=600, d=16, k=5, spread=1.2, seed=0, labels_offset=0):
+    centres = np.random.default_rng(1234).normal(size=(k, d)) * spread  # shared by train and test sets
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, size=n)
+    x = centres[y] + rng.normal(size=(n, d))
+    return x.astype(np.float32), (y + labels_offset).astype(np.int64)
+
+
+def test_ncc_agrees_with_nearest_centroid():
+    x, y = blobs(seed=0)
+    tx, ty = blobs(seed=0)[0][:200] + 0.3, blobs(seed=0)[1][:200]
+    ref = NearestCentroid().fit(x, y)
+    assert metrics.ncc_accuracy(x, y) == pytest.approx(ref.score(x, y), abs=1e-12)
+    assert metrics.ncc_accuracy(tx, ty, x, y) == pytest.approx(ref.score(tx, ty), abs=1e-12)
+    assert metrics.ncc_accuracy(torch.from_numpy(x), torch.from_numpy(y)) == pytest.approx(ref.score(x, y))
+
+
+def test_ncc_with_arbitrary_label_values():
+    x, y = blobs(labels_offset=100)
+    assert metrics.ncc_accuracy(x, y) == pytest.approx(NearestCentroid().fit(x, y).score(x, y))
+
+
+def test_cdnv_hand_computed():
+    # class 0: points 0 and 2 on a line (mean 1, var 1); class 1: 10 and 10 (mean 10, var 0)
+    x = np.array([[0.0], [2.0], [10.0], [10.0]])
+    y = np.array([0, 0, 1, 1])
+    assert metrics.cdnv(x, y) == pytest.approx((1 + 0) / (2 * 81))
+
+
+def test_cdnv_matches_a_numpy_loop():
+    x, y = blobs(k=4)
+    mus = [x[y == c].mean(0) for c in range(4)]
+    var = [((x[y == c] - mus[c]) ** 2).sum(1).mean() for c in range(4)]
+    vals = [(var[i] + var[j]) / (2 * ((mus[i] - mus[j]) ** 2).sum()) for i in range(4) for j in range(i + 1, 4)]
+    assert metrics.cdnv(x, y) == pytest.approx(np.mean(vals), rel=1e-6)
+
+
+def test_tighter_clusters_give_lower_cdnv_and_higher_ncc():
+    loose, y = blobs(spread=0.5)
+    tight, _ = blobs(spread=3.0)
+    assert metrics.cdnv(tight, y) < metrics.cdnv(loose, y)
+    assert metrics.ncc_accuracy(tight, y) > metrics.ncc_accuracy(loose, y)
+
+
+def test_linear_probe_matches_sklearn_logistic_regression():
+    x, y = blobs(n=1500, d=32, k=6, spread=0.4, seed=1)
+    tx, ty = blobs(n=800, d=32, k=6, spread=0.4, seed=1)
+    tx = tx + np.random.default_rng(5).normal(size=tx.shape).astype(np.float32) * 0.5
+    scaler = StandardScaler().fit(x)
+    ref = LogisticRegression(C=1.0, max_iter=2000).fit(scaler.transform(x), y)
+    expected = ref.score(scaler.transform(tx), ty)
+    got = metrics.linear_probe(x, y, tx, ty)
+    assert 0.3 < expected < 0.99  # not a trivial problem
+    assert got == pytest.approx(expected, abs=0.01)
+
+
+def test_linear_probe_weights_match_sklearn_objective():
+    x, y = blobs(n=400, d=8, k=3, spread=0.5, seed=2)
+    acc, W, b, mean, std = metrics.linear_probe(x, y, x, y, C=0.5, max_iter=500, return_model=True)
+    ref = LogisticRegression(C=0.5, max_iter=5000, tol=1e-10).fit((x - mean.numpy()) / std.numpy(), y)
+    # multinomial logits are defined up to a shift per sample: compare centred logits
+    ours = ((x - mean.numpy()) / std.numpy()) @ W.numpy() + b.numpy()
+    theirs = ref.decision_function((x - mean.numpy()) / std.numpy())
+    ours -= ours.mean(1, keepdims=True)
+    theirs -= theirs.mean(1, keepdims=True)
+    assert np.abs(ours - theirs).max() < 2e-2
+
+
+def test_knn_agrees_with_sklearn():
+    x, y = blobs(n=500, spread=0.6, seed=3)
+    tx, ty = blobs(n=200, spread=0.6, seed=4)
+    for metric in ("cosine", "euclidean"):
+        ref = KNeighborsClassifier(n_neighbors=7, metric=metric, algorithm="brute").fit(x, y)
+        assert metrics.knn_accuracy(x, y, tx, ty, k=7, metric=metric) == pytest.approx(ref.score(tx, ty))
+
+
+def test_sample_level_ncc():
+    # 3 images, 4 views each: views are the image's point plus small noise -> perfect recovery
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 1, 5)) * 10
+    views = torch.from_numpy(centres + rng.normal(size=(3, 4, 5)) * 0.1)
+    assert metrics.sample_ncc_accuracy(views) == 1.0
+    # if every view is the same point, each view is equidistant: all go to image 0 -> 1/3
+    same = torch.zeros(3, 4, 5)
+    assert metrics.sample_ncc_accuracy(same) == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="K×M×D"):
+        metrics.sample_ncc_accuracy(torch.zeros(3, 5))
+
+
+def test_bad_inputs_are_explained():
+    with pytest.raises(ValueError, match="one entry per row"):
+        metrics.ncc_accuracy(np.zeros((4, 2)), np.zeros(3, dtype=int))
+    with pytest.raises(ValueError, match="2-D"):
+        metrics.cdnv(np.zeros(4), np.zeros(4, dtype=int))
+    with pytest.raises(ValueError, match="integers"):
+        metrics.ncc_accuracy(np.zeros((4, 2)), np.zeros(4))
+    with pytest.raises(ValueError, match="both"):
+        metrics.ncc_accuracy(np.zeros((4, 2)), np.zeros(4, dtype=int), ref_features=np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="k must"):
+        metrics.knn_accuracy(np.zeros((4, 2)), np.zeros(4, dtype=int), np.zeros((2, 2)), np.zeros(2, dtype=int), k=9)

@@ -1,0 +1,38 @@
+import numpy as np
+import pytest
+import torch
+
+from sslkit.targets import random_targets
+
+
+def test_zero_randomness_returns_the_labels():
+    y = torch.randint(0, 5, (100,))
+    assert torch.equal(random_targets(y, 0.0), y)
+
+
+@pytest.mark.parametrize("r", [0.1, 0.25, 0.5, 0.75, 1.0])
+def test_class_sizes_are_kept_and_only_the_chosen_fraction_changes(r):
+    y = torch.arange(1000) % 10
+    t = random_targets(y, r, seed=3)
+    assert torch.equal(t.bincount(), y.bincount())
+    changed = (t != y).float().mean().item()
+    # a permuted label keeps its old value with probability about 1/10
+    assert changed <= r + 1e-9 and changed >= 0.8 * r
+
+
+def test_full_randomness_has_no_relation_to_the_labels():
+    y = torch.arange(5000) % 10
+    t = random_targets(y, 1.0, seed=0)
+    agreement = (t == y).float().mean().item()
+    assert abs(agreement - 0.1) < 0.02  # chance level
+
+
+def test_seeded_and_numpy_input():
+    y = np.arange(50) % 3
+    assert torch.equal(random_targets(y, 0.5, seed=1), random_targets(y, 0.5, seed=1))
+    assert not torch.equal(random_targets(y, 0.5, seed=1), random_targets(y, 0.5, seed=2))
+
+
+def test_bad_randomness():
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        random_targets(torch.zeros(3, dtype=torch.long), 1.5)
