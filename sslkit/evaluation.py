@@ -13,7 +13,7 @@ import torch
 from . import metrics
 from .augment import to_float
 
-__all__ = ["extract_features", "evaluate", "sample_level_ncc", "METRICS"]
+__all__ = ["extract_features", "evaluate", "sample_level_ncc", "embed_2d", "METRICS"]
 
 METRICS = ("ncc", "cdnv", "probe", "knn")
 
@@ -114,3 +114,15 @@ def sample_level_ncc(backbone, images, augment, n_views: int = 8, generator=None
         return f.view(n_views, k, -1).transpose(0, 1)
 
     return metrics.sample_ncc_accuracy(views(), views())
+
+
+def embed_2d(features, seed: int = 0, perplexity: float = 30.0):
+    """A 2-D t-SNE map of features (van der Maaten & Hinton, 2008), after PCA to at most 50
+    dimensions; returns a NumPy array N×2. For pictures only: distances in it are not metrics."""
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+
+    x = torch.as_tensor(features).float().cpu().numpy()
+    if x.shape[1] > 50:
+        x = PCA(50, random_state=seed).fit_transform(x)
+    return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)

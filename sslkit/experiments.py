@@ -21,9 +21,9 @@ from .methods import make_method
 from .models import SSLModel, build_backbone
 from .profiles import Profile, get_profile
 from .targets import random_targets
-from .train import fit
+from .train import fit, seed_everything
 
-__all__ = ["Run", "run", "datasets_for", "build_model", "default_device"]
+__all__ = ["Run", "run", "summary", "datasets_for", "build_model", "default_device"]
 
 
 def default_device() -> torch.device:
@@ -45,6 +45,8 @@ class Run:
     def evals(self, **where) -> pd.DataFrame:
         """Evaluation rows, filtered by column values, e.g. ``run.evals(metric="ncc", split="test")``."""
         df = self.history[self.history.phase == "eval"]
+        if where.get("stage") == "last" and "last" not in set(df.stage):
+            where = {**where, "stage": self.backbone.stage_names[-1]}
         for col, val in where.items():
             df = df[df[col] == val]
         return df
@@ -92,9 +94,9 @@ def build_model(method, profile: Profile, dataset) -> SSLModel:
 
 
 def run(method: str = "vicreg", profile: str | Profile | None = None, *, seed: int = 0,
-        loss: dict | None = None, epochs: int | None = None, stages: str = "last",
-        metrics: tuple[str, ...] = ("ncc", "cdnv", "probe"), randomness: tuple[float, ...] = (),
-        sample_level: bool = False, cache: bool = True, device=None, progress: bool | None = None) -> Run:
+        loss: dict | None = None, epochs: int | None = None, stages: str = "all",
+        metrics: tuple[str, ...] = ("ncc", "cdnv", "probe", "knn"), randomness: tuple[float, ...] = (),
+        sample_level: bool = True, cache: bool = True, device=None, progress: bool | None = None) -> Run:
     """Train ``method`` under ``profile`` (evaluating as it goes) or load the cached run.
 
     Parameters
@@ -105,7 +107,8 @@ def run(method: str = "vicreg", profile: str | Profile | None = None, *, seed: i
         Loss arguments, e.g. ``{"inv_weight": 0}`` for VICReg without invariance.
     epochs : int, optional
         Override the profile's epochs (0 = evaluate the random initialisation only).
-    stages : ``"last"`` or ``"all"``: which backbone stages to evaluate.
+    stages : ``"all"`` (default) or ``"last"``: which backbone stages to evaluate. In
+        :meth:`Run.evals` and friends, ``stage="last"`` means the deepest stage either way.
     metrics : which of ncc, cdnv, probe, knn to evaluate.
     randomness : levels r for extra targets ``random_r`` (:func:`sslkit.targets.random_targets`).
     sample_level : also evaluate sample-level NCC (``metric="sample_ncc"``).
@@ -132,16 +135,18 @@ def run(method: str = "vicreg", profile: str | Profile | None = None, *, seed: i
         df = evaluate(model.backbone, eval_train, eval_test, targets=targets,
                       metrics_to_run=metrics, stages=stages)
         if sample_level:
+            last_stage = model.backbone.stage_names[-1] if stages == "all" else "last"
             g = torch.Generator(device=device).manual_seed(1234)
             acc = sample_level_ncc(model.backbone, eval_test.images[:256].to(device),
                                    meth_augment, generator=g)
-            df = pd.concat([df, pd.DataFrame([dict(stage="last", target="sample", split="test",
+            df = pd.concat([df, pd.DataFrame([dict(stage=last_stage, target="sample", split="test",
                                                    metric="sample_ncc", value=acc)])], ignore_index=True)
         return df
 
     meth_augment = getattr(meth, "augments", (getattr(meth, "augment", None),))[0]
 
     def compute():
+        seed_everything(seed)  # same seed, same initial backbone for every method
         model = build_model(meth, prof, train)
         eval_epochs = sorted({0, prof.epochs, *range(0, prof.epochs + 1, max(1, prof.eval_every))})
         history = fit(model, meth, train.to(device), epochs=prof.epochs, batch_size=prof.batch_size,
@@ -154,3 +159,19 @@ def run(method: str = "vicreg", profile: str | Profile | None = None, *, seed: i
     model.load_state_dict(result["state_dict"])
     model.to(device).eval()
     return Run(config, model, result["history"])
+
+
+def summary(runs: dict, metrics=("ncc", "probe", "knn", "cdnv"), split: str = "test",
+            target: str = "fine", stage: str = "last", init_label: str | None = "random init") -> pd.DataFrame:
+    """Final metric values of several runs, one row per run (``{label: Run}``).
+
+    With ``init_label``, a first row gives the epoch-0 values of the first run: the
+    randomly initialised backbone (the same for every run of one seed and profile).
+    """
+    rows = {}
+    first = next(iter(runs.values()))
+    if init_label:
+        rows[init_label] = {m: first.initial(m, split, target, stage) for m in metrics}
+    for label, r in runs.items():
+        rows[label] = {m: r.final(m, split, target, stage) for m in metrics}
+    return pd.DataFrame.from_dict(rows, orient="index")

@@ -16,7 +16,6 @@ from functools import partial
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
 from . import augment as aug
 from . import losses
@@ -31,9 +30,9 @@ METHODS = ("vicreg", "simclr", "barlow", "rotation", "jigsaw", "supervised")
 class JointEmbedding:
     """Two views → one network (views batched together) → ``loss(z1, z2)``.
 
-    Adds the diagnostic term ``embedding_std``: the mean per-dimension std of the
-    L2-normalised embeddings times sqrt(D); about 1 for well-spread embeddings, 0 when
-    they collapse to one point (the collapse measure of Jing et al., 2022).
+    Adds the diagnostic term ``embedding_std``: the standard deviation of each embedding
+    dimension over the batch, averaged over dimensions. It goes to 0 when the embeddings
+    collapse to one point (VICReg's variance term keeps it near 1).
     """
 
     name: str
@@ -49,23 +48,33 @@ class JointEmbedding:
         z1, z2 = model(torch.cat([x1, x2])).float().chunk(2)
         out = self.loss(z1, z2)
         with torch.no_grad():
-            zn = F.normalize(z1, dim=1)
-            out.terms["embedding_std"] = zn.std(0).mean() * zn.shape[1] ** 0.5
+            out.terms["embedding_std"] = z1.std(0).mean()
         return out
 
 
 @dataclass
 class RotationPrediction:
-    """Each image at 0/90/180/270°; a linear head predicts which (4-way cross-entropy)."""
+    """Rotate images by 0/90/180/270°; a linear head predicts which (4-way cross-entropy).
+
+    By default each image gets one random rotation of its own (one forward pass per
+    image); ``all_rotations=True`` feeds all four rotations of every image, as in
+    Gidaris et al. (4× the compute per step).
+    """
 
     augment: Callable
+    all_rotations: bool = False
     name: str = "rotation"
 
     def make_head(self, feature_dim: int):
         return Projector(feature_dim, (), out_dim=4)
 
     def __call__(self, model, images, labels, generator=None):
-        views, rot = aug.rotation_batch(self.augment(images, generator))
+        x = self.augment(images, generator)
+        if self.all_rotations:
+            views, rot = aug.rotation_batch(x)
+        else:
+            rot = torch.randint(4, (len(x),), device=x.device, generator=generator)
+            views = aug.rotate(x, rot)
         return losses.cross_entropy(model(views).float(), rot)
 
 

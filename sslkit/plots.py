@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-__all__ = ["use_style", "views_grid", "plot_lines", "plot_runs", "plot_losses", "plot_embedding"]
+__all__ = ["use_style", "image_grid", "class_examples", "views_grid", "plot_lines", "plot_runs", "plot_splits", "plot_losses", "plot_embedding"]
 
 METRIC_LABELS = {
     "ncc": "NCC accuracy", "probe": "linear-probe accuracy", "knn": "kNN accuracy",
@@ -36,6 +36,33 @@ def _to_image(x: torch.Tensor) -> np.ndarray:
     return x[..., 0] if x.shape[-1] == 1 else x
 
 
+def image_grid(rows, row_titles=None, col_titles=None, size: float = 0.8):
+    """Images in a grid: ``rows`` is a list of rows, each a list (or tensor) of C×H×W images
+    (uint8, or float in [0, 1])."""
+    n_rows, n_cols = len(rows), max(len(r) for r in rows)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(size * n_cols + (1.2 if row_titles else 0.2), size * n_rows + 0.3),
+                             squeeze=False)
+    for i, row in enumerate(rows):
+        for j, ax in enumerate(axes[i]):
+            if j < len(row):
+                ax.imshow(_to_image(row[j]), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([]), ax.set_yticks([])
+            ax.grid(False)
+            if i == 0 and col_titles is not None and j < len(col_titles):
+                ax.set_title(col_titles[j], fontsize=8)
+        if row_titles is not None:
+            axes[i, 0].set_ylabel(row_titles[i], rotation=0, ha="right", va="center", fontsize=8)
+    fig.tight_layout(pad=0.2)
+    return fig
+
+
+def class_examples(dataset, per_class: int = 8, max_classes: int = 10):
+    """A grid of ``per_class`` training images of each class (one row per class)."""
+    k = min(dataset.num_classes, max_classes)
+    rows = [dataset.images[torch.nonzero(dataset.labels == c)[:per_class, 0]] for c in range(k)]
+    return image_grid(rows, row_titles=list(dataset.classes[:k]))
+
+
 def views_grid(images: torch.Tensor, augment, n_views: int = 6, seed: int = 0, titles=None):
     """Each image (a row) next to ``n_views`` of its random views under ``augment``.
 
@@ -46,20 +73,8 @@ def views_grid(images: torch.Tensor, augment, n_views: int = 6, seed: int = 0, t
     g = torch.Generator(device=images.device).manual_seed(seed)
     n = len(images)
     views = shown(images.repeat(n_views, 1, 1, 1), g).view(n_views, n, *images.shape[1:])
-    fig, axes = plt.subplots(n, n_views + 1, figsize=(1.1 * (n_views + 1), 1.15 * n), squeeze=False)
-    for i in range(n):
-        row = [images[i]] + [views[v, i] for v in range(n_views)]
-        for j, img in enumerate(row):
-            ax = axes[i, j]
-            ax.imshow(_to_image(img), cmap="gray", vmin=0, vmax=1)
-            ax.set_xticks([]), ax.set_yticks([])
-            ax.grid(False)
-            if i == 0:
-                ax.set_title("original" if j == 0 else f"view {j}", fontsize=8)
-        if titles is not None:
-            axes[i, 0].set_ylabel(titles[i], fontsize=8)
-    fig.tight_layout()
-    return fig
+    rows = [[images[i]] + [views[v, i] for v in range(n_views)] for i in range(n)]
+    return image_grid(rows, titles, ["original"] + [f"view {v + 1}" for v in range(n_views)])
 
 
 def plot_lines(df: pd.DataFrame, x: str, y: str = "value", hue: str | None = None, ax=None,
@@ -91,6 +106,23 @@ def plot_runs(runs: dict, metrics=("ncc", "probe"), split: str = "test", target:
             ax.plot(d.epoch, d.value, marker="o", ms=3, label=label)
         ax.set_xlabel("epoch")
         ax.set_title(f"{METRIC_LABELS.get(metric, metric)} ({split}, {target})", fontsize=9)
+    axes[0, 0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_splits(run, metrics=("ncc", "cdnv", "probe", "knn"), target: str = "fine", stage: str = "last"):
+    """One panel per metric of one run over training, one line per split (train / test)."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.3 * len(metrics), 3.0), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        d = run.evals(metric=metric, target=target, stage=stage)
+        for split, g in d.groupby("split"):
+            g = g.sort_values("epoch")
+            ax.plot(g.epoch, g.value, marker="o", ms=3, label=split)
+        ax.set_title(METRIC_LABELS.get(metric, metric), fontsize=9)
+        ax.set_xlabel("epoch")
+        if metric == "cdnv":
+            ax.set_yscale("log")
     axes[0, 0].legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -1,0 +1,101 @@
+"""Checkers for the book's exercises: a student passes a function, the checker tells
+whether it is right by comparing it with sslkit's reference on random inputs.
+
+Each checker returns ``True`` and prints a confirmation, or raises ``AssertionError``
+with a hint of what differs. The book's build runs each checker on the reference
+solution, so a checker that rejects a correct answer fails the build.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from . import augment, losses, metrics
+
+__all__ = ["check_rotation", "check_invariance_loss", "check_variance_loss", "check_ncc",
+           "check_cdnv", "check_random_targets"]
+
+
+def _close(got, expected, what: str, tol: float = 1e-4) -> None:
+    got = float(got) if not isinstance(got, torch.Tensor) else float(got.detach())
+    if not np.isclose(got, float(expected), rtol=tol, atol=tol):
+        raise AssertionError(f"{what}: got {got:.6g}, expected {float(expected):.6g}")
+
+
+def _ok(name: str) -> bool:
+    print(f"Correct: your {name} agrees with the reference on every test case.")
+    return True
+
+
+def check_rotation(fn) -> bool:
+    """``fn(images, k)`` must rotate image i by k[i]·90° counter-clockwise (N×C×H×W)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(6, 2, 5, 5, generator=g)
+    k = torch.tensor([0, 1, 2, 3, 1, 3])
+    got = fn(x.clone(), k.clone())
+    if not isinstance(got, torch.Tensor) or got.shape != x.shape:
+        raise AssertionError(f"expected a tensor of shape {tuple(x.shape)}, got {getattr(got, 'shape', type(got))}")
+    wrong = [i for i in range(6) if not torch.allclose(got[i], augment.rotate(x, k)[i])]
+    if wrong:
+        raise AssertionError(f"images {wrong} (k = {k[wrong].tolist()}) are not rotated correctly; "
+                             "check the direction (counter-clockwise) and the dims you rotate")
+    return _ok("rotation")
+
+
+def check_invariance_loss(fn) -> bool:
+    """``fn(z1, z2)``: VICReg's invariance term, the mean squared error over N×D entries."""
+    g = torch.Generator().manual_seed(1)
+    for n, d in ((4, 3), (16, 8)):
+        z1, z2 = torch.randn(n, d, generator=g), torch.randn(n, d, generator=g)
+        _close(fn(z1, z2), losses.invariance_loss(z1, z2), f"invariance loss for N={n}, D={d}")
+    return _ok("invariance loss")
+
+
+def check_variance_loss(fn) -> bool:
+    """``fn(z)``: VICReg's variance hinge for one branch, mean_j max(0, 1 − sqrt(Var z_j + 1e-4))."""
+    g = torch.Generator().manual_seed(2)
+    for scale in (0.1, 0.5, 2.0):
+        z = torch.randn(32, 6, generator=g) * scale
+        _close(fn(z), losses.variance_loss(z), f"variance loss for std ≈ {scale} "
+               "(use the unbiased variance over the batch, one std per dimension)")
+    return _ok("variance loss")
+
+
+def check_ncc(fn) -> bool:
+    """``fn(features, labels)``: nearest class-centre accuracy with centres from the same set."""
+    rng = np.random.default_rng(3)
+    for k in (2, 5):
+        y = rng.integers(0, k, 200)
+        x = rng.normal(size=(k, 4))[y] + rng.normal(size=(200, 4))
+        xt, yt = torch.tensor(x, dtype=torch.float32), torch.tensor(y)
+        _close(fn(xt, yt), metrics.ncc_accuracy(xt, yt), f"NCC accuracy with {k} classes")
+    return _ok("NCC accuracy")
+
+
+def check_cdnv(fn) -> bool:
+    """``fn(features, labels)``: the CDNV, averaged over all pairs of classes."""
+    rng = np.random.default_rng(4)
+    for k in (2, 4):
+        y = rng.integers(0, k, 300)
+        x = rng.normal(size=(k, 3))[y] * 3 + rng.normal(size=(300, 3))
+        xt, yt = torch.tensor(x), torch.tensor(y)
+        _close(fn(xt, yt), metrics.cdnv(xt, yt), f"CDNV with {k} classes (Var_c is the mean squared "
+               "distance to the class mean; average over pairs i<j)", tol=1e-3)
+    return _ok("CDNV")
+
+
+def check_random_targets(fn) -> bool:
+    """``fn(labels, randomness, seed)``: class sizes kept, about the right fraction changed."""
+    y = torch.arange(2000) % 10
+    for r in (0.0, 0.3, 1.0):
+        t = torch.as_tensor(fn(y.clone(), r, 0))
+        if t.shape != y.shape:
+            raise AssertionError(f"expected {tuple(y.shape)} targets, got {tuple(t.shape)}")
+        if not torch.equal(t.bincount(minlength=10), y.bincount()):
+            raise AssertionError(f"randomness {r}: class sizes changed; permute labels, don't redraw them")
+        changed = (t != y).float().mean().item()
+        if not (0.8 * 0.9 * r - 1e-9 <= changed <= r + 1e-9):
+            raise AssertionError(f"randomness {r}: {changed:.2f} of the labels changed, expected about {0.9 * r:.2f} "
+                                 "(a shuffled label keeps its value 1 time in 10)")
+    return _ok("random targets")
+

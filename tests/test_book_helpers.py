@@ -1,0 +1,55 @@
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from sslkit import augment, book, data, exercises, losses, metrics, plots  # noqa: E402
+from sslkit.targets import random_targets  # noqa: E402
+
+
+def test_check_passes_and_fails_with_the_finding():
+    book.check(True, "two is bigger than one")
+    with pytest.raises(AssertionError, match="does not support the finding: the moon is cheese"):
+        book.check(False, "the moon is cheese")
+
+
+def test_pct_and_glue_return_values():
+    assert book.pct(0.8234) == "82.3%" and book.pct(1.0, 0) == "100%"
+    assert book.glue("x", 3) == 3
+
+
+def test_exercise_checkers_accept_the_reference():
+    assert exercises.check_rotation(augment.rotate)
+    assert exercises.check_invariance_loss(losses.invariance_loss)
+    assert exercises.check_variance_loss(losses.variance_loss)
+    assert exercises.check_ncc(metrics.ncc_accuracy)
+    assert exercises.check_cdnv(metrics.cdnv)
+    assert exercises.check_random_targets(random_targets)
+
+
+def test_exercise_checkers_reject_common_mistakes():
+    with pytest.raises(AssertionError, match="not rotated correctly"):
+        exercises.check_rotation(lambda x, k: torch.stack([torch.rot90(x[i], -int(k[i]), (-2, -1)) for i in range(len(x))]))
+    with pytest.raises(AssertionError, match="invariance"):
+        exercises.check_invariance_loss(lambda a, b: ((a - b) ** 2).sum(1).mean())  # forgot to divide by D
+    with pytest.raises(AssertionError, match="variance"):
+        exercises.check_variance_loss(lambda z: torch.relu(1 - z.std(0)).mean() * 2)
+    with pytest.raises(AssertionError, match="CDNV"):
+        exercises.check_cdnv(lambda x, y: metrics.cdnv(x, y) * 2)
+    with pytest.raises(AssertionError, match="class sizes"):
+        exercises.check_random_targets(lambda y, r, s: torch.randint(0, 10, y.shape) if r > 0 else y)
+
+
+def test_plots_return_figures():
+    ds = data.load("digits")
+    assert plots.class_examples(ds, per_class=3).axes
+    v1, _ = augment.preset("vicreg", ds)
+    fig = plots.views_grid(ds.images[:2], v1, n_views=3)
+    assert len(fig.axes) == 2 * 4
+    import pandas as pd
+    df = pd.DataFrame(dict(epoch=[0, 1, 0, 1], value=[0.1, 0.2, 0.3, 0.4], run=["a", "a", "b", "b"]))
+    fig = plots.plot_lines(df, "epoch", hue="run")
+    assert len(fig.axes[0].lines) == 2
+    matplotlib.pyplot.close("all")

@@ -1,0 +1,86 @@
+"""Static checks of the chapters: what the build cannot see (Colab cell, outputs, exercises)."""
+import json
+import pathlib
+import re
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
+
+
+def config_value(key: str) -> str:
+    block = (ROOT / "_config.yml").read_text().split("repository:")[1]
+    return re.search(rf"(?m)^  {key}: (\S+)", block).group(1)
+
+
+def cells(path):
+    return json.loads(path.read_text())["cells"]
+
+
+def test_there_are_chapters_and_all_are_in_the_toc():
+    toc = (ROOT / "_toc.yml").read_text()
+    assert CHAPTERS
+    for path in CHAPTERS:
+        assert f"chapters/{path.stem}" in toc, f"{path.name} is not listed in _toc.yml"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_committed_without_outputs(path):
+    for i, c in enumerate(cells(path)):
+        if c["cell_type"] == "code":
+            assert not c["outputs"] and c["execution_count"] is None, f"cell {i} has outputs"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_first_code_cell_installs_sslkit_only_in_colab(path):
+    first = next("".join(c["source"]) for c in cells(path) if c["cell_type"] == "code")
+    assert '"google.colab" in sys.modules' in first
+    url, branch = config_value("url"), config_value("branch")
+    assert f"sslkit @ git+{url}@{branch}" in first, "run tools/set_repository.py to sync with _config.yml"
+    assert not re.search(r"install[^\n]*\btorch", first), "the Colab cell must not (re)install torch"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_states_goals_profile_and_run_time(path):
+    intro = "".join(cells(path)[0]["source"])
+    assert "In this chapter" in intro and "**Profile:**" in intro and "**Run time:**" in intro
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_exercises_with_hidden_solutions_and_a_checked_one(path):
+    text = "".join("".join(c["source"]) for c in cells(path))
+    exercises = re.findall(r"```\{exercise\}", text)
+    solutions = re.findall(r"```\{solution(?:-start)?\} [\w-]+\n:class: dropdown", text)
+    assert len(exercises) >= 3, "each chapter ends with at least three exercises"
+    assert len(solutions) == len(exercises), "every exercise has a solution hidden in a dropdown"
+    assert re.search(r"exercises\.check_\w+\(", text), "at least one exercise is checked by sslkit"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_findings_are_checked_and_numbers_glued(path):
+    text = "".join("".join(c["source"]) for c in cells(path))
+    assert "book.check(" in text
+    glued = set(re.findall(r'book\.glue\(f?"([^"]+)"', text))
+    prefixes = tuple(g.split("{")[0] for g in glued if "{" in g)  # names built in a loop
+    used = set(re.findall(r"\{glue:text\}`(\w+)`", text))
+    missing = {u for u in used if u not in glued and not (prefixes and u.startswith(prefixes))}
+    assert not missing, f"prose uses glue names never glued: {missing}"
+
+
+def test_set_repository_tool_round_trip(tmp_path, monkeypatch):
+    import importlib.util
+    import shutil
+
+    (tmp_path / "chapters").mkdir()
+    shutil.copy(ROOT / "_config.yml", tmp_path / "_config.yml")
+    shutil.copy(CHAPTERS[0], tmp_path / "chapters" / CHAPTERS[0].name)
+    spec = importlib.util.spec_from_file_location("set_repository", ROOT / "tools" / "set_repository.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    monkeypatch.setattr(mod, "ROOT", tmp_path)
+    mod.main("https://github.com/someone/fork", "dev")
+    cfg = (tmp_path / "_config.yml").read_text()
+    assert "url: https://github.com/someone/fork" in cfg and "branch: dev" in cfg
+    nb = (tmp_path / "chapters" / CHAPTERS[0].name).read_text()
+    assert "git+https://github.com/someone/fork@dev" in nb
