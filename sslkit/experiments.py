@@ -23,7 +23,7 @@ from .profiles import Profile, get_profile
 from .targets import random_targets
 from .train import fit, seed_everything
 
-__all__ = ["Run", "run", "summary", "datasets_for", "build_model", "default_device"]
+__all__ = ["Run", "run", "summary", "term_correlations", "datasets_for", "build_model", "default_device"]
 
 
 def default_device() -> torch.device:
@@ -175,3 +175,24 @@ def summary(runs: dict, metrics=("ncc", "probe", "knn", "cdnv"), split: str = "t
     for label, r in runs.items():
         rows[label] = {m: r.final(m, split, target, stage) for m in metrics}
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def term_correlations(runs: dict, metric: str = "ncc", terms=("invariance", "variance", "covariance"),
+                      split: str = "test", target: str = "fine", stage: str = "last") -> pd.Series:
+    """Spearman rank correlation between each loss term and a metric, over training.
+
+    Pools every evaluated epoch ≥ 1 of every run (``{label: Run}``): the epoch's mean of
+    each unweighted loss term is paired with the metric measured at the end of that
+    epoch. A negative value means that a lower term goes with a higher metric.
+    """
+    pairs = []
+    for r in runs.values():
+        losses = r.losses()
+        ev = r.evals(metric=metric, split=split, target=target, stage=stage).set_index("epoch").value
+        for epoch, value in ev.items():
+            if epoch >= 1 and epoch in losses.index:
+                pairs.append({**{t: losses.at[epoch, t] for t in terms}, metric: value})
+    df = pd.DataFrame(pairs)
+    if len(df) < 3:
+        raise ValueError(f"need at least 3 (run, epoch) pairs to correlate, got {len(df)}")
+    return df.corr(method="spearman")[metric].drop(metric).rename(f"Spearman correlation with {metric}")

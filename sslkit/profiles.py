@@ -67,8 +67,8 @@ PROFILES: dict[str, Profile] = {
     # Seconds on a laptop; used by the tests. 8x8 digits, tiny ConvNet.
     "smoke": Profile(
         name="smoke", dataset="digits", backbone="convnet", widths=(16, 32, 64),
-        train_size=None, eval_size=None, epochs=30, batch_size=128, lr=1e-2,
-        projector=(128, 128), eval_every=10,
+        train_size=None, eval_size=None, epochs=40, batch_size=128, lr=5e-3,
+        projector=(256, 256), eval_every=10,
     ),
     # Minutes on 2 CPU cores; the default without a GPU and the profile the book is built with.
     "cpu": Profile(

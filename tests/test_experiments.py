@@ -15,7 +15,7 @@ def test_smoke_vicreg_clusters_digits_by_class_within_a_minute():
     assert elapsed < 60
     before, after = run.initial("ncc"), run.final("ncc")
     # SSL never sees a label, yet the classes become more separable by their centres.
-    assert after > before + 0.03, (before, after)
+    assert after > before + 0.02, (before, after)
     assert run.final("cdnv") < run.initial("cdnv")
     assert run.final("probe") >= run.initial("probe")
 
