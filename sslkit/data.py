@@ -107,10 +107,17 @@ class Dataset:
     def mean_std(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """Per-channel mean and std of the pixels in [0, 1] (computed once, cached)."""
         if self._stats is None:
-            x = self.images.double().div_(255)
-            mean = x.mean(dim=(0, 2, 3))
-            std = x.std(dim=(0, 2, 3)).clamp_min(1e-3)
-            self._stats = (tuple(mean.tolist()), tuple(std.tolist()))
+            # Exact, from a 256-bin histogram per channel: no float copy of the whole dataset.
+            values = torch.arange(256, dtype=torch.float64) / 255
+            means, stds = [], []
+            for c in range(self.channels):
+                counts = torch.bincount(self.images[:, c].reshape(-1).cpu(), minlength=256).double()
+                n = counts.sum()
+                mean = (counts * values).sum() / n
+                var = (counts * (values - mean) ** 2).sum() / (n - 1)
+                means.append(mean.item())
+                stds.append(max(var.sqrt().item(), 1e-3))
+            self._stats = (tuple(means), tuple(stds))
         return self._stats
 
     def to(self, device) -> "Dataset":
