@@ -64,6 +64,16 @@ def _lr_lambda(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
     return f
 
 
+def _adamw(params, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW with its fused kernel (one pass over all parameters per step; on the CPU it
+    replaced a dozen small element-wise ops per tensor in the profile), else the default."""
+    params = list(params)
+    try:
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, TypeError, ValueError):  # older torch, or a device without a fused kernel
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+
+
 def fit(model, method, data, *, epochs: int, batch_size: int = 256, lr: float = 1e-3,
         weight_decay: float = 1e-4, seed: int = 0, callbacks: Iterable[Callable] = (),
         eval_epochs: Iterable[int] | None = None, checkpoint_dir=None, checkpoint_every: int = 0,
@@ -114,7 +124,7 @@ def fit(model, method, data, *, epochs: int, batch_size: int = 256, lr: float = 
     cuda = device.type == "cuda"
     if cuda:
         model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    opt = _adamw(model.parameters(), lr, weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(n_batches, epochs * n_batches))
     gen = torch.Generator(device=device).manual_seed(seed)
     eval_epochs = sorted(set(eval_epochs if eval_epochs is not None else (0, epochs)))
