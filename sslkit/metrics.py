@@ -39,12 +39,27 @@ def _as_labels(y, n: int, device, name="labels") -> torch.Tensor:
     return y.long()
 
 
-def _encode(y: torch.Tensor, classes: torch.Tensor | None = None):
-    """Map labels to 0..K−1 (``classes`` sorted); returns (codes, classes)."""
-    if classes is None:
-        classes = torch.unique(y)
-    codes = torch.searchsorted(classes, y)
-    return codes, classes
+def _encode(y: torch.Tensor):
+    """Map labels to codes 0..K−1 of the sorted distinct labels; returns (codes, classes).
+
+    Small non-negative labels (the usual case) take a bincount and a lookup table, which
+    is far cheaper than the sort behind ``torch.unique``.
+    """
+    if len(y) and int(y.min()) >= 0 and int(y.max()) < 4 * len(y) + 1024:
+        present = torch.bincount(y) > 0
+        classes = torch.nonzero(present).flatten()
+        lookup = torch.cumsum(present, 0) - 1
+        return lookup[y], classes
+    classes = torch.unique(y)
+    return torch.searchsorted(classes, y), classes
+
+
+def _centres(x: torch.Tensor, codes: torch.Tensor, k: int):
+    """Class means from codes, as one matrix product (one-hot K×N times N×D), and counts."""
+    onehot = torch.zeros(k, len(x), dtype=x.dtype, device=x.device)
+    onehot[codes, torch.arange(len(x), device=x.device)] = 1
+    counts = onehot.sum(1)
+    return (onehot @ x) / counts[:, None], counts
 
 
 def class_centres(features, labels):
@@ -52,10 +67,7 @@ def class_centres(features, labels):
     x = _as_features(features)
     y = _as_labels(labels, len(x), x.device)
     codes, classes = _encode(y)
-    k = len(classes)
-    sums = torch.zeros(k, x.shape[1], dtype=x.dtype, device=x.device).index_add_(0, codes, x)
-    counts = torch.bincount(codes, minlength=k).to(x.dtype)
-    return sums / counts[:, None], classes
+    return _centres(x, codes, len(classes))[0], classes
 
 
 def ncc_accuracy(features, labels, ref_features=None, ref_labels=None) -> float:
@@ -90,23 +102,25 @@ def cdnv(features, labels) -> float:
     ``CDNV = mean_{i<j} (Var_i + Var_j) / (2 ‖μ_i − μ_j‖²)``, where
     ``Var_c = mean_{x in c} ‖x − μ_c‖²``. Lower means tighter, better separated clusters.
     """
-    x = _as_features(features).double()
+    x = _as_features(features)
     y = _as_labels(labels, len(x), x.device)
     codes, classes = _encode(y)
     k = len(classes)
     if k < 2:
         raise ValueError("cdnv needs at least two classes")
-    centres, _ = class_centres(x, y)
-    sq_dev = ((x - centres[codes]) ** 2).sum(1)
-    var = torch.zeros(k, dtype=x.dtype, device=x.device).index_add_(0, codes, sq_dev)
-    var = var / torch.bincount(codes, minlength=k).to(x.dtype)
-    dist2 = torch.cdist(centres, centres).pow(2)
+    centres, counts = _centres(x, codes, k)
+    # Squared deviations in the features' precision (centred first, so no cancellation);
+    # the per-class sums and everything after in float64.
+    sq_dev = (x - centres[codes]).pow_(2).sum(1).double()
+    var = torch.zeros(k, dtype=torch.float64, device=x.device).index_add_(0, codes, sq_dev) / counts.double()
+    c = centres.double()
     i, j = torch.triu_indices(k, k, offset=1, device=x.device)
-    return ((var[i] + var[j]) / (2 * dist2[i, j])).mean().item()
+    dist2 = ((c[i] - c[j]) ** 2).sum(1)
+    return ((var[i] + var[j]) / (2 * dist2)).mean().item()
 
 
-def linear_probe(train_x, train_y, test_x, test_y, *, C: float = 1.0, max_iter: int = 100,
-                 standardize: bool = True, return_model: bool = False):
+def linear_probe(train_x, train_y, test_x, test_y, *, C: float = 1.0, max_iter: int = 50,
+                 standardize: bool = True, whiten: bool = True, return_model: bool = False):
     """Accuracy on the test set of a linear classifier trained on frozen features.
 
     Multinomial logistic regression with the objective of scikit-learn's
@@ -114,8 +128,15 @@ def linear_probe(train_x, train_y, test_x, test_y, *, C: float = 1.0, max_iter: 
     full-batch with L-BFGS (strong Wolfe line search) on the features' device. Features
     are standardised with the training mean and std first (``standardize=True``).
 
+    Speed: with ``whiten=True`` the same objective is solved in whitened coordinates,
+    ``W = P V`` with ``P = U (Λ + δ)^(-1/2)`` from the eigendecomposition ``U Λ Uᵀ`` of the
+    features' covariance; the loss becomes ``CE(X P V + b) + ‖P V‖²/(2C)``, whose curvature is
+    close to uniform, so L-BFGS needs tens of iterations instead of hundreds. The
+    gradient is written out (``(softmax − onehot)ᵀ X P``) so that the large product reads the
+    features in memory order.
+
     Returns the test accuracy (float), or ``(accuracy, W, b, mean, std)`` with
-    ``return_model=True``.
+    ``return_model=True`` (``W`` in standardised coordinates, D×K).
     """
     x = _as_features(train_x, "train_x")
     tx = _as_features(test_x, "test_x").to(x.device)
@@ -127,32 +148,43 @@ def linear_probe(train_x, train_y, test_x, test_y, *, C: float = 1.0, max_iter: 
         raise ValueError(f"C must be positive, got {C}")
     codes, classes = _encode(y)
     x = x.float()
+    n, d = x.shape
+    k = len(classes)
     if standardize:
         mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
     else:
-        mean, std = torch.zeros(x.shape[1], device=x.device), torch.ones(x.shape[1], device=x.device)
+        mean, std = torch.zeros(d, device=x.device), torch.ones(d, device=x.device)
     xs = (x - mean) / std
-    n, d = xs.shape
-    k = len(classes)
-    W = torch.zeros(d, k, device=x.device, requires_grad=True)
-    b = torch.zeros(k, device=x.device, requires_grad=True)
-    opt = torch.optim.LBFGS([W, b], lr=1, max_iter=max_iter, history_size=20,
-                            tolerance_grad=1e-6, tolerance_change=1e-9, line_search_fn="strong_wolfe")
+    if whiten:
+        lam, U = torch.linalg.eigh((xs.T @ xs).double() / n)
+        P = (U * (lam.clamp_min(0) + 1e-3 * lam.clamp_min(0).mean() + 1e-12).rsqrt()).float()
+    else:
+        P = torch.eye(d, device=x.device)
+    xw = xs @ P
+    onehot = F.one_hot(codes, k).float()
+    V = torch.zeros(d, k, device=x.device)
+    b = torch.zeros(k, device=x.device)
+    V.grad, b.grad = torch.zeros_like(V), torch.zeros_like(b)
+    opt = torch.optim.LBFGS([V, b], lr=1, max_iter=max_iter, history_size=20, tolerance_grad=1e-7,
+                            tolerance_change=1e-10, line_search_fn="strong_wolfe")
 
     def closure():
-        opt.zero_grad()
         # sklearn's objective divided by n, so the scale does not depend on the data size.
-        loss = F.cross_entropy(xs @ W + b, codes) + (W ** 2).sum() / (2 * C * n)
-        loss.backward()
+        logits = xw @ V + b
+        logp = torch.log_softmax(logits, dim=1)
+        W = P @ V
+        loss = -(logp * onehot).sum() / n + (W ** 2).sum() / (2 * C * n)
+        g = (logp.exp() - onehot) / n  # n×k
+        V.grad.copy_((g.T @ xw).T + P.T @ W / (C * n))
+        b.grad.copy_(g.sum(0))
         return loss
 
-    with torch.enable_grad():
-        opt.step(closure)
-    with torch.no_grad():
-        pred = classes[(((tx.float() - mean) / std) @ W + b).argmax(1)]
-        acc = (pred == ty).double().mean().item()
+    opt.step(closure)
+    W = P @ V
+    pred = classes[(((tx.float() - mean) / std) @ W + b).argmax(1)]
+    acc = (pred == ty).double().mean().item()
     if return_model:
-        return acc, W.detach(), b.detach(), mean, std
+        return acc, W, b, mean, std
     return acc
 
 
