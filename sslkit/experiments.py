@@ -131,6 +131,8 @@ def run(method: str = "vicreg", profile: str | Profile | None = None, *, seed: i
         targets[f"random_{r:g}"] = (random_targets(eval_train.labels, r, seed=seed),
                                     random_targets(eval_test.labels, r, seed=seed + 1))
 
+    meth_augment = getattr(meth, "augments", (getattr(meth, "augment", None),))[0]
+
     def evaluation(model, epoch):
         df = evaluate(model.backbone, eval_train, eval_test, targets=targets,
                       metrics_to_run=metrics, stages=stages)
@@ -142,8 +144,6 @@ def run(method: str = "vicreg", profile: str | Profile | None = None, *, seed: i
             df = pd.concat([df, pd.DataFrame([dict(stage=last_stage, target="sample", split="test",
                                                    metric="sample_ncc", value=acc)])], ignore_index=True)
         return df
-
-    meth_augment = getattr(meth, "augments", (getattr(meth, "augment", None),))[0]
 
     def compute():
         seed_everything(seed)  # same seed, same initial backbone for every method
