@@ -23,6 +23,10 @@ from .profiles import Profile, get_profile
 from .targets import random_targets
 from .train import fit, seed_everything
 
+# Sample-level NCC: this many test images, this many views of each for the centres (and again for the queries).
+SAMPLE_LEVEL_IMAGES = 256
+SAMPLE_LEVEL_VIEWS = 8
+
 __all__ = ["Run", "run", "summary", "term_correlations", "datasets_for", "build_model", "default_device"]
 
 
@@ -139,8 +143,8 @@ def run(method: str = "vicreg", profile: str | Profile | None = None, *, seed: i
         if sample_level:
             last_stage = model.backbone.stage_names[-1] if stages == "all" else "last"
             g = torch.Generator(device=device).manual_seed(1234)
-            acc = sample_level_ncc(model.backbone, eval_test.images[:256].to(device),
-                                   meth_augment, generator=g)
+            acc = sample_level_ncc(model.backbone, eval_test.images[:SAMPLE_LEVEL_IMAGES].to(device),
+                                   meth_augment, n_views=SAMPLE_LEVEL_VIEWS, generator=g)
             df = pd.concat([df, pd.DataFrame([dict(stage=last_stage, target="sample", split="test",
                                                    metric="sample_ncc", value=acc)])], ignore_index=True)
         return df

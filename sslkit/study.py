@@ -14,7 +14,7 @@ import pandas as pd
 
 from .experiments import Run, run
 
-__all__ = ["ABLATIONS", "RANDOMNESS", "ablation_runs", "random_target_run", "regularization_ratio",
+__all__ = ["ABLATIONS", "RANDOMNESS", "ablation_runs", "random_target_run", "alignment", "regularization_ratio",
            "Finding", "FINDINGS", "findings"]
 
 # VICReg weights (invariance λ, variance μ, covariance ν); the defaults are 25 / 25 / 1.
@@ -47,6 +47,13 @@ def ablation_runs(profile=None, names=None) -> dict[str, Run]:
 def random_target_run(profile=None) -> Run:
     """VICReg evaluated against targets of every randomness in :data:`RANDOMNESS`."""
     return run("vicreg", profile, randomness=RANDOMNESS)
+
+
+def alignment(r: Run, metric: str = "ncc", split: str = "train", **where) -> pd.DataFrame:
+    """Evaluation rows of the random targets only, with their ``randomness`` as a number."""
+    ev = r.evals(metric=metric, split=split, **where)
+    ev = ev[ev.target.str.startswith("random_")]
+    return ev.assign(randomness=ev.target.str.removeprefix("random_").astype(float))
 
 
 # --------------------------------------------------------------------------- findings
@@ -88,9 +95,8 @@ def _invariance_collapses(profile):
 
 def _final_targets(profile) -> pd.Series:
     r = random_target_run(profile)
-    ev = r.evals(metric="ncc", split="train", stage="last", epoch=r.config["profile"]["epochs"])
-    ev = ev[ev.target.str.startswith("random_")]
-    return ev.set_index(ev.target.str.removeprefix("random_").astype(float)).value.sort_index()
+    ev = alignment(r, stage="last", epoch=r.config["profile"]["epochs"])
+    return ev.set_index("randomness").value.sort_index()
 
 
 def _semantic_over_random(profile):
