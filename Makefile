@@ -11,7 +11,7 @@ export TQDM_DISABLE ?= 1
 # The book is built with the cpu profile unless SSLKIT_PROFILE says otherwise.
 export SSLKIT_PROFILE ?= cpu
 
-.PHONY: book test install bench clean clean-cache
+.PHONY: book test browser-test install bench clean clean-cache
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -30,6 +30,11 @@ test: $(STAMP)
 book: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/jupyter-book build . -W --keep-going -n --path-output .
 	@echo "Book built: $(CURDIR)/_build/html/index.html"
+
+# Every page of the built book in headless Chromium (Debian's `chromium`; see browser_tests/).
+# Run after `make book`; full-page screenshots go to _build/screenshots/.
+browser-test: $(STAMP)
+	$(BIN)/python -m pytest browser_tests -q -p no:cacheprovider
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

@@ -1,0 +1,389 @@
+"""Check the rendered book the way a reader sees it: each page in headless Chromium.
+
+`check_page` opens one page of ``_build/html`` (served on 127.0.0.1 by `BookServer`) and
+returns what is wrong with it as short sentences, one per problem, an empty list when
+nothing is. The tests in this folder turn those sentences into failures; the checks
+themselves know nothing of pytest.
+
+Checked on every page: JavaScript errors, failed or external requests, images that did not
+load, math that MathJax did not typeset, glue that did not resolve, empty outputs, links
+and anchors that lead nowhere. On chapter pages (notebooks) also: at least one figure,
+exercises with hidden solutions that a click reveals, and a Colab button that opens this
+very notebook on the repository and branch of ``_config.yml``.
+"""
+from __future__ import annotations
+
+import http.server
+import io
+import json
+import os
+import re
+import shutil
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML = ROOT / "_build" / "html"
+SCREENSHOTS = ROOT / "_build" / "screenshots"
+SOURCE_SUFFIXES = (".ipynb", ".md")
+GENERATED_PAGES = ("genindex.html", "search.html")  # written by Sphinx, not from a source file
+
+# Chromium as the machine-wide flags of this workplace need it: no sandbox (root in CI), no
+# GPU, and no background connections to Google (the network is closed; each try would fail).
+CHROMIUM_FLAGS = ("--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync")
+INSTALL_HINT = ("Install Debian's Chromium with `sudo apt-get install chromium` (.ci/run does this), "
+                "or point BOOK_BROWSER at a Chromium or Chrome executable. "
+                "The test never downloads a browser (no `playwright install`).")
+
+# Text of the prose (code removed) that means math was not typeset or glue not resolved.
+RAW_MATH = re.compile(r"\\[()\[\]]|\\begin\{|\\[a-zA-Z]{2,}\{|\$[^$\s][^$\n]*\$")
+RAW_GLUE = re.compile(r"\{glue(?::\w+)?\}")
+GLUE_ROLE = re.compile(r"(?<!`)\{glue(?::\w+)?\}`")  # not when quoted as code
+PYTHON_REPR = re.compile(r"^(['\"]).*\1$|<[\w.]+ object at 0x[0-9a-f]+>|^array\(|^tensor\(")
+
+
+class BrowserMissing(RuntimeError):
+    """No browser to run the check with; the message says how to install one."""
+
+
+# --------------------------------------------------------------------------- the book's pages
+
+@dataclass(frozen=True)
+class BookPage:
+    """One HTML page of the book and the file it was built from (None for generated pages)."""
+
+    path: str                 # relative to _build/html, e.g. "chapters/03_clustering.html"
+    source: str | None = None  # relative to the book root, e.g. "chapters/03_clustering.ipynb"
+
+    @property
+    def is_chapter(self) -> bool:
+        """Chapters are the executed notebooks: they carry figures, exercises and a Colab button."""
+        return self.source is not None and self.source.endswith(".ipynb")
+
+    def glue_roles(self, root: Path = ROOT) -> int:
+        """How many ``{glue…}`` roles the markdown of the source holds (each must render)."""
+        if not self.is_chapter:
+            return 0
+        cells = json.loads((root / self.source).read_text(encoding="utf-8"))["cells"]
+        return sum(len(GLUE_ROLE.findall("".join(c["source"]))) for c in cells if c["cell_type"] == "markdown")
+
+
+def _toc_files(entries) -> list[str]:
+    files = []
+    for entry in entries or []:
+        if "file" in entry:
+            files.append(entry["file"])
+        for key in ("parts", "chapters", "sections"):
+            files.extend(_toc_files(entry.get(key)))
+    return files
+
+
+def book_pages(root: Path = ROOT) -> list[BookPage]:
+    """Every page of the book: the root and each file of ``_toc.yml``, then Sphinx's own."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
+    pages = []
+    for docname in [toc["root"], *_toc_files(toc.get("parts")), *_toc_files(toc.get("chapters"))]:
+        docname = str(Path(docname).with_suffix("")) if Path(docname).suffix in SOURCE_SUFFIXES else docname
+        sources = [docname + s for s in SOURCE_SUFFIXES if (root / (docname + s)).exists()]
+        if not sources:
+            raise FileNotFoundError(f"_toc.yml lists {docname!r} but no {' or '.join(SOURCE_SUFFIXES)} file exists")
+        pages.append(BookPage(docname + ".html", sources[0]))
+    return pages + [BookPage(p) for p in GENERATED_PAGES]
+
+
+def colab_url(config: dict, source: str) -> str:
+    """The address the Colab launch button must open for ``source``, from ``_config.yml``."""
+    repo = config["repository"]
+    owner_name = urllib.parse.urlparse(repo["url"]).path.strip("/").removesuffix(".git")
+    book_dir = (repo.get("path_to_book") or "").strip("/")
+    path = f"{book_dir}/{source}" if book_dir else source
+    base = config.get("launch_buttons", {}).get("colab_url", "https://colab.research.google.com").rstrip("/")
+    return f"{base}/github/{owner_name}/blob/{repo.get('branch', 'main')}/{path}"
+
+
+def load_config(root: Path = ROOT) -> dict:
+    return yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
+
+
+def screenshot_path(page: BookPage, folder: Path = SCREENSHOTS) -> Path:
+    return folder / (page.path.removesuffix(".html").replace("/", "__") + ".png")
+
+
+# --------------------------------------------------------------------------- the local server
+
+class BookServer:
+    """``_build/html`` on 127.0.0.1 (a free port), in a background thread.
+
+    ``overrides`` maps a path (``"chapters/x.html"``) to bytes served instead of the file:
+    the self-tests use it to show that each check catches the defect it is for.
+    """
+
+    def __init__(self, directory: Path = HTML):
+        self.directory = Path(directory)
+        self.overrides: dict[str, bytes] = {}
+        server = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, directory=str(server.directory), **kwargs)
+
+            def send_head(self):
+                path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path).lstrip("/")
+                if path in server.overrides:
+                    body = server.overrides[path]
+                    self.send_response(200)
+                    self.send_header("Content-Type", self.guess_type(path))
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    return io.BytesIO(body)
+                return super().send_head()
+
+            def log_message(self, *args):  # the checks report what matters
+                pass
+
+        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.origin = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    def url(self, path: str) -> str:
+        return f"{self.origin}/{path}"
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+class LinkChecker:
+    """HTTP status and element ids of local addresses, each fetched once per server."""
+
+    def __init__(self, server: BookServer):
+        self.server = server
+        self._cache: dict[str, tuple[int, set[str] | None]] = {}
+
+    def fetch(self, url: str) -> tuple[int, set[str] | None]:
+        """(status, ids) of a local address; ids only for HTML pages."""
+        if url not in self._cache:
+            try:
+                with urllib.request.urlopen(url, timeout=10) as r:
+                    body, status, kind = r.read(), r.status, r.headers.get_content_type()
+            except urllib.error.HTTPError as e:
+                body, status, kind = b"", e.code, ""
+            ids = set(re.findall(r'\bid="([^"]+)"', body.decode("utf-8", "replace"))) if kind == "text/html" else None
+            self._cache[url] = (status, ids)
+        return self._cache[url]
+
+    def problems(self, hrefs: list[str]) -> list[str]:
+        found = []
+        for href in sorted(set(hrefs)):
+            target, _, fragment = href.partition("#")
+            status, ids = self.fetch(target)
+            shown = href.removeprefix(self.server.origin + "/")
+            if status != 200:
+                found.append(f"link to {shown} returns HTTP {status}")
+            elif fragment and ids is not None and urllib.parse.unquote(fragment) not in ids:
+                found.append(f"link to {shown}: no element with id {urllib.parse.unquote(fragment)!r} on that page")
+        return found
+
+
+# --------------------------------------------------------------------------- the browser
+
+def find_chromium() -> str:
+    """Path of the Chromium to drive: $BOOK_BROWSER, else chromium / chromium-browser / Chrome on PATH."""
+    wanted = os.environ.get("BOOK_BROWSER")
+    if wanted:
+        if not (Path(wanted).is_file() and os.access(wanted, os.X_OK)):
+            raise BrowserMissing(f"BOOK_BROWSER={wanted} is not an executable file. {INSTALL_HINT}")
+        return wanted
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        found = shutil.which(name)
+        if found:
+            return found
+    raise BrowserMissing(f"No Chromium found on PATH (looked for chromium, chromium-browser, google-chrome). {INSTALL_HINT}")
+
+
+def launch(playwright, executable: str | None = None):
+    """Headless Chromium driven by Playwright, with this machine's browser (never a download)."""
+    executable = executable or find_chromium()
+    if not (Path(executable).is_file() and os.access(executable, os.X_OK)):
+        raise BrowserMissing(f"{executable} is not an executable file. {INSTALL_HINT}")
+    return playwright.chromium.launch(executable_path=executable, headless=True, args=list(CHROMIUM_FLAGS))
+
+
+# Everything the checks read from the page, gathered by one script once it has settled.
+_FACTS_JS = r"""
+async () => {
+  const settle = (img) => img.complete ? null : new Promise(r => {
+    img.addEventListener('load', r, {once: true}); img.addEventListener('error', r, {once: true}); });
+  const imgs = [...document.images];
+  imgs.forEach(i => { if (i.loading === 'lazy') i.loading = 'eager'; });
+  await Promise.race([Promise.all(imgs.map(settle)), new Promise(r => setTimeout(r, 15000))]);
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) await MathJax.startup.promise;
+
+  const article = document.querySelector('article.bd-article') || document.querySelector('main') || document.body;
+  const prose = article.cloneNode(true);
+  prose.querySelectorAll('pre, code, script, style, mjx-container, .highlight, .cell_input')
+       .forEach(e => e.remove());
+  const text = (e) => (e.textContent || '').replace(/\s+/g, ' ').trim();
+  // sphinx-togglebutton hides with height 0 + visibility:hidden + opacity 0, not display:none.
+  const visible = (e) => e.checkVisibility({visibilityProperty: true, opacityProperty: true})
+                         && e.getBoundingClientRect().height > 0;
+  const solutions = [...article.querySelectorAll('.solution')];
+  return {
+    brokenImages: imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute('src')),
+    // Figures: loaded images and inline SVG plots; not the icons of copy buttons.
+    figures: [...article.querySelectorAll('.cell_output img, figure img, .cell_output svg')]
+               .filter(i => !i.closest('button') && (i.tagName.toLowerCase() === 'svg' || i.naturalWidth > 0)).length,
+    proseText: text(prose),
+    untypesetMath: [...article.querySelectorAll('.math')].filter(m => !m.querySelector('mjx-container'))
+                     .map(m => text(m).slice(0, 60)),
+    mathErrors: [...article.querySelectorAll('mjx-merror')].map(m => m.getAttribute('data-mjx-error') || text(m)),
+    pasted: [...article.querySelectorAll('.pasted-text, .pasted-inline')].map(text),
+    sphinxErrors: [...article.querySelectorAll('.problematic, .system-message')].map(e => text(e).slice(0, 80)),
+    emptyOutputs: [...article.querySelectorAll('.cell_output')]
+                    .filter(o => !text(o) && ![...o.querySelectorAll('img, svg, table, iframe, video, canvas')]
+                                                .some(m => !m.closest('button'))).length,
+    exercises: [...article.querySelectorAll('.exercise')].map(e => ({
+        title: text(e.querySelector('.admonition-title') || e),
+        body: text(e).length - text(e.querySelector('.admonition-title') || document.createElement('p')).length })),
+    solutions: solutions.map(s => ({
+        id: s.id,
+        title: text(s.querySelector('.admonition-title') || s).slice(0, 60),
+        shown: [...s.children].filter(c => !c.classList.contains('admonition-title')).some(visible),
+        hasButton: !!s.querySelector('.toggle-button') })),
+    links: [...document.querySelectorAll('a[href]')].map(a => a.href)
+             .filter(h => { try { return new URL(h).origin === location.origin; } catch (e) { return false; } }),
+    colab: [...document.querySelectorAll('a[href]')].map(a => a.href).filter(h => h.includes('colab.research.google.com')),
+  };
+}
+"""
+
+
+@dataclass
+class PageReport:
+    """What went wrong on one page, with where the screenshot is."""
+
+    page: BookPage
+    problems: list[str] = field(default_factory=list)
+    screenshot: Path | None = None
+
+
+def check_page(context, server: BookServer, page: BookPage, links: LinkChecker, config: dict,
+               screenshots: Path | None = SCREENSHOTS, root: Path = ROOT) -> PageReport:
+    """Open ``page`` in a new tab of ``context`` and list its problems (see the module docstring)."""
+    report = PageReport(page)
+    problems = report.problems
+    tab = context.new_page()
+    try:
+        def on_route(route):
+            url = route.request.url
+            if url.startswith(server.origin + "/") or url.startswith("data:") or url.startswith("blob:"):
+                route.continue_()
+            else:
+                problems.append(f"requests an external resource {url} (the book must read offline)")
+                route.abort()
+
+        def on_console(msg):
+            # A failed load is reported with its address by the request handlers below.
+            if msg.type == "error" and not msg.text.startswith("Failed to load resource"):
+                problems.append(f"JavaScript console error: {msg.text}")
+
+        def on_response(resp):
+            if resp.url.startswith(server.origin) and resp.status >= 400:
+                problems.append(f"request for {resp.url.removeprefix(server.origin + '/')} returned HTTP {resp.status}")
+
+        def on_failed(req):
+            if req.url.startswith(server.origin):
+                problems.append(f"request for {req.url.removeprefix(server.origin + '/')} failed: {req.failure}")
+
+        tab.route("**/*", on_route)
+        tab.on("console", on_console)
+        tab.on("pageerror", lambda err: problems.append(f"JavaScript error: {err}"))
+        tab.on("response", on_response)
+        tab.on("requestfailed", on_failed)
+
+        response = tab.goto(server.url(page.path), wait_until="load")
+        if response is None or response.status != 200:
+            problems.append(f"page returns HTTP {response.status if response else 'nothing'} (is it built?)")
+            return report
+        tab.wait_for_load_state("networkidle")
+        facts = tab.evaluate(_FACTS_JS)
+        if screenshots is not None:
+            screenshots.mkdir(parents=True, exist_ok=True)
+            report.screenshot = screenshot_path(page, screenshots)
+            tab.screenshot(path=str(report.screenshot), full_page=True)
+
+        problems.extend(f"image {src} did not load" for src in facts["brokenImages"])
+        problems.extend(_math_problems(facts))
+        problems.extend(_glue_problems(facts, page.glue_roles(root)))
+        problems.extend(f"Sphinx error shown in the page: {t!r}" for t in facts["sphinxErrors"])
+        if facts["emptyOutputs"]:
+            problems.append(f"{facts['emptyOutputs']} code cell output(s) are empty")
+        problems.extend(links.problems(facts["links"]))
+        if page.is_chapter:
+            if facts["figures"] == 0:
+                problems.append("a chapter page with no figure")
+            problems.extend(_exercise_problems(tab, facts))
+            expected = colab_url(config, page.source)
+            if not (root / page.source).exists():
+                problems.append(f"the Colab button's notebook {page.source} is not in the repository")
+            if not facts["colab"]:
+                problems.append(f"no Colab launch button (expected one to {expected})")
+            problems.extend(f"Colab button opens {h}, not this page's notebook {expected}"
+                            for h in sorted(set(facts["colab"])) if h != expected)
+        elif facts["colab"]:
+            problems.append(f"a page without a notebook has a Colab button: {facts['colab'][0]}")
+    finally:
+        tab.close()
+    return report
+
+
+def _math_problems(facts) -> list[str]:
+    found = [f"math not typeset by MathJax: {m!r}" for m in facts["untypesetMath"]]
+    found += [f"MathJax could not typeset: {e}" for e in facts["mathErrors"]]
+    for m in RAW_MATH.finditer(facts["proseText"]):
+        text = facts["proseText"]
+        found.append(f"raw LaTeX in the text: …{text[max(0, m.start() - 30):m.end() + 30]}…")
+    return found
+
+
+def _glue_problems(facts, roles: int) -> list[str]:
+    found = [f"unresolved glue in the text: {m.group(0)}" for m in RAW_GLUE.finditer(facts["proseText"])]
+    pasted = facts["pasted"]
+    found += ["a glued value renders empty" for v in pasted if not v]
+    found += [f"a glued value shows a Python repr instead of text: {v!r}" for v in pasted if PYTHON_REPR.search(v)]
+    if len(pasted) < roles:
+        found.append(f"{roles} glue roles in the notebook but {len(pasted)} glued values on the page")
+    return found
+
+
+def _exercise_problems(tab, facts) -> list[str]:
+    found = []
+    if not facts["exercises"]:
+        found.append("a chapter page with no exercise")
+    found += [f"exercise {e['title']!r} has no text" for e in facts["exercises"] if e["body"] <= 0]
+    solutions = facts["solutions"]
+    if not solutions:
+        return found + ["a chapter page with no solution"]
+    found += [f"solution {s['title']!r} is shown before it is opened" for s in solutions if s["shown"]]
+    found += [f"solution {s['title']!r} has no button to open it" for s in solutions if not s["hasButton"]]
+    first = next((s for s in solutions if s["hasButton"] and not s["shown"]), None)
+    if first is not None:
+        box = tab.locator(f'[id="{first["id"]}"]')
+        box.locator(".toggle-button").first.click()
+        body = box.locator(":scope > :not(.admonition-title)").first
+        try:
+            body.wait_for(state="visible", timeout=5000)
+        except Exception:  # playwright's TimeoutError: say what the reader would see
+            found.append(f"clicking solution {first['title']!r} does not reveal it")
+    return found

@@ -1,0 +1,132 @@
+"""The checks can fail: each defect, planted in a real built chapter page, is reported.
+
+The local server serves a doctored copy of one chapter page in place of the built file;
+the check must name the defect. The unchanged page must pass, so the defect is the cause.
+"""
+import re
+
+import pytest
+
+from bookcheck import (BookPage, BrowserMissing, LinkChecker, book_pages, check_page, colab_url, find_chromium,
+                       launch, load_config)
+
+CONFIG = load_config()
+ARTICLE = '<article class="bd-article">'
+
+
+def _insert(snippet):
+    return lambda html: html.replace(ARTICLE, ARTICLE + snippet, 1)
+
+
+def _sub(pattern, repl, count=1):
+    return lambda html: re.sub(pattern, repl, html, count=count)
+
+
+DEFECTS = {
+    "broken image": (_sub(r'src="\.\./_images/[^"]+"', 'src="../_images/missing.png"'), "did not load"),
+    "no figure": (_sub(r'<img[^>]*src="\.\./_images/[^"]+"[^>]*>', "", count=0), "no figure"),
+    "raw dollar math": (_insert(r"<p>The loss is $\lambda x$ here.</p>"), "raw LaTeX"),
+    "MathJax missing": (_sub(r'<script[^>]*mathjax/[^>]*></script>', ""), "math not typeset"),
+    "math error": (_insert(r'<span class="math notranslate nohighlight">\(\frac{1}\)</span>'), "MathJax could not"),
+    "empty glue": (_sub(r'<span class="pasted-text">[^<]*</span>', '<span class="pasted-text"></span>'),
+                   "renders empty"),
+    "unresolved glue": (_sub(r'<span class="pasted-text">[^<]*</span>', "{glue:text}`n_train`"), "unresolved glue"),
+    "repr glue": (_sub(r'<span class="pasted-text">[^<]*</span>', "<span class=\"pasted-text\">'0.84'</span>"),
+                  "Python repr"),
+    "JavaScript error": (_insert('<script>throw new Error("planted")</script>'), "JavaScript error: planted"),
+    "console error": (_insert('<script>console.error("planted")</script>'), "console error: planted"),
+    "missing local script": (_insert('<script src="../_static/missing.js"></script>'),
+                             "_static/missing.js returned HTTP 404"),
+    "external resource": (_insert('<img src="https://example.org/x.png" alt="">'), "external resource"),
+    "empty output": (_insert('<div class="cell_output docutils container"></div>'), "output(s) are empty"),
+    "Sphinx error": (_insert('<span class="problematic">{ref}`nowhere`</span>'), "Sphinx error"),
+    "solution shown": (_sub(r'class="solution dropdown admonition"', 'class="solution admonition"', count=0),
+                       "is shown before it is opened"),
+    "solution stays hidden": (_insert("<style>.solution > section { display: none !important; }</style>"),
+                              "does not reveal it"),
+    "no exercise": (_sub(r'class="exercise admonition"', 'class="admonition"', count=0), "no exercise"),
+    "wrong Colab notebook": (_sub(r"(colab\.research\.google\.com/github/[^\"]+/)[\w.-]+\.ipynb", r"\1other.ipynb"),
+                             "Colab button opens"),
+    "dead link": (_insert('<a href="no_such_page.html">x</a>'), "no_such_page.html returns HTTP 404"),
+    "dead anchor": (_insert('<a href="#no-such-anchor">x</a>'), "no element with id 'no-such-anchor'"),
+}
+
+
+@pytest.fixture(scope="module")
+def chapter(built_book):
+    """The first chapter page with math, so that the math checks have something to break."""
+    return next(p for p in book_pages() if p.is_chapter
+                and "math notranslate" in (built_book / p.path).read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def doctored(server, chapter):
+    """Serve the chapter page with a defect planted by ``mutate(html)``, for one test."""
+    original = (server.directory / chapter.path).read_text(encoding="utf-8")
+
+    def serve(mutate):
+        changed = mutate(original)
+        assert changed != original, "the defect was not planted: the page's markup changed, update DEFECTS"
+        server.overrides[chapter.path] = changed.encode("utf-8")
+
+    yield serve
+    server.overrides.clear()
+
+
+def test_the_unchanged_page_passes(context, server, chapter):
+    assert check_page(context, server, chapter, LinkChecker(server), CONFIG, screenshots=None).problems == []
+
+
+@pytest.mark.parametrize("defect", DEFECTS)
+def test_a_planted_defect_is_reported(defect, doctored, context, server, chapter):
+    mutate, reason = DEFECTS[defect]
+    doctored(mutate)
+    problems = check_page(context, server, chapter, LinkChecker(server), CONFIG, screenshots=None).problems
+    assert any(reason in p for p in problems), f"{defect}: expected {reason!r} among {problems}"
+
+
+def test_a_markdown_page_must_not_offer_colab(context, server, chapter):
+    page = BookPage(chapter.path, "chapters/pretend.md")  # a chapter's HTML, said to come from markdown
+    problems = check_page(context, server, page, LinkChecker(server), CONFIG, screenshots=None).problems
+    assert any("page without a notebook has a Colab button" in p for p in problems), problems
+
+
+# --------------------------------------------------------------------------- without a browser
+
+def test_colab_url_follows_the_config():
+    config = {"repository": {"url": "https://github.com/someone/book.git", "branch": "dev", "path_to_book": "docs/"},
+              "launch_buttons": {"colab_url": "https://colab.research.google.com/"}}
+    assert colab_url(config, "chapters/a.ipynb") == \
+        "https://colab.research.google.com/github/someone/book/blob/dev/docs/chapters/a.ipynb"
+    config["repository"] = {"url": "https://github.com/someone/book"}
+    assert colab_url(config, "a.ipynb") == "https://colab.research.google.com/github/someone/book/blob/main/a.ipynb"
+
+
+def test_book_pages_follow_the_toc(tmp_path):
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: intro\nparts:\n  - caption: A\n    chapters:\n"
+                                       "      - file: ch/one\n        sections:\n          - file: ch/two.ipynb\n")
+    (tmp_path / "intro.md").write_text("# Intro\n")
+    (tmp_path / "ch").mkdir()
+    (tmp_path / "ch" / "one.ipynb").write_text('{"cells": [{"cell_type": "markdown", "source": '
+                                               '["{glue:text}`a` and {glue}`b`, not `{glue}`"]}]}')
+    (tmp_path / "ch" / "two.ipynb").write_text('{"cells": []}')
+    pages = book_pages(tmp_path)
+    assert [(p.path, p.source, p.is_chapter) for p in pages[:3]] == [
+        ("intro.html", "intro.md", False), ("ch/one.html", "ch/one.ipynb", True), ("ch/two.html", "ch/two.ipynb", True)]
+    assert [p.path for p in pages[3:]] == ["genindex.html", "search.html"]
+    assert pages[1].glue_roles(tmp_path) == 2
+    (tmp_path / "ch" / "two.ipynb").unlink()
+    with pytest.raises(FileNotFoundError, match="ch/two"):
+        book_pages(tmp_path)
+
+
+def test_a_missing_browser_says_how_to_install_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("BOOK_BROWSER", str(tmp_path / "no-chromium"))
+    with pytest.raises(BrowserMissing, match="apt-get install chromium"):
+        find_chromium()
+    monkeypatch.delenv("BOOK_BROWSER")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(BrowserMissing, match="No Chromium found on PATH"):
+        find_chromium()
+    with pytest.raises(BrowserMissing, match="never downloads a browser"):
+        launch(playwright=None, executable=str(tmp_path / "chromium"))

@@ -1,0 +1,28 @@
+"""Every page of the built book, opened in headless Chromium (see bookcheck.py for the checks).
+
+Run with `make browser-test` after `make book`. A failure names the page and each problem;
+full-page screenshots of all pages are left in _build/screenshots/.
+"""
+import pytest
+
+from bookcheck import GENERATED_PAGES, book_pages, check_page, load_config
+
+PAGES = book_pages()
+CONFIG = load_config()
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.path for p in PAGES])
+def test_page_renders_for_a_reader(page, context, server, links):
+    report = check_page(context, server, page, links, CONFIG)
+    if report.problems:
+        listed = "\n".join(f"  - {p}" for p in report.problems)
+        pytest.fail(f"{page.path} (screenshot: {report.screenshot}):\n{listed}", pytrace=False)
+
+
+def test_every_built_page_is_checked(built_book):
+    skip = ("_static/", "_sources/", "_images/")
+    built = {p.relative_to(built_book).as_posix() for p in built_book.rglob("*.html")}
+    built = {p for p in built if not p.startswith(skip)}
+    unchecked = sorted(built - {p.path for p in PAGES})
+    if unchecked:
+        pytest.fail(f"built but not checked (not in _toc.yml or {GENERATED_PAGES}): {unchecked}", pytrace=False)
