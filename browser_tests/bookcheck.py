@@ -280,72 +280,104 @@ class PageReport:
 
 def check_page(context, server: BookServer, page: BookPage, links: LinkChecker, config: dict,
                screenshots: Path | None = SCREENSHOTS, root: Path = ROOT) -> PageReport:
-    """Open ``page`` in a new tab of ``context`` and list its problems (see the module docstring)."""
+    """Open ``page`` in a new tab of ``context`` and list its problems (see the module docstring).
+
+    A browser failure (a timeout, a crashed tab) becomes one more problem of the page, so the
+    report still names the page and the reason.
+    """
+    from playwright.sync_api import Error as PlaywrightError
+
     report = PageReport(page)
-    problems = report.problems
     tab = context.new_page()
+    watching = _watch(tab, server, report.problems)
     try:
-        def on_route(route):
-            url = route.request.url
-            if url.startswith(server.origin + "/") or url.startswith("data:") or url.startswith("blob:"):
-                route.continue_()
-            else:
-                problems.append(f"requests an external resource {url} (the book must read offline)")
-                route.abort()
-
-        def on_console(msg):
-            # A failed load is reported with its address by the request handlers below.
-            if msg.type == "error" and not msg.text.startswith("Failed to load resource"):
-                problems.append(f"JavaScript console error: {msg.text}")
-
-        def on_response(resp):
-            if resp.url.startswith(server.origin) and resp.status >= 400:
-                problems.append(f"request for {resp.url.removeprefix(server.origin + '/')} returned HTTP {resp.status}")
-
-        def on_failed(req):
-            if req.url.startswith(server.origin):
-                problems.append(f"request for {req.url.removeprefix(server.origin + '/')} failed: {req.failure}")
-
-        tab.route("**/*", on_route)
-        tab.on("console", on_console)
-        tab.on("pageerror", lambda err: problems.append(f"JavaScript error: {err}"))
-        tab.on("response", on_response)
-        tab.on("requestfailed", on_failed)
-
         response = tab.goto(server.url(page.path), wait_until="load")
         if response is None or response.status != 200:
-            problems.append(f"page returns HTTP {response.status if response else 'nothing'} (is it built?)")
+            report.problems.append(f"page returns HTTP {response.status if response else 'nothing'} (is it built?)")
             return report
         tab.wait_for_load_state("networkidle")
         facts = tab.evaluate(_FACTS_JS)
-        if screenshots is not None:
+        if screenshots is not None:  # the page as a reader first sees it, before any click
             screenshots.mkdir(parents=True, exist_ok=True)
             report.screenshot = screenshot_path(page, screenshots)
             tab.screenshot(path=str(report.screenshot), full_page=True)
-
-        problems.extend(f"image {src} did not load" for src in facts["brokenImages"])
-        problems.extend(_math_problems(facts))
-        problems.extend(_glue_problems(facts, page.glue_roles(root)))
-        problems.extend(f"Sphinx error shown in the page: {t!r}" for t in facts["sphinxErrors"])
-        if facts["emptyOutputs"]:
-            problems.append(f"{facts['emptyOutputs']} code cell output(s) are empty")
-        problems.extend(links.problems(facts["links"]))
+        report.problems.extend(_content_problems(facts, page, root))
+        report.problems.extend(links.problems(facts["links"]))
         if page.is_chapter:
-            if facts["figures"] == 0:
-                problems.append("a chapter page with no figure")
-            problems.extend(_exercise_problems(tab, facts))
-            expected = colab_url(config, page.source)
-            if not (root / page.source).exists():
-                problems.append(f"the Colab button's notebook {page.source} is not in the repository")
-            if not facts["colab"]:
-                problems.append(f"no Colab launch button (expected one to {expected})")
-            problems.extend(f"Colab button opens {h}, not this page's notebook {expected}"
-                            for h in sorted(set(facts["colab"])) if h != expected)
+            report.problems.extend(_exercise_problems(tab, facts))
+            report.problems.extend(_colab_problems(facts["colab"], page, config, root))
         elif facts["colab"]:
-            problems.append(f"a page without a notebook has a Colab button: {facts['colab'][0]}")
+            report.problems.append(f"a page without a notebook has a Colab button: {facts['colab'][0]}")
+        tab.wait_for_load_state("networkidle")
+    except PlaywrightError as e:
+        report.problems.append(f"the browser failed on this page: {str(e).strip().splitlines()[0]}")
     finally:
+        watching["done"] = True  # requests cut short by closing the tab are not the page's fault
         tab.close()
     return report
+
+
+def _watch(tab, server: BookServer, problems: list[str]) -> dict:
+    """Record JavaScript errors and failed or external requests of ``tab`` into ``problems``."""
+    state = {"done": False}
+
+    def report(text):
+        if not state["done"]:
+            problems.append(text)
+
+    def local(url):
+        return url.removeprefix(server.origin + "/")
+
+    def on_route(route):
+        url = route.request.url
+        if url.startswith(server.origin + "/"):
+            route.continue_()
+        else:
+            report(f"requests an external resource {url} (the book must read offline)")
+            route.abort()
+
+    def on_console(msg):
+        # A failed load is reported with its address by the request handlers.
+        if msg.type == "error" and not msg.text.startswith("Failed to load resource"):
+            report(f"JavaScript console error: {msg.text}")
+
+    def on_response(resp):
+        if resp.url.startswith(server.origin) and resp.status >= 400:
+            report(f"request for {local(resp.url)} returned HTTP {resp.status}")
+
+    def on_failed(req):
+        if req.url.startswith(server.origin):
+            report(f"request for {local(req.url)} failed: {req.failure}")
+
+    tab.route("**/*", on_route)
+    tab.on("console", on_console)
+    tab.on("pageerror", lambda err: report(f"JavaScript error: {err}"))
+    tab.on("response", on_response)
+    tab.on("requestfailed", on_failed)
+    return state
+
+
+def _content_problems(facts, page: BookPage, root: Path) -> list[str]:
+    found = [f"image {src} did not load" for src in facts["brokenImages"]]
+    if page.is_chapter and facts["figures"] == 0:
+        found.append("a chapter page with no figure")
+    found += _math_problems(facts)
+    found += _glue_problems(facts, page.glue_roles(root))
+    found += [f"Sphinx error shown in the page: {t!r}" for t in facts["sphinxErrors"]]
+    if facts["emptyOutputs"]:
+        found.append(f"{facts['emptyOutputs']} code cell output(s) are empty")
+    return found
+
+
+def _colab_problems(hrefs: list[str], page: BookPage, config: dict, root: Path) -> list[str]:
+    expected = colab_url(config, page.source)
+    found = []
+    if not (root / page.source).exists():
+        found.append(f"the Colab button's notebook {page.source} is not in the repository")
+    if not hrefs:
+        found.append(f"no Colab launch button (expected one to {expected})")
+    found += [f"Colab button opens {h}, not this page's notebook {expected}" for h in sorted(set(hrefs)) if h != expected]
+    return found
 
 
 def _math_problems(facts) -> list[str]:
@@ -379,11 +411,12 @@ def _exercise_problems(tab, facts) -> list[str]:
     found += [f"solution {s['title']!r} has no button to open it" for s in solutions if not s["hasButton"]]
     first = next((s for s in solutions if s["hasButton"] and not s["shown"]), None)
     if first is not None:
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
         box = tab.locator(f'[id="{first["id"]}"]')
-        box.locator(".toggle-button").first.click()
-        body = box.locator(":scope > :not(.admonition-title)").first
         try:
-            body.wait_for(state="visible", timeout=5000)
-        except Exception:  # playwright's TimeoutError: say what the reader would see
+            box.locator(".toggle-button").first.click(timeout=5000)
+            box.locator(":scope > :not(.admonition-title)").first.wait_for(state="visible", timeout=5000)
+        except PlaywrightTimeout:  # say what the reader would see
             found.append(f"clicking solution {first['title']!r} does not reveal it")
     return found

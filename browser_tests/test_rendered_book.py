@@ -26,3 +26,18 @@ def test_every_built_page_is_checked(built_book):
     unchecked = sorted(built - {p.path for p in PAGES})
     if unchecked:
         pytest.fail(f"built but not checked (not in _toc.yml or {GENERATED_PAGES}): {unchecked}", pytrace=False)
+
+
+def test_search_finds_a_chapter(context, server):
+    """The search page is a page of the book too: a query must list the chapter that treats it."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    tab = context.new_page()
+    tab.goto(server.url("search.html?q=collapse"))
+    try:
+        tab.wait_for_selector("#search-results ul.search li", timeout=15000)
+    except PlaywrightTimeout:
+        pytest.fail("search.html?q=collapse lists no page: the search index does not work", pytrace=False)
+    hits = tab.eval_on_selector_all("#search-results ul.search li a", "links => links.map(a => a.pathname)")
+    if not any(h.endswith("chapters/02_joint_embedding.html") for h in hits):
+        pytest.fail(f"searching 'collapse' does not list the chapter on collapse; it lists {hits}", pytrace=False)
