@@ -383,9 +383,8 @@ def _colab_problems(hrefs: list[str], page: BookPage, config: dict, root: Path) 
 def _math_problems(facts) -> list[str]:
     found = [f"math not typeset by MathJax: {m!r}" for m in facts["untypesetMath"]]
     found += [f"MathJax could not typeset: {e}" for e in facts["mathErrors"]]
-    for m in RAW_MATH.finditer(facts["proseText"]):
-        text = facts["proseText"]
-        found.append(f"raw LaTeX in the text: …{text[max(0, m.start() - 30):m.end() + 30]}…")
+    text = facts["proseText"]
+    found += [f"raw LaTeX in the text: …{text[max(0, m.start() - 30):m.end() + 30]}…" for m in RAW_MATH.finditer(text)]
     return found
 
 

@@ -44,6 +44,7 @@ DEFECTS = {
                        "is shown before it is opened"),
     "solution stays hidden": (_insert("<style>.solution > section { display: none !important; }</style>"),
                               "does not reveal it"),
+    "empty exercise": (_sub(r'(?s)(<section id="exercise-content">).*?(</section>)', r"\1\2"), "has no text"),
     "no exercise": (_sub(r'class="exercise admonition"', 'class="admonition"', count=0), "no exercise"),
     "wrong Colab notebook": (_sub(r"(colab\.research\.google\.com/github/[^\"]+/)[\w.-]+\.ipynb", r"\1other.ipynb"),
                              "Colab button opens"),
