@@ -198,25 +198,29 @@ class LinkChecker:
 
 # --------------------------------------------------------------------------- the browser
 
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+def _executable(path: str, what: str) -> str:
+    if not (Path(path).is_file() and os.access(path, os.X_OK)):
+        raise BrowserMissing(f"{what} is not an executable file. {INSTALL_HINT}")
+    return path
+
+
 def find_chromium() -> str:
-    """Path of the Chromium to drive: $BOOK_BROWSER, else chromium / chromium-browser / Chrome on PATH."""
+    """Path of the Chromium to drive: $BOOK_BROWSER, else the first of CHROMIUM_NAMES on PATH."""
     wanted = os.environ.get("BOOK_BROWSER")
     if wanted:
-        if not (Path(wanted).is_file() and os.access(wanted, os.X_OK)):
-            raise BrowserMissing(f"BOOK_BROWSER={wanted} is not an executable file. {INSTALL_HINT}")
-        return wanted
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        found = shutil.which(name)
-        if found:
+        return _executable(wanted, f"BOOK_BROWSER={wanted}")
+    for name in CHROMIUM_NAMES:
+        if found := shutil.which(name):
             return found
-    raise BrowserMissing(f"No Chromium found on PATH (looked for chromium, chromium-browser, google-chrome). {INSTALL_HINT}")
+    raise BrowserMissing(f"No Chromium found on PATH (looked for {', '.join(CHROMIUM_NAMES)}). {INSTALL_HINT}")
 
 
 def launch(playwright, executable: str | None = None):
     """Headless Chromium driven by Playwright, with this machine's browser (never a download)."""
-    executable = executable or find_chromium()
-    if not (Path(executable).is_file() and os.access(executable, os.X_OK)):
-        raise BrowserMissing(f"{executable} is not an executable file. {INSTALL_HINT}")
+    executable = _executable(executable, executable) if executable else find_chromium()
     return playwright.chromium.launch(executable_path=executable, headless=True, args=list(CHROMIUM_FLAGS))
 
 
