@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from sslkit import data, experiments, losses, profiles  # noqa: E402
+from sslkit import data, losses, profiles, runs  # noqa: E402
 from sslkit.methods import make_method  # noqa: E402
 from sslkit.train import fit  # noqa: E402
 
@@ -38,7 +38,7 @@ def cifar_like(n: int) -> data.Dataset:
 def measure(prof, steps: int, compile_model: bool):
     ds = cifar_like(prof.batch_size * steps).to("cuda")
     method = make_method("vicreg", ds, projector=prof.projector)
-    model = experiments.build_model(method, prof, ds).cuda()
+    model = runs.build_model(method, prof, ds).cuda()
     runner = torch.compile(model) if compile_model else model
     fit(runner, method, ds.subset(prof.batch_size * 3), epochs=1, batch_size=prof.batch_size, progress=False)  # warm-up
     torch.cuda.synchronize()
@@ -55,7 +55,7 @@ def measure_baseline(prof, steps: int, workers: int):
 
     ds = cifar_like(prof.batch_size * steps)
     method = make_method("vicreg", ds, projector=prof.projector)
-    model = experiments.build_model(method, prof, ds).cuda().to(memory_format=torch.channels_last)
+    model = runs.build_model(method, prof, ds).cuda().to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=prof.lr)
     loader = torch.utils.data.DataLoader(torchvision_views(ds), batch_size=prof.batch_size, shuffle=True,
                                          num_workers=workers, drop_last=True, pin_memory=True,

@@ -27,7 +27,7 @@ import torch  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sslkit import augment, data, experiments, losses, metrics, profiles  # noqa: E402
+from sslkit import augment, data, losses, metrics, profiles, runs  # noqa: E402
 from sslkit.methods import make_method  # noqa: E402
 from sslkit.train import fit  # noqa: E402
 
@@ -83,13 +83,13 @@ def bench_training_step(prof, n_images: int, workers: int):
     bs = prof.batch_size
 
     def ours():
-        model = experiments.build_model(method, prof, train)
+        model = runs.build_model(method, prof, train)
         t = time.perf_counter()
         fit(model, method, train, epochs=1, batch_size=bs, lr=prof.lr, progress=False)
         return n_images // bs * bs / (time.perf_counter() - t)
 
     def baseline():
-        model = experiments.build_model(method, prof, train)
+        model = runs.build_model(method, prof, train)
         opt = torch.optim.AdamW(model.parameters(), lr=prof.lr, weight_decay=prof.weight_decay)
         loader = torch.utils.data.DataLoader(torchvision_views(train), batch_size=bs, shuffle=True,
                                              num_workers=workers, drop_last=True)
@@ -127,7 +127,7 @@ def features_512(prof):
     lifted to 512 dimensions by a fixed random projection and a ReLU."""
     from sslkit.evaluation import extract_features
 
-    r = experiments.run("vicreg", prof, progress=False)
+    r = runs.train("vicreg", prof, progress=False)
     tr, te = data.load(prof.dataset, "train"), data.load(prof.dataset, "test")
     mean, std = tr.mean_std()
     ftr = extract_features(r.backbone, tr.images, mean, std)
@@ -180,8 +180,8 @@ def peak_rss_of_cpu_run() -> float:
     """Peak RSS (MB) of a fresh process training the cpu profile's VICReg run (no cache)."""
     # VmHWM of the child itself: ru_maxrss would carry over the parent's size across fork/exec.
     code = ("import torch; torch.set_num_threads(%d)\n"
-            "from sslkit import experiments\n"
-            "experiments.run('vicreg', 'cpu', cache=False, progress=False)\n"
+            "from sslkit import runs\n"
+            "runs.train('vicreg', 'cpu', cache=False, progress=False)\n"
             "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))") % THREADS
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     return int(out.stdout.strip().splitlines()[-1]) / 1024

@@ -6,7 +6,7 @@ Galanti, Dekel & LeCun, NeurIPS 2023, https://arxiv.org/abs/2305.15614).
 The data path, one module per step::
 
     data.load → augment → models → losses / methods → train.fit → metrics / evaluation
-              → experiments.run (+ cache) → plots
+              → runs.train (+ cache) → analysis → paper (findings) → book / plots
 """
 __version__ = "0.1.0"
 

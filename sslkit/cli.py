@@ -3,9 +3,10 @@ the chapters and writes the same cache.
 
 Commands
 --------
-train      train one method under one profile and print a summary
-profiles   list the profiles and their settings
-data       load a dataset and describe it
+train        train one method under one profile and print a summary
+profiles     list the profiles and their settings
+data         load a dataset and describe it
+clean-cache  delete sslkit's cached runs (only in a folder sslkit created)
 """
 from __future__ import annotations
 
@@ -17,21 +18,25 @@ import sys
 def _train(args) -> int:
     import torch
 
-    from .experiments import run
+    from .runs import train
 
+    if args.threads < 0:
+        raise ValueError(f"--threads must be 0 (torch's choice) or a positive number, got {args.threads}")
     if args.threads:
         torch.set_num_threads(args.threads)
     loss = {}
     for item in args.loss or []:
-        key, _, value = item.partition("=")
-        if not _:
-            raise SystemExit(f"--loss takes KEY=VALUE (e.g. inv_weight=0), got {item!r}")
-        loss[key] = float(value)
-    r = run(args.method, args.profile, seed=args.seed, loss=loss, epochs=args.epochs,
-            cache=not args.no_cache, metrics=("ncc", "cdnv", "probe", "knn"))
-    prof = r.config["profile"]
-    print(f"method {args.method} | profile {prof['name']} ({prof['dataset']}, {prof['backbone']}, "
-          f"{prof['epochs']} epochs) | seed {args.seed}")
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--loss takes KEY=VALUE (e.g. inv_weight=0), got {item!r}")
+        try:
+            loss[key] = float(value)
+        except ValueError:
+            raise ValueError(f"--loss {key}: {value!r} is not a number") from None
+    r = train(args.method, args.profile, seed=args.seed, loss=loss, epochs=args.epochs, cache=not args.no_cache)
+    prof = r.profile
+    print(f"method {args.method} | profile {prof.name} ({prof.dataset}, {prof.backbone}, "
+          f"{prof.epochs} epochs) | seed {args.seed}")
     losses = r.losses()
     if len(losses):
         print("\nloss terms, first and last epoch:")
@@ -43,9 +48,9 @@ def _train(args) -> int:
 
 
 def _profiles(args) -> int:
-    from .profiles import PROFILES, default_profile_name
+    from .profiles import PROFILES, get_profile
 
-    print(f"default here: {default_profile_name()} (set SSLKIT_PROFILE to change it)\n")
+    print(f"default here: {get_profile().name} (set SSLKIT_PROFILE to change it)\n")
     for p in PROFILES.values():
         fields = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(p).items() if k != "name")
         print(f"{p.name:6s} {fields}")
@@ -61,6 +66,14 @@ def _data(args) -> int:
               f"{ds.num_classes} classes, {ds.num_coarse_classes} coarse classes")
     print("classes:", ", ".join(ds.classes[:20]))
     print("coarse classes:", ", ".join(ds.coarse_classes))
+    return 0
+
+
+def _clean_cache(args) -> int:
+    from .cache import cache_root, clean
+
+    root = args.root or cache_root()
+    print(f"removed {clean(root)} cache entries from {root}")
     return 0
 
 
@@ -88,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("name", help="digits, fashion-mnist, cifar10 or cifar100")
     d.add_argument("--root", default=None, help="folder with the files (default: $SSLKIT_DATA, then caches)")
     d.set_defaults(func=_data)
+    c = sub.add_parser("clean-cache", help="delete sslkit's cached runs and evaluations")
+    c.add_argument("--root", default=None, help="cache folder (default: $SSLKIT_CACHE, else ~/.cache/sslkit/runs)")
+    c.set_defaults(func=_clean_cache)
     return parser
 
 
@@ -95,7 +111,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, KeyError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -271,13 +271,30 @@ _CIFAR = {
 }
 
 
+# What CIFAR's pickles are made of: dicts, lists, bytes, ints and NumPy arrays. Nothing else
+# is ever imported while reading them, so a planted file cannot run code.
+_CIFAR_GLOBALS = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                  ("numpy", "ndarray"), ("numpy", "dtype")}
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        if (module, name) in _CIFAR_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"{module}.{name} is not part of the CIFAR format (refused)")
+
+
 def _unpickle(path: Path) -> dict:
     try:
         with open(path, "rb") as f:
-            return pickle.load(f, encoding="bytes")
+            d = _CifarUnpickler(f, encoding="bytes").load()
     except Exception as e:
         raise CorruptDataError(f"{path}: not a readable CIFAR pickle ({type(e).__name__}: {e}); "
                                "delete the folder and provide it again") from e
+    if not isinstance(d, dict):
+        raise CorruptDataError(f"{path}: a CIFAR pickle holds a dict, this one a {type(d).__name__}; "
+                               "delete the folder and provide it again")
+    return d
 
 
 def _get(d: dict, key: str):

@@ -5,15 +5,13 @@ never the training loop.
 """
 from __future__ import annotations
 
-from typing import Iterable
-
 import pandas as pd
 import torch
 
 from . import metrics
 from .augment import to_float
 
-__all__ = ["extract_features", "evaluate", "sample_level_ncc", "embed_2d", "METRICS"]
+__all__ = ["extract_features", "evaluate_features", "sample_ncc", "embed_2d", "METRICS"]
 
 METRICS = ("ncc", "cdnv", "probe", "knn")
 
@@ -44,66 +42,46 @@ def extract_features(backbone, images, mean=None, std=None, batch_size: int = 10
     return per_stage if stages else per_stage[0]
 
 
-def evaluate(backbone, train, test, *, targets: dict | None = None,
-             metrics_to_run: Iterable[str] = ("ncc", "cdnv", "probe"), stages: str = "last",
-             knn_k: int = 20) -> pd.DataFrame:
-    """Every requested metric, for every target and stage, on train and test features.
+def evaluate_features(train_feats, test_feats, labels, stage_names, metric: str, knn_k: int = 20) -> pd.DataFrame:
+    """One metric at every stage, from features already extracted.
 
     Parameters
     ----------
-    backbone : a backbone from :mod:`sslkit.models`
-    train, test : :class:`sslkit.data.Dataset`
-        Features are computed once per set; normalised with the *train* statistics.
-    targets : dict name -> (train_labels, test_labels), optional
-        Default: ``{"fine": labels, "coarse": coarse_labels}``.
-    metrics_to_run : subset of ``("ncc", "cdnv", "probe", "knn")``
-    stages : ``"last"`` or ``"all"``
+    train_feats, test_feats : lists of N×D tensors, one per stage (as from
+        :func:`extract_features` with ``stages=True``)
+    labels : (train_labels, test_labels)
+    stage_names : the stages' names, in the same order
+    metric : ``"ncc"`` and ``"cdnv"`` give a train and a test row (NCC scores both splits
+        against the *train* centres); ``"probe"`` and ``"knn"`` are fit on train and scored
+        on test.
 
     Returns
     -------
-    DataFrame with columns ``stage, target, split, metric, value``. NCC uses train
-    centres for both splits; the probe and kNN are fit on train and scored on test.
+    DataFrame with columns ``stage, split, metric, value``.
     """
-    unknown = set(metrics_to_run) - set(METRICS)
-    if unknown:
-        raise ValueError(f"unknown metrics {sorted(unknown)}; choose from {METRICS}")
-    if stages not in ("last", "all"):
-        raise ValueError(f"stages must be 'last' or 'all', got {stages!r}")
-    if targets is None:
-        targets = {"fine": (train.labels, test.labels), "coarse": (train.coarse_labels, test.coarse_labels)}
-    mean, std = train.mean_std()
-    every = stages == "all"
-    ftr = extract_features(backbone, train.images, mean, std, stages=every)
-    fte = extract_features(backbone, test.images, mean, std, stages=every)
-    if not every:
-        ftr, fte = [ftr], [fte]
-    names = backbone.stage_names if every else ("last",)
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; choose from {METRICS}")
+    ytr, yte = labels
     rows = []
-    for stage, xtr, xte in zip(names, ftr, fte):
-        for tname, (ytr, yte) in targets.items():
-            ytr, yte = ytr.to(xtr.device), yte.to(xtr.device)
-
-            def add(split, metric, value):
-                rows.append(dict(stage=stage, target=tname, split=split, metric=metric, value=value))
-
-            if "ncc" in metrics_to_run:
-                add("train", "ncc", metrics.ncc_accuracy(xtr, ytr))
-                add("test", "ncc", metrics.ncc_accuracy(xte, yte, xtr, ytr))
-            if "cdnv" in metrics_to_run:
-                add("train", "cdnv", metrics.cdnv(xtr, ytr))
-                add("test", "cdnv", metrics.cdnv(xte, yte))
-            if "probe" in metrics_to_run:
-                add("test", "probe", metrics.linear_probe(xtr, ytr, xte, yte))
-            if "knn" in metrics_to_run:
-                add("test", "knn", metrics.knn_accuracy(xtr, ytr, xte, yte, k=knn_k))
+    for stage, xtr, xte in zip(stage_names, train_feats, test_feats):
+        ytr, yte = ytr.to(xtr.device), yte.to(xtr.device)
+        if metric == "ncc":
+            values = {"train": metrics.ncc_accuracy(xtr, ytr), "test": metrics.ncc_accuracy(xte, yte, xtr, ytr)}
+        elif metric == "cdnv":
+            values = {"train": metrics.cdnv(xtr, ytr), "test": metrics.cdnv(xte, yte)}
+        elif metric == "probe":
+            values = {"test": metrics.linear_probe(xtr, ytr, xte, yte)}
+        else:
+            values = {"test": metrics.knn_accuracy(xtr, ytr, xte, yte, k=knn_k)}
+        rows += [dict(stage=stage, split=split, metric=metric, value=v) for split, v in values.items()]
     return pd.DataFrame(rows)
 
 
 @torch.no_grad()
-def sample_level_ncc(backbone, images, augment, n_views: int = 8, generator=None) -> float:
+def sample_ncc(backbone, images, augment, n_views: int = 8, generator=None) -> float:
     """Sample-level NCC of ``images`` (K uint8 images): centres from ``n_views`` augmented
     views of each image, scored on another ``n_views`` fresh views (see
-    :func:`sslkit.metrics.sample_ncc_accuracy`)."""
+    :func:`sslkit.metrics.sample_ncc`)."""
     k = len(images)
     device = next(backbone.parameters()).device
     images = images.to(device)
@@ -113,7 +91,7 @@ def sample_level_ncc(backbone, images, augment, n_views: int = 8, generator=None
         f = extract_features(backbone, augment(batch, generator))
         return f.view(n_views, k, -1).transpose(0, 1)
 
-    return metrics.sample_ncc_accuracy(views(), views())
+    return metrics.sample_ncc(views(), views())
 
 
 def embed_2d(features, seed: int = 0, perplexity: float = 30.0):

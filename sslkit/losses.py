@@ -12,9 +12,13 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
-    "LossOutput", "invariance_loss", "variance_loss", "covariance_loss", "vicreg",
+    "VICREG_WEIGHTS", "LossOutput", "invariance_loss", "variance_loss", "covariance_loss", "vicreg",
     "nt_xent", "barlow_twins", "cross_entropy",
 ]
+
+
+# VICReg's default weights (Bardes, Ponce & LeCun, 2022): invariance λ, variance μ, covariance ν.
+VICREG_WEIGHTS = {"inv_weight": 25.0, "var_weight": 25.0, "cov_weight": 1.0}
 
 
 @dataclass
@@ -58,11 +62,12 @@ def covariance_loss(z: torch.Tensor) -> torch.Tensor:
     return _off_diagonal(cov).pow(2).sum() / d
 
 
-def vicreg(z1, z2, inv_weight: float = 25.0, var_weight: float = 25.0, cov_weight: float = 1.0) -> LossOutput:
+def vicreg(z1, z2, inv_weight: float = VICREG_WEIGHTS["inv_weight"], var_weight: float = VICREG_WEIGHTS["var_weight"],
+           cov_weight: float = VICREG_WEIGHTS["cov_weight"]) -> LossOutput:
     """VICReg (Bardes, Ponce & LeCun, ICLR 2022, https://arxiv.org/abs/2105.04906).
 
     ``L = λ s(Z, Z') + μ [v(Z) + v(Z')]/2 + ν [c(Z) + c(Z')]``
-    with the paper's defaults λ = μ = 25, ν = 1 and the official code's conventions
+    with the paper's defaults :data:`VICREG_WEIGHTS` and the official code's conventions
     (std = sqrt(var + 1e-4), the variance term averaged over the branches, the covariance
     term summed over them). Set a weight to 0 to switch a term off; the unweighted
     ``invariance``, ``variance`` and ``covariance`` terms are always returned.
@@ -104,13 +109,14 @@ def nt_xent(z1, z2, temperature: float = 0.5) -> LossOutput:
     return LossOutput(total, {"alignment": -positive.mean() * temperature, "uniformity": lse.mean()})
 
 
-def barlow_twins(z1, z2, lambd: float = 5e-3, eps: float = 1e-5) -> LossOutput:
+def barlow_twins(z1, z2, lambd: float = 5e-3, inv_weight: float = 1.0, eps: float = 1e-5) -> LossOutput:
     """Barlow Twins (Zbontar et al., ICML 2021, https://arxiv.org/abs/2103.03230).
 
     With each embedding dimension standardised over the batch and
     ``C = Z̃₁ᵀ Z̃₂ / N`` the cross-correlation matrix,
     ``L = Σ_i (1 − C_ii)² + λ Σ_{i≠j} C_ij²``. Terms: ``invariance`` (the on-diagonal
-    sum) and ``redundancy`` (the off-diagonal sum, unweighted).
+    sum) and ``redundancy`` (the off-diagonal sum, unweighted). ``inv_weight`` scales the
+    invariance term (1 by default; 0 switches it off for the one-term-at-a-time ablation).
     """
     _check_pair(z1, z2, "barlow_twins")
     n = z1.shape[0]
@@ -121,7 +127,7 @@ def barlow_twins(z1, z2, lambd: float = 5e-3, eps: float = 1e-5) -> LossOutput:
     c = standardise(z1).T @ standardise(z2) / n
     on = (torch.diagonal(c) - 1).pow(2).sum()
     off = _off_diagonal(c).pow(2).sum()
-    return LossOutput(on + lambd * off, {"invariance": on, "redundancy": off})
+    return LossOutput(inv_weight * on + lambd * off, {"invariance": on, "redundancy": off})
 
 
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> LossOutput:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable
+from typing import Callable, Protocol, runtime_checkable
 
 import torch
 
@@ -21,9 +21,29 @@ from . import augment as aug
 from . import losses
 from .models import Projector
 
-__all__ = ["JointEmbedding", "RotationPrediction", "JigsawPuzzle", "Supervised", "make_method", "METHODS"]
+__all__ = ["Method", "JointEmbedding", "RotationPrediction", "JigsawPuzzle", "Supervised", "make_method",
+           "loss_function", "METHODS"]
 
 METHODS = ("vicreg", "simclr", "barlow", "rotation", "jigsaw", "supervised")
+# The joint-embedding methods' losses; the others take no loss arguments.
+LOSSES = {"vicreg": losses.vicreg, "simclr": losses.nt_xent, "barlow": losses.barlow_twins}
+
+
+@runtime_checkable
+class Method(Protocol):
+    """What :func:`sslkit.train.fit` and :mod:`sslkit.runs` need of a method."""
+
+    name: str
+
+    def make_head(self, feature_dim: int):
+        """The head on top of the backbone (projector or classifier)."""
+
+    @property
+    def view_augment(self) -> Callable:
+        """The augmentation of one view: what sample-level NCC draws its views from."""
+
+    def __call__(self, model, images, labels, generator=None) -> losses.LossOutput:
+        """The loss of one batch."""
 
 
 @dataclass
@@ -42,6 +62,10 @@ class JointEmbedding:
 
     def make_head(self, feature_dim: int):
         return Projector(feature_dim, self.projector)
+
+    @property
+    def view_augment(self) -> Callable:
+        return self.augments[0]
 
     def __call__(self, model, images, labels, generator=None):
         x1, x2 = aug.two_views(images, self.augments, generator)
@@ -65,6 +89,10 @@ class RotationPrediction:
     all_rotations: bool = False
     name: str = "rotation"
 
+    @property
+    def view_augment(self) -> Callable:
+        return self.augment
+
     def make_head(self, feature_dim: int):
         return Projector(feature_dim, (), out_dim=4)
 
@@ -86,6 +114,10 @@ class JigsawPuzzle:
     permutations: torch.Tensor = field(default_factory=lambda: aug.jigsaw_permutations(2))
     name: str = "jigsaw"
 
+    @property
+    def view_augment(self) -> Callable:
+        return self.augment
+
     def make_head(self, feature_dim: int):
         return Projector(feature_dim, (), out_dim=len(self.permutations))
 
@@ -103,6 +135,10 @@ class Supervised:
     num_classes: int
     name: str = "supervised"
 
+    @property
+    def view_augment(self) -> Callable:
+        return self.augment
+
     def make_head(self, feature_dim: int):
         return Projector(feature_dim, (), out_dim=self.num_classes)
 
@@ -110,21 +146,30 @@ class Supervised:
         return losses.cross_entropy(model(self.augment(images, generator)).float(), labels)
 
 
-def make_method(name: str, dataset, projector=(512, 512), **loss_kwargs):
+def _key(name: str) -> str:
+    key = name.lower()
+    key = "barlow" if key == "barlow_twins" else key
+    if key not in METHODS:
+        raise ValueError(f"unknown method {name!r}; known methods: {', '.join(METHODS)}")
+    return key
+
+
+def loss_function(name: str):
+    """The loss function of a joint-embedding method (its keywords are the valid loss
+    arguments), or ``None`` for a method that takes none."""
+    return LOSSES.get(_key(name))
+
+
+def make_method(name: str, dataset, projector=(512, 512), **loss_kwargs) -> Method:
     """A method by name, with the augmentation preset of ``dataset``.
 
     ``loss_kwargs`` go to the loss: e.g. ``make_method("vicreg", ds, inv_weight=0)`` for
     regularisation only, ``temperature=`` for SimCLR, ``lambd=`` for Barlow Twins.
     """
-    key = name.lower()
-    if key == "barlow_twins":
-        key = "barlow"
-    if key not in METHODS:
-        raise ValueError(f"unknown method {name!r}; known methods: {', '.join(METHODS)}")
+    key = _key(name)
     views = aug.preset(key, dataset)
-    if key in ("vicreg", "simclr", "barlow"):
-        fn = {"vicreg": losses.vicreg, "simclr": losses.nt_xent, "barlow": losses.barlow_twins}[key]
-        return JointEmbedding(key, views, partial(fn, **loss_kwargs), tuple(projector))
+    if key in LOSSES:
+        return JointEmbedding(key, views, partial(LOSSES[key], **loss_kwargs), tuple(projector))
     if loss_kwargs:
         raise ValueError(f"method {key!r} takes no loss arguments, got {sorted(loss_kwargs)}")
     if key == "rotation":

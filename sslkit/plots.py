@@ -10,7 +10,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-__all__ = ["use_style", "image_grid", "class_examples", "views_grid", "plot_lines", "plot_runs", "plot_splits", "plot_losses", "plot_embedding"]
+__all__ = ["use_style", "image_grid", "class_examples", "views_grid", "plot_lines", "plot_seeds", "plot_terms", "plot_verdicts", "plot_losses",
+           "plot_embedding", "COLORS"]
+
+# One colour per configuration, the same in every chapter.
+COLORS = {
+    "VICReg": "#1f77b4", "SimCLR": "#ff7f0e", "Barlow Twins": "#2ca02c", "supervised": "#d62728",
+    "untrained": "#7f7f7f", "invariance only": "#9467bd", "regularization only": "#8c564b",
+    "ratio 0.2": "#e377c2", "ratio 5": "#17becf", "rotation": "#bcbd22", "jigsaw": "#aec7e8",
+}
+SEED_BAND = ("pi", 100)  # the band of every multi-seed curve: the range over the seeds
 
 METRIC_LABELS = {
     "ncc": "NCC accuracy", "probe": "linear-probe accuracy", "knn": "kNN accuracy",
@@ -96,34 +105,63 @@ def plot_lines(df: pd.DataFrame, x: str, y: str = "value", hue: str | None = Non
     return ax.figure
 
 
-def plot_runs(runs: dict, metrics=("ncc", "probe"), split: str = "test", target: str = "fine",
-              stage: str = "last"):
-    """Metrics over training, one panel per metric and one line per run (``{label: Run}``)."""
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
-    for ax, metric in zip(axes[0], metrics):
-        for label, run in runs.items():
-            d = run.evals(metric=metric, split=split, target=target, stage=stage).sort_values("epoch")
-            ax.plot(d.epoch, d.value, marker="o", ms=3, label=label)
-        ax.set_xlabel("epoch")
-        ax.set_title(f"{METRIC_LABELS.get(metric, metric)} ({split}, {target})", fontsize=9)
-    axes[0, 0].legend(fontsize=8)
+def plot_seeds(df: pd.DataFrame, x: str, y: str = "value", hue: str | None = None, ax=None,
+               title: str | None = None, ylabel: str | None = None, chance: float | None = None,
+               palette=None, **kw):
+    """Mean over seeds (one row per seed and ``x``) with a band spanning the seeds
+    (seaborn ``lineplot``, ``errorbar=("pi", 100)``); optional dashed chance level."""
+    import seaborn as sns
+
+    if ax is None:
+        fig, ax = plt.subplots()
+    if palette is None and hue is not None and set(df[hue]) <= set(COLORS):
+        palette = COLORS
+    sns.lineplot(data=df, x=x, y=y, hue=hue, errorbar=SEED_BAND, marker="o", markersize=4, ax=ax,
+                 palette=palette, **kw)
+    if chance is not None:
+        ax.axhline(chance, ls="--", lw=1, color="0.5", label="chance")
+    ax.set_ylabel(ylabel or y)
+    if title:
+        ax.set_title(title, fontsize=10)
+    if hue is not None or chance is not None:
+        ax.legend(fontsize=8)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def plot_terms(curves: pd.DataFrame, terms=None, x: str = "epoch", logy: bool = False, hue: str | None = None):
+    """One panel per loss term over training, mean over seeds with a band spanning them
+    (``curves`` from :func:`sslkit.analysis.loss_curves`)."""
+    terms = list(terms or dict.fromkeys(curves.term))
+    fig, axes = plt.subplots(1, len(terms), figsize=(3.4 * len(terms), 3.0), squeeze=False)
+    for ax, t in zip(axes[0], terms):
+        d = curves[curves.term == t]
+        plot_seeds(d, x=x, hue=hue, ax=ax, ylabel="")
+        ax.set_title(t, fontsize=10)
+        if logy and (d.value > 0).all():
+            ax.set_yscale("log")
     fig.tight_layout()
     return fig
 
 
-def plot_splits(run, metrics=("ncc", "cdnv", "probe", "knn"), target: str = "fine", stage: str = "last"):
-    """One panel per metric of one run over training, one line per split (train / test)."""
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.3 * len(metrics), 3.0), squeeze=False)
-    for ax, metric in zip(axes[0], metrics):
-        d = run.evals(metric=metric, target=target, stage=stage)
-        for split, g in d.groupby("split"):
-            g = g.sort_values("epoch")
-            ax.plot(g.epoch, g.value, marker="o", ms=3, label=split)
-        ax.set_title(METRIC_LABELS.get(metric, metric), fontsize=9)
-        ax.set_xlabel("epoch")
-        if metric == "cdnv":
-            ax.set_yscale("log")
-    axes[0, 0].legend(fontsize=8)
+def plot_verdicts(verdicts, unit: str = "points"):
+    """Each finding's effect with its 95% CI across seeds (a forest plot), the threshold as a
+    tick, coloured by verdict; only the findings measured in ``unit``."""
+    colors = {"held": "#2ca02c", "not held": "#d62728", "inconclusive": "#ff7f0e"}
+    vs = [v for v in verdicts if v.finding.unit == unit]
+    scale = 100 if unit == "points" else 1
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(vs) + 1.2))
+    for i, v in enumerate(vs):
+        c = colors[v.verdict]
+        ax.errorbar(scale * v.effect, i, xerr=[[scale * (v.effect - v.lo)], [scale * (v.hi - v.effect)]],
+                    fmt="o", color=c, capsize=3, label=v.verdict)
+        ax.plot([scale * v.finding.threshold] * 2, [i - 0.3, i + 0.3], color="0.3", lw=2)
+    ax.set_yticks(range(len(vs)), [v.finding.claim for v in vs], fontsize=8)
+    ax.invert_yaxis()
+    ax.axvline(0, color="0.5", lw=0.8)
+    ax.set_xlabel(f"effect over the control ({unit}); black tick: threshold")
+    handles = {h.get_label(): h for h in ax.get_legend_handles_labels()[0]}
+    ax.legend(handles.values(), handles.keys(), fontsize=8, loc="lower right")
     fig.tight_layout()
     return fig
 

@@ -1,14 +1,20 @@
-"""Targets of graded randomness, to ask whether features align with *semantic* labels.
+"""Targets to measure alignment with: semantic labels and their controls.
 
-Ben-Shaul et al. (2023, §5) compare how well SSL features fit the true classes against
-targets with part or all of their relation to the images destroyed.
+Ben-Shaul et al. (2023) compare how well SSL features fit the true classes against
+targets with part or all of their relation to the images destroyed. Every target here
+has a name understood by :func:`make_targets`:
+
+- ``"fine"``, ``"coarse"``: the dataset's two label levels;
+- ``"random_R"``: the fine labels with a fraction ``R`` shuffled (:func:`random_targets`);
+- ``"coarse_random"``: the fine classes put into random groups of the same sizes as the
+  coarse groups (:func:`random_grouping`): the control of the coarse level.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-__all__ = ["random_targets"]
+__all__ = ["random_targets", "random_grouping", "make_targets"]
 
 
 def random_targets(labels, randomness: float, seed: int = 0) -> torch.Tensor:
@@ -42,3 +48,56 @@ def random_targets(labels, randomness: float, seed: int = 0) -> torch.Tensor:
     shuffled = chosen[torch.randperm(m, generator=g).to(y.device)]
     out[chosen] = y[shuffled]
     return out
+
+
+def random_grouping(fine_labels, coarse_labels, seed: int = 0) -> torch.Tensor:
+    """Coarse-like targets with no meaning: the fine classes dealt into random groups of the
+    coarse groups' sizes (in fine classes per group).
+
+    If the coarse level clusters only because its fine classes cluster, random groups of
+    the same sizes cluster as well; that is the control of a coarse-level claim.
+
+    Examples
+    --------
+    >>> fine = torch.arange(6).repeat(2); coarse = torch.tensor([0, 0, 0, 1, 1, 2]).repeat(2)
+    >>> groups = random_grouping(fine, coarse, seed=3)
+    >>> sorted(groups.bincount().tolist()) == sorted(coarse.bincount().tolist())
+    True
+    """
+    fine = torch.as_tensor(fine_labels)
+    coarse = torch.as_tensor(coarse_labels)
+    if fine.shape != coarse.shape or fine.ndim != 1:
+        raise ValueError(f"fine and coarse labels must be 1-D of one length, got {tuple(fine.shape)} "
+                         f"and {tuple(coarse.shape)}")
+    k = int(fine.max()) + 1
+    parent = torch.full((k,), -1, dtype=torch.long)
+    parent[fine] = coarse.long()
+    g = torch.Generator().manual_seed(int(seed))
+    present = torch.nonzero(parent >= 0).flatten()
+    shuffled = present[torch.randperm(len(present), generator=g)]
+    new_parent = parent.clone()
+    new_parent[shuffled] = parent[present]  # the same multiset of group sizes, dealt at random
+    return new_parent[fine]
+
+
+def make_targets(name: str, train, test, seed: int = 0):
+    """``(train_targets, test_targets)`` of a named target for two datasets (see the module doc).
+
+    Random targets depend on ``seed``; the train and test sets get independent draws.
+    """
+    if name == "fine":
+        return train.labels, test.labels
+    if name == "coarse":
+        return train.coarse_labels, test.coarse_labels
+    if name == "coarse_random":
+        # one grouping of the classes, applied to both sets
+        return (random_grouping(train.labels, train.coarse_labels, seed),
+                random_grouping(test.labels, test.coarse_labels, seed))
+    if name.startswith("random_"):
+        try:
+            r = float(name.removeprefix("random_"))
+        except ValueError:
+            r = -1.0
+        if 0.0 <= r <= 1.0:
+            return random_targets(train.labels, r, seed=seed), random_targets(test.labels, r, seed=seed + 1)
+    raise ValueError(f"unknown target {name!r}; use fine, coarse, coarse_random or random_R with R in [0, 1]")

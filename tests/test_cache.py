@@ -1,3 +1,9 @@
+import os
+import pickle
+import warnings
+
+import pandas as pd
+import pytest
 import torch
 
 from sslkit import cache
@@ -19,27 +25,99 @@ def test_cached_computes_once_and_reloads(tmp_path):
     assert len(calls) == 3
 
 
-def test_corrupt_entry_is_recomputed_and_no_temp_files_remain(tmp_path):
+def test_int_and_float_spellings_share_one_entry():
+    assert cache.config_hash({"loss": {"inv_weight": 0}}) == cache.config_hash({"loss": {"inv_weight": 0.0}})
+    assert cache.config_hash({"loss": {"inv_weight": 0}}) != cache.config_hash({"loss": {"inv_weight": 1}})
+    with pytest.raises(ValueError, match="finite"):
+        cache.config_hash({"w": float("nan")})
+
+
+def test_dataframes_round_trip_through_weights_only_loading(tmp_path):
+    df = pd.DataFrame({"epoch": [0, 1, 2], "phase": ["eval", "step", "step"], "step": [float("nan"), 1.0, 2.0],
+                       "stage": ["stage1", None, None], "value": [0.5, 0.25, 0.125], "flag": [True, False, True]})
+    out = cache.cached("demo", {"k": 1}, lambda: {"history": df, "n": 3}, root=tmp_path)
+    again = cache.cached("demo", {"k": 1}, lambda: pytest.fail("should load"), root=tmp_path)
+    for got in (out, again):
+        pd.testing.assert_frame_equal(got["history"].astype({"phase": object, "stage": object}),
+                                      df.astype({"phase": object, "stage": object}), check_dtype=False)
+    assert again["n"] == 3
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (os.system, ("touch PWNED",))
+
+
+def test_a_planted_pickle_in_the_cache_never_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = {"k": "planted"}
+    path = tmp_path / "demo" / f"{cache.config_hash(config)}.pt"
+    path.parent.mkdir(parents=True)
+    torch.save({"config": cache.normalize_config(config), "result": {"x": _Exploit()}}, path)
+    with pytest.warns(cache.CacheWarning, match=str(path.name)):
+        result = cache.cached("demo", config, lambda: {"x": 1}, root=tmp_path)
+    assert result == {"x": 1}
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_truncated_entry_is_recomputed_with_a_warning_naming_the_file(tmp_path):
     config = {"k": 1}
     cache.cached("demo", config, lambda: {"v": 1}, root=tmp_path)
     entry = tmp_path / "demo" / f"{cache.config_hash(config)}.pt"
-    entry.write_bytes(entry.read_bytes()[:20])  # as if a run was killed while writing without atomicity
-    assert cache.cached("demo", config, lambda: {"v": 2}, root=tmp_path) == {"v": 2}
+    entry.write_bytes(entry.read_bytes()[:20])
+    with pytest.warns(cache.CacheWarning, match=entry.name):
+        assert cache.cached("demo", config, lambda: {"v": 2}, root=tmp_path) == {"v": 2}
     assert cache.cached("demo", config, lambda: {"v": 3}, root=tmp_path) == {"v": 2}
-    assert [p.name for p in (tmp_path / "demo").iterdir()] == [entry.name]
+    assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == [entry.name]
 
 
 def test_failed_compute_leaves_no_entry(tmp_path):
     def boom():
         raise RuntimeError("interrupted")
 
-    try:
+    with pytest.raises(RuntimeError, match="interrupted"):
         cache.cached("demo", {"k": 2}, boom, root=tmp_path)
-    except RuntimeError:
-        pass
     assert not (tmp_path / "demo").exists() or not any((tmp_path / "demo").iterdir())
+
+
+def test_unwritable_cache_warns_and_returns_the_result(tmp_path, monkeypatch):
+    def full_disk(obj, f, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cache.torch, "save", full_disk)
+    with pytest.warns(cache.CacheWarning, match="could not cache this run: .*No space left"):
+        result = cache.cached("demo", {"k": 3}, lambda: {"v": 7}, root=tmp_path)
+    assert result == {"v": 7}
+    assert not list((tmp_path / "demo").glob("*")), "no temporary file may be left behind"
+
+
+def test_clean_deletes_only_sslkit_entries_and_refuses_other_folders(tmp_path):
+    other = tmp_path / "dot-cache"
+    (other / "pip").mkdir(parents=True)
+    (other / "pip" / "wheel.whl").write_text("precious")
+    with pytest.raises(ValueError, match="does not look like an sslkit cache"):
+        cache.clean(other)
+    assert (other / "pip" / "wheel.whl").exists()
+    root = tmp_path / "runs"
+    cache.cached("train", {"k": 1}, lambda: {"v": 1}, root=root)
+    cache.cached("evaluate", {"k": 2}, lambda: {"v": 2}, root=root)
+    (root / "notes.txt").write_text("mine")
+    assert cache.clean(root) == 2
+    assert (root / "notes.txt").exists() and (root / cache.MARKER).exists()
+    assert not (root / "train").exists()
+
+
+def test_stale_temporary_files_of_dead_processes_are_removed(tmp_path):
+    cache.cached("demo", {"k": 1}, lambda: {"v": 1}, root=tmp_path)
+    stale = tmp_path / "demo" / ".abc.pt.999999999.xyz.tmp"  # a pid that cannot exist
+    stale.write_bytes(b"half")
+    cache.cached("demo", {"k": 2}, lambda: {"v": 2}, root=tmp_path)
+    assert not stale.exists()
 
 
 def test_cache_root_follows_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("SSLKIT_CACHE", str(tmp_path / "here"))
     assert cache.cache_root() == tmp_path / "here"
+    monkeypatch.delenv("SSLKIT_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache.cache_root() == tmp_path / "xdg" / "sslkit" / "runs"

@@ -58,10 +58,17 @@ def test_exercises_with_hidden_solutions_and_a_checked_one(path):
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
-def test_findings_are_checked_and_numbers_glued(path):
+def test_findings_are_reported_with_a_scoreboard_and_numbers_glued(path):
+    from sslkit import paper
+
     text = "".join("".join(c["source"]) for c in cells(path))
-    assert "book.check(" in text
+    code = [("".join(c["source"])) for c in cells(path) if c["cell_type"] == "code"]
+    assert "show_scoreboard(" in text, "every chapter shows the scoreboard of its findings"
+    if path.stem != "07_what_we_found":
+        assert "show_scoreboard(" in code[-1], "the scoreboard closes the chapter"
     glued = set(re.findall(r'book\.glue\(f?"([^"]+)"', text))
+    glued |= {f"{k}_{s}" for k in paper.FINDINGS for s in ("effect", "ci", "verdict", "value", "control")
+              if f'"{k}"' in text}
     prefixes = tuple(g.split("{")[0] for g in glued if "{" in g)  # names built in a loop
     used = set(re.findall(r"\{glue:text\}`(\w+)`", text))
     missing = {u for u in used if u not in glued and not (prefixes and u.startswith(prefixes))}
@@ -84,3 +91,21 @@ def test_set_repository_tool_round_trip(tmp_path, monkeypatch):
     assert "url: https://github.com/someone/fork" in cfg and "branch: dev" in cfg
     nb = (tmp_path / "chapters" / CHAPTERS[0].name).read_text()
     assert "git+https://github.com/someone/fork@dev" in nb
+
+
+def test_a_chapter_runs_outside_the_book_build_on_the_smoke_profile(tmp_path, monkeypatch):
+    """A reader's run (another profile, no book build): it finishes even where claims differ."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("SSLKIT_PROFILE", "smoke")
+    monkeypatch.delenv("SSLKIT_BOOK_BUILD", raising=False)
+    nb = nbformat.read(ROOT / "chapters" / "06_hierarchy_and_depth.ipynb", as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(ROOT / "chapters")}}).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    text = "".join(o.get("text", "") for o in outputs)
+    assert "→" in text  # each finding printed its verdict
+    html = "".join(str(o.get("data", {}).get("text/html", "")) for o in outputs)
+    assert "the book&#x27;s build" in html or "the book's build" in html  # the scoreboard was shown

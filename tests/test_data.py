@@ -168,6 +168,26 @@ def test_corrupt_cifar_pickle(tmp_path, no_system_data):
         data.load("cifar100", "train", root=tmp_path)
 
 
+class _Exploit:
+    def __reduce__(self):
+        import os
+        return (os.system, ("touch PWNED",))
+
+
+def test_a_planted_cifar_pickle_cannot_run_code(tmp_path, no_system_data, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fake_cifar100(tmp_path)
+    with open(tmp_path / "cifar-100-python" / "train", "wb") as f:
+        pickle.dump({b"data": _Exploit()}, f)
+    with pytest.raises(data.CorruptDataError, match="posix.system is not part of the CIFAR format|system"):
+        data.load("cifar100", "train", root=tmp_path)
+    assert not (tmp_path / "PWNED").exists()
+    with open(tmp_path / "cifar-100-python" / "train", "wb") as f:
+        pickle.dump([1, 2, 3], f)
+    with pytest.raises(data.CorruptDataError, match="holds a dict, this one a list"):
+        data.load("cifar100", "train", root=tmp_path)
+
+
 def test_cifar_wrong_row_length(tmp_path, no_system_data):
     fake_cifar100(tmp_path)
     with open(tmp_path / "cifar-100-python" / "test", "wb") as f:

@@ -89,12 +89,12 @@ def test_sample_level_ncc():
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(3, 1, 5)) * 10
     views = torch.from_numpy(centres + rng.normal(size=(3, 4, 5)) * 0.1)
-    assert metrics.sample_ncc_accuracy(views) == 1.0
+    assert metrics.sample_ncc(views) == 1.0
     # if every view is the same point, each view is equidistant: all go to image 0 -> 1/3
     same = torch.zeros(3, 4, 5)
-    assert metrics.sample_ncc_accuracy(same) == pytest.approx(1 / 3)
+    assert metrics.sample_ncc(same) == pytest.approx(1 / 3)
     with pytest.raises(ValueError, match="K×M×D"):
-        metrics.sample_ncc_accuracy(torch.zeros(3, 5))
+        metrics.sample_ncc(torch.zeros(3, 5))
 
 
 def test_bad_inputs_are_explained():
@@ -108,3 +108,37 @@ def test_bad_inputs_are_explained():
         metrics.ncc_accuracy(np.zeros((4, 2)), np.zeros(4, dtype=int), ref_features=np.zeros((4, 2)))
     with pytest.raises(ValueError, match="k must"):
         metrics.knn_accuracy(np.zeros((4, 2)), np.zeros(4, dtype=int), np.zeros((2, 2)), np.zeros(2, dtype=int), k=9)
+
+
+def test_fast_paths_agree_with_the_formulas():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3000, 17, generator=g) * 5 + 100  # an offset that would expose cancellation
+    y = torch.randint(0, 7, (3000,), generator=g)
+    centres, classes = metrics.class_centres(x, y)
+    plain_centres = torch.stack([x[y == c].mean(0) for c in classes])
+    assert torch.allclose(centres, plain_centres, atol=1e-4)
+    z = torch.randn(3000, 17, generator=g) + 3 * torch.nn.functional.one_hot(y, 17).float()
+    zc, _ = metrics.class_centres(z, y)
+    nearest = metrics._nearest_centre(z, zc)
+    assert torch.equal(nearest, torch.cdist(z.double(), zc.double()).argmin(1))
+    codes, _ = metrics._encode(y)
+    counts = torch.bincount(codes)
+    var = metrics._within_class_variance(x, codes, centres, counts)
+    plain = torch.stack([((x[y == c].double() - x[y == c].double().mean(0)) ** 2).sum(1).mean() for c in classes])
+    assert torch.allclose(var, plain, rtol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_features_are_rejected_with_the_row_count(bad):
+    x = torch.randn(20, 3)
+    x[[2, 5], 1] = bad
+    y = torch.arange(20) % 2
+    for fn, args in [(metrics.ncc_accuracy, (x, y)), (metrics.cdnv, (x, y)),
+                     (metrics.linear_probe, (x, y, x, y)), (metrics.knn_accuracy, (x, y, x, y, 3))]:
+        with pytest.raises(ValueError, match="non-finite values .* in 2 of 20 rows"):
+            fn(*args)
+
+
+def test_empty_inputs_are_explained():
+    with pytest.raises(ValueError, match="empty"):
+        metrics.ncc_accuracy(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long))

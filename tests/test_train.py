@@ -107,3 +107,31 @@ def test_resume_from_checkpoint_equals_an_uninterrupted_run(digits, tmp_path):
 def test_bad_batch_size_is_explained(digits):
     with pytest.raises(ValueError, match="lower batch_size"):
         short_fit(digits.subset(10), epochs=1)
+
+
+def test_nan_gradient_stops_before_the_update_and_names_the_step(digits, tmp_path):
+    calls = {"n": 0}
+
+    def poisoned(model, images, labels, generator):
+        calls["n"] += 1
+        z = model(images.float())
+        scale = torch.tensor(float("inf")) if calls["n"] == 4 else torch.tensor(1.0)
+        loss = (z * 0).sum() * scale if calls["n"] == 4 else z.pow(2).mean()  # finite value, NaN gradient
+        return LossOutput(torch.nan_to_num(loss), {"thing": loss.detach()})
+
+    model = SSLModel(ConvNet(1, (4,), image_size=8), torch.nn.Linear(4, 2))
+    with pytest.raises(FloatingPointError, match=r"non-finite gradient at epoch 1, step 4"):
+        fit(model, poisoned, digits, epochs=2, batch_size=64, progress=False, checkpoint_dir=tmp_path,
+            checkpoint_every=1)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert not list(tmp_path.iterdir())  # no checkpoint with bad weights
+
+
+def test_checkpoint_errors_are_explained(digits, tmp_path):
+    with pytest.raises(ValueError, match="checkpoint_dir and checkpoint_every"):
+        short_fit(digits, epochs=1, checkpoint_dir=tmp_path)
+    bad = tmp_path / "truncated.pt"
+    short_fit(digits, epochs=1, checkpoint_dir=tmp_path, checkpoint_every=1)
+    bad.write_bytes((tmp_path / "last.pt").read_bytes()[:100])
+    with pytest.raises(ValueError, match=f"cannot resume from {bad}"):
+        short_fit(digits, epochs=2, resume=bad)

@@ -1,0 +1,124 @@
+"""Analysis across runs: evaluations of many runs in one table, gains over a control, and
+statistics across seeds (mean and a 95% confidence interval).
+
+With 3–10 seeds a point estimate hides how much a number moves from seed to seed; every
+effect the book states comes with its interval (Agarwal et al., NeurIPS 2021, make the
+case for small-run studies).
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["t_interval", "seed_summary", "collect", "gain_over_init", "within_run_correlation", "summary", "loss_curves"]
+
+
+def t_interval(values, confidence: float = 0.95) -> tuple[float, float, float]:
+    """Mean and Student-t confidence interval of independent per-seed values.
+
+    ``mean ± t_{n−1} · s / √n`` with ``s`` the sample standard deviation. With fewer than
+    two values the interval is undefined and returned as NaN.
+
+    >>> m, lo, hi = t_interval([1.0, 2.0, 3.0])
+    >>> round(m, 3), round(lo, 3), round(hi, 3)
+    (2.0, -0.484, 4.484)
+    """
+    from scipy import stats
+
+    x = np.asarray(list(values), dtype=float)
+    if x.ndim != 1 or len(x) == 0:
+        raise ValueError(f"need a non-empty 1-D list of values, got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError(f"values must be finite, got {x.tolist()}")
+    mean = float(x.mean())
+    if len(x) < 2:
+        return mean, math.nan, math.nan
+    half = float(stats.t.ppf(0.5 + confidence / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+    return mean, mean - half, mean + half
+
+
+def seed_summary(df: pd.DataFrame, by, value: str = "value") -> pd.DataFrame:
+    """Mean, 95% CI (``lo``, ``hi``) and the number of seeds ``n`` of ``value`` for each group of ``by``."""
+    rows = []
+    for key, g in df.groupby(by, sort=False):
+        m, lo, hi = t_interval(g[value])
+        key = key if isinstance(key, tuple) else (key,)
+        rows.append({**dict(zip([by] if isinstance(by, str) else by, key)), "mean": m, "lo": lo, "hi": hi,
+                     "n": len(g)})
+    return pd.DataFrame(rows)
+
+
+def collect(runs: dict, **evaluate) -> pd.DataFrame:
+    """Evaluations of several configurations, each a list of runs (one per seed).
+
+    ``runs`` maps a label to a list of :class:`~sslkit.runs.Run`; ``evaluate`` goes to
+    :meth:`Run.evaluate`. The table gains the columns ``run`` (the label) and ``seed``.
+    """
+    frames = [r.evaluate(**evaluate).assign(run=label, seed=r.seed)
+              for label, seeds in runs.items() for r in seeds]
+    return pd.concat(frames, ignore_index=True)
+
+
+def gain_over_init(evals: pd.DataFrame, by: Iterable[str] = ("run", "seed", "stage", "target", "split", "metric")
+                   ) -> pd.DataFrame:
+    """For each group, the value at the last epoch minus the value at epoch 0 (the same
+    network untrained): the control that every "training did this" claim needs."""
+    by = list(by)
+    g = evals.sort_values("epoch").groupby(by, sort=False).value
+    out = (g.last() - g.first()).rename("gain").reset_index()
+    return out
+
+
+def within_run_correlation(run, evals: pd.DataFrame, terms=("invariance", "variance", "covariance")) -> pd.Series:
+    """Spearman correlation, over the epochs of *one* run, between each loss term's epoch
+    mean and the metric in ``evals`` (one row per epoch ≥ 1). Runs are never pooled: a
+    correlation across runs would mix their different losses."""
+    losses = run.losses()
+    v = evals.set_index("epoch").value
+    epochs = [e for e in v.index if e >= 1 and e in losses.index]
+    if len(epochs) < 3:
+        raise ValueError(f"need at least 3 evaluated epochs to correlate, got {len(epochs)}")
+    table = losses.loc[epochs, [t for t in terms if t in losses.columns]].assign(metric=v.loc[epochs].values)
+    return table.corr(method="spearman")["metric"].drop("metric")
+
+
+def summary(runs: dict, metrics=("ncc", "probe"), split: str = "test", target: str = "fine", stage=None,
+            untrained: str | None = "untrained") -> pd.DataFrame:
+    """Final values of several configurations as "mean [95% CI]" strings, one row per
+    configuration (``{label: [Run, ...]}``) and one column per metric.
+
+    With ``untrained``, a first row gives the same measurement at epoch 0 of the first
+    configuration's runs: the untrained networks (the same for every method of one seed).
+    """
+    def cell(values, metric):
+        m, lo, hi = t_interval(values)
+        if metric == "cdnv":
+            return f"{m:.2f} [{lo:.2f}, {hi:.2f}]"
+        return f"{100 * m:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]"
+
+    rows = {}
+    first = next(iter(runs.values()))
+    if untrained:
+        rows[untrained] = {m: cell([r.initial(m, split, target, stage) for r in first], m) for m in metrics}
+    for label, seeds in runs.items():
+        rows[label] = {m: cell([r.final(m, split, target, stage) for r in seeds], m) for m in metrics}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = f"mean [95% CI], {len(first)} seeds"
+    return table
+
+
+def loss_curves(runs: dict, terms=None, phase: str = "epoch") -> pd.DataFrame:
+    """Loss terms of several configurations over training, long format with columns
+    ``run, seed, <epoch|step>, term, value`` (``{label: [Run, ...]}``)."""
+    key = "epoch" if phase == "epoch" else "step"
+    frames = []
+    for label, seeds in runs.items():
+        for r in seeds:
+            table = r.losses(phase)
+            cols = [t for t in (terms or table.columns) if t in table.columns]
+            long = table[cols].reset_index().melt(id_vars=key, var_name="term", value_name="value")
+            frames.append(long.assign(run=label, seed=r.seed))
+    return pd.concat(frames, ignore_index=True)

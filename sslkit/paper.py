@@ -1,0 +1,304 @@
+"""The paper's named configurations, and one :class:`Finding` per claim the book states.
+
+Each finding holds the claim (a paraphrase; only the abstract of Ben-Shaul et al., NeurIPS
+2023, is ever quoted), where the claim comes from, the measurement, its **control** (the
+untrained network or a control target), and **one threshold**, fixed here before any run
+was read. :meth:`Finding.measure` computes the effect (measurement minus control) on
+every seed of the profile and returns a :class:`Verdict`:
+
+- **held**: the whole 95% confidence interval of the effect is above the threshold;
+- **not held**: the whole interval is at or below it;
+- **inconclusive**: the interval contains the threshold (or there is one seed only).
+
+The chapters and chapter 7's table call the same objects, so no threshold is written twice.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import pandas as pd
+
+from .analysis import t_interval
+from .losses import VICREG_WEIGHTS
+from .profiles import Profile, get_profile
+from .runs import Run, train
+
+__all__ = ["CONFIGS", "RATIOS", "RANDOMNESS", "runs", "regularization_ratio", "Finding", "Verdict", "FINDINGS", "finding",
+           "measure_all"]
+
+# The configurations the findings rest on: name -> (method, loss arguments).
+CONFIGS: dict[str, tuple[str, dict]] = {
+    "VICReg": ("vicreg", {}),
+    "invariance only": ("vicreg", {"var_weight": 0, "cov_weight": 0}),
+    "regularization only": ("vicreg", {"inv_weight": 0}),
+    # The ratio sweep changes the invariance weight only, so every run has a distinct
+    # regularization/invariance ratio (a run whose whole loss is scaled is the same run under AdamW).
+    "ratio 0.2": ("vicreg", {"inv_weight": VICREG_WEIGHTS["inv_weight"] * 5}),
+    "ratio 5": ("vicreg", {"inv_weight": VICREG_WEIGHTS["inv_weight"] / 5}),
+    "SimCLR": ("simclr", {}),
+    "Barlow Twins": ("barlow", {}),
+    "rotation": ("rotation", {}),
+    "jigsaw": ("jigsaw", {}),
+    "supervised": ("supervised", {}),
+}
+# Fractions of the labels shuffled (class sizes kept) for the random-target study.
+RANDOMNESS = (0.0, 0.25, 0.5, 0.75, 1.0)
+# The VICReg runs of the ratio sweep, by regularization / invariance ratio.
+RATIOS = {0.2: "ratio 0.2", 1.0: "VICReg", 5.0: "ratio 5"}
+
+
+def regularization_ratio(loss: dict) -> float:
+    """Weight of the variance term relative to the invariance term, each divided by its
+    default (:data:`sslkit.losses.VICREG_WEIGHTS`): 1 for the default loss, 0 without
+    regularization, ∞ without invariance.
+
+    >>> regularization_ratio({}), regularization_ratio({"inv_weight": 5}), regularization_ratio({"inv_weight": 0})
+    (1.0, 5.0, inf)
+    """
+    inv = loss.get("inv_weight", VICREG_WEIGHTS["inv_weight"]) / VICREG_WEIGHTS["inv_weight"]
+    reg = loss.get("var_weight", VICREG_WEIGHTS["var_weight"]) / VICREG_WEIGHTS["var_weight"]
+    return math.inf if inv == 0 else reg / inv
+
+
+def runs(name: str, profile=None, seeds=None) -> list[Run]:
+    """The runs of a named configuration (:data:`CONFIGS`), one per seed of the profile."""
+    if name not in CONFIGS:
+        raise ValueError(f"unknown configuration {name!r}; known: {', '.join(CONFIGS)}")
+    prof = get_profile(profile)
+    method, loss = CONFIGS[name]
+    return [train(method, prof, seed=s, loss=loss) for s in (seeds or prof.seeds)]
+
+
+# --------------------------------------------------------------------------- findings
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of one finding on one profile: per-seed values, effect, CI and verdict."""
+
+    finding: "Finding"
+    per_seed: pd.DataFrame  # columns seed, value, control, effect
+    effect: float
+    lo: float
+    hi: float
+    verdict: str
+
+    @property
+    def n(self) -> int:
+        return len(self.per_seed)
+
+    @property
+    def value(self) -> float:
+        return float(self.per_seed.value.mean())
+
+    @property
+    def control(self) -> float:
+        return float(self.per_seed.control.mean())
+
+    def row(self) -> dict:
+        f = self.finding
+        return {"claim": f.claim, "source": f.source, "this run": f.fmt_level(self.value),
+                "control": f"{f.fmt_level(self.control)} ({f.control})",
+                "effect (95% CI)": f"{f.fmt(self.effect)} [{f.fmt(self.lo)}, {f.fmt(self.hi)}], {self.n} seeds",
+                "threshold": f.fmt(f.threshold), "verdict": self.verdict, "the book's build": f.book_verdict}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One claim, its measurement and control, and its threshold (see the module doc).
+
+    ``compute(profile, seeds)`` returns one row per seed with the measurement ``value``
+    and its ``control``; the effect is ``value − control`` (for ``lower_is_better``
+    quantities, ``control − value``), in the finding's ``unit``.
+    """
+
+    key: str
+    claim: str
+    source: str
+    measurement: str
+    control: str
+    threshold: float
+    compute: Callable[[Profile, tuple], pd.DataFrame] = field(repr=False)
+    unit: str = "points"
+    book_verdict: str = "held"  # what the book's prose states on the cpu profile
+    lower_is_better: bool = False
+
+    def fmt(self, x: float) -> str:
+        """An effect in the finding's unit, e.g. ``+12.3 points``."""
+        if x != x:
+            return "n/a"
+        if self.unit == "points":
+            return f"{100 * x:+.1f} points"
+        return f"{x:+.2f} {self.unit}".rstrip()
+
+    def fmt_level(self, x: float) -> str:
+        """A measured level (not a difference): accuracies as percentages."""
+        if x != x:
+            return "n/a"
+        return f"{100 * x:.1f}%" if self.unit == "points" else f"{x:.3g}"
+
+    def measure(self, profile=None, seeds=None) -> Verdict:
+        """Train or load the runs, compute the effect per seed, and give the verdict."""
+        prof = get_profile(profile)
+        return _measure(self, prof, tuple(seeds or prof.seeds))
+
+
+@functools.lru_cache(maxsize=256)
+def _measure(f: Finding, prof: Profile, seeds: tuple) -> Verdict:
+    df = f.compute(prof, seeds).reset_index(drop=True)
+    sign = -1.0 if f.lower_is_better else 1.0
+    df["effect"] = sign * (df.value - df.control)
+    effect, lo, hi = t_interval(df.effect)
+    if len(df) < 2:
+        verdict = "inconclusive"
+    elif lo > f.threshold:
+        verdict = "held"
+    elif hi <= f.threshold:
+        verdict = "not held"
+    else:
+        verdict = "inconclusive"
+    return Verdict(f, df, effect, lo, hi, verdict)
+
+
+# --- measurements: each returns one row per seed (seed, value, control)
+
+def _final_vs_initial(config, metric="ncc", split="test", target="fine", stage=None):
+    def compute(prof, seeds):
+        rows = []
+        for r in runs(config, prof, seeds):
+            rows.append(dict(seed=r.seed, value=r.final(metric, split, target, stage),
+                             control=r.initial(metric, split, target, stage)))
+        return pd.DataFrame(rows)
+    return compute
+
+
+def _final_a_vs_final_b(config_a, config_b, metric="ncc", split="test", target="fine"):
+    def compute(prof, seeds):
+        a, b = runs(config_a, prof, seeds), runs(config_b, prof, seeds)
+        return pd.DataFrame([dict(seed=ra.seed, value=ra.final(metric, split, target),
+                                  control=rb.final(metric, split, target)) for ra, rb in zip(a, b)])
+    return compute
+
+
+def _gain_vs_gain(target, control_target, metric="ncc", split="test", config="VICReg"):
+    """Training's gain on ``target`` against its gain on ``control_target`` (each over the untrained network)."""
+    def compute(prof, seeds):
+        rows = []
+        for r in runs(config, prof, seeds):
+            gain = {t: r.final(metric, split, t) - r.initial(metric, split, t) for t in (target, control_target)}
+            rows.append(dict(seed=r.seed, value=gain[target], control=gain[control_target]))
+        return pd.DataFrame(rows)
+    return compute
+
+
+def _deep_vs_shallow(metric="ncc", split="test", target="fine", config="VICReg"):
+    """Training's gain at the last stage against its gain at the first stage."""
+    def compute(prof, seeds):
+        rows = []
+        for r in runs(config, prof, seeds):
+            first, last = r.stage_names[0], r.stage_names[-1]
+            gain = {s: r.final(metric, split, target, s) - r.initial(metric, split, target, s) for s in (first, last)}
+            rows.append(dict(seed=r.seed, value=gain[last], control=gain[first]))
+        return pd.DataFrame(rows)
+    return compute
+
+
+def _collapse(prof, seeds):
+    inv, full = runs("invariance only", prof, seeds), runs("VICReg", prof, seeds)
+    return pd.DataFrame([dict(seed=a.seed, value=-math.log10(a.losses().embedding_std.iloc[-1]),
+                              control=-math.log10(b.losses().embedding_std.iloc[-1])) for a, b in zip(inv, full)])
+
+
+def _pretext_learned(config, chance):
+    def compute(prof, seeds):
+        return pd.DataFrame([dict(seed=r.seed, value=r.losses().accuracy.iloc[-1], control=chance)
+                             for r in runs(config, prof, seeds)])
+    return compute
+
+
+def _pixels_cluster(prof, seeds):
+    from .data import load
+    from .metrics import ncc_accuracy
+
+    train_set, test = load(prof.dataset, "train"), load(prof.dataset, "test")
+    rows = []
+    for s in seeds:  # each seed draws its own subsets of images
+        tr, te = train_set.subset(prof.eval_size, seed=100 + s), test.subset(prof.eval_size, seed=200 + s)
+        acc = ncc_accuracy(te.images.flatten(1).float() / 255, te.labels, tr.images.flatten(1).float() / 255,
+                           tr.labels)
+        rows.append(dict(seed=s, value=acc, control=1 / train_set.num_classes))
+    return pd.DataFrame(rows)
+
+
+ABSTRACT = "the paper's abstract"
+FINDINGS: dict[str, Finding] = {f.key: f for f in (
+    # chapter 0: the floor
+    Finding("pixels_cluster", "Raw pixels already cluster by class above chance", "this book (a baseline)",
+            "test NCC accuracy of raw pixels, on a random subset of images per seed", "chance (1 in K)", 0.10,
+            _pixels_cluster),
+    # chapter 1: pretext tasks
+    Finding("rotation_learned", "A network learns to predict an image's rotation", "Gidaris et al. (2018)",
+            "rotation accuracy on the training batches, last epoch", "chance (1 in 4)", 0.10,
+            _pretext_learned("rotation", 0.25)),
+    Finding("jigsaw_learned", "A network learns to solve 2×2 jigsaw puzzles", "Noroozi & Favaro (2016)",
+            "permutation accuracy on the training batches, last epoch", "chance (1 in 24)", 0.10,
+            _pretext_learned("jigsaw", 1 / 24)),
+    Finding("rotation_probe", "Rotation prediction makes the classes more linearly separable",
+            "Gidaris et al. (2018)", "test linear-probe accuracy, last stage, after rotation training",
+            "the same network untrained", 0.01, _final_vs_initial("rotation", "probe")),
+    # chapter 2: joint embedding
+    Finding("collapse", "With the invariance term alone, the embeddings collapse",
+            "VICReg (Bardes et al., 2022)", "−log10 of the embedding spread after training, invariance only",
+            "the same for full VICReg", 1.0, _collapse, unit="orders of magnitude"),
+    Finding("simclr_clusters", "SimCLR clusters the classes without labels", "SimCLR (Chen et al., 2020)",
+            "test NCC accuracy (fine), last stage", "the same network untrained", 0.05,
+            _final_vs_initial("SimCLR")),
+    Finding("barlow_clusters", "Barlow Twins clusters the classes without labels", "Barlow Twins (Zbontar et al., 2021)",
+            "test NCC accuracy (fine), last stage", "the same network untrained", 0.05,
+            _final_vs_initial("Barlow Twins")),
+    # chapter 3: clustering
+    Finding("semantic_clustering", "SSL training clusters samples by semantic class", ABSTRACT,
+            "VICReg: test NCC accuracy (fine), last stage", "the same network untrained", 0.05,
+            _final_vs_initial("VICReg")),
+    Finding("sample_clustering", "SSL training clusters the views of each image (sample level)",
+            "the paper's account", "VICReg: sample-level NCC accuracy, last stage", "the same network untrained",
+            0.05, _final_vs_initial("VICReg", "sample_ncc", target="sample")),
+    Finding("supervised_tighter", "Training with labels clusters the training set more tightly than SSL",
+            "neural collapse (Papyan et al., 2020)", "train NCC accuracy (fine), supervised",
+            "train NCC accuracy, VICReg", 0.02, _final_a_vs_final_b("supervised", "VICReg", split="train")),
+    # chapter 4: regularization vs invariance
+    Finding("regularization_clusters", "The regularization term alone clusters the classes", ABSTRACT,
+            "VICReg without invariance: test NCC accuracy (fine)", "the same network untrained", 0.05,
+            _final_vs_initial("regularization only")),
+    Finding("ratio_drives_clustering", "More weight on the regularization term, more semantic clustering",
+            ABSTRACT, "test NCC accuracy (fine), regularization/invariance ratio 5",
+            "the same at ratio 0.2", 0.02, _final_a_vs_final_b("ratio 5", "ratio 0.2")),
+    # chapter 5: semantic vs random targets
+    Finding("semantic_over_random", "Training improves alignment with semantic classes more than with random ones",
+            ABSTRACT, "gain over the untrained network of train NCC accuracy, true classes",
+            "the same gain for fully random targets", 0.05, _gain_vs_gain("fine", "random_1", split="train")),
+    # chapter 6: hierarchy and depth
+    Finding("coarse_clustering", "SSL training clusters samples at the coarse level of the hierarchy", ABSTRACT,
+            "VICReg: test NCC accuracy (coarse), last stage", "the same network untrained", 0.05,
+            _final_vs_initial("VICReg", target="coarse")),
+    Finding("coarse_beyond_fine", "The coarse level gains more than random groupings of the same fine classes",
+            ABSTRACT, "gain over the untrained network of test NCC accuracy, coarse groups",
+            "the same gain for random groups of the same sizes", 0.02, _gain_vs_gain("coarse", "coarse_random")),
+    Finding("deeper_gains_more", "Training raises alignment more in deeper layers", ABSTRACT,
+            "gain over the untrained network of test NCC accuracy (fine), last stage",
+            "the same gain at the first stage", 0.02, _deep_vs_shallow()),
+)}
+
+
+def finding(key: str) -> Finding:
+    """A finding by key, with a clear error listing the keys."""
+    if key not in FINDINGS:
+        raise KeyError(f"unknown finding {key!r}; known: {', '.join(FINDINGS)}")
+    return FINDINGS[key]
+
+
+def measure_all(profile=None, keys=None) -> list[Verdict]:
+    """The verdicts of every finding (or of ``keys``) on a profile."""
+    return [finding(k).measure(profile) for k in (keys or FINDINGS)]

@@ -1,0 +1,287 @@
+"""Train-or-load one configuration × seed, and evaluate a trained network; both cached.
+
+- :func:`train` trains one method under one profile and seed, or loads it from the
+  *train* cache. A :class:`Run` keeps the loss history and a snapshot of the backbone at
+  every evaluation epoch of the profile (epoch 0 is the untrained network: the control of
+  most findings).
+- :meth:`Run.evaluate` measures metrics on targets at those snapshots, cached in the
+  *evaluate* cache, so a new target or metric never retrains a network.
+
+The chapters and the CLI call the same functions, so they share the cache.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+
+from . import data as data_mod
+from .cache import cached, config_hash
+from .evaluation import METRICS, evaluate_features, extract_features, sample_ncc
+from .methods import Method, make_method
+from .models import SSLModel, build_backbone
+from .profiles import Profile, get_profile
+from .runtime import seed_everything
+from .targets import make_targets
+from .train import fit
+
+__all__ = ["Run", "train", "datasets_for", "build_model", "default_device", "SAMPLE_LEVEL_IMAGES",
+           "SAMPLE_LEVEL_VIEWS", "TRAIN_FIELDS"]
+
+# Sample-level NCC: this many test images, this many views of each for the centres (and again for the queries).
+SAMPLE_LEVEL_IMAGES = 256
+SAMPLE_LEVEL_VIEWS = 8
+# The profile settings that change a trained network (the train cache key); eval_size only changes evaluations.
+TRAIN_FIELDS = ("dataset", "backbone", "widths", "train_size", "epochs", "batch_size", "lr", "weight_decay",
+                "projector", "eval_every")
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@functools.lru_cache(maxsize=8)
+def _load(name: str, split: str) -> data_mod.Dataset:
+    return data_mod.load(name, split)
+
+
+def datasets_for(profile: Profile):
+    """(SSL training set, evaluation train set, evaluation test set) of a profile.
+
+    The evaluation train set is a fixed subset of the images SSL trained on.
+    """
+    train_set = _load(profile.dataset, "train").subset(profile.train_size, seed=0)
+    test = _load(profile.dataset, "test").subset(profile.eval_size, seed=1)
+    return train_set, train_set.subset(profile.eval_size, seed=1), test
+
+
+def build_model(method: Method, profile: Profile, dataset) -> SSLModel:
+    """Backbone of the profile plus the method's head."""
+    backbone = build_backbone(profile.backbone, dataset.channels, dataset.images.shape[-1], profile.widths)
+    return SSLModel(backbone, method.make_head(backbone.out_dim))
+
+
+def eval_epochs(profile: Profile) -> list[int]:
+    """Epoch 0 (the untrained network), every ``eval_every`` epochs, and the last."""
+    return sorted({0, profile.epochs, *range(0, profile.epochs + 1, max(1, profile.eval_every))})
+
+
+@dataclass
+class Run:
+    """One trained network: configuration, final model, loss history and backbone snapshots.
+
+    ``snapshots[epoch]`` is the backbone's state at each evaluation epoch; epoch 0 is the
+    untrained network of the same seed (the same for every method of one seed).
+    """
+
+    method: str
+    profile: Profile
+    seed: int
+    loss: dict
+    model: SSLModel
+    history: pd.DataFrame
+    snapshots: dict[int, dict] = field(repr=False)
+    key: str = ""
+    device: torch.device = field(default_factory=default_device, repr=False)
+
+    @property
+    def backbone(self):
+        return self.model.backbone
+
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        return self.backbone.stage_names
+
+    @property
+    def last_stage(self) -> str:
+        return self.backbone.stage_names[-1]
+
+    @property
+    def epochs(self) -> list[int]:
+        return sorted(self.snapshots)
+
+    def backbone_at(self, epoch: int):
+        """A copy of the backbone with its weights at ``epoch`` (one of :attr:`epochs`), in eval mode."""
+        if epoch not in self.snapshots:
+            raise KeyError(f"no snapshot at epoch {epoch}; this run has {self.epochs}")
+        train_set, _, _ = datasets_for(self.profile)
+        net = build_backbone(self.profile.backbone, train_set.channels, train_set.images.shape[-1],
+                             self.profile.widths)
+        net.load_state_dict(self.snapshots[epoch])
+        return net.to(self.device).eval()
+
+    def losses(self, phase: str = "epoch") -> pd.DataFrame:
+        """Loss terms per epoch (or per ``step``), one column per term."""
+        df = self.history[self.history.phase == phase]
+        key = "epoch" if phase == "epoch" else "step"
+        return df.pivot_table(index=key, columns="metric", values="value")
+
+    def collapsed(self) -> bool:
+        """Whether the trainer recorded a collapse warning (embedding spread below its threshold)."""
+        return bool((self.history.metric == "collapse").any())
+
+    def evaluate(self, targets=("fine", "coarse"), metrics=("ncc", "cdnv"), epochs=None,
+                 sample_level: bool = False) -> pd.DataFrame:
+        """Metrics of this run's backbone snapshots at every stage, one tidy row per value.
+
+        Each (epoch, target, metric) is cached on its own in the *evaluate* cache, so asking
+        for one more target or metric computes only that one.
+
+        Parameters
+        ----------
+        targets : names known to :func:`sslkit.targets.make_targets` (``"fine"``, ``"coarse"``,
+            ``"random_0.5"``, ``"coarse_random"``, …)
+        metrics : subset of ``("ncc", "cdnv", "probe", "knn")``
+        epochs : which snapshots (default: all of :attr:`epochs`)
+        sample_level : also measure sample-level NCC (``target="sample"``, ``metric="sample_ncc"``)
+
+        Returns
+        -------
+        DataFrame with columns ``epoch, stage, target, split, metric, value``.
+        """
+        unknown = set(metrics) - set(METRICS)
+        if unknown:
+            raise ValueError(f"unknown metrics {sorted(unknown)}; choose from {METRICS}")
+        epochs = self.epochs if epochs is None else list(epochs)
+        frames = [self._evaluate_epoch(e, tuple(targets), tuple(metrics), sample_level) for e in epochs]
+        return pd.concat(frames, ignore_index=True)
+
+    def _evaluate_epoch(self, epoch, targets, metrics, sample_level) -> pd.DataFrame:
+        prof = self.profile
+        base = dict(run=self.key, epoch=epoch, eval_size=prof.eval_size)
+        _, eval_train, eval_test = datasets_for(prof)
+        state: dict = {}
+
+        def features():
+            if not state:
+                net = self.backbone_at(epoch)
+                mean, std = eval_train.mean_std()
+                state["train"] = extract_features(net, eval_train.images, mean, std, stages=True)
+                state["test"] = extract_features(net, eval_test.images, mean, std, stages=True)
+            return state
+
+        frames = []
+        for name in targets:
+            for metric in metrics:
+                def compute(name=name, metric=metric):
+                    labels = make_targets(name, eval_train, eval_test, seed=self.seed)
+                    f = features()
+                    return {"rows": evaluate_features(f["train"], f["test"], labels, self.stage_names, metric)}
+                rows = cached("evaluate", {**base, "target": name, "metric": metric}, compute)["rows"]
+                frames.append(rows.assign(target=name))
+        if sample_level:
+            def compute_sample():
+                net = self.backbone_at(epoch)
+                g = torch.Generator(device=self.device).manual_seed(1234)
+                meth = make_method(self.method, eval_train, projector=prof.projector, **self.loss)
+                value = sample_ncc(net, eval_test.images[:SAMPLE_LEVEL_IMAGES], meth.view_augment,
+                                   n_views=SAMPLE_LEVEL_VIEWS, generator=g)
+                return {"rows": pd.DataFrame([dict(stage=self.last_stage, split="test", metric="sample_ncc",
+                                                   value=value)])}
+            rows = cached("evaluate", {**base, "target": "sample", "metric": "sample_ncc",
+                                       "images": SAMPLE_LEVEL_IMAGES, "views": SAMPLE_LEVEL_VIEWS},
+                          compute_sample)["rows"]
+            frames.append(rows.assign(target="sample"))
+        out = pd.concat(frames, ignore_index=True)
+        out.insert(0, "epoch", epoch)
+        return out[["epoch", "stage", "target", "split", "metric", "value"]]
+
+    def value(self, metric: str, epoch: int, split: str = "test", target: str = "fine",
+              stage: str | None = None) -> float:
+        """One evaluated number, e.g. ``run.value("ncc", run.epochs[-1])``; ``stage`` defaults to the last."""
+        stage = stage or self.last_stage
+        sample = metric == "sample_ncc"
+        df = self.evaluate(targets=() if sample else (target,), metrics=() if sample else (metric,),
+                           epochs=[epoch], sample_level=sample)
+        df = df[(df.metric == metric) & (df.split == split) & (df.stage == stage)]
+        if df.empty:
+            raise KeyError(f"no {metric}/{split}/{target}/{stage} at epoch {epoch}")
+        return float(df.value.iloc[0])
+
+    def final(self, metric: str, split: str = "test", target: str = "fine", stage: str | None = None) -> float:
+        """The metric at the last epoch."""
+        return self.value(metric, self.epochs[-1], split, target, stage)
+
+    def initial(self, metric: str, split: str = "test", target: str = "fine", stage: str | None = None) -> float:
+        """The metric at epoch 0: the untrained network of the same seed."""
+        return self.value(metric, 0, split, target, stage)
+
+
+def _check_loss_arguments(method: str, loss: dict) -> dict:
+    """Loss keywords validated against the loss's signature, numbers finite, as floats."""
+    from . import methods
+
+    fn = methods.loss_function(method)
+    if fn is None:
+        if loss:
+            raise ValueError(f"method {method!r} takes no loss arguments, got {sorted(loss)}")
+        return {}
+    valid = [p for p in inspect.signature(fn).parameters if p not in ("z1", "z2")]
+    out = {}
+    for k, v in loss.items():
+        if k not in valid:
+            raise ValueError(f"unknown loss argument {k!r} for {method}; valid: {', '.join(valid)}")
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            raise ValueError(f"loss argument {k} must be a number, got {v!r}") from None
+        if not math.isfinite(x):
+            raise ValueError(f"loss argument {k} must be finite, got {v}")
+        out[k] = x
+    return out
+
+
+def train(method: str = "vicreg", profile: str | Profile | None = None, *, seed: int = 0,
+          loss: dict | None = None, epochs: int | None = None, cache: bool = True, device=None,
+          progress: bool | None = None) -> Run:
+    """Train ``method`` under ``profile`` with ``seed``, or load the cached network.
+
+    Parameters
+    ----------
+    method : one of :data:`sslkit.methods.METHODS`
+    profile : name or :class:`~sslkit.profiles.Profile` (default: ``$SSLKIT_PROFILE``/auto)
+    seed : the network's initialisation, shuffling and augmentations (part of the cache key)
+    loss : dict, optional
+        Loss arguments, e.g. ``{"inv_weight": 0}`` for VICReg without invariance; checked
+        against the loss's signature before anything trains.
+    epochs : int, optional
+        Override the profile's epochs (0 = the untrained network only).
+
+    The backbone is snapshotted at epoch 0, every ``profile.eval_every`` epochs and at
+    the end; evaluate the snapshots with :meth:`Run.evaluate`.
+    """
+    prof = get_profile(profile)
+    if epochs is not None:
+        prof = prof.replace(epochs=epochs)
+    loss = _check_loss_arguments(method, dict(loss or {}))
+    config = dict(method=method, profile={k: getattr(prof, k) for k in TRAIN_FIELDS}, seed=seed, loss=loss)
+    device = torch.device(device) if device is not None else default_device()
+    train_set, _, _ = datasets_for(prof)
+    meth = make_method(method, train_set, projector=prof.projector, **loss)
+    snap_epochs = eval_epochs(prof)
+
+    def compute():
+        seed_everything(seed)  # same seed, same initial backbone for every method
+        model = build_model(meth, prof, train_set)
+        snapshots = {}
+
+        def snapshot(m, epoch):
+            snapshots[str(epoch)] = {k: v.detach().cpu().clone() for k, v in m.backbone.state_dict().items()}
+
+        history = fit(model, meth, train_set.to(device), epochs=prof.epochs, batch_size=prof.batch_size,
+                      lr=prof.lr, weight_decay=prof.weight_decay, seed=seed, callbacks=[snapshot],
+                      eval_epochs=snap_epochs, progress=progress, device=device)
+        return dict(history=history, snapshots=snapshots,
+                    state_dict={k: v.cpu() for k, v in model.state_dict().items()})
+
+    result = cached("train", config, compute, enabled=cache)
+    model = build_model(meth, prof, train_set)
+    model.load_state_dict(result["state_dict"])
+    model.to(device).eval()
+    snapshots = {int(e): s for e, s in result["snapshots"].items()}
+    return Run(method, prof, seed, loss, model, result["history"], snapshots, config_hash(config), device)
+

@@ -1,0 +1,171 @@
+"""Findings, verdicts and scoreboards, on planted runs whose outcome is known."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import stats
+
+from sslkit import analysis, book, data, paper, profiles
+
+PROFILE = profiles.get_profile("smoke")
+
+
+class FakeRun:
+    """A run whose every measurement is planted: ``initial`` = a base level, ``final`` =
+    base + the gain that ``world`` gives this configuration, target, stage and metric."""
+
+    stage_names = ("stage1", "stage2", "stage3")
+
+    def __init__(self, config, seed, world):
+        self.config, self.seed, self.world = config, seed, world
+        self.noise = 0.002 * (seed - 1)
+
+    def initial(self, metric, split="test", target="fine", stage=None):
+        return 0.5 + self.noise
+
+    def final(self, metric, split="test", target="fine", stage=None):
+        stage = stage or self.stage_names[-1]
+        return self.initial(metric) + self.world(self.config, metric, split, target, stage)
+
+    def losses(self):
+        spread = 1e-3 if self.config == "invariance only" and self.world.collapse else 1.0
+        return pd.DataFrame({"embedding_std": [1.0, spread], "accuracy": [0.3, self.world.pretext]})
+
+
+class World:
+    """``holds=True``: every claim is planted true; ``holds=False``: every claim is planted false."""
+
+    def __init__(self, holds):
+        self.holds = holds
+        self.collapse = holds
+        self.pretext = 0.9 if holds else 0.03
+
+    def __call__(self, config, metric, split, target, stage):
+        if not self.holds:  # training changes nothing anywhere, except it hurts a little
+            return -0.05
+        if target in ("random_1", "coarse_random") or stage == "stage1":
+            return 0.0
+        if config == "ratio 0.2":
+            return 0.05
+        if config == "supervised" and split == "train":
+            return 0.45
+        return 0.2
+
+
+def planted(monkeypatch, holds):
+    world = World(holds)
+    monkeypatch.setattr(paper, "runs", lambda name, prof=None, seeds=None: [
+        FakeRun(name, s, world) for s in (seeds or PROFILE.seeds)])
+    n, k = 300, 10
+    labels = torch.arange(n) % k
+
+    def dataset(split):
+        if holds:  # class c lights up pixel c: pixels cluster by class
+            images = torch.zeros(n, 1, 4, 4, dtype=torch.uint8)
+            images.view(n, -1)[torch.arange(n), labels] = 255
+        else:  # pixels independent of the labels, drawn afresh for each split
+            g = torch.Generator().manual_seed(0 if split == "train" else 1)
+            images = torch.randint(0, 256, (n, 1, 4, 4), dtype=torch.uint8, generator=g)
+        return data.Dataset("planted", images, labels, labels % 2, tuple(map(str, range(k))), ("a", "b"))
+
+    monkeypatch.setattr(data, "load", lambda name, split="train", **kw: dataset(split))
+    paper._measure.cache_clear()
+
+
+@pytest.mark.parametrize("key", list(paper.FINDINGS))
+def test_every_finding_holds_where_planted_true_and_fails_where_planted_false(monkeypatch, key):
+    f = paper.finding(key)
+    planted(monkeypatch, holds=True)
+    assert f.measure(PROFILE).verdict == "held"
+    planted(monkeypatch, holds=False)
+    assert f.measure(PROFILE).verdict == "not held"
+
+
+def finding_with(effects, threshold=0.05):
+    def compute(prof, seeds):
+        return pd.DataFrame({"seed": range(len(effects)), "value": effects, "control": 0.0})
+    return paper.Finding("demo", "a demo claim", "a test", "value", "zero", threshold, compute)
+
+
+@pytest.mark.parametrize("effects, verdict", [
+    ([0.30, 0.31, 0.29], "held"),
+    ([-0.10, -0.12, -0.09], "not held"),
+    ([0.00, 0.20, 0.10], "inconclusive"),  # the interval contains the threshold
+    ([0.30], "inconclusive"),  # one seed: no interval
+])
+def test_verdict_follows_the_confidence_interval(effects, verdict):
+    paper._measure.cache_clear()
+    v = finding_with(effects).measure(PROFILE, seeds=tuple(range(len(effects))))
+    assert v.verdict == verdict
+    assert v.effect == pytest.approx(np.mean(effects))
+
+
+def test_lower_is_better_flips_the_sign():
+    paper._measure.cache_clear()
+    f = finding_with([-0.3, -0.31, -0.29])
+    f = paper.Finding(f.key, f.claim, f.source, f.measurement, f.control, f.threshold, f.compute,
+                      lower_is_better=True)
+    assert f.measure(PROFILE).verdict == "held"
+
+
+def test_t_interval_agrees_with_scipy():
+    x = [0.1, 0.4, 0.25, 0.3]
+    m, lo, hi = analysis.t_interval(x)
+    ref = stats.t.interval(0.95, len(x) - 1, loc=np.mean(x), scale=stats.sem(x))
+    assert (lo, hi) == pytest.approx(ref) and m == pytest.approx(0.2625)
+    assert np.isnan(analysis.t_interval([1.0])[1])
+    with pytest.raises(ValueError, match="finite"):
+        analysis.t_interval([1.0, float("nan")])
+
+
+def test_gain_over_init_is_last_minus_epoch_zero():
+    ev = pd.DataFrame({"run": "a", "seed": 0, "stage": "s", "target": "fine", "split": "test", "metric": "ncc",
+                       "epoch": [2, 0, 1], "value": [0.9, 0.4, 0.6]})
+    assert analysis.gain_over_init(ev).gain.tolist() == pytest.approx([0.5])
+
+
+def test_within_run_correlation_reads_one_run_only():
+    class Run:
+        def losses(self):
+            return pd.DataFrame({"variance": [3.0, 2.0, 1.0, 0.5], "invariance": [1.0, 2.0, 3.0, 4.0]},
+                                index=pd.Index([1, 2, 3, 4], name="epoch"))
+
+    ev = pd.DataFrame({"epoch": [0, 1, 2, 3, 4], "value": [0.1, 0.2, 0.3, 0.4, 0.5]})
+    rho = analysis.within_run_correlation(Run(), ev)
+    assert rho["variance"] == pytest.approx(-1.0) and rho["invariance"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="at least 3"):
+        analysis.within_run_correlation(Run(), ev.iloc[:3])
+
+
+def test_scoreboard_shows_not_held_and_never_raises(monkeypatch, capsys):
+    planted(monkeypatch, holds=False)
+    verdicts = paper.measure_all(PROFILE, ["semantic_clustering", "regularization_clusters"])
+    table = book.scoreboard(verdicts)
+    assert list(table.verdict) == ["not held", "not held"]
+    assert list(table["the book's build"]) == ["held", "held"]
+    assert {"control", "effect (95% CI)", "verdict"} <= set(table.columns)
+    book.show_scoreboard(["semantic_clustering"], PROFILE)
+    assert "differs from the book's" in capsys.readouterr().out
+
+
+def test_report_fails_only_in_the_books_own_build(monkeypatch, capsys):
+    planted(monkeypatch, holds=False)
+    monkeypatch.delenv("SSLKIT_BOOK_BUILD", raising=False)
+    book.report("semantic_clustering", PROFILE)  # a reader's run: a line, no exception
+    assert "Your run differs from the book's" in capsys.readouterr().out
+    monkeypatch.setenv("SSLKIT_BOOK_BUILD", "1")
+    book.report("semantic_clustering", PROFILE)  # smoke is not the book's profile
+    cpu = profiles.get_profile("cpu")
+    with pytest.raises(AssertionError, match="never the threshold"):
+        book.report("semantic_clustering", cpu)
+    book.report("semantic_clustering", cpu, seeds=(5, 6, 7))  # other seeds: no exception
+
+
+def test_thresholds_are_written_once():
+    import pathlib
+    import re
+
+    root = pathlib.Path(__file__).resolve().parent.parent
+    chapters = "".join(p.read_text() for p in (root / "chapters").glob("*.ipynb"))
+    assert "book.check(" not in chapters
+    assert not re.search(r"threshold\s*=\s*0\.\d", chapters), "thresholds live in sslkit.paper only"

@@ -1,0 +1,134 @@
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from sslkit import profiles, runs
+
+
+@pytest.fixture()
+def fast(monkeypatch):
+    """The smoke profile, shorter: enough to test caching and evaluation, not learning."""
+    return profiles.get_profile("smoke").replace(epochs=2, eval_every=1)
+
+
+def test_smoke_vicreg_loss_falls_and_views_of_an_image_cluster():
+    run = runs.train("vicreg", "smoke", progress=False)
+    total = run.losses().total
+    assert total.iloc[-1] < total.iloc[0]
+    before, after = run.initial("sample_ncc"), run.final("sample_ncc")
+    # What the loss asks: the views of each image gather around that image's centre.
+    assert after > before + 0.1, (before, after)
+
+
+@pytest.mark.parametrize("method", ["simclr", "barlow", "rotation", "jigsaw", "supervised"])
+def test_each_methods_loss_falls(method):
+    run = runs.train(method, profiles.get_profile("smoke").replace(epochs=6, eval_every=6), progress=False)
+    total = run.losses().total
+    assert total.iloc[-1] < total.iloc[0], total.tolist()
+
+
+def test_runs_are_cached_by_configuration_and_seed(monkeypatch, fast):
+    calls = []
+    real_fit = runs.fit
+
+    def counting_fit(*args, **kwargs):
+        calls.append(kwargs["seed"])
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(runs, "fit", counting_fit)
+    a = runs.train("simclr", fast, progress=False)
+    b = runs.train("simclr", fast, progress=False)
+    assert calls == [0]  # the second call loaded the first one's result
+    assert b.history.equals(a.history)
+    for (k, v), (_, w) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
+        assert torch.equal(v.cpu(), w.cpu()), k
+    runs.train("simclr", fast, progress=False, seed=1)
+    assert calls == [0, 1]  # the seed is part of the key
+    runs.train("simclr", fast, progress=False, loss={"temperature": 0.2})
+    runs.train("simclr", fast, progress=False, cache=False)
+    assert len(calls) == 4
+
+
+def test_new_targets_and_metrics_never_retrain(monkeypatch, fast):
+    run = runs.train("vicreg", fast, progress=False)
+    monkeypatch.setattr(runs, "fit", lambda *a, **k: pytest.fail("a new evaluation retrained the network"))
+    again = runs.train("vicreg", fast, progress=False)
+    ev = again.evaluate(targets=("fine", "random_1", "coarse_random"), metrics=("ncc", "knn"), sample_level=True)
+    assert set(ev.epoch) == set(run.epochs) == {0, 1, 2}
+    assert set(ev.stage) == {"stage1", "stage2", "stage3"}  # real stage names, no "last" alias
+    assert set(ev.target) == {"fine", "random_1", "coarse_random", "sample"}
+    knn = ev[ev.metric == "knn"]
+    assert set(knn.split) == {"test"}
+
+
+def test_evaluations_are_cached_per_metric(monkeypatch, fast):
+    run = runs.train("vicreg", fast, progress=False)
+    first = run.evaluate(targets=("fine",), metrics=("ncc",))
+    monkeypatch.setattr(runs, "extract_features", lambda *a, **k: pytest.fail("recomputed features"))
+    again = run.evaluate(targets=("fine",), metrics=("ncc",))
+    assert first.equals(again)
+
+
+def test_epoch_zero_is_the_untrained_network_of_the_seed(fast):
+    a = runs.train("vicreg", fast, progress=False)
+    b = runs.train("simclr", fast, progress=False)
+    for k, v in a.snapshots[0].items():
+        assert torch.equal(v, b.snapshots[0][k]), k  # same seed, same initial backbone
+    assert a.initial("ncc") == b.initial("ncc")
+    assert a.final("ncc") != a.initial("ncc")
+
+
+def test_loss_arguments_are_checked_before_training(fast):
+    with pytest.raises(ValueError, match="unknown loss argument 'inv_wieght'.*inv_weight"):
+        runs.train("vicreg", fast, loss={"inv_wieght": 0})
+    with pytest.raises(ValueError, match="finite"):
+        runs.train("vicreg", fast, loss={"inv_weight": float("nan")})
+    with pytest.raises(ValueError, match="takes no loss arguments"):
+        runs.train("rotation", fast, loss={"inv_weight": 1})
+
+
+def test_profiles_default_and_errors(monkeypatch):
+    monkeypatch.setenv("SSLKIT_PROFILE", "smoke")
+    assert profiles.get_profile().name == "smoke"
+    monkeypatch.delenv("SSLKIT_PROFILE")
+    assert profiles.get_profile().name == ("gpu" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="smoke, cpu, gpu, paper"):
+        profiles.get_profile("huge")
+    assert profiles.get_profile("cpu").replace(epochs=1).epochs == 1
+    assert len(profiles.get_profile("cpu").seeds) >= 3
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "sslkit", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_cli_train_prints_a_summary_and_shares_the_api_cache(monkeypatch):
+    out = cli("train", "--method", "vicreg", "--profile", "smoke", "--epochs", "1", "--threads", "2",
+              "--loss", "inv_weight=0")
+    assert out.returncode == 0, out.stderr
+    assert "ncc" in out.stdout and "→" in out.stdout and "variance" in out.stdout
+    monkeypatch.setattr(runs, "fit", lambda *a, **k: pytest.fail("the API did not find the CLI's run"))
+    runs.train("vicreg", "smoke", epochs=1, loss={"inv_weight": 0})
+
+
+def test_cli_errors_are_one_line_with_exit_code_2(tmp_path):
+    out = cli("--help")
+    assert out.returncode == 0 and "train" in out.stdout and "clean-cache" in out.stdout
+    for args, expected in [(("train", "--profile", "smoke", "--loss", "bogus"), "KEY=VALUE"),
+                           (("train", "--profile", "smoke", "--loss", "inv_wieght=0"), "valid: inv_weight"),
+                           (("train", "--profile", "smoke", "--loss", "inv_weight=nan"), "finite"),
+                           (("train", "--profile", "smoke", "--threads", "-3"), "--threads"),
+                           (("data", "imagenet"), "Known datasets"),
+                           (("clean-cache", "--root", str(tmp_path)), "does not look like an sslkit cache")]:
+        (tmp_path / "x").mkdir(exist_ok=True)
+        out = cli(*args)
+        assert out.returncode == 2, (args, out.stderr)
+        assert expected in out.stderr and "Traceback" not in out.stderr, (args, out.stderr)
+
+
+def test_cli_profiles_rejects_an_unknown_profile(monkeypatch):
+    monkeypatch.setenv("SSLKIT_PROFILE", "tiny")
+    out = cli("profiles")
+    assert out.returncode == 2 and "Unknown profile 'tiny'" in out.stderr
