@@ -158,6 +158,31 @@ def _roots(root) -> list[Path]:
     return [Path(env)] if env else []
 
 
+def download_timeout() -> float:
+    """Seconds a download may wait for the server: ``$SSLKIT_DOWNLOAD_TIMEOUT``, else 60."""
+    value = os.environ.get("SSLKIT_DOWNLOAD_TIMEOUT", "60")
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise ValueError(f"SSLKIT_DOWNLOAD_TIMEOUT must be a positive number of seconds, got {value!r}")
+    return seconds
+
+
+def _download(fetch) -> None:
+    """Run torchvision's ``fetch()`` with a socket timeout: its ``urlopen`` has none, so a
+    server that accepts the connection and never answers would hang forever."""
+    import socket
+
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(download_timeout())
+    try:
+        fetch()
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
 def _not_found(name: str, looked: list[Path], why: str = "") -> DataNotFoundError:
     where = ", ".join(str(p) for p in looked) or "(nowhere)"
     extra = f" The download failed: {why}" if why else ""
@@ -233,17 +258,18 @@ def _find_idx(folder: Path, stem: str) -> Path | None:
 
 def _load_fashion_mnist(split: str, root, download: bool) -> Dataset:
     img_stem, lab_stem = _IDX_FILES[split]
-    looked = _roots(root) + [DEBIAN_FASHION_MNIST, cache_dir()]
+    # An explicit root is used or fails: never silently replaced by another copy.
+    looked = _roots(root) + ([] if root is not None else [DEBIAN_FASHION_MNIST, cache_dir()])
     for folder in looked:
         img, lab = _find_idx(folder, img_stem), _find_idx(folder, lab_stem)
         if img and lab:
             break
     else:
-        if not download:
+        if not download or root is not None:
             raise _not_found("fashion-mnist", looked)
         try:
             from torchvision.datasets import FashionMNIST
-            FashionMNIST(str(cache_dir()), train=(split == "train"), download=True)
+            _download(lambda: FashionMNIST(str(cache_dir()), train=(split == "train"), download=True))
         except Exception as e:  # no network, server down, ...
             raise _not_found("fashion-mnist", looked, f"{type(e).__name__}: {e}") from e
         img, lab = _find_idx(cache_dir(), img_stem), _find_idx(cache_dir(), lab_stem)
@@ -253,8 +279,8 @@ def _load_fashion_mnist(split: str, root, download: bool) -> Dataset:
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise CorruptDataError(f"fashion-mnist: {img} holds shape {images.shape} and {lab} "
                                f"shape {labels.shape}; expected N×28×28 images and N labels")
-    if labels.max(initial=0) >= 10:
-        raise CorruptDataError(f"{lab}: label {labels.max()} out of range 0..9")
+    if labels.max(initial=0) >= 10 or labels.min(initial=0) < 0:
+        raise CorruptDataError(f"{lab}: labels must be in 0..9, found {labels.min()}..{labels.max()}")
     fine = torch.from_numpy(labels.astype(np.int64))
     coarse = torch.tensor(FASHION_FINE_TO_COARSE)[fine]
     return Dataset("fashion-mnist", torch.from_numpy(images.copy())[:, None], fine, coarse,
@@ -306,15 +332,15 @@ def _get(d: dict, key: str):
 
 def _load_cifar(name: str, split: str, root, download: bool) -> Dataset:
     folder_name, files, meta_name = _CIFAR[name]
-    looked = _roots(root) + [cache_dir()]
+    looked = _roots(root) + ([] if root is not None else [cache_dir()])
     folder = next((r / folder_name for r in looked if (r / folder_name / meta_name).is_file()), None)
     if folder is None:
-        if not download:
+        if not download or root is not None:
             raise _not_found(name, looked)
         try:
             from torchvision import datasets
             cls = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
-            cls(str(cache_dir()), train=(split == "train"), download=True)
+            _download(lambda: cls(str(cache_dir()), train=(split == "train"), download=True))
         except Exception as e:
             raise _not_found(name, looked, f"{type(e).__name__}: {e}") from e
         folder = cache_dir() / folder_name
@@ -346,8 +372,10 @@ def _load_cifar(name: str, split: str, root, download: bool) -> Dataset:
         classes = decode(_get(meta, "fine_label_names"))
         coarse_classes = decode(_get(meta, "coarse_label_names"))
         coarse_t = torch.from_numpy(np.concatenate(coarse))
-    if fine_t.max() >= len(classes) or coarse_t.max() >= len(coarse_classes):
-        raise CorruptDataError(f"{folder}: labels out of range of the class names in {meta_name}")
+    if (fine_t.max() >= len(classes) or coarse_t.max() >= len(coarse_classes)
+            or min(fine_t.min(), coarse_t.min()) < 0):
+        raise CorruptDataError(f"{folder}: labels out of range of the class names in {meta_name} "
+                               f"(fine {int(fine_t.min())}..{int(fine_t.max())} for {len(classes)} names)")
     return Dataset(name, images, fine_t, coarse_t, classes, coarse_classes)
 
 

@@ -97,9 +97,11 @@ def test_not_a_gzip_file(tmp_path, no_system_data):
         data.load("fashion-mnist", root=tmp_path)
 
 
-def test_missing_data_names_three_ways(tmp_path, no_system_data):
+def test_missing_data_names_three_ways(tmp_path, no_system_data, monkeypatch):
+    monkeypatch.setenv("SSLKIT_DATA", str(tmp_path / "empty"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     with pytest.raises(data.DataNotFoundError) as err:
-        data.load("fashion-mnist", root=tmp_path / "empty")
+        data.load("fashion-mnist")
     msg = str(err.value)
     assert "SSLKIT_DATA" in msg and "dataset-fashion-mnist" in msg and "download" in msg
     assert "network disabled" in msg  # the reason the download failed is kept
@@ -220,3 +222,46 @@ def test_mean_std_matches_numpy():
     x = ds.images.numpy() / 255
     assert mean[0] == pytest.approx(x.mean(), abs=1e-9)
     assert std[0] == pytest.approx(x.std(ddof=1), abs=1e-9)
+
+
+def test_a_silent_server_times_out_with_the_three_ways_to_get_the_data(tmp_path, monkeypatch):
+    """A server that accepts the connection and never answers: the download gives up."""
+    import socket
+    import threading
+    import time
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    accepted = []
+    threading.Thread(target=lambda: accepted.append(server.accept()), daemon=True).start()
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/"
+    from torchvision.datasets import FashionMNIST
+    monkeypatch.setattr(FashionMNIST, "mirrors", [url])
+    monkeypatch.setenv("SSLKIT_DOWNLOAD_TIMEOUT", "1")
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", tmp_path / "none")
+    start = time.monotonic()
+    with pytest.raises(data.DataNotFoundError, match=r"timed out.*\(1\).*\(2\).*\(3\)"):
+        data.load("fashion-mnist", "train")
+    assert time.monotonic() - start < 30
+    server.close()
+    monkeypatch.setenv("SSLKIT_DOWNLOAD_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match="positive number of seconds"):
+        data.download_timeout()
+
+
+def test_an_explicit_root_is_used_or_fails(tmp_path):
+    """Even where the Debian copy exists, root= that lacks the files is an error, not a detour."""
+    with pytest.raises(data.DataNotFoundError, match=str(tmp_path)):
+        data.load("fashion-mnist", "train", root=tmp_path)
+    with pytest.raises(data.DataNotFoundError, match=str(tmp_path)):
+        data.load("cifar10", "train", root=tmp_path)
+
+
+def test_negative_cifar_labels_are_rejected(tmp_path, no_system_data):
+    fake_cifar100(tmp_path)
+    with open(tmp_path / "cifar-100-python" / "test", "wb") as f:
+        pickle.dump({b"data": np.zeros((4, 3072), np.uint8), b"fine_labels": [0, 1, -1, 2],
+                     b"coarse_labels": [0] * 4}, f)
+    with pytest.raises(data.CorruptDataError, match="out of range"):
+        data.load("cifar100", "test", root=tmp_path)
