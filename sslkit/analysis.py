@@ -99,6 +99,8 @@ def summary(runs: dict, metrics=("ncc", "probe"), split: str = "test", target: s
             return f"{m:.2f} [{lo:.2f}, {hi:.2f}]"
         return f"{100 * m:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]"
 
+    if not runs or not all(runs.values()):
+        raise ValueError("summary needs at least one configuration with at least one run: {label: [Run, ...]}")
     rows = {}
     first = next(iter(runs.values()))
     if untrained:

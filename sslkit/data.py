@@ -16,6 +16,7 @@ Where the files come from, in this order:
 from __future__ import annotations
 
 import gzip
+import zlib
 import os
 import pickle
 from dataclasses import dataclass, field
@@ -225,7 +226,7 @@ def read_idx(path: Path) -> np.ndarray:
     try:
         with opener(path, "rb") as f:
             raw = f.read()
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError, zlib.error) as e:
         raise CorruptDataError(f"{path}: cannot be read as {'gzip' if opener is gzip.open else 'IDX'} ({e}); "
                                "delete it and provide the file again") from e
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or raw[3] not in (1, 2, 3):

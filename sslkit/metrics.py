@@ -217,8 +217,11 @@ def knn_accuracy(train_x, train_y, test_x, test_y, k: int = 20, metric: str = "c
     tx = _as_features(test_x, "test_x").to(x.device)
     y = _as_labels(train_y, len(x), x.device, "train_y")
     ty = _as_labels(test_y, len(tx), x.device, "test_y")
+    if tx.shape[1] != x.shape[1]:
+        raise ValueError(f"train_x has {x.shape[1]} dimensions, test_x {tx.shape[1]}")
     if not 1 <= k <= len(x):
-        raise ValueError(f"k must be between 1 and the number of training points ({len(x)}), got {k}")
+        raise ValueError(f"k must be between 1 and the number of training points ({len(x)}), got {k}; "
+                         "with fewer training points (a small eval_size), lower k")
     if metric not in ("cosine", "euclidean"):
         raise ValueError(f"metric must be 'cosine' or 'euclidean', got {metric!r}")
     codes, classes = _encode(y)

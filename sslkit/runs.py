@@ -40,6 +40,12 @@ TRAIN_FIELDS = ("dataset", "backbone", "widths", "train_size", "epochs", "batch_
                 "projector", "eval_every")
 
 
+# Features of recently evaluated snapshots, kept in memory so that several metrics and
+# targets of one snapshot extract them once (oldest dropped first; a few MB each on `cpu`).
+_FEATURES: dict = {}
+_FEATURES_KEPT = 32
+
+
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -154,15 +160,17 @@ class Run:
         prof = self.profile
         base = dict(run=self.key, epoch=epoch, eval_size=prof.eval_size)
         _, eval_train, eval_test = datasets_for(prof)
-        state: dict = {}
 
         def features():
-            if not state:
+            key = (self.key, epoch, prof.eval_size)
+            if key not in _FEATURES:
                 net = self.backbone_at(epoch)
                 mean, std = eval_train.mean_std()
-                state["train"] = extract_features(net, eval_train.images, mean, std, stages=True)
-                state["test"] = extract_features(net, eval_test.images, mean, std, stages=True)
-            return state
+                _FEATURES[key] = {"train": extract_features(net, eval_train.images, mean, std, stages=True),
+                                  "test": extract_features(net, eval_test.images, mean, std, stages=True)}
+                while len(_FEATURES) > _FEATURES_KEPT:
+                    _FEATURES.pop(next(iter(_FEATURES)))
+            return _FEATURES[key]
 
         frames = []
         for name in targets:

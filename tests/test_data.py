@@ -265,3 +265,13 @@ def test_negative_cifar_labels_are_rejected(tmp_path, no_system_data):
                      b"coarse_labels": [0] * 4}, f)
     with pytest.raises(data.CorruptDataError, match="out of range"):
         data.load("cifar100", "test", root=tmp_path)
+
+
+def test_a_corrupt_gzip_stream_names_the_file(tmp_path, no_system_data):
+    import gzip as gz
+    fake_fashion(tmp_path)
+    path = tmp_path / "train-labels-idx1-ubyte.gz"
+    raw = gz.compress(b"\x00\x00\x08\x01" + b"\x00" * 200)
+    path.write_bytes(raw[:12] + bytes(b ^ 0xFF for b in raw[12:30]) + raw[30:])  # a damaged deflate stream
+    with pytest.raises(data.CorruptDataError, match="train-labels-idx1-ubyte.gz"):
+        data.load("fashion-mnist", root=tmp_path)

@@ -169,3 +169,8 @@ def test_thresholds_are_written_once():
     chapters = "".join(p.read_text() for p in (root / "chapters").glob("*.ipynb"))
     assert "book.check(" not in chapters
     assert not re.search(r"threshold\s*=\s*0\.\d", chapters), "thresholds live in sslkit.paper only"
+
+
+def test_summary_of_nothing_is_explained():
+    with pytest.raises(ValueError, match="at least one configuration"):
+        analysis.summary({})

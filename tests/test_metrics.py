@@ -142,3 +142,8 @@ def test_non_finite_features_are_rejected_with_the_row_count(bad):
 def test_empty_inputs_are_explained():
     with pytest.raises(ValueError, match="empty"):
         metrics.ncc_accuracy(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long))
+
+
+def test_knn_dimension_mismatch_is_explained():
+    with pytest.raises(ValueError, match="train_x has 3 dimensions, test_x 4"):
+        metrics.knn_accuracy(torch.randn(10, 3), torch.arange(10) % 2, torch.randn(5, 4), torch.arange(5) % 2, k=3)

@@ -66,6 +66,7 @@ def test_new_targets_and_metrics_never_retrain(monkeypatch, fast):
 def test_evaluations_are_cached_per_metric(monkeypatch, fast):
     run = runs.train("vicreg", fast, progress=False)
     first = run.evaluate(targets=("fine",), metrics=("ncc",))
+    runs._FEATURES.clear()  # nothing in memory: only the disk cache can answer
     monkeypatch.setattr(runs, "extract_features", lambda *a, **k: pytest.fail("recomputed features"))
     again = run.evaluate(targets=("fine",), metrics=("ncc",))
     assert first.equals(again)
@@ -132,3 +133,14 @@ def test_cli_profiles_rejects_an_unknown_profile(monkeypatch):
     monkeypatch.setenv("SSLKIT_PROFILE", "tiny")
     out = cli("profiles")
     assert out.returncode == 2 and "Unknown profile 'tiny'" in out.stderr
+
+
+def test_features_are_extracted_once_per_snapshot_for_many_metrics(monkeypatch, fast):
+    run = runs.train("vicreg", fast, progress=False)
+    runs._FEATURES.clear()
+    calls = []
+    real = runs.extract_features
+    monkeypatch.setattr(runs, "extract_features", lambda *a, **k: calls.append(1) or real(*a, **k))
+    run.evaluate(targets=("fine", "coarse"), metrics=("ncc", "cdnv", "knn"), epochs=[0])
+    run.value("probe", 0)
+    assert len(calls) == 2  # train and test features of epoch 0, once
