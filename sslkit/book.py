@@ -96,8 +96,8 @@ def report(key: str, profile: Profile, seeds=None):
 
 
 def scoreboard(verdicts) -> pd.DataFrame:
-    """One row per finding: claim, this run, control, effect with its CI, verdict, and
-    what the book's build states. Never raises on a verdict."""
+    """One row per finding: claim, source, this run, control, effect and its 95% CI across
+    seeds, threshold, verdict, and what the book's build states. Never raises on a verdict."""
     rows = [v.row() for v in verdicts]
     return pd.DataFrame(rows).set_index("claim")
 
@@ -110,4 +110,5 @@ def show_scoreboard(keys, profile: Profile, seeds=None):
     differs = table[table.verdict != table["the book's build"]]
     for claim in differs.index:
         print(f"ⓘ Your run differs from the book's for: {claim}")
-    return table.style.set_properties(**{"text-align": "left"})
+    return table.style.set_properties(**{"text-align": "left"}).set_table_styles(
+        [{"selector": "td, th", "props": "font-size: 0.85em; padding: 2px 6px;"}])

@@ -98,11 +98,13 @@ class Verdict:
         return float(self.per_seed.control.mean())
 
     def row(self) -> dict:
+        """The finding's line of a scoreboard."""
         f = self.finding
         return {"claim": f.claim, "source": f.source, "this run": f.fmt_level(self.value),
-                "control": f"{f.fmt_level(self.control)} ({f.control})",
-                "effect (95% CI)": f"{f.fmt(self.effect)} [{f.fmt(self.lo)}, {f.fmt(self.hi)}], {self.n} seeds",
-                "threshold": f.fmt(f.threshold), "verdict": self.verdict, "the book's build": f.book_verdict}
+                "control": f.fmt_level(self.control), "effect": f.fmt(self.effect, short=True),
+                "95% CI": f"{f.fmt(self.lo, short=True)} to {f.fmt(self.hi, short=True)}",
+                "threshold": f.fmt(f.threshold, short=True), "seeds": self.n, "verdict": self.verdict,
+                "the book's build": f.book_verdict}
 
 
 @dataclass(frozen=True)
@@ -127,13 +129,14 @@ class Finding:
     book_verdict: str = "held"
     lower_is_better: bool = False
 
-    def fmt(self, x: float) -> str:
-        """An effect in the finding's unit, e.g. ``+12.3 points``."""
+    def fmt(self, x: float, short: bool = False) -> str:
+        """An effect in the finding's unit, e.g. ``+12.3 points`` (``+12.3 pts`` when ``short``)."""
         if x != x:
             return "n/a"
         if self.unit == "points":
-            return f"{100 * x:+.1f} points"
-        return f"{x:+.2f} {self.unit}".rstrip()
+            return f"{100 * x:+.1f} {'pts' if short else 'points'}"
+        unit = {"orders of magnitude": "orders"}.get(self.unit, self.unit) if short else self.unit
+        return f"{x:+.2f} {unit}".rstrip()
 
     def fmt_level(self, x: float) -> str:
         """A measured level (not a difference): accuracies as percentages."""

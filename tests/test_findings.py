@@ -143,7 +143,7 @@ def test_scoreboard_shows_not_held_and_never_raises(monkeypatch, capsys):
     table = book.scoreboard(paper.measure_all(PROFILE, keys))
     assert list(table.verdict) == ["not held", "not held"]
     assert list(table["the book's build"]) == [paper.finding(k).book_verdict for k in keys] == ["held", "held"]
-    assert {"control", "effect (95% CI)", "verdict"} <= set(table.columns)
+    assert {"control", "effect", "95% CI", "verdict", "seeds"} <= set(table.columns)
     book.show_scoreboard(keys, PROFILE)
     assert "differs from the book's" in capsys.readouterr().out
 
