@@ -13,7 +13,7 @@ import torch
 from . import augment, losses, metrics
 
 __all__ = ["check_rotation", "check_invariance_loss", "check_variance_loss", "check_ncc",
-           "check_cdnv", "check_random_targets"]
+           "check_cdnv", "check_random_targets", "check_nt_xent"]
 
 
 def _close(got, expected, what: str, tol: float = 1e-4) -> None:
@@ -99,3 +99,14 @@ def check_random_targets(fn) -> bool:
                                  "(a shuffled label keeps its value 1 time in 10)")
     return _ok("random targets")
 
+
+
+def check_nt_xent(fn) -> bool:
+    """``fn(z1, z2, temperature)``: SimCLR's NT-Xent loss over the 2N views (a scalar)."""
+    g = torch.Generator().manual_seed(6)
+    for n, d, tau in ((4, 3, 0.5), (8, 5, 0.1)):
+        z1, z2 = torch.randn(n, d, generator=g), torch.randn(n, d, generator=g)
+        _close(fn(z1, z2, tau), losses.nt_xent(z1, z2, tau).total,
+               f"NT-Xent for N={n}, D={d}, τ={tau} (normalise the embeddings, leave each view out of "
+               "its own denominator, and average over all 2N views)")
+    return _ok("NT-Xent loss")

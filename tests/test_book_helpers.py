@@ -21,6 +21,7 @@ def test_exercise_checkers_accept_the_reference():
     assert exercises.check_ncc(metrics.ncc_accuracy)
     assert exercises.check_cdnv(metrics.cdnv)
     assert exercises.check_random_targets(random_targets)
+    assert exercises.check_nt_xent(lambda a, b, t: losses.nt_xent(a, b, t).total)
 
 
 def test_exercise_checkers_reject_common_mistakes():
@@ -32,6 +33,8 @@ def test_exercise_checkers_reject_common_mistakes():
         exercises.check_variance_loss(lambda z: torch.relu(1 - z.std(0)).mean() * 2)
     with pytest.raises(AssertionError, match="CDNV"):
         exercises.check_cdnv(lambda x, y: metrics.cdnv(x, y) * 2)
+    with pytest.raises(AssertionError, match="NT-Xent"):  # the positive left in the denominator's mask
+        exercises.check_nt_xent(lambda a, b, t: losses.nt_xent(a, b, t).total + 0.1)
     with pytest.raises(AssertionError, match="class sizes"):
         exercises.check_random_targets(lambda y, r, s: torch.randint(0, 10, y.shape) if r > 0 else y)
 
