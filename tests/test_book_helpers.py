@@ -33,7 +33,7 @@ def test_exercise_checkers_reject_common_mistakes():
         exercises.check_variance_loss(lambda z: torch.relu(1 - z.std(0)).mean() * 2)
     with pytest.raises(AssertionError, match="CDNV"):
         exercises.check_cdnv(lambda x, y: metrics.cdnv(x, y) * 2)
-    with pytest.raises(AssertionError, match="NT-Xent"):  # the positive left in the denominator's mask
+    with pytest.raises(AssertionError, match="NT-Xent"):  # off by a constant
         exercises.check_nt_xent(lambda a, b, t: losses.nt_xent(a, b, t).total + 0.1)
     with pytest.raises(AssertionError, match="class sizes"):
         exercises.check_random_targets(lambda y, r, s: torch.randint(0, 10, y.shape) if r > 0 else y)
