@@ -11,7 +11,7 @@ import torch
 from . import metrics
 from .augment import to_float
 
-__all__ = ["extract_features", "evaluate_features", "sample_ncc", "embed_2d", "METRICS"]
+__all__ = ["extract_features", "calibrate_batchnorm", "evaluate_features", "sample_ncc", "embed_2d", "METRICS"]
 
 METRICS = ("ncc", "cdnv", "probe", "knn")
 
@@ -40,6 +40,32 @@ def extract_features(backbone, images, mean=None, std=None, batch_size: int = 10
         backbone.train(was_training)
     per_stage = [torch.cat(parts) for parts in zip(*out)]
     return per_stage if stages else per_stage[0]
+
+
+@torch.no_grad()
+def calibrate_batchnorm(backbone, images, mean=None, std=None, batch_size: int = 2048):
+    """A copy of ``backbone`` whose BatchNorm statistics are measured on ``images``; no weight changes.
+
+    An untrained network's BatchNorm layers hold their initial statistics (mean 0,
+    variance 1), so in eval mode they do not normalise at all. A trained network's hold the
+    statistics of its data. Comparing the two would credit training with what is only
+    BatchNorm calibration; the fair control is the untrained weights with statistics
+    measured on the data (the average of equal-sized batches' mean and variance).
+    """
+    import copy
+
+    net = copy.deepcopy(backbone)
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a plain average over the batches
+    device = next(net.parameters()).device
+    n = len(images)
+    size = min(batch_size, n)
+    net.train()
+    for chunk in images[: n - n % size].split(size):  # equal batches: the average is the data's statistics
+        net(to_float(chunk.to(device), mean, std))
+    return net.eval()
 
 
 def evaluate_features(train_feats, test_feats, labels, stage_names, metric: str, knn_k: int = 20) -> pd.DataFrame:

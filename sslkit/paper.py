@@ -212,8 +212,10 @@ def _deep_vs_shallow(metric="ncc", split="test", target="fine", config="VICReg")
 
 def _collapse(prof, seeds):
     inv, full = runs("invariance only", prof, seeds), runs("VICReg", prof, seeds)
-    return pd.DataFrame([dict(seed=a.seed, value=-math.log10(a.losses().embedding_std.iloc[-1]),
-                              control=-math.log10(b.losses().embedding_std.iloc[-1])) for a, b in zip(inv, full)])
+    def spread(r):  # floored so that a spread of exactly 0 is a very large effect, not an error
+        return -math.log10(max(r.losses().embedding_std.iloc[-1], 1e-12))
+
+    return pd.DataFrame([dict(seed=a.seed, value=spread(a), control=spread(b)) for a, b in zip(inv, full)])
 
 
 def _pretext_learned(config, chance):

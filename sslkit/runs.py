@@ -21,7 +21,7 @@ import torch
 
 from . import data as data_mod
 from .cache import cached, config_hash
-from .evaluation import METRICS, evaluate_features, extract_features, sample_ncc
+from .evaluation import METRICS, calibrate_batchnorm, evaluate_features, extract_features, sample_ncc
 from .methods import Method, make_method
 from .models import SSLModel, build_backbone
 from .profiles import Profile, get_profile
@@ -111,14 +111,23 @@ class Run:
         return sorted(self.snapshots)
 
     def backbone_at(self, epoch: int):
-        """A copy of the backbone with its weights at ``epoch`` (one of :attr:`epochs`), in eval mode."""
+        """A copy of the backbone with its weights at ``epoch`` (one of :attr:`epochs`), in eval mode.
+
+        At epoch 0 (the untrained network, the control) its BatchNorm statistics are
+        measured on the evaluation training images (:func:`~sslkit.evaluation.calibrate_batchnorm`):
+        otherwise the control would lack what any network gets from seeing the data once.
+        """
         if epoch not in self.snapshots:
             raise KeyError(f"no snapshot at epoch {epoch}; this run has {self.epochs}")
         train_set, _, _ = datasets_for(self.profile)
         net = build_backbone(self.profile.backbone, train_set.channels, train_set.images.shape[-1],
                              self.profile.widths)
         net.load_state_dict(self.snapshots[epoch])
-        return net.to(self.device).eval()
+        net = net.to(self.device).eval()
+        if epoch == 0:
+            _, eval_train, _ = datasets_for(self.profile)
+            net = calibrate_batchnorm(net, eval_train.images, *eval_train.mean_std())
+        return net
 
     def losses(self, phase: str = "epoch") -> pd.DataFrame:
         """Loss terms per epoch (or per ``step``), one column per term."""
@@ -158,7 +167,7 @@ class Run:
 
     def _evaluate_epoch(self, epoch, targets, metrics, sample_level) -> pd.DataFrame:
         prof = self.profile
-        base = dict(run=self.key, epoch=epoch, eval_size=prof.eval_size)
+        base = dict(run=self.key, epoch=epoch, eval_size=prof.eval_size, untrained_batchnorm="from the data")
         _, eval_train, eval_test = datasets_for(prof)
 
         def features():

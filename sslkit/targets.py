@@ -50,12 +50,14 @@ def random_targets(labels, randomness: float, seed: int = 0) -> torch.Tensor:
     return out
 
 
-def random_grouping(fine_labels, coarse_labels, seed: int = 0) -> torch.Tensor:
+def random_grouping(fine_labels, coarse_labels, seed: int = 0, num_classes: int | None = None) -> torch.Tensor:
     """Coarse-like targets with no meaning: the fine classes dealt into random groups of the
     coarse groups' sizes (in fine classes per group).
 
     If the coarse level clusters only because its fine classes cluster, random groups of
-    the same sizes cluster as well; that is the control of a coarse-level claim.
+    the same sizes cluster as well; that is the control of a coarse-level claim. The
+    grouping depends only on ``seed`` and the fine → coarse map, so two sets (train and
+    test) with the same map get the same grouping.
 
     Examples
     --------
@@ -69,14 +71,14 @@ def random_grouping(fine_labels, coarse_labels, seed: int = 0) -> torch.Tensor:
     if fine.shape != coarse.shape or fine.ndim != 1:
         raise ValueError(f"fine and coarse labels must be 1-D of one length, got {tuple(fine.shape)} "
                          f"and {tuple(coarse.shape)}")
-    k = int(fine.max()) + 1
+    k = num_classes or int(fine.max()) + 1
     parent = torch.full((k,), -1, dtype=torch.long)
     parent[fine] = coarse.long()
+    if (parent < 0).any():
+        raise ValueError(f"fine classes {torch.nonzero(parent < 0).flatten().tolist()} have no sample, so "
+                         "their coarse group is unknown; pass labels that cover every fine class")
     g = torch.Generator().manual_seed(int(seed))
-    present = torch.nonzero(parent >= 0).flatten()
-    shuffled = present[torch.randperm(len(present), generator=g)]
-    new_parent = parent.clone()
-    new_parent[shuffled] = parent[present]  # the same multiset of group sizes, dealt at random
+    new_parent = parent[torch.randperm(k, generator=g)]  # the same multiset of group sizes, dealt at random
     return new_parent[fine]
 
 
@@ -90,9 +92,10 @@ def make_targets(name: str, train, test, seed: int = 0):
     if name == "coarse":
         return train.coarse_labels, test.coarse_labels
     if name == "coarse_random":
-        # one grouping of the classes, applied to both sets
-        return (random_grouping(train.labels, train.coarse_labels, seed),
-                random_grouping(test.labels, test.coarse_labels, seed))
+        # one grouping of the classes, from the dataset's class lists, applied to both sets
+        k = len(train.classes)
+        return (random_grouping(train.labels, train.coarse_labels, seed, k),
+                random_grouping(test.labels, test.coarse_labels, seed, k))
     if name.startswith("random_"):
         try:
             r = float(name.removeprefix("random_"))

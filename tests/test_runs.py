@@ -144,3 +144,23 @@ def test_features_are_extracted_once_per_snapshot_for_many_metrics(monkeypatch, 
     run.evaluate(targets=("fine", "coarse"), metrics=("ncc", "cdnv", "knn"), epochs=[0])
     run.value("probe", 0)
     assert len(calls) == 2  # train and test features of epoch 0, once
+
+
+def test_the_untrained_control_has_batchnorm_statistics_of_the_data(fast):
+    from sslkit.augment import to_float
+
+    run = runs.train("vicreg", fast, progress=False)
+    net = run.backbone_at(0)
+    raw = run.snapshots[0]
+    bn_name = next(k for k in raw if k.endswith("running_mean"))
+    assert torch.equal(raw[bn_name], torch.zeros_like(raw[bn_name]))  # what initialisation left
+    _, eval_train, _ = runs.datasets_for(fast)
+    x = to_float(eval_train.images, *eval_train.mean_std())
+    conv = net.stages[0][0]
+    n = len(x) - len(x) % min(2048, len(x))
+    expected = conv(x[:n]).mean((0, 2, 3))
+    bn = net.stages[0][1]
+    assert torch.allclose(bn.running_mean, expected, atol=1e-4)
+    for k, v in raw.items():  # the weights themselves are untouched
+        if "running" not in k and "num_batches" not in k:
+            assert torch.equal(net.state_dict()[k].cpu(), v), k

@@ -36,3 +36,19 @@ def test_seeded_and_numpy_input():
 def test_bad_randomness():
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         random_targets(torch.zeros(3, dtype=torch.long), 1.5)
+
+
+def test_random_grouping_is_one_map_for_train_and_test():
+    from sslkit.targets import random_grouping
+
+    coarse_of = torch.tensor([0, 1, 0, 1, 0, 2, 0, 2, 3, 2])
+    train = torch.arange(10).repeat(5)
+    test = torch.tensor([9, 3, 3, 0, 5, 1, 2, 4, 6, 7, 8])  # another order and other counts
+    a = random_grouping(train, coarse_of[train], seed=4)
+    b = random_grouping(test, coarse_of[test], seed=4)
+    mapping = dict(zip(train.tolist(), a.tolist()))
+    assert [mapping[c] for c in test.tolist()] == b.tolist()
+    assert sorted(torch.bincount(a[:10]).tolist()) == sorted(torch.bincount(coarse_of).tolist())
+    import pytest
+    with pytest.raises(ValueError, match="have no sample"):
+        random_grouping(torch.tensor([0, 2]), torch.tensor([0, 1]), num_classes=3)
