@@ -7,14 +7,17 @@ has a name understood by :func:`make_targets`:
 - ``"fine"``, ``"coarse"``: the dataset's two label levels;
 - ``"random_R"``: the fine labels with a fraction ``R`` shuffled (:func:`random_targets`);
 - ``"coarse_random"``: the fine classes put into random groups of the same sizes as the
-  coarse groups (:func:`random_grouping`): the control of the coarse level.
+  coarse groups (:func:`random_grouping`): the control of the coarse level;
+- ``"random_function"``: a function of the image with no semantics: k-means clusters of a
+  fixed random projection of the pixels, as many as there are classes
+  (:func:`random_function_targets`).
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-__all__ = ["random_targets", "random_grouping", "make_targets"]
+__all__ = ["random_targets", "random_grouping", "random_function_targets", "make_targets"]
 
 
 def random_targets(labels, randomness: float, seed: int = 0) -> torch.Tensor:
@@ -82,6 +85,32 @@ def random_grouping(fine_labels, coarse_labels, seed: int = 0, num_classes: int 
     return new_parent[fine]
 
 
+def random_function_targets(train_images, test_images, k: int, seed: int = 0, dim: int = 32,
+                            iterations: int = 25):
+    """Targets that are a function of the image but carry no semantics by design.
+
+    Each image's pixels (scaled to [0, 1]) are mapped by one fixed random Gaussian
+    projection to ``dim`` numbers; k-means (Lloyd's algorithm, ``iterations`` steps, started
+    from ``k`` random training images) groups the training images into ``k`` clusters, and
+    every image is labelled with its nearest centre. Shuffled labels only add label noise;
+    these targets are what the paper's "random functions" are: a grouping of the images
+    that a network could learn, but that no one named. Cluster sizes are whatever k-means
+    finds (not forced to be balanced).
+    """
+    g = torch.Generator().manual_seed(int(seed))
+    x = torch.as_tensor(train_images).flatten(1).float() / 255
+    t = torch.as_tensor(test_images).flatten(1).float() / 255
+    proj = torch.randn(x.shape[1], dim, generator=g) / x.shape[1] ** 0.5
+    x, t = x @ proj, t @ proj
+    centres = x[torch.randperm(len(x), generator=g)[:k]].clone()
+    for _ in range(iterations):
+        assign = torch.cdist(x, centres).argmin(1)
+        counts = torch.bincount(assign, minlength=k).clamp_min(1).unsqueeze(1)
+        moved = torch.zeros_like(centres).index_add_(0, assign, x) / counts
+        centres = torch.where(torch.bincount(assign, minlength=k).unsqueeze(1) > 0, moved, centres)
+    return torch.cdist(x, centres).argmin(1), torch.cdist(t, centres).argmin(1)
+
+
 def make_targets(name: str, train, test, seed: int = 0):
     """``(train_targets, test_targets)`` of a named target for two datasets (see the module doc).
 
@@ -96,6 +125,8 @@ def make_targets(name: str, train, test, seed: int = 0):
         k = len(train.classes)
         return (random_grouping(train.labels, train.coarse_labels, seed, k),
                 random_grouping(test.labels, test.coarse_labels, seed, k))
+    if name == "random_function":
+        return random_function_targets(train.images, test.images, len(train.classes), seed)
     if name.startswith("random_"):
         try:
             r = float(name.removeprefix("random_"))
@@ -103,4 +134,5 @@ def make_targets(name: str, train, test, seed: int = 0):
             r = -1.0
         if 0.0 <= r <= 1.0:
             return random_targets(train.labels, r, seed=seed), random_targets(test.labels, r, seed=seed + 1)
-    raise ValueError(f"unknown target {name!r}; use fine, coarse, coarse_random or random_R with R in [0, 1]")
+    raise ValueError(f"unknown target {name!r}; use fine, coarse, coarse_random, random_function or random_R "
+                     "with R in [0, 1]")
