@@ -254,7 +254,7 @@ FINDINGS: dict[str, Finding] = {f.key: f for f in (
             _pretext_learned("jigsaw", 1 / 24)),
     Finding("rotation_probe", "Rotation prediction makes the classes more linearly separable",
             "Gidaris et al. (2018)", "test linear-probe accuracy, last stage, after rotation training",
-            "the same network untrained", 0.01, _final_vs_initial("rotation", "probe"), book_verdict="inconclusive"),
+            "the same network untrained", 0.01, _final_vs_initial("rotation", "probe"), book_verdict="held"),
     # chapter 2: joint embedding
     Finding("collapse", "With the invariance term alone, the embeddings collapse",
             "VICReg (Bardes et al., 2022)", "−log10 of the embedding spread after training, invariance only",
@@ -264,11 +264,11 @@ FINDINGS: dict[str, Finding] = {f.key: f for f in (
             _final_vs_initial("SimCLR"), book_verdict="inconclusive"),
     Finding("barlow_clusters", "Barlow Twins clusters the classes without labels", "Barlow Twins (Zbontar et al., 2021)",
             "test NCC accuracy (fine), last stage", "the same network untrained", 0.05,
-            _final_vs_initial("Barlow Twins"), book_verdict="inconclusive"),
+            _final_vs_initial("Barlow Twins"), book_verdict="held"),
     # chapter 3: clustering
     Finding("semantic_clustering", "SSL training clusters samples by semantic class", ABSTRACT,
             "VICReg: test NCC accuracy (fine), last stage", "the same network untrained", 0.05,
-            _final_vs_initial("VICReg"), book_verdict="inconclusive"),
+            _final_vs_initial("VICReg"), book_verdict="held"),
     Finding("sample_clustering", "SSL training clusters the views of each image (sample level)",
             "what the loss asks (views of one image)", "VICReg: sample-level NCC accuracy, last stage", "the same network untrained",
             0.05, _final_vs_initial("VICReg", "sample_ncc", target="sample")),
@@ -278,7 +278,7 @@ FINDINGS: dict[str, Finding] = {f.key: f for f in (
     # chapter 4: regularization vs invariance
     Finding("regularization_clusters", "The regularization term alone clusters the classes", ABSTRACT,
             "VICReg without invariance: test NCC accuracy (fine)", "the same network untrained", 0.05,
-            _final_vs_initial("regularization only"), book_verdict="inconclusive"),
+            _final_vs_initial("regularization only"), book_verdict="held"),
     Finding("ratio_drives_clustering", "More weight on the regularization term, more semantic clustering",
             ABSTRACT, "test NCC accuracy (fine), regularization/invariance ratio 5",
             "the same at ratio 0.2", 0.02, _final_a_vs_final_b("ratio 5", "ratio 0.2")),
