@@ -13,7 +13,8 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-__all__ = ["t_interval", "seed_summary", "collect", "gain_over_init", "within_run_correlation", "summary", "loss_curves"]
+__all__ = ["t_interval", "seed_summary", "collect", "gain_over_init", "within_run_correlation", "summary", "loss_curves",
+           "mean_over_seeds"]
 
 
 def t_interval(values, confidence: float = 0.95) -> tuple[float, float, float]:
@@ -124,3 +125,13 @@ def loss_curves(runs: dict, terms=None, phase: str = "epoch") -> pd.DataFrame:
             long = table[cols].reset_index().melt(id_vars=key, var_name="term", value_name="value")
             frames.append(long.assign(run=label, seed=r.seed))
     return pd.concat(frames, ignore_index=True)
+
+
+def mean_over_seeds(runs, metric: str, epoch: int | None = None, split: str = "test", target: str = "fine",
+                    stage=None) -> float:
+    """The mean over seeds of one measurement of a configuration's runs (``[Run, ...]``),
+    at ``epoch`` (default: the last; 0 = the untrained control)."""
+    if not runs:
+        raise ValueError("mean_over_seeds needs at least one run")
+    values = [r.value(metric, r.epochs[-1] if epoch is None else epoch, split, target, stage) for r in runs]
+    return sum(values) / len(values)

@@ -21,7 +21,7 @@ import torch
 
 from .profiles import Profile, get_profile
 
-__all__ = ["setup", "glue", "pct", "report", "scoreboard", "strict", "BOOK_PROFILE"]
+__all__ = ["setup", "glue", "pct", "report", "scoreboard", "show_scoreboard", "strict", "BOOK_PROFILE"]
 
 # The profile (and its default seeds) the book's prose is written for.
 BOOK_PROFILE = "cpu"

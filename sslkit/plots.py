@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-__all__ = ["use_style", "image_grid", "class_examples", "views_grid", "plot_lines", "plot_seeds", "plot_terms", "plot_verdicts", "plot_losses",
+__all__ = ["use_style", "image_grid", "class_examples", "views_grid", "plot_seeds", "plot_terms", "plot_verdicts",
            "plot_embedding", "COLORS"]
 
 # One colour per configuration, the same in every chapter.
@@ -86,25 +86,6 @@ def views_grid(images: torch.Tensor, augment, n_views: int = 6, seed: int = 0, t
     return image_grid(rows, titles, ["original"] + [f"view {v + 1}" for v in range(n_views)])
 
 
-def plot_lines(df: pd.DataFrame, x: str, y: str = "value", hue: str | None = None, ax=None,
-               title: str | None = None, ylabel: str | None = None, marker: str = "o", **kw):
-    """One line per value of ``hue`` (or a single line), ``y`` against ``x``."""
-    if ax is None:
-        fig, ax = plt.subplots()
-    groups = [(None, df)] if hue is None else list(df.groupby(hue, sort=False))
-    for name, g in groups:
-        g = g.sort_values(x)
-        ax.plot(g[x], g[y], marker=marker, ms=3, label=None if name is None else str(name), **kw)
-    ax.set_xlabel(x)
-    ax.set_ylabel(ylabel or y)
-    if title:
-        ax.set_title(title)
-    if hue is not None:
-        ax.legend(fontsize=8, title=hue)
-    ax.figure.tight_layout()
-    return ax.figure
-
-
 def plot_seeds(df: pd.DataFrame, x: str, y: str = "value", hue: str | None = None, ax=None,
                title: str | None = None, ylabel: str | None = None, chance: float | None = None,
                palette=None, **kw):
@@ -162,21 +143,6 @@ def plot_verdicts(verdicts, unit: str = "points"):
     ax.set_xlabel(f"effect over the control ({unit}); black tick: threshold")
     handles = {h.get_label(): h for h in ax.get_legend_handles_labels()[0]}
     ax.legend(handles.values(), handles.keys(), fontsize=8, loc="lower right")
-    fig.tight_layout()
-    return fig
-
-
-def plot_losses(run, terms=None, phase: str = "step", logy: bool = True):
-    """Each loss term of a run over training, one panel per term."""
-    table = run.losses(phase)
-    terms = [t for t in (terms or table.columns) if t in table.columns]
-    fig, axes = plt.subplots(1, len(terms), figsize=(3.2 * len(terms), 2.8), squeeze=False)
-    for ax, t in zip(axes[0], terms):
-        ax.plot(table.index, table[t], lw=1)
-        ax.set_title(t, fontsize=9)
-        ax.set_xlabel(phase)
-        if logy and (table[t] > 0).all():
-            ax.set_yscale("log")
     fig.tight_layout()
     return fig
 

@@ -22,7 +22,7 @@ import torch
 from . import data as data_mod
 from .cache import cached, config_hash
 from .evaluation import METRICS, calibrate_batchnorm, evaluate_features, extract_features, sample_ncc
-from .methods import Method, make_method
+from .methods import Method, loss_function, make_method
 from .models import SSLModel, build_backbone
 from .profiles import Profile, get_profile
 from .runtime import seed_everything
@@ -230,9 +230,7 @@ class Run:
 
 def _check_loss_arguments(method: str, loss: dict) -> dict:
     """Loss keywords validated against the loss's signature, numbers finite, as floats."""
-    from . import methods
-
-    fn = methods.loss_function(method)
+    fn = loss_function(method)
     if fn is None:
         if loss:
             raise ValueError(f"method {method!r} takes no loss arguments, got {sorted(loss)}")

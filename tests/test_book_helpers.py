@@ -46,9 +46,6 @@ def test_plots_return_figures():
     fig = plots.views_grid(ds.images[:2], v1, n_views=3)
     assert len(fig.axes) == 2 * 4
     import pandas as pd
-    df = pd.DataFrame(dict(epoch=[0, 1, 0, 1], value=[0.1, 0.2, 0.3, 0.4], run=["a", "a", "b", "b"]))
-    fig = plots.plot_lines(df, "epoch", hue="run")
-    assert len(fig.axes[0].lines) == 2
     seeds = pd.DataFrame(dict(epoch=[0, 0, 1, 1], value=[0.1, 0.3, 0.5, 0.9], seed=[0, 1, 0, 1]))
     fig = plots.plot_seeds(seeds, "epoch", chance=0.1)
     line = fig.axes[0].lines[0]

@@ -174,3 +174,20 @@ def test_thresholds_are_written_once():
 def test_summary_of_nothing_is_explained():
     with pytest.raises(ValueError, match="at least one configuration"):
         analysis.summary({})
+
+
+def test_mean_over_seeds_reads_the_chosen_epoch():
+    class Run:
+        epochs = [0, 1, 2]
+
+        def __init__(self, base):
+            self.base = base
+
+        def value(self, metric, epoch, split, target, stage):
+            return self.base + epoch / 10
+
+    runs = [Run(0.1), Run(0.3)]
+    assert analysis.mean_over_seeds(runs, "ncc") == pytest.approx(0.4)
+    assert analysis.mean_over_seeds(runs, "ncc", epoch=0) == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="at least one run"):
+        analysis.mean_over_seeds([], "ncc")
