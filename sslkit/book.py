@@ -27,9 +27,14 @@ __all__ = ["setup", "glue", "pct", "report", "scoreboard", "show_scoreboard", "s
 BOOK_PROFILE = "cpu"
 
 
-def setup(profile: str | None = None, threads: int | None = None) -> Profile:
+def setup(profile: str | None = None, threads: int | None = None, chapter: str | None = None) -> Profile:
     """Set torch's CPU threads (``$OMP_NUM_THREADS`` or 2), the book's plot style, and
-    return the profile (``$SSLKIT_PROFILE``, else ``gpu`` with CUDA, ``cpu`` without)."""
+    return the profile (``$SSLKIT_PROFILE``, else ``cpu``).
+
+    With ``chapter`` (e.g. ``"04b"``), also glue the chapter's estimated run time from an
+    empty cache (``run_time_cpu``, ``run_time_t4``) and its number of runs (``run_count``),
+    computed by :mod:`sslkit.plan` for this profile.
+    """
     from .plots import use_style
 
     threads = threads or int(os.environ.get("OMP_NUM_THREADS", "2") or 2)
@@ -39,6 +44,13 @@ def setup(profile: str | None = None, threads: int | None = None) -> Profile:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     print(f"profile: {prof.name} ({prof.dataset}, {prof.backbone}, {prof.epochs} epochs, seeds {list(prof.seeds)}) | "
           f"device: {device} | torch {torch.__version__} | threads: {torch.get_num_threads()}")
+    if chapter is not None:
+        from .plan import chapter_plan, fmt_duration
+
+        plan = chapter_plan(chapter, prof, cache=False)
+        glue("run_count", len(plan))
+        glue("run_time_cpu", fmt_duration(plan["cpu"].sum()))
+        glue("run_time_t4", fmt_duration(plan["T4"].sum()))
     return prof
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-__all__ = ["cache_root", "config_hash", "normalize_config", "cached", "atomic_save", "safe_load",
+__all__ = ["cache_root", "config_hash", "normalize_config", "cached", "cache_exists", "atomic_save", "safe_load",
            "to_payload", "from_payload", "clean", "CacheWarning", "MARKER"]
 
 # Bump when a change to sslkit makes old results wrong: every entry is then recomputed.
@@ -151,6 +151,12 @@ def _remove_stale_temporaries(folder: Path) -> None:
             tmp.unlink(missing_ok=True)
         except PermissionError:
             pass
+
+
+def cache_exists(kind: str, config: dict, root=None) -> bool:
+    """Whether ``<root>/<kind>`` holds an entry for ``config`` (without reading it)."""
+    root = Path(root) if root is not None else cache_root()
+    return (root / kind / f"{config_hash(config)}.pt").is_file()
 
 
 def cached(kind: str, config: dict, compute: Callable[[], dict], *, enabled: bool = True,

@@ -7,6 +7,7 @@ train        train one method under one profile and print a summary
 profiles     list the profiles and their settings
 data         load a dataset and describe it
 clean-cache  delete sslkit's cached runs (only in a folder sslkit created)
+plan         each chapter's runs, how many are cached, operations and estimated time per device
 """
 from __future__ import annotations
 
@@ -77,6 +78,32 @@ def _clean_cache(args) -> int:
     return 0
 
 
+def _plan(args) -> int:
+    import pandas as pd
+
+    from .plan import THROUGHPUT, chapter_plan, fmt_duration, summary
+    from .profiles import get_profile
+
+    prof = get_profile(args.profile)
+    print(f"profile {prof.name}: {prof.dataset}, {prof.backbone}, {prof.epochs} epochs, seeds {list(prof.seeds)}\n")
+    if args.chapter:
+        plan = chapter_plan(args.chapter, prof)
+        shown = plan.assign(TFLOP=plan.flops / 1e12, **{d: plan[d].map(fmt_duration) for d in THROUGHPUT})
+        with pd.option_context("display.width", 120):
+            print(shown[["config", "seed", "method", "TFLOP", "steps", "cached", *THROUGHPUT]].to_string(index=False))
+        todo = plan[~plan.cached]
+        print(f"\n{len(plan) - len(todo)} of {len(plan)} runs cached; the rest: "
+              + ", ".join(f"{d} {fmt_duration(todo[d].sum())}" for d in THROUGHPUT))
+    else:
+        with pd.option_context("display.width", 120):
+            print(summary(prof).to_string())
+        print("\nTimes: every run of the chapter from an empty cache, as if the chapter ran alone.")
+    print("\nThroughput figures (FLOP/s, overhead per step):")
+    for d, (flops, step, note) in THROUGHPUT.items():
+        print(f"  {d:5s} {flops:.1e} FLOP/s, {1000 * step:.0f} ms/step  ({note})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .methods import METHODS
     from .profiles import PROFILES
@@ -87,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train one method and print a summary (cached by configuration)")
     t.add_argument("--method", default="vicreg", choices=METHODS, help="training method (default vicreg)")
     t.add_argument("--profile", default=None, choices=list(PROFILES),
-                   help="profile (default: $SSLKIT_PROFILE, else gpu with CUDA, cpu without)")
+                   help="profile (default: $SSLKIT_PROFILE, else cpu)")
     t.add_argument("--epochs", type=int, default=None, help="override the profile's number of epochs")
     t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     t.add_argument("--loss", action="append", metavar="KEY=VALUE",
@@ -104,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("clean-cache", help="delete sslkit's cached runs and evaluations")
     c.add_argument("--root", default=None, help="cache folder (default: $SSLKIT_CACHE, else ~/.cache/sslkit/runs)")
     c.set_defaults(func=_clean_cache)
+    from .plan import CHAPTER_CONFIGS
+
+    pl = sub.add_parser("plan", help="each chapter's runs, cached runs, operations and estimated time per device")
+    pl.add_argument("--profile", default=None, choices=list(PROFILES), help="profile (default: $SSLKIT_PROFILE, else cpu)")
+    pl.add_argument("--chapter", default=None, choices=list(CHAPTER_CONFIGS), help="list one chapter's runs")
+    pl.set_defaults(func=_plan)
     return parser
 
 

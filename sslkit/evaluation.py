@@ -11,9 +11,10 @@ import torch
 from . import metrics
 from .augment import to_float
 
-__all__ = ["extract_features", "calibrate_batchnorm", "evaluate_features", "sample_ncc", "embed_2d", "METRICS"]
+__all__ = ["extract_features", "calibrate_batchnorm", "evaluate_features", "sample_ncc", "view_features", "embed_2d", "project_stages",
+           "METRICS"]
 
-METRICS = ("ncc", "cdnv", "probe", "knn")
+METRICS = ("ncc", "cdnv", "probe", "knn", "erank")
 
 
 @torch.no_grad()
@@ -31,8 +32,7 @@ def extract_features(backbone, images, mean=None, std=None, batch_size: int = 10
     try:
         for chunk in images.split(batch_size):
             x = to_float(chunk.to(device, non_blocking=True), mean, std)
-            if device.type == "cuda":
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 feats = backbone.forward_stages(x) if stages else [backbone(x)]
             out.append([f.float() for f in feats])
@@ -79,7 +79,8 @@ def evaluate_features(train_feats, test_feats, labels, stage_names, metric: str,
     stage_names : the stages' names, in the same order
     metric : ``"ncc"`` and ``"cdnv"`` give a train and a test row (NCC scores both splits
         against the *train* centres); ``"probe"`` and ``"knn"`` are fit on train and scored
-        on test.
+        on test; ``"erank"`` (:func:`~sslkit.metrics.effective_rank` of the standardised
+        features, so that rescaling a dimension does not count) ignores the labels.
 
     Returns
     -------
@@ -97,36 +98,81 @@ def evaluate_features(train_feats, test_feats, labels, stage_names, metric: str,
             values = {"train": metrics.cdnv(xtr, ytr), "test": metrics.cdnv(xte, yte)}
         elif metric == "probe":
             values = {"test": metrics.linear_probe(xtr, ytr, xte, yte)}
+        elif metric == "erank":
+            values = {"train": metrics.effective_rank(xtr, standardize=True),
+                      "test": metrics.effective_rank(xte, standardize=True)}
         else:
             values = {"test": metrics.knn_accuracy(xtr, ytr, xte, yte, k=knn_k)}
         rows += [dict(stage=stage, split=split, metric=metric, value=v) for split, v in values.items()]
     return pd.DataFrame(rows)
 
 
+def project_stages(train_feats, test_feats, dim, seed: int = 0):
+    """Every stage's features through one fixed random orthonormal projection to ``dim``
+    dimensions (the same matrix for train and test and for every snapshot of a run of
+    this ``seed``).
+
+    Stages grow wider with depth, and NCC depends on the dimension; projecting all of
+    them to the smallest width compares stages at equal dimension. The projection has
+    orthonormal columns (QR of a Gaussian matrix), so the smallest stage is only rotated
+    and a wider one is seen through a random ``dim``-dimensional window.
+    ``dim="smallest"`` picks the smallest stage width. Returns the two lists of projected features.
+    """
+    widths = [x.shape[1] for x in train_feats]
+    dim = min(widths) if dim == "smallest" else int(dim)
+    if dim < 1 or dim > min(widths):
+        raise ValueError(f"dim must be between 1 and the smallest stage width {min(widths)}, got {dim}")
+    out_train, out_test = [], []
+    for i, (xtr, xte) in enumerate(zip(train_feats, test_feats)):
+        g = torch.Generator().manual_seed(1000 * seed + i)
+        w = torch.linalg.qr(torch.randn(xtr.shape[1], dim, generator=g, dtype=torch.float64))[0].to(xtr)
+        out_train.append(xtr @ w)
+        out_test.append(xte @ w)
+    return out_train, out_test
+
+
 @torch.no_grad()
+def view_features(backbone, images, augment, n_views: int = 8, generator=None) -> torch.Tensor:
+    """Features of ``n_views`` augmented views of each of K uint8 ``images``: a K×M×D tensor
+    (row ``i`` holds the views of image ``i``)."""
+    k = len(images)
+    device = next(backbone.parameters()).device
+    batch = images.to(device).repeat(n_views, 1, 1, 1)  # view-major: row v*K + i is view v of image i
+    f = extract_features(backbone, augment(batch, generator))
+    return f.view(n_views, k, -1).transpose(0, 1)
+
+
 def sample_ncc(backbone, images, augment, n_views: int = 8, generator=None) -> float:
     """Sample-level NCC of ``images`` (K uint8 images): centres from ``n_views`` augmented
     views of each image, scored on another ``n_views`` fresh views (see
     :func:`sslkit.metrics.sample_ncc`)."""
-    k = len(images)
-    device = next(backbone.parameters()).device
-    images = images.to(device)
-
-    def views():
-        batch = images.repeat(n_views, 1, 1, 1)  # view-major: row v*K + i is view v of image i
-        f = extract_features(backbone, augment(batch, generator))
-        return f.view(n_views, k, -1).transpose(0, 1)
-
-    return metrics.sample_ncc(views(), views())
+    centres_from = view_features(backbone, images, augment, n_views, generator)
+    queries = view_features(backbone, images, augment, n_views, generator)
+    return metrics.sample_ncc(queries, centres_from)
 
 
-def embed_2d(features, seed: int = 0, perplexity: float = 30.0):
-    """A 2-D t-SNE map of features (van der Maaten & Hinton, 2008), after PCA to at most 50
-    dimensions; returns a NumPy array N×2. For pictures only: distances in it are not metrics."""
+def embed_2d(features, method: str = "umap", seed: int = 0, n_neighbors: int = 15, perplexity: float = 30.0):
+    """A 2-D map of N×D features, for pictures only (distances in it are not metrics).
+
+    ``method="umap"`` (McInnes et al., 2018; the maps of Ben-Shaul et al., 2023, Fig. 1)
+    or ``"tsne"`` (van der Maaten & Hinton, 2008), after PCA to at most 50 dimensions.
+    Returns a NumPy array N×2.
+    """
+    import warnings
+
     from sklearn.decomposition import PCA
-    from sklearn.manifold import TSNE
 
+    if method not in ("umap", "tsne"):
+        raise ValueError(f"method must be 'umap' or 'tsne', got {method!r}")
     x = torch.as_tensor(features).float().cpu().numpy()
     if x.shape[1] > 50:
         x = PCA(50, random_state=seed).fit_transform(x)
-    return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
+    with warnings.catch_warnings():  # umap warns that a fixed seed runs on one thread; we want that
+        warnings.simplefilter("ignore")
+        if method == "umap":
+            import umap
+
+            return umap.UMAP(n_neighbors=min(n_neighbors, len(x) - 1), random_state=seed).fit_transform(x)
+        from sklearn.manifold import TSNE
+
+        return TSNE(2, perplexity=min(perplexity, (len(x) - 1) / 3), init="pca", random_state=seed).fit_transform(x)

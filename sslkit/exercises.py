@@ -13,7 +13,8 @@ import torch
 from . import augment, losses, metrics
 
 __all__ = ["check_rotation", "check_invariance_loss", "check_variance_loss", "check_ncc",
-           "check_cdnv", "check_random_targets", "check_nt_xent"]
+           "check_cdnv", "check_random_targets", "check_nt_xent", "check_barlow_terms",
+           "check_regularization_ratio", "check_effective_rank"]
 
 
 def _close(got, expected, what: str, tol: float = 1e-4) -> None:
@@ -110,3 +111,49 @@ def check_nt_xent(fn) -> bool:
                f"NT-Xent for N={n}, D={d}, τ={tau} (normalise the embeddings, leave each view out of "
                "its own denominator, and average over all 2N views)")
     return _ok("NT-Xent loss")
+
+
+def check_barlow_terms(fn) -> bool:
+    """``fn(z1, z2)`` -> ``(invariance, redundancy)``: Barlow Twins' two unweighted terms,
+    Σ_i (1 − C_ii)² and Σ_{i≠j} C_ij², with C the cross-correlation of the standardised batches."""
+    g = torch.Generator().manual_seed(7)
+    for n, d in ((16, 4), (64, 6)):
+        z1 = torch.randn(n, d, generator=g)
+        z2 = z1 + 0.5 * torch.randn(n, d, generator=g)
+        got = fn(z1, z2)
+        if not isinstance(got, (tuple, list)) or len(got) != 2:
+            raise AssertionError(f"return the two terms as a pair (invariance, redundancy); got {type(got).__name__}")
+        ref = losses.barlow_twins(z1, z2, eps=0.0).terms
+        hint = " (standardise each dimension over the batch with the biased std, then C = Z̃1ᵀZ̃2 / N)"
+        _close(got[0], ref["invariance"], f"invariance (on-diagonal) term for N={n}, D={d}" + hint, tol=1e-3)
+        _close(got[1], ref["redundancy"], f"redundancy (off-diagonal) term for N={n}, D={d}" + hint, tol=1e-3)
+    return _ok("Barlow Twins terms")
+
+
+def check_regularization_ratio(fn) -> bool:
+    """``fn(loss)`` -> the regularization/invariance ratio of VICReg loss weights ``loss``
+    (a dict that may omit weights), each weight divided by its default."""
+    from .paper import regularization_ratio
+
+    cases = ({}, {"inv_weight": 5.0}, {"inv_weight": 50.0}, {"var_weight": 50.0, "cov_weight": 2.0},
+             {"inv_weight": 0.0})
+    for loss in cases:
+        got, expected = fn(dict(loss)), regularization_ratio(loss)
+        if expected == float("inf"):
+            if got != float("inf"):
+                raise AssertionError(f"for {loss} (no invariance term) expected math.inf, got {got!r}")
+            continue
+        _close(got, expected, f"ratio for {loss} (missing weights take their defaults, "
+               f"{losses.VICREG_WEIGHTS})")
+    return _ok("regularization ratio")
+
+
+def check_effective_rank(fn) -> bool:
+    """``fn(features)``: the effective rank exp(H(σ/Σσ)) of the centred N×D features."""
+    g = torch.Generator().manual_seed(8)
+    for scales in ((1.0, 1.0, 1.0), (5.0, 1.0, 0.1, 0.1), (3.0, 0.0, 0.0)):
+        x = torch.randn(40, len(scales), generator=g) * torch.tensor(scales) + 7.0  # not centred
+        _close(fn(x.clone()), metrics.effective_rank(x),
+               f"effective rank for spreads {scales} (centre the features first, use singular values, not "
+               "eigenvalues of the covariance, and drop zeros before the logarithm)", tol=1e-3)
+    return _ok("effective rank")

@@ -109,14 +109,16 @@ def nt_xent(z1, z2, temperature: float = 0.5) -> LossOutput:
     return LossOutput(total, {"alignment": -positive.mean() * temperature, "uniformity": lse.mean()})
 
 
-def barlow_twins(z1, z2, lambd: float = 5e-3, inv_weight: float = 1.0, eps: float = 1e-5) -> LossOutput:
+def barlow_twins(z1, z2, redundancy_weight: float = 5e-3, inv_weight: float = 1.0, eps: float = 1e-5) -> LossOutput:
     """Barlow Twins (Zbontar et al., ICML 2021, https://arxiv.org/abs/2103.03230).
 
     With each embedding dimension standardised over the batch and
     ``C = Z̃₁ᵀ Z̃₂ / N`` the cross-correlation matrix,
-    ``L = Σ_i (1 − C_ii)² + λ Σ_{i≠j} C_ij²``. Terms: ``invariance`` (the on-diagonal
-    sum) and ``redundancy`` (the off-diagonal sum, unweighted). ``inv_weight`` scales the
-    invariance term (1 by default; 0 switches it off for the one-term-at-a-time ablation).
+    ``L = w_inv Σ_i (1 − C_ii)² + w_red Σ_{i≠j} C_ij²`` (the paper writes λ for ``w_red``).
+    Terms: ``invariance`` (the on-diagonal sum) and ``redundancy`` (the off-diagonal sum,
+    unweighted), named as VICReg's are. ``inv_weight`` (1 by default) and
+    ``redundancy_weight`` (5e-3) scale them; 0 switches a term off for the
+    one-term-at-a-time ablation.
     """
     _check_pair(z1, z2, "barlow_twins")
     n = z1.shape[0]
@@ -127,7 +129,7 @@ def barlow_twins(z1, z2, lambd: float = 5e-3, inv_weight: float = 1.0, eps: floa
     c = standardise(z1).T @ standardise(z2) / n
     on = (torch.diagonal(c) - 1).pow(2).sum()
     off = _off_diagonal(c).pow(2).sum()
-    return LossOutput(inv_weight * on + lambd * off, {"invariance": on, "redundancy": off})
+    return LossOutput(inv_weight * on + redundancy_weight * off, {"invariance": on, "redundancy": off})
 
 
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> LossOutput:

@@ -164,7 +164,7 @@ def make_method(name: str, dataset, projector=(512, 512), **loss_kwargs) -> Meth
     """A method by name, with the augmentation preset of ``dataset``.
 
     ``loss_kwargs`` go to the loss: e.g. ``make_method("vicreg", ds, inv_weight=0)`` for
-    regularisation only, ``temperature=`` for SimCLR, ``lambd=`` for Barlow Twins.
+    regularisation only, ``temperature=`` for SimCLR, ``inv_weight=``/``redundancy_weight=`` for Barlow Twins.
     """
     key = _key(name)
     views = aug.preset(key, dataset)

@@ -8,6 +8,7 @@ and runs on the features' device. ``labels`` need not be 0..K−1: any integers 
 - :func:`linear_probe`: full-batch multinomial logistic regression.
 - :func:`knn_accuracy`: k-nearest-neighbour vote.
 - :func:`sample_ncc`: sample-level (augmentation) NCC.
+- :func:`effective_rank`: how many directions the features use (a compression proxy).
 
 The public functions read like their formulas; the speed tricks (one-hot matrix products,
 cache-sized blocks, a bincount label code) live in private helpers, and the tests check
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["class_centres", "ncc_accuracy", "cdnv", "linear_probe", "knn_accuracy", "sample_ncc"]
+__all__ = ["class_centres", "ncc_accuracy", "cdnv", "linear_probe", "knn_accuracy", "sample_ncc", "effective_rank"]
 
 
 def _as_features(x, name="features") -> torch.Tensor:
@@ -256,3 +257,28 @@ def sample_ncc(query_views, ref_views=None) -> float:
     ids = torch.arange(k, device=q.device)
     return ncc_accuracy(q.reshape(k * m, d), ids.repeat_interleave(m),
                         r.reshape(-1, d), ids.repeat_interleave(r.shape[1]))
+
+
+def effective_rank(features, standardize: bool = False) -> float:
+    """Effective rank (Roy & Vetterli, 2007) of N×D features: ``exp(H(p))`` with
+    ``p_i = σ_i / Σ_j σ_j`` the normalised singular values of the centred features and
+    ``H`` the Shannon entropy. It is D when all D directions carry equal spread, 1 when a
+    single direction carries it all, and 0 for features with no spread at all.
+
+    With ``standardize=True`` each dimension is first divided by its standard deviation
+    (the spectrum of the correlation matrix), so that rescaling a dimension, which loses
+    no information, does not change the result; dimensions without spread are dropped.
+    """
+    x = _as_features(features).double()
+    x = x - x.mean(0)
+    if standardize:
+        std = x.std(0)
+        x = x[:, std > 0] / std[std > 0]
+        if x.shape[1] == 0:
+            return 0.0
+    sigma = torch.linalg.svdvals(x)
+    if sigma.sum() <= 0:
+        return 0.0
+    p = sigma / sigma.sum()
+    p = p[p > 0]
+    return float(torch.exp(-(p * p.log()).sum()))

@@ -14,6 +14,7 @@ The chapters and chapter 7's table call the same objects, so no threshold is wri
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass, field
@@ -26,8 +27,8 @@ from .losses import VICREG_WEIGHTS
 from .profiles import Profile, get_profile
 from .runs import Run, train
 
-__all__ = ["CONFIGS", "RATIOS", "RANDOMNESS", "runs", "regularization_ratio", "Finding", "Verdict", "FINDINGS", "finding",
-           "measure_all"]
+__all__ = ["CONFIGS", "RATIOS", "METHODS", "per_method", "PER_METHOD", "VARIANTS", "EQUAL_DIM", "RANDOMNESS", "runs", "regularization_ratio", "Finding", "Verdict", "FINDINGS", "finding",
+           "measure_all", "per_method_table"]
 
 # The configurations the findings rest on: name -> (method, loss arguments).
 CONFIGS: dict[str, tuple[str, dict]] = {
@@ -37,17 +38,27 @@ CONFIGS: dict[str, tuple[str, dict]] = {
     # The ratio sweep changes the invariance weight only, so every run has a distinct
     # regularization/invariance ratio (a run whose whole loss is scaled is the same run under AdamW).
     "ratio 0.2": ("vicreg", {"inv_weight": VICREG_WEIGHTS["inv_weight"] * 5}),
+    "ratio 0.5": ("vicreg", {"inv_weight": VICREG_WEIGHTS["inv_weight"] * 2}),
+    "ratio 2": ("vicreg", {"inv_weight": VICREG_WEIGHTS["inv_weight"] / 2}),
     "ratio 5": ("vicreg", {"inv_weight": VICREG_WEIGHTS["inv_weight"] / 5}),
     "SimCLR": ("simclr", {}),
     "Barlow Twins": ("barlow", {}),
+    # Barlow Twins' own one-term-at-a-time ablation: the on-diagonal (invariance) term or
+    # the off-diagonal (redundancy-reduction) term alone.
+    "Barlow invariance only": ("barlow", {"redundancy_weight": 0}),
+    "Barlow redundancy only": ("barlow", {"inv_weight": 0}),
     "rotation": ("rotation", {}),
     "jigsaw": ("jigsaw", {}),
     "supervised": ("supervised", {}),
 }
 # Fractions of the labels shuffled (class sizes kept) for the random-target study.
 RANDOMNESS = (0.0, 0.25, 0.5, 0.75, 1.0)
-# The VICReg runs of the ratio sweep, by regularization / invariance ratio.
-RATIOS = {0.2: "ratio 0.2", 1.0: "VICReg", 5.0: "ratio 5"}
+# The VICReg runs of the ratio sweep, by regularization / invariance ratio: seven distinct
+# ratios with the two one-term runs at the ends (0: invariance only, ∞: regularization only).
+RATIOS = {0.0: "invariance only", 0.2: "ratio 0.2", 0.5: "ratio 0.5", 1.0: "VICReg", 2.0: "ratio 2",
+          5.0: "ratio 5", math.inf: "regularization only"}
+# The joint-embedding methods whose measurements of chapters 4–6 are reported per method.
+METHODS = ("VICReg", "SimCLR", "Barlow Twins")
 
 
 def regularization_ratio(loss: dict) -> float:
@@ -155,8 +166,9 @@ def _measure(f: Finding, prof: Profile, seeds: tuple) -> Verdict:
     df = f.compute(prof, seeds).reset_index(drop=True)
     sign = -1.0 if f.lower_is_better else 1.0
     df["effect"] = sign * (df.value - df.control)
-    effect, lo, hi = t_interval(df.effect)
-    if len(df) < 2:
+    measured = df.effect.dropna()
+    effect, lo, hi = t_interval(measured) if len(measured) else (math.nan,) * 3
+    if len(measured) < len(df) or len(df) < 2:  # a seed without a measurement, or one seed only
         verdict = "inconclusive"
     elif lo > f.threshold:
         verdict = "held"
@@ -198,14 +210,70 @@ def _gain_vs_gain(target, control_target, metric="ncc", split="test", config="VI
     return compute
 
 
-def _deep_vs_shallow(metric="ncc", split="test", target="fine", config="VICReg"):
-    """Training's gain at the last stage against its gain at the first stage."""
+# Stages are compared at equal dimension: every stage through a fixed random projection
+# to the smallest stage width (see sslkit.evaluation.project_stages).
+EQUAL_DIM = "smallest"
+
+
+def _depth_gain(r: Run, target: str, metric="ncc", split="test", dim=EQUAL_DIM) -> dict[str, float]:
+    """Training's gain over the untrained network at the first and the last stage."""
+    first, last = r.stage_names[0], r.stage_names[-1]
+    return {s: r.final(metric, split, target, s, dim) - r.initial(metric, split, target, s, dim) for s in (first, last)}
+
+
+def _deep_vs_shallow(target="fine", config="VICReg"):
+    """Training's gain at the last stage against its gain at the first stage, at equal dimension."""
+    def compute(prof, seeds):
+        rows = []
+        for r in runs(config, prof, seeds):
+            gain = _depth_gain(r, target)
+            rows.append(dict(seed=r.seed, value=gain[r.stage_names[-1]], control=gain[r.stage_names[0]]))
+        return pd.DataFrame(rows)
+    return compute
+
+
+def _coarse_deeper_than_random_groups(config="VICReg"):
+    """How much more depth adds for the coarse level than for random groupings of the same
+    fine classes (same group sizes, same chance level): (last − first stage gain) of each,
+    at equal dimension."""
     def compute(prof, seeds):
         rows = []
         for r in runs(config, prof, seeds):
             first, last = r.stage_names[0], r.stage_names[-1]
-            gain = {s: r.final(metric, split, target, s) - r.initial(metric, split, target, s) for s in (first, last)}
-            rows.append(dict(seed=r.seed, value=gain[last], control=gain[first]))
+            depth = {t: (lambda g: g[last] - g[first])(_depth_gain(r, t)) for t in ("coarse", "coarse_random")}
+            rows.append(dict(seed=r.seed, value=depth["coarse"], control=depth["coarse_random"]))
+        return pd.DataFrame(rows)
+    return compute
+
+
+# A final gain below this (1 point) leaves no gain to share out over the epochs.
+MIN_GAIN_TO_SHARE = 0.01
+
+
+def _share_of_gain_at_first_eval(r: Run, metric: str, target: str) -> float:
+    """Fraction of the final gain over the untrained network already reached at the first
+    evaluation after epoch 0; NaN when the final change is smaller than :data:`MIN_GAIN_TO_SHARE`
+    (the share of almost nothing is noise), which makes the verdict inconclusive."""
+    first, last = r.epochs[1], r.epochs[-1]
+    v0, v1, vt = (r.value(metric, e, "test", target) for e in (0, first, last))
+    return (v1 - v0) / (vt - v0) if abs(vt - v0) >= MIN_GAIN_TO_SHARE else math.nan
+
+
+def _sample_before_semantic(prof, seeds):
+    return pd.DataFrame([dict(seed=r.seed, value=_share_of_gain_at_first_eval(r, "sample_ncc", "sample"),
+                              control=_share_of_gain_at_first_eval(r, "ncc", "fine"))
+                         for r in runs("VICReg", prof, seeds)])
+
+
+def _compression(config="VICReg"):
+    """Effective rank of the last stage's test features as a share of its width, after
+    training against the untrained network (lower is more compressed)."""
+    def compute(prof, seeds):
+        rows = []
+        for r in runs(config, prof, seeds):
+            width = r.backbone.out_dim
+            rows.append(dict(seed=r.seed, value=r.final("erank", target="fine") / width,
+                             control=r.initial("erank", target="fine") / width))
         return pd.DataFrame(rows)
     return compute
 
@@ -240,6 +308,7 @@ def _pixels_cluster(prof, seeds):
 
 
 ABSTRACT = "the paper's abstract"
+ACCOUNT = "the paper's account of its training dynamics, as reviews of the paper summarise it"
 FINDINGS: dict[str, Finding] = {f.key: f for f in (
     # chapter 0: the floor
     Finding("pixels_cluster", "Raw pixels already cluster by class above chance", "this book (a baseline)",
@@ -278,26 +347,89 @@ FINDINGS: dict[str, Finding] = {f.key: f for f in (
     # chapter 4: regularization vs invariance
     Finding("regularization_clusters", "The regularization term alone clusters the classes", ABSTRACT,
             "VICReg without invariance: test NCC accuracy (fine)", "the same network untrained", 0.05,
-            _final_vs_initial("regularization only"), book_verdict="held"),
+            _final_vs_initial("regularization only"), book_verdict="inconclusive"),
     Finding("ratio_drives_clustering", "More weight on the regularization term, more semantic clustering",
             ABSTRACT, "test NCC accuracy (fine), regularization/invariance ratio 5",
             "the same at ratio 0.2", 0.02, _final_a_vs_final_b("ratio 5", "ratio 0.2")),
+    Finding("invariance_drives_sample", "More weight on the invariance term, tighter sample-level clusters",
+            ACCOUNT, "sample-level NCC accuracy, regularization/invariance ratio 0.2",
+            "the same at ratio 5", 0.02,
+            _final_a_vs_final_b("ratio 0.2", "ratio 5", metric="sample_ncc", target="sample"),
+            book_verdict="not held"),
+    Finding("sample_before_semantic", "Sample-level clustering rises before semantic clustering", ACCOUNT,
+            "VICReg: share of the final sample-level NCC gain reached after the first epoch",
+            "the same share for semantic (fine) NCC", 0.05, _sample_before_semantic, book_verdict="inconclusive"),
+    Finding("barlow_redundancy_clusters", "Barlow Twins' redundancy-reduction term alone clusters the classes",
+            "the paper's claim, carried to Barlow Twins", "Barlow Twins without the invariance term: test NCC (fine)",
+            "the same network untrained", 0.05, _final_vs_initial("Barlow redundancy only"),
+            book_verdict="inconclusive"),
+    Finding("barlow_redundancy_over_invariance", "In Barlow Twins, the redundancy term alone clusters more "
+            "than the invariance term alone", "the paper's claim, carried to Barlow Twins",
+            "test NCC (fine), redundancy-reduction term only", "the same, invariance term only", 0.02,
+            _final_a_vs_final_b("Barlow redundancy only", "Barlow invariance only"), book_verdict="not held"),
     # chapter 5: semantic vs random targets
     Finding("semantic_over_random", "Training improves alignment with semantic classes more than with a random "
             "function of the image", ABSTRACT, "gain over the untrained network of test NCC accuracy, true classes",
             "the same gain for a random function of the image (k-means of a random projection of the pixels)",
             0.05, _gain_vs_gain("fine", "random_function"), book_verdict="inconclusive"),
     # chapter 6: hierarchy and depth
-    Finding("coarse_clustering", "SSL training clusters samples at the coarse level of the hierarchy", ABSTRACT,
+    Finding("coarse_clustering", "SSL training raises NCC at the coarse level (any grouping of clustered classes "
+            "would; the next finding is the control)", ABSTRACT,
             "VICReg: test NCC accuracy (coarse), last stage", "the same network untrained", 0.05,
-            _final_vs_initial("VICReg", target="coarse"), book_verdict="inconclusive"),
+            _final_vs_initial("VICReg", target="coarse"), book_verdict="held"),
     Finding("coarse_beyond_fine", "The coarse level gains more than random groupings of the same fine classes",
             ABSTRACT, "gain over the untrained network of test NCC accuracy, coarse groups",
             "the same gain for random groups of the same sizes", 0.02, _gain_vs_gain("coarse", "coarse_random"), book_verdict="inconclusive"),
     Finding("deeper_gains_more", "Training raises alignment more in deeper layers", ABSTRACT,
-            "gain over the untrained network of test NCC accuracy (fine), last stage",
+            "gain over the untrained network of test NCC accuracy (fine), last stage, at equal dimension",
             "the same gain at the first stage", 0.02, _deep_vs_shallow(), book_verdict="inconclusive"),
+    Finding("coarse_deeper_than_fine", "Depth adds more for the coarse level than for random groupings of "
+            "the same classes", ABSTRACT,
+            "coarse level: gain at the last stage minus gain at the first, at equal dimension",
+            "the same for random groups of the same sizes", 0.02, _coarse_deeper_than_random_groups(),
+            book_verdict="held"),
+    # compression
+    Finding("compression", "SSL training lowers the effective rank of the features (a compression proxy)",
+            ABSTRACT, "VICReg: effective rank of the last stage's standardised test features, as a share of its width",
+            "the same network untrained", 0.05, _compression(), lower_is_better=True, book_verdict="held"),
 )}
+
+# The measurements of chapters 5 and 6, repeated for every joint-embedding method of METHODS:
+# key -> (claim, measurement factory taking the configuration). The VICReg version is above.
+_PER_METHOD = {
+    "semantic_over_random": lambda config: _gain_vs_gain("fine", "random_function", config=config),
+    "coarse_beyond_fine": lambda config: _gain_vs_gain("coarse", "coarse_random", config=config),
+    "deeper_gains_more": lambda config: _deep_vs_shallow(config=config),
+    "compression": lambda config: _compression(config),
+}
+_PER_METHOD_VERDICTS = {  # the book's build, per (finding, method); written after the runs were read
+    ("semantic_over_random", "SimCLR"): "not held", ("semantic_over_random", "Barlow Twins"): "not held",
+    ("coarse_beyond_fine", "SimCLR"): "inconclusive", ("coarse_beyond_fine", "Barlow Twins"): "inconclusive",
+    ("deeper_gains_more", "SimCLR"): "inconclusive", ("deeper_gains_more", "Barlow Twins"): "inconclusive",
+    ("compression", "SimCLR"): "held", ("compression", "Barlow Twins"): "held",
+}
+
+
+def per_method(key: str) -> dict[str, str]:
+    """The keys of one measurement for every method of :data:`METHODS`, e.g.
+    ``per_method("coarse_beyond_fine")["SimCLR"] == "coarse_beyond_fine_simclr"``."""
+    if key not in _PER_METHOD:
+        raise KeyError(f"{key!r} is not measured per method; these are: {', '.join(_PER_METHOD)}")
+    return {m: key if m == "VICReg" else f"{key}_{m.split()[0].lower()}" for m in METHODS}
+
+
+# The measurements repeated per method, and the keys of their non-VICReg versions.
+PER_METHOD = tuple(_PER_METHOD)
+VARIANTS = frozenset(k for key in PER_METHOD for m, k in per_method(key).items() if m != "VICReg")
+
+for _key, _factory in _PER_METHOD.items():
+    for _method, _k in per_method(_key).items():
+        if _method != "VICReg":
+            _base = FINDINGS[_key]
+            FINDINGS[_k] = dataclasses.replace(
+                _base, key=_k, claim=f"{_base.claim} ({_method})",
+                measurement=_base.measurement.replace("VICReg: ", "") + f" ({_method})",
+                compute=_factory(_method), book_verdict=_PER_METHOD_VERDICTS[_key, _method])
 
 
 def finding(key: str) -> Finding:
@@ -305,6 +437,20 @@ def finding(key: str) -> Finding:
     if key not in FINDINGS:
         raise KeyError(f"unknown finding {key!r}; known: {', '.join(FINDINGS)}")
     return FINDINGS[key]
+
+
+def per_method_table(profile=None, seeds=None) -> pd.DataFrame:
+    """One row per measurement of :data:`PER_METHOD`, one column per method of
+    :data:`METHODS`: the effect, its 95% CI and the verdict."""
+    rows = {}
+    for key in PER_METHOD:
+        row = {}
+        for method, k in per_method(key).items():
+            f = finding(k)
+            v = f.measure(profile, seeds)
+            row[method] = f"{f.fmt(v.effect, short=True)} [{f.fmt(v.lo, short=True)}, {f.fmt(v.hi, short=True)}]: {v.verdict}"
+        rows[finding(key).claim] = row
+    return pd.DataFrame(rows).T
 
 
 def measure_all(profile=None, keys=None) -> list[Verdict]:

@@ -17,13 +17,16 @@ __all__ = ["use_style", "image_grid", "class_examples", "views_grid", "plot_seed
 COLORS = {
     "VICReg": "#1f77b4", "SimCLR": "#ff7f0e", "Barlow Twins": "#2ca02c", "supervised": "#d62728",
     "untrained": "#7f7f7f", "invariance only": "#9467bd", "regularization only": "#8c564b",
-    "ratio 0.2": "#e377c2", "ratio 5": "#17becf", "rotation": "#bcbd22", "jigsaw": "#aec7e8",
+    "ratio 0.2": "#e377c2", "ratio 0.5": "#f7b6d2", "ratio 2": "#9edae5", "ratio 5": "#17becf",
+    "rotation": "#bcbd22", "jigsaw": "#aec7e8",
+    "Barlow invariance only": "#98df8a", "Barlow redundancy only": "#1b5e20",
 }
 SEED_BAND = ("pi", 100)  # the band of every multi-seed curve: the range over the seeds
 
 METRIC_LABELS = {
     "ncc": "NCC accuracy", "probe": "linear-probe accuracy", "knn": "kNN accuracy",
     "cdnv": "CDNV (lower = tighter clusters)", "sample_ncc": "sample-level NCC accuracy",
+    "erank": "effective rank / width",
 }
 
 

@@ -12,6 +12,7 @@ The chapters and the CLI call the same functions, so they share the cache.
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 import math
 from dataclasses import dataclass, field
@@ -21,7 +22,8 @@ import torch
 
 from . import data as data_mod
 from .cache import cached, config_hash
-from .evaluation import METRICS, calibrate_batchnorm, evaluate_features, extract_features, sample_ncc
+from .evaluation import (METRICS, calibrate_batchnorm, evaluate_features, extract_features, project_stages,
+                         sample_ncc)
 from .methods import Method, loss_function, make_method
 from .models import SSLModel, build_backbone
 from .profiles import Profile, get_profile
@@ -29,7 +31,7 @@ from .runtime import seed_everything
 from .targets import make_targets
 from .train import fit
 
-__all__ = ["Run", "train", "datasets_for", "build_model", "default_device", "SAMPLE_LEVEL_IMAGES",
+__all__ = ["Run", "train", "train_config", "datasets_for", "build_model", "default_device", "SAMPLE_LEVEL_IMAGES",
            "SAMPLE_LEVEL_VIEWS", "TRAIN_FIELDS"]
 
 # Sample-level NCC: this many test images, this many views of each for the centres (and again for the queries).
@@ -140,7 +142,7 @@ class Run:
         return bool((self.history.metric == "collapse").any())
 
     def evaluate(self, targets=("fine", "coarse"), metrics=("ncc", "cdnv"), epochs=None,
-                 sample_level: bool = False) -> pd.DataFrame:
+                 sample_level: bool = False, dim=None) -> pd.DataFrame:
         """Metrics of this run's backbone snapshots at every stage, one tidy row per value.
 
         Each (epoch, target, metric) is cached on its own in the *evaluate* cache, so asking
@@ -153,6 +155,9 @@ class Run:
         metrics : subset of ``("ncc", "cdnv", "probe", "knn")``
         epochs : which snapshots (default: all of :attr:`epochs`)
         sample_level : also measure sample-level NCC (``target="sample"``, ``metric="sample_ncc"``)
+        dim : measure every stage after a fixed random projection to ``dim`` dimensions
+            (``"smallest"``: the smallest stage width), to compare stages at equal
+            dimension (:func:`~sslkit.evaluation.project_stages`)
 
         Returns
         -------
@@ -162,16 +167,29 @@ class Run:
         if unknown:
             raise ValueError(f"unknown metrics {sorted(unknown)}; choose from {METRICS}")
         epochs = self.epochs if epochs is None else list(epochs)
-        frames = [self._evaluate_epoch(e, tuple(targets), tuple(metrics), sample_level) for e in epochs]
+        frames = [self._evaluate_epoch(e, tuple(targets), tuple(metrics), sample_level, dim) for e in epochs]
         return pd.concat(frames, ignore_index=True)
 
-    def _evaluate_epoch(self, epoch, targets, metrics, sample_level) -> pd.DataFrame:
+    def _snapshot_key(self, epoch: int) -> dict:
+        """What identifies the evaluations of one snapshot: the run and the epoch; except at
+        epoch 0, where every method of one seed starts from the same weights, so the key is
+        the weights themselves and all those runs share one evaluation."""
+        if epoch == 0:
+            return dict(untrained=_weights_hash(self.snapshots[0]), seed=self.seed,
+                        data=[self.profile.dataset, self.profile.train_size])
+        return dict(run=self.key, epoch=epoch)
+
+    def _evaluate_epoch(self, epoch, targets, metrics, sample_level, dim=None) -> pd.DataFrame:
         prof = self.profile
-        base = dict(run=self.key, epoch=epoch, eval_size=prof.eval_size, untrained_batchnorm="from the data")
+        snapshot = self._snapshot_key(epoch)
+        base = dict(**snapshot, eval_size=prof.eval_size, untrained_batchnorm="from the data")
+        if dim is not None:
+            base["dim"] = dim
+            base["projection"] = "orthonormal, seeded by the run's seed"
         _, eval_train, eval_test = datasets_for(prof)
 
         def features():
-            key = (self.key, epoch, prof.eval_size)
+            key = (config_hash(snapshot), prof.eval_size)
             if key not in _FEATURES:
                 net = self.backbone_at(epoch)
                 mean, std = eval_train.mean_std()
@@ -187,7 +205,10 @@ class Run:
                 def compute(name=name, metric=metric):
                     labels = make_targets(name, eval_train, eval_test, seed=self.seed)
                     f = features()
-                    return {"rows": evaluate_features(f["train"], f["test"], labels, self.stage_names, metric)}
+                    xtr, xte = f["train"], f["test"]
+                    if dim is not None:
+                        xtr, xte = project_stages(xtr, xte, dim, seed=self.seed)
+                    return {"rows": evaluate_features(xtr, xte, labels, self.stage_names, metric)}
                 rows = cached("evaluate", {**base, "target": name, "metric": metric}, compute)["rows"]
                 frames.append(rows.assign(target=name))
         if sample_level:
@@ -199,7 +220,8 @@ class Run:
                                    n_views=SAMPLE_LEVEL_VIEWS, generator=g)
                 return {"rows": pd.DataFrame([dict(stage=self.last_stage, split="test", metric="sample_ncc",
                                                    value=value)])}
-            rows = cached("evaluate", {**base, "target": "sample", "metric": "sample_ncc",
+            sample_key = dict(base, run=self.key, epoch=epoch)  # the views depend on the method's augmentation
+            rows = cached("evaluate", {**sample_key, "target": "sample", "metric": "sample_ncc",
                                        "images": SAMPLE_LEVEL_IMAGES, "views": SAMPLE_LEVEL_VIEWS},
                           compute_sample)["rows"]
             frames.append(rows.assign(target="sample"))
@@ -208,24 +230,36 @@ class Run:
         return out[["epoch", "stage", "target", "split", "metric", "value"]]
 
     def value(self, metric: str, epoch: int, split: str = "test", target: str = "fine",
-              stage: str | None = None) -> float:
+              stage: str | None = None, dim=None) -> float:
         """One evaluated number, e.g. ``run.value("ncc", run.epochs[-1])``; ``stage`` defaults to the last."""
         stage = stage or self.last_stage
         sample = metric == "sample_ncc"
         df = self.evaluate(targets=() if sample else (target,), metrics=() if sample else (metric,),
-                           epochs=[epoch], sample_level=sample)
+                           epochs=[epoch], sample_level=sample, dim=dim)
         df = df[(df.metric == metric) & (df.split == split) & (df.stage == stage)]
         if df.empty:
             raise KeyError(f"no {metric}/{split}/{target}/{stage} at epoch {epoch}")
         return float(df.value.iloc[0])
 
-    def final(self, metric: str, split: str = "test", target: str = "fine", stage: str | None = None) -> float:
+    def final(self, metric: str, split: str = "test", target: str = "fine", stage: str | None = None,
+              dim=None) -> float:
         """The metric at the last epoch."""
-        return self.value(metric, self.epochs[-1], split, target, stage)
+        return self.value(metric, self.epochs[-1], split, target, stage, dim)
 
-    def initial(self, metric: str, split: str = "test", target: str = "fine", stage: str | None = None) -> float:
+    def initial(self, metric: str, split: str = "test", target: str = "fine", stage: str | None = None,
+                dim=None) -> float:
         """The metric at epoch 0: the untrained network of the same seed."""
-        return self.value(metric, 0, split, target, stage)
+        return self.value(metric, 0, split, target, stage, dim)
+
+
+def _weights_hash(state: dict) -> str:
+    """A SHA-256 of a state dict's names, shapes and values (equal weights, equal hash)."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]
 
 
 def _check_loss_arguments(method: str, loss: dict) -> dict:
@@ -250,6 +284,13 @@ def _check_loss_arguments(method: str, loss: dict) -> dict:
     return out
 
 
+def train_config(method: str, profile: Profile, seed: int, loss: dict) -> dict:
+    """The train cache key of one run: the profile settings that change a trained network,
+    the method, the seed and the validated loss arguments."""
+    loss = _check_loss_arguments(method, dict(loss or {}))
+    return dict(method=method, profile={k: getattr(profile, k) for k in TRAIN_FIELDS}, seed=seed, loss=loss)
+
+
 def train(method: str = "vicreg", profile: str | Profile | None = None, *, seed: int = 0,
           loss: dict | None = None, epochs: int | None = None, cache: bool = True, device=None,
           progress: bool | None = None) -> Run:
@@ -272,14 +313,17 @@ def train(method: str = "vicreg", profile: str | Profile | None = None, *, seed:
     prof = get_profile(profile)
     if epochs is not None:
         prof = prof.replace(epochs=epochs)
-    loss = _check_loss_arguments(method, dict(loss or {}))
-    config = dict(method=method, profile={k: getattr(prof, k) for k in TRAIN_FIELDS}, seed=seed, loss=loss)
+    config = train_config(method, prof, seed, loss)
+    loss = config["loss"]
     device = torch.device(device) if device is not None else default_device()
     train_set, _, _ = datasets_for(prof)
     meth = make_method(method, train_set, projector=prof.projector, **loss)
     snap_epochs = eval_epochs(prof)
 
     def compute():
+        from .plan import warn_if_long
+
+        warn_if_long(method, prof)
         seed_everything(seed)  # same seed, same initial backbone for every method
         model = build_model(meth, prof, train_set)
         snapshots = {}

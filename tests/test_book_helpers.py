@@ -22,6 +22,10 @@ def test_exercise_checkers_accept_the_reference():
     assert exercises.check_cdnv(metrics.cdnv)
     assert exercises.check_random_targets(random_targets)
     assert exercises.check_nt_xent(lambda a, b, t: losses.nt_xent(a, b, t).total)
+    assert exercises.check_barlow_terms(lambda a, b: tuple(losses.barlow_twins(a, b, eps=0.0).terms.values()))
+    from sslkit.paper import regularization_ratio
+    assert exercises.check_regularization_ratio(regularization_ratio)
+    assert exercises.check_effective_rank(metrics.effective_rank)
 
 
 def test_exercise_checkers_reject_common_mistakes():
@@ -35,6 +39,14 @@ def test_exercise_checkers_reject_common_mistakes():
         exercises.check_cdnv(lambda x, y: metrics.cdnv(x, y) * 2)
     with pytest.raises(AssertionError, match="NT-Xent"):  # off by a constant
         exercises.check_nt_xent(lambda a, b, t: losses.nt_xent(a, b, t).total + 0.1)
+    with pytest.raises(AssertionError, match="redundancy"):  # the off-diagonal term counted twice over
+        exercises.check_barlow_terms(lambda a, b: (losses.barlow_twins(a, b).terms["invariance"],
+                                                   2 * losses.barlow_twins(a, b).terms["redundancy"]))
+    with pytest.raises(AssertionError, match="math.inf"):
+        exercises.check_regularization_ratio(lambda loss: loss.get("var_weight", 25) / max(loss.get("inv_weight", 25), 1e-9))
+    with pytest.raises(AssertionError, match="centre the features"):  # forgot to centre
+        exercises.check_effective_rank(lambda x: float(torch.exp(-(lambda p: (p * p.clamp_min(1e-30).log()).sum())(
+            torch.linalg.svdvals(x) / torch.linalg.svdvals(x).sum()))))
     with pytest.raises(AssertionError, match="class sizes"):
         exercises.check_random_targets(lambda y, r, s: torch.randint(0, 10, y.shape) if r > 0 else y)
 

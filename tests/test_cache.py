@@ -1,6 +1,4 @@
 import os
-import pickle
-import warnings
 
 import pandas as pd
 import pytest

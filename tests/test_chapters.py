@@ -69,6 +69,8 @@ def test_findings_are_reported_with_a_scoreboard_and_numbers_glued(path):
     glued = set(re.findall(r'book\.glue\(f?"([^"]+)"', text))
     glued |= {f"{k}_{s}" for k in paper.FINDINGS for s in ("effect", "ci", "verdict", "value", "control")
               if f'"{k}"' in text}
+    if "book.setup(chapter=" in text:  # the chapter's estimated run time, glued by book.setup
+        glued |= {"run_count", "run_time_cpu", "run_time_t4"}
     prefixes = tuple(g.split("{")[0] for g in glued if "{" in g)  # names built in a loop
     used = set(re.findall(r"\{glue:text\}`(\w+)`", text))
     missing = {u for u in used if u not in glued and not (prefixes and u.startswith(prefixes))}

@@ -15,17 +15,29 @@ class FakeRun:
     base + the gain that ``world`` gives this configuration, target, stage and metric."""
 
     stage_names = ("stage1", "stage2", "stage3")
+    epochs = [0, 1, 2]
+
+    class backbone:
+        out_dim = 1
 
     def __init__(self, config, seed, world):
         self.config, self.seed, self.world = config, seed, world
         self.noise = 0.002 * (seed - 1)
 
-    def initial(self, metric, split="test", target="fine", stage=None):
+    def initial(self, metric, split="test", target="fine", stage=None, dim=None):
         return 0.5 + self.noise
 
-    def final(self, metric, split="test", target="fine", stage=None):
+    def final(self, metric, split="test", target="fine", stage=None, dim=None):
         stage = stage or self.stage_names[-1]
         return self.initial(metric) + self.world(self.config, metric, split, target, stage)
+
+    def value(self, metric, epoch, split="test", target="fine", stage=None, dim=None):
+        if epoch == 0:
+            return self.initial(metric)
+        if epoch == self.epochs[-1]:
+            return self.final(metric, split, target, stage)
+        gain = self.final(metric, split, target, stage) - self.initial(metric)
+        return self.initial(metric) + self.world.share_early(metric) * gain
 
     def losses(self):
         spread = 1e-3 if self.config == "invariance only" and self.world.collapse else 1.0
@@ -40,13 +52,25 @@ class World:
         self.collapse = holds
         self.pretext = 0.9 if holds else 0.03
 
+    def share_early(self, metric):
+        """Share of the final gain reached at the first evaluation after epoch 0."""
+        if not self.holds:
+            return 0.5
+        return 0.8 if metric == "sample_ncc" else 0.3
+
     def __call__(self, config, metric, split, target, stage):
+        if metric == "erank":  # training compresses (or, planted false, spreads the features)
+            return -0.2 if self.holds else 0.05
         if not self.holds:  # training changes nothing anywhere, except it hurts a little
             return -0.05
         if target in ("random_1", "random_function", "coarse_random") or stage == "stage1":
             return 0.0
+        if config == "Barlow invariance only":
+            return 0.0
         if config == "ratio 0.2":
-            return 0.05
+            return 0.3 if metric == "sample_ncc" else 0.05
+        if target == "coarse":
+            return 0.3
         if config == "supervised" and split == "train":
             return 0.45
         return 0.2
@@ -191,3 +215,29 @@ def test_mean_over_seeds_reads_the_chosen_epoch():
     assert analysis.mean_over_seeds(runs, "ncc", epoch=0) == pytest.approx(0.2)
     with pytest.raises(ValueError, match="at least one run"):
         analysis.mean_over_seeds([], "ncc")
+
+
+def test_the_ratio_sweep_has_seven_distinct_ratios():
+    ratios = [paper.regularization_ratio(paper.CONFIGS[name][1]) for name in paper.RATIOS.values()]
+    assert ratios == list(paper.RATIOS) and len(set(ratios)) == 7
+
+
+def test_per_method_findings_measure_each_methods_runs(monkeypatch):
+    keys = paper.per_method("coarse_beyond_fine")
+    assert keys == {"VICReg": "coarse_beyond_fine", "SimCLR": "coarse_beyond_fine_simclr",
+                    "Barlow Twins": "coarse_beyond_fine_barlow"}
+    asked = []
+    monkeypatch.setattr(paper, "runs", lambda name, prof=None, seeds=None: asked.append(name) or [
+        FakeRun(name, s, World(True)) for s in (seeds or PROFILE.seeds)])
+    paper._measure.cache_clear()
+    paper.finding(keys["SimCLR"]).measure(PROFILE)
+    assert asked == ["SimCLR"]
+    with pytest.raises(KeyError, match="not measured per method"):
+        paper.per_method("collapse")
+
+
+def test_a_seed_without_a_measurement_makes_the_verdict_inconclusive():
+    def compute(prof, seeds):
+        return pd.DataFrame({"seed": [0, 1, 2], "value": [0.5, float("nan"), 0.5], "control": 0.0})
+    v = paper.Finding("gapped", "a claim", "a test", "value", "zero", 0.05, compute).measure(PROFILE)
+    assert v.verdict == "inconclusive" and v.effect == pytest.approx(0.5)

@@ -89,7 +89,7 @@ def test_nt_xent_is_low_for_matching_views():
 def test_barlow_twins_hand_computed():
     # Two standardised, perfectly correlated dimensions: C = [[1, 1], [1, 1]]
     z = torch.tensor([[1.0, 1.0], [-1.0, -1.0]], dtype=torch.float64)
-    out = losses.barlow_twins(z, z, lambd=0.5, eps=0.0)
+    out = losses.barlow_twins(z, z, redundancy_weight=0.5, eps=0.0)
     assert out.terms["invariance"].item() == pytest.approx(0.0)
     assert out.terms["redundancy"].item() == pytest.approx(2.0)
     assert out.total.item() == pytest.approx(1.0)

@@ -147,3 +147,69 @@ def test_empty_inputs_are_explained():
 def test_knn_dimension_mismatch_is_explained():
     with pytest.raises(ValueError, match="train_x has 3 dimensions, test_x 4"):
         metrics.knn_accuracy(torch.randn(10, 3), torch.arange(10) % 2, torch.randn(5, 4), torch.arange(5) % 2, k=3)
+
+
+def test_effective_rank_counts_equal_directions_and_matches_the_formula():
+    # k orthogonal directions with equal spread: effective rank k
+    x = torch.cat([torch.eye(4) * 3, -torch.eye(4) * 3])  # centred, 4 equal singular values
+    assert metrics.effective_rank(x) == pytest.approx(4.0)
+    assert metrics.effective_rank(torch.ones(10, 3)) == 0.0  # no spread at all
+    g = torch.Generator().manual_seed(0)
+    y = torch.randn(50, 6, generator=g) * torch.tensor([5.0, 2, 1, 1, 0.1, 0.01])
+    s = np.linalg.svd(y.numpy() - y.numpy().mean(0), compute_uv=False)
+    p = s / s.sum()
+    assert metrics.effective_rank(y) == pytest.approx(float(np.exp(-(p * np.log(p)).sum())), rel=1e-6)
+    assert 1 < metrics.effective_rank(y) < 6
+
+
+def test_stages_are_projected_to_equal_dimension_with_one_matrix():
+    from sslkit.evaluation import project_stages
+
+    g = torch.Generator().manual_seed(0)
+    train = [torch.randn(30, d, generator=g) for d in (4, 8, 16)]
+    test = [torch.randn(20, d, generator=g) for d in (4, 8, 16)]
+    ptr, pte = project_stages(train, test, "smallest")
+    assert [x.shape for x in ptr] == [(30, 4)] * 3 and [x.shape for x in pte] == [(20, 4)] * 3
+    # the same matrix for train and test: projecting a train row as a test row gives the same vector
+    _, again = project_stages(train, [x[:5] for x in train], 4)
+    assert all(torch.allclose(a, p[:5]) for a, p in zip(again, ptr))
+    with pytest.raises(ValueError, match="smallest stage width 4"):
+        project_stages(train, test, 5)
+
+
+@pytest.mark.parametrize("method", ["umap", "tsne"])
+def test_embed_2d_maps_separated_groups_apart(method):
+    from sslkit.evaluation import embed_2d
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([torch.randn(40, 60, generator=g), torch.randn(40, 60, generator=g) + 20])
+    emb = embed_2d(x, method=method)
+    assert emb.shape == (80, 2)
+    a, b = emb[:40].mean(0), emb[40:].mean(0)
+    spread = max(emb[:40].std(0).max(), emb[40:].std(0).max())
+    assert np.linalg.norm(a - b) > 2 * spread  # the two groups stay apart in the map
+    with pytest.raises(ValueError, match="'umap' or 'tsne'"):
+        embed_2d(x, method="pca")
+
+
+def test_standardised_effective_rank_ignores_the_scale_of_each_dimension():
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(500, 8, generator=g)
+    scaled = x * torch.tensor([10.0, 5, 2, 1, 1, 0.5, 0.2, 0.1])
+    assert metrics.effective_rank(scaled) < 0.8 * metrics.effective_rank(x)  # raw spectrum: scale counts
+    assert metrics.effective_rank(scaled, standardize=True) == pytest.approx(metrics.effective_rank(x, standardize=True))
+    assert metrics.effective_rank(torch.ones(5, 3), standardize=True) == 0.0
+
+
+def test_the_smallest_stage_is_only_rotated():
+    from sslkit.evaluation import project_stages
+
+    g = torch.Generator().manual_seed(1)
+    train = [torch.randn(30, 4, generator=g), torch.randn(30, 16, generator=g)]
+    (small, _), _ = project_stages(train, train, "smallest", seed=2)
+    def distances(x):
+        return torch.cdist(x, x, compute_mode="donot_use_mm_for_euclid_dist")
+
+    assert torch.allclose(distances(small), distances(train[0]), atol=1e-4)
+    (other, _), _ = project_stages(train, train, "smallest", seed=3)
+    assert not torch.allclose(small, other)  # each seed draws its own projection

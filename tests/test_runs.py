@@ -94,7 +94,7 @@ def test_profiles_default_and_errors(monkeypatch):
     monkeypatch.setenv("SSLKIT_PROFILE", "smoke")
     assert profiles.get_profile().name == "smoke"
     monkeypatch.delenv("SSLKIT_PROFILE")
-    assert profiles.get_profile().name == ("gpu" if torch.cuda.is_available() else "cpu")
+    assert profiles.get_profile().name == "cpu"
     with pytest.raises(ValueError, match="smoke, cpu, gpu, paper"):
         profiles.get_profile("huge")
     assert profiles.get_profile("cpu").replace(epochs=1).epochs == 1
@@ -164,3 +164,17 @@ def test_the_untrained_control_has_batchnorm_statistics_of_the_data(fast):
     for k, v in raw.items():  # the weights themselves are untouched
         if "running" not in k and "num_batches" not in k:
             assert torch.equal(net.state_dict()[k].cpu(), v), k
+
+
+def test_runs_of_one_seed_share_the_untrained_evaluation(monkeypatch, fast):
+    a = runs.train("vicreg", fast, progress=False)
+    b = runs.train("barlow", fast, progress=False)
+    c = runs.train("vicreg", fast, seed=1, progress=False)
+    first = a.evaluate(targets=("fine",), metrics=("ncc", "cdnv"), epochs=[0])
+    runs._FEATURES.clear()
+    monkeypatch.setattr(runs, "extract_features", lambda *a, **k: pytest.fail("epoch 0 evaluated twice"))
+    assert b.evaluate(targets=("fine",), metrics=("ncc", "cdnv"), epochs=[0]).equals(first)
+    with pytest.raises(pytest.fail.Exception, match="evaluated twice"):  # another seed: other weights
+        c.evaluate(targets=("fine",), metrics=("ncc",), epochs=[0])
+    assert runs._weights_hash(a.snapshots[0]) == runs._weights_hash(b.snapshots[0])
+    assert runs._weights_hash(a.snapshots[0]) != runs._weights_hash(a.snapshots[fast.epochs])
