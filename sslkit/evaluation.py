@@ -10,6 +10,7 @@ import torch
 
 from . import metrics
 from .augment import to_float
+from .runtime import autocast_dtype
 
 __all__ = ["extract_features", "calibrate_batchnorm", "evaluate_features", "sample_ncc", "view_features", "embed_2d", "project_stages",
            "METRICS"]
@@ -33,7 +34,8 @@ def extract_features(backbone, images, mean=None, std=None, batch_size: int = 10
         for chunk in images.split(batch_size):
             x = to_float(chunk.to(device, non_blocking=True), mean, std)
             x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            amp = autocast_dtype(device)
+            with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
                 feats = backbone.forward_stages(x) if stages else [backbone(x)]
             out.append([f.float() for f in feats])
     finally:

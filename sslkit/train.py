@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from .cache import atomic_save, safe_load, to_payload
-from .runtime import progress_enabled, seed_everything
+from .runtime import autocast_dtype, progress_enabled, seed_everything
 
 __all__ = ["fit", "CollapseWarning"]
 
@@ -114,8 +114,8 @@ def fit(model, method, data, *, epochs: int, batch_size: int = 256, lr: float = 
     ----------
     model : torch.nn.Module
         Moved to ``device`` (default: ``data``'s device) in channels_last memory format
-        (faster convolutions on the CPU too); on CUDA under bfloat16 autocast, on the CPU
-        in plain float32.
+        (faster convolutions on the CPU too); under bfloat16 autocast on a GPU that
+        computes it natively (:func:`~sslkit.runtime.autocast_dtype`), else in float32.
     method : callable ``(model, images, labels, generator) -> LossOutput``
     data : :class:`sslkit.data.Dataset`
         Moved to the device as a whole once; batches are slices of a shuffled index.
@@ -153,7 +153,7 @@ def fit(model, method, data, *, epochs: int, batch_size: int = 256, lr: float = 
     if resume is None:
         seed_everything(seed)
     model = model.to(device)
-    cuda = device.type == "cuda"
+    amp = autocast_dtype(device)
     model = model.to(memory_format=torch.channels_last)
     params = list(model.parameters())
     opt = _adamw(params, lr, weight_decay)
@@ -191,7 +191,7 @@ def fit(model, method, data, *, epochs: int, batch_size: int = 256, lr: float = 
             images = data.images[idx]
             if images.ndim == 4:
                 images = images.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+            with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
                 out = method(model, images, data.labels[idx], gen)
             opt.zero_grad(set_to_none=True)
             finite_loss = bool(torch.isfinite(out.total))

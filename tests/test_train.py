@@ -135,3 +135,13 @@ def test_checkpoint_errors_are_explained(digits, tmp_path):
     bad.write_bytes((tmp_path / "last.pt").read_bytes()[:100])
     with pytest.raises(ValueError, match=f"cannot resume from {bad}"):
         short_fit(digits, epochs=2, resume=bad)
+
+
+def test_mixed_precision_only_where_the_gpu_computes_bfloat16(monkeypatch):
+    from sslkit.runtime import autocast_dtype
+
+    assert autocast_dtype("cpu") is None
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    assert autocast_dtype("cuda") is None  # emulated only (a T4): plain float32
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert autocast_dtype("cuda") is torch.bfloat16
