@@ -47,6 +47,12 @@ RAW_MATH = re.compile(r"\\[()\[\]]|\\begin\{|\\[a-zA-Z]{2,}\{|\$[^$\s][^$\n]*\$"
 RAW_GLUE = re.compile(r"\{glue(?::\w+)?\}")
 GLUE_ROLE = re.compile(r"(?<!`)\{glue(?::\w+)?\}`")  # not when quoted as code
 PYTHON_REPR = re.compile(r"^(['\"]).*\1$|<[\w.]+ object at 0x[0-9a-f]+>|^array\(|^tensor\(")
+# An output that shows Python's or pandas' internals instead of a result meant for a reader.
+OUTPUT_REPR = re.compile(r"\bdtype: \w+|^Name: \w+|\bLength: \d+|<[\w.]+ object at 0x[0-9a-f]+>", re.M)
+# A cell's last value shown where no output was meant: True/False/None, a number, a quoted string.
+BARE_VALUE = re.compile(r"^(True|False|None|[-+]?\d+(\.\d+)?(e[-+]?\d+)?|'[^'\n]*'|\"[^\"\n]*\")$")
+# A dollar sign right next to typeset math (MATH marks where MathJax rendered a formula).
+STRAY_DOLLAR = re.compile(r"\$\s*⟦MATH⟧|⟦MATH⟧\s*\$")
 
 
 class BrowserMissing(RuntimeError):
@@ -249,6 +255,17 @@ async () => {
     figures: [...article.querySelectorAll('.cell_output img, figure img, .cell_output svg')]
                .filter(i => !i.closest('button') && (i.tagName.toLowerCase() === 'svg' || i.naturalWidth > 0)).length,
     proseText: text(prose),
+    // The prose with each typeset formula replaced by a marker, to find stray dollar signs.
+    mathMarked: (() => { const c = article.cloneNode(true);
+                         c.querySelectorAll('mjx-container').forEach(m => m.replaceWith('⟦MATH⟧'));
+                         c.querySelectorAll('pre, code, script, style, .highlight, .cell_input').forEach(e => e.remove());
+                         return text(c); })(),
+    // Text outputs of code cells: what the cell's last value or print showed, and its stderr.
+    textOutputs: [...article.querySelectorAll('.cell_output .output')].map(o => ({
+        kind: o.classList.contains('stderr') ? 'stderr' : o.classList.contains('stream') ? 'stream' : 'value',
+        text: (o.textContent || '').trim() })).filter(o => o.text),
+    // Wider than the window: the reader would have to scroll the whole page sideways.
+    overflow: Math.max(0, document.documentElement.scrollWidth - document.documentElement.clientWidth),
     untypesetMath: [...article.querySelectorAll('.math')].filter(m => !m.querySelector('mjx-container'))
                      .map(m => text(m).slice(0, 60)),
     mathErrors: [...article.querySelectorAll('mjx-merror')].map(m => m.getAttribute('data-mjx-error') || text(m)),
@@ -370,6 +387,27 @@ def _content_problems(facts, page: BookPage, root: Path) -> list[str]:
     found += [f"Sphinx error shown in the page: {t!r}" for t in facts["sphinxErrors"]]
     if facts["emptyOutputs"]:
         found.append(f"{facts['emptyOutputs']} code cell output(s) are empty")
+    found += _output_problems(facts)
+    if facts["overflow"] > 1:
+        found.append(f"the page is {facts['overflow']} px wider than the window (horizontal overflow)")
+    return found
+
+
+def _output_problems(facts) -> list[str]:
+    """Outputs no reader should see: stderr and warnings, Python/pandas reprs, a bare value,
+    and dollar signs left next to typeset math."""
+    found = []
+    for out in facts["textOutputs"]:
+        first = out["text"].splitlines()[0][:80]
+        if out["kind"] == "stderr" or re.search(r"\w+Warning:", out["text"]):
+            found.append(f"stderr or a warning in an output: {first!r}")
+        elif OUTPUT_REPR.search(out["text"]):
+            found.append(f"a Python or pandas repr in an output: {OUTPUT_REPR.search(out['text']).group(0)!r}")
+        elif out["kind"] == "value" and BARE_VALUE.match(out["text"]):
+            found.append(f"a cell shows a bare value where no output was meant: {out['text']!r}")
+    text = facts["mathMarked"]
+    found += [f"a stray $ next to typeset math: …{text[max(0, m.start() - 30):m.end() + 30]}…"
+              for m in STRAY_DOLLAR.finditer(text)]
     return found
 
 

@@ -50,6 +50,18 @@ DEFECTS = {
                              "Colab button opens"),
     "dead link": (_insert('<a href="no_such_page.html">x</a>'), "no_such_page.html returns HTTP 404"),
     "dead anchor": (_insert('<a href="#no-such-anchor">x</a>'), "no element with id 'no-such-anchor'"),
+    "pandas repr": (_insert('<div class="cell_output docutils container"><div class="output stream highlight-myst-ansi">'
+                            '<pre>method    jigsaw\nName: stage, dtype: str</pre></div></div>'), "pandas repr"),
+    "object repr": (_insert('<div class="cell_output docutils container"><div class="output text_plain">'
+                            '<pre>&lt;sslkit.runs.Run object at 0x7f3a2c&gt;</pre></div></div>'), "Python or pandas repr"),
+    "bare value": (_insert('<div class="cell_output docutils container"><div class="output text_plain">'
+                           '<pre>True</pre></div></div>'), "bare value"),
+    "bare quoted value": (_insert('<div class="cell_output docutils container"><div class="output text_plain">'
+                                  "<pre>'0.076'</pre></div></div>"), "bare value"),
+    "stderr": (_insert('<div class="cell_output docutils container"><div class="output stderr">'
+                       '<pre>TqdmWarning: IProgress not found</pre></div></div>'), "stderr or a warning"),
+    "stray dollar": (_sub(r'(<span class="math notranslate nohighlight">)', r"$ \1"), "stray $"),
+    "horizontal overflow": (_insert('<div style="width: 3000px; height: 2px"></div>'), "horizontal overflow"),
 }
 
 
