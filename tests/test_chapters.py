@@ -66,7 +66,7 @@ def test_findings_are_reported_with_a_scoreboard_and_numbers_glued(path):
     assert "show_scoreboard(" in text, "every chapter shows the scoreboard of its findings"
     if path.stem != "07_what_we_found":
         assert "show_scoreboard(" in code[-1], "the scoreboard closes the chapter"
-    glued = set(re.findall(r'book\.glue\(f?"([^"]+)"', text))
+    glued = set(re.findall(r'book\.glue\(\s*f?"([^"]+)"', text))
     glued |= {f"{k}_{s}" for k in paper.FINDINGS for s in ("effect", "ci", "verdict", "value", "control")
               if f'"{k}"' in text}
     if "book.setup(chapter=" in text:  # the chapter's estimated run time, glued by book.setup
