@@ -240,7 +240,8 @@ def _coarse_deeper_than_random_groups(config="VICReg"):
         rows = []
         for r in runs(config, prof, seeds):
             first, last = r.stage_names[0], r.stage_names[-1]
-            depth = {t: (lambda g: g[last] - g[first])(_depth_gain(r, t)) for t in ("coarse", "coarse_random")}
+            gains = {t: _depth_gain(r, t) for t in ("coarse", "coarse_random")}
+            depth = {t: g[last] - g[first] for t, g in gains.items()}
             rows.append(dict(seed=r.seed, value=depth["coarse"], control=depth["coarse_random"]))
         return pd.DataFrame(rows)
     return compute
@@ -307,6 +308,16 @@ def _pixels_cluster(prof, seeds):
     return pd.DataFrame(rows)
 
 
+# The measurements of chapters 3–6 repeated for every joint-embedding method of METHODS:
+# finding key -> measurement, given the configuration. The VICReg findings below use the same
+# factories, so a method's version can never drift from VICReg's.
+_PER_METHOD = {
+    "semantic_over_random": lambda config: _gain_vs_gain("fine", "random_function", config=config),
+    "coarse_beyond_fine": lambda config: _gain_vs_gain("coarse", "coarse_random", config=config),
+    "deeper_gains_more": lambda config: _deep_vs_shallow(config=config),
+    "compression": lambda config: _compression(config),
+}
+
 ABSTRACT = "the paper's abstract"
 ACCOUNT = "the paper's account of its training dynamics, as reviews of the paper summarise it"
 FINDINGS: dict[str, Finding] = {f.key: f for f in (
@@ -371,7 +382,7 @@ FINDINGS: dict[str, Finding] = {f.key: f for f in (
     Finding("semantic_over_random", "Training improves alignment with semantic classes more than with a random "
             "function of the image", ABSTRACT, "gain over the untrained network of test NCC accuracy, true classes",
             "the same gain for a random function of the image (k-means of a random projection of the pixels)",
-            0.05, _gain_vs_gain("fine", "random_function"), book_verdict="inconclusive"),
+            0.05, _PER_METHOD["semantic_over_random"]("VICReg"), book_verdict="inconclusive"),
     # chapter 6: hierarchy and depth
     Finding("coarse_clustering", "SSL training raises NCC at the coarse level (any grouping of clustered classes "
             "would; the next finding is the control)", ABSTRACT,
@@ -379,10 +390,12 @@ FINDINGS: dict[str, Finding] = {f.key: f for f in (
             _final_vs_initial("VICReg", target="coarse"), book_verdict="held"),
     Finding("coarse_beyond_fine", "The coarse level gains more than random groupings of the same fine classes",
             ABSTRACT, "gain over the untrained network of test NCC accuracy, coarse groups",
-            "the same gain for random groups of the same sizes", 0.02, _gain_vs_gain("coarse", "coarse_random"), book_verdict="inconclusive"),
+            "the same gain for random groups of the same sizes", 0.02, _PER_METHOD["coarse_beyond_fine"]("VICReg"),
+            book_verdict="inconclusive"),
     Finding("deeper_gains_more", "Training raises alignment more in deeper layers", ABSTRACT,
             "gain over the untrained network of test NCC accuracy (fine), last stage, at equal dimension",
-            "the same gain at the first stage", 0.02, _deep_vs_shallow(), book_verdict="inconclusive"),
+            "the same gain at the first stage", 0.02, _PER_METHOD["deeper_gains_more"]("VICReg"),
+            book_verdict="inconclusive"),
     Finding("coarse_deeper_than_fine", "Depth adds more for the coarse level than for random groupings of "
             "the same classes", ABSTRACT,
             "coarse level: gain at the last stage minus gain at the first, at equal dimension",
@@ -391,17 +404,10 @@ FINDINGS: dict[str, Finding] = {f.key: f for f in (
     # compression
     Finding("compression", "SSL training lowers the effective rank of the features (a compression proxy)",
             ABSTRACT, "VICReg: effective rank of the last stage's standardised test features, as a share of its width",
-            "the same network untrained", 0.05, _compression(), lower_is_better=True, book_verdict="held"),
+            "the same network untrained", 0.05, _PER_METHOD["compression"]("VICReg"), lower_is_better=True,
+            book_verdict="held"),
 )}
 
-# The measurements of chapters 5 and 6, repeated for every joint-embedding method of METHODS:
-# key -> (claim, measurement factory taking the configuration). The VICReg version is above.
-_PER_METHOD = {
-    "semantic_over_random": lambda config: _gain_vs_gain("fine", "random_function", config=config),
-    "coarse_beyond_fine": lambda config: _gain_vs_gain("coarse", "coarse_random", config=config),
-    "deeper_gains_more": lambda config: _deep_vs_shallow(config=config),
-    "compression": lambda config: _compression(config),
-}
 _PER_METHOD_VERDICTS = {  # the book's build, per (finding, method); written after the runs were read
     ("semantic_over_random", "SimCLR"): "not held", ("semantic_over_random", "Barlow Twins"): "not held",
     ("coarse_beyond_fine", "SimCLR"): "inconclusive", ("coarse_beyond_fine", "Barlow Twins"): "inconclusive",
@@ -446,9 +452,8 @@ def per_method_table(profile=None, seeds=None) -> pd.DataFrame:
     for key in PER_METHOD:
         row = {}
         for method, k in per_method(key).items():
-            f = finding(k)
-            v = f.measure(profile, seeds)
-            row[method] = f"{f.fmt(v.effect, short=True)} [{f.fmt(v.lo, short=True)}, {f.fmt(v.hi, short=True)}]: {v.verdict}"
+            cells = finding(k).measure(profile, seeds).row()
+            row[method] = f"{cells['effect']} [{cells['95% CI']}]: {cells['verdict']}"
         rows[finding(key).claim] = row
     return pd.DataFrame(rows).T
 
