@@ -14,17 +14,30 @@ from . import augment, losses, metrics
 
 __all__ = ["check_rotation", "check_invariance_loss", "check_variance_loss", "check_ncc",
            "check_cdnv", "check_random_targets", "check_nt_xent", "check_barlow_terms",
-           "check_regularization_ratio", "check_effective_rank"]
+           "check_regularization_ratio", "check_effective_rank", "check_vicreg_terms"]
 
 
 def _close(got, expected, what: str, tol: float = 1e-4) -> None:
     got = float(got) if not isinstance(got, torch.Tensor) else float(got.detach())
-    if not np.isclose(got, float(expected), rtol=tol, atol=tol):
+    # Relative tolerance, and an absolute one only for values near zero: an absolute
+    # tolerance of ``tol`` would accept a 1% error in a CDNV of 0.05.
+    if not np.isclose(got, float(expected), rtol=tol, atol=1e-6):
         raise AssertionError(f"{what}: got {got:.6g}, expected {float(expected):.6g}")
 
 
+def _call(fn, args: tuple, on: str):
+    """``fn(*args)``; an error inside the student's function becomes a message that names
+    the input it failed on. ``NotImplementedError`` (an untouched stub) passes through."""
+    try:
+        return fn(*args)
+    except NotImplementedError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any error of the student's code is reported
+        raise AssertionError(f"your function raised {type(e).__name__}: {e} on {on}") from e
+
+
 def _ok(name: str) -> bool:
-    print(f"Correct: your {name} agrees with the reference on every test case.")
+    print(f"Correct: the reference and your {name} agree on every test case.")
     return True
 
 
@@ -33,7 +46,7 @@ def check_rotation(fn) -> bool:
     g = torch.Generator().manual_seed(0)
     x = torch.rand(6, 2, 5, 5, generator=g)
     k = torch.tensor([0, 1, 2, 3, 1, 3])
-    got = fn(x.clone(), k.clone())
+    got = _call(fn, (x.clone(), k.clone()), f"6 images of shape {tuple(x.shape[1:])}, k = {k.tolist()}")
     if not isinstance(got, torch.Tensor) or got.shape != x.shape:
         raise AssertionError(f"expected a tensor of shape {tuple(x.shape)}, got {getattr(got, 'shape', type(got))}")
     wrong = [i for i in range(6) if not torch.allclose(got[i], augment.rotate(x, k)[i])]
@@ -48,7 +61,8 @@ def check_invariance_loss(fn) -> bool:
     g = torch.Generator().manual_seed(1)
     for n, d in ((4, 3), (16, 8)):
         z1, z2 = torch.randn(n, d, generator=g), torch.randn(n, d, generator=g)
-        _close(fn(z1, z2), losses.invariance_loss(z1, z2), f"invariance loss for N={n}, D={d}")
+        _close(_call(fn, (z1, z2), f"z1, z2 of shape ({n}, {d})"), losses.invariance_loss(z1, z2),
+               f"invariance loss for N={n}, D={d}")
     return _ok("invariance loss")
 
 
@@ -57,7 +71,7 @@ def check_variance_loss(fn) -> bool:
     g = torch.Generator().manual_seed(2)
     for scale in (0.1, 0.5, 2.0):
         z = torch.randn(32, 6, generator=g) * scale
-        _close(fn(z), losses.variance_loss(z), f"variance loss for std ≈ {scale} "
+        _close(_call(fn, (z,), f"z of shape (32, 6), std ≈ {scale}"), losses.variance_loss(z), f"variance loss for std ≈ {scale} "
                "(use the unbiased variance over the batch, one std per dimension)")
     return _ok("variance loss")
 
@@ -69,7 +83,7 @@ def check_ncc(fn) -> bool:
         y = rng.integers(0, k, 200)
         x = rng.normal(size=(k, 4))[y] + rng.normal(size=(200, 4))
         xt, yt = torch.tensor(x, dtype=torch.float32), torch.tensor(y)
-        _close(fn(xt, yt), metrics.ncc_accuracy(xt, yt), f"NCC accuracy with {k} classes")
+        _close(_call(fn, (xt, yt), f"200 features in 4 dimensions, {k} classes"), metrics.ncc_accuracy(xt, yt), f"NCC accuracy with {k} classes")
     return _ok("NCC accuracy")
 
 
@@ -80,7 +94,7 @@ def check_cdnv(fn) -> bool:
         y = rng.integers(0, k, 300)
         x = rng.normal(size=(k, 3))[y] * 3 + rng.normal(size=(300, 3))
         xt, yt = torch.tensor(x), torch.tensor(y)
-        _close(fn(xt, yt), metrics.cdnv(xt, yt), f"CDNV with {k} classes (Var_c is the mean squared "
+        _close(_call(fn, (xt, yt), f"300 float64 features in 3 dimensions, {k} classes"), metrics.cdnv(xt, yt), f"CDNV with {k} classes (Var_c is the mean squared "
                "distance to the class mean; average over pairs i<j)", tol=1e-3)
     return _ok("CDNV")
 
@@ -89,7 +103,7 @@ def check_random_targets(fn) -> bool:
     """``fn(labels, randomness, seed)``: class sizes kept, about the right fraction changed."""
     y = torch.arange(2000) % 10
     for r in (0.0, 0.3, 1.0):
-        t = torch.as_tensor(fn(y.clone(), r, 0))
+        t = torch.as_tensor(_call(fn, (y.clone(), r, 0), f"2000 labels of 10 classes, randomness {r}, seed 0"))
         if t.shape != y.shape:
             raise AssertionError(f"expected {tuple(y.shape)} targets, got {tuple(t.shape)}")
         if not torch.equal(t.bincount(minlength=10), y.bincount()):
@@ -107,7 +121,8 @@ def check_nt_xent(fn) -> bool:
     g = torch.Generator().manual_seed(6)
     for n, d, tau in ((4, 3, 0.5), (8, 5, 0.1)):
         z1, z2 = torch.randn(n, d, generator=g), torch.randn(n, d, generator=g)
-        _close(fn(z1, z2, tau), losses.nt_xent(z1, z2, tau).total,
+        _close(_call(fn, (z1, z2, tau), f"z1, z2 of shape ({n}, {d}), temperature {tau}"),
+               losses.nt_xent(z1, z2, tau).total,
                f"NT-Xent for N={n}, D={d}, τ={tau} (normalise the embeddings, leave each view out of "
                "its own denominator, and average over all 2N views)")
     return _ok("NT-Xent loss")
@@ -120,7 +135,7 @@ def check_barlow_terms(fn) -> bool:
     for n, d in ((16, 4), (64, 6)):
         z1 = torch.randn(n, d, generator=g)
         z2 = z1 + 0.5 * torch.randn(n, d, generator=g)
-        got = fn(z1, z2)
+        got = _call(fn, (z1, z2), f"z1, z2 of shape ({n}, {d})")
         if not isinstance(got, (tuple, list)) or len(got) != 2:
             raise AssertionError(f"return the two terms as a pair (invariance, redundancy); got {type(got).__name__}")
         ref = losses.barlow_twins(z1, z2, eps=0.0).terms
@@ -138,7 +153,7 @@ def check_regularization_ratio(fn) -> bool:
     cases = ({}, {"inv_weight": 5.0}, {"inv_weight": 50.0}, {"var_weight": 50.0, "cov_weight": 2.0},
              {"inv_weight": 0.0})
     for loss in cases:
-        got, expected = fn(dict(loss)), regularization_ratio(loss)
+        got, expected = _call(fn, (dict(loss),), f"loss = {loss}"), regularization_ratio(loss)
         if expected == float("inf"):
             if got != float("inf"):
                 raise AssertionError(f"for {loss} (no invariance term) expected math.inf, got {got!r}")
@@ -153,7 +168,29 @@ def check_effective_rank(fn) -> bool:
     g = torch.Generator().manual_seed(8)
     for scales in ((1.0, 1.0, 1.0), (5.0, 1.0, 0.1, 0.1), (3.0, 0.0, 0.0)):
         x = torch.randn(40, len(scales), generator=g) * torch.tensor(scales) + 7.0  # not centred
-        _close(fn(x.clone()), metrics.effective_rank(x),
+        _close(_call(fn, (x.clone(),), f"40 features with spreads {scales}"), metrics.effective_rank(x),
                f"effective rank for spreads {scales} (centre the features first, use singular values, not "
                "eigenvalues of the covariance, and drop zeros before the logarithm)", tol=1e-3)
     return _ok("effective rank")
+
+
+def check_vicreg_terms(fn) -> bool:
+    """``fn(z1, z2)`` -> ``(invariance, variance, covariance)``: VICReg's three unweighted
+    terms, with the variance averaged and the covariance summed over the two branches."""
+    g = torch.Generator().manual_seed(9)
+    for n, d, noise in ((32, 4, 0.1), (64, 8, 1.0)):
+        z1 = torch.randn(n, d, generator=g) * torch.linspace(0.2, 2.0, d)
+        z2 = z1 + noise * torch.randn(n, d, generator=g)
+        got = _call(fn, (z1, z2), f"z1, z2 of shape ({n}, {d})")
+        if not isinstance(got, (tuple, list)) or len(got) != 3:
+            raise AssertionError("return the three terms as a tuple (invariance, variance, covariance); "
+                                 f"got {type(got).__name__}")
+        ref = losses.vicreg(z1, z2).terms
+        hints = {"invariance": "the mean squared error over all N×D entries",
+                 "variance": "mean_j max(0, 1 − sqrt(Var z_j + 1e-4)), unbiased variance, averaged over "
+                             "the two branches",
+                 "covariance": "squared off-diagonal covariances (divide by N − 1) summed, divided by D, "
+                               "summed over the two branches"}
+        for value, (term, expected) in zip(got, ref.items()):
+            _close(value, expected, f"{term} term for N={n}, D={d} ({hints[term]})", tol=1e-3)
+    return _ok("VICReg terms")

@@ -1,0 +1,450 @@
+"""The coursework edition of the book, built from its chapters: the chapters stay the one
+source of every exercise, and :mod:`sslkit.exercises`' checkers the one definition of a
+correct answer, for the book, the student and the grader.
+
+``python -m sslkit.course build`` writes, from the executed chapters of ``make book``:
+
+- ``notebooks/``: **student notebooks**. Every solution is removed. The solution cell of each
+  auto-graded exercise becomes a stub whose function raises ``NotImplementedError`` with a
+  hint, followed by a ``grader.check(...)`` cell (otter-grader). They run in Colab (the
+  first cell installs sslkit with otter and never reinstalls torch), in a local Jupyter and
+  under ``jupyter nbconvert --execute``.
+- ``autograder/<chapter>.zip``: an **otter-grader autograder** per chapter (``otter run``,
+  or Gradescope). Its tests call the checkers; only the answer cells are graded, the other
+  cells are tagged ``otter_ignore``, so grading never trains a network.
+- ``site/``: the **student site**'s source (the chapters with their outputs, solutions gone,
+  ``hide_solutions`` on), built by ``make student`` into ``site/_build/html``.
+- ``answer_key.html``: every exercise with its model answer, for the instructor only.
+
+``python -m sslkit.course grade FOLDER`` grades every notebook in FOLDER and writes a CSV.
+
+An exercise is **auto-graded** when its gated solution (``solution-start`` … ``solution-end``)
+holds a code cell that defines ``my_<name>`` and calls ``exercises.check_<…>(my_<name>)``;
+every other exercise is a written question, whose model answer goes to the answer key only.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import copy
+import dataclasses
+import html
+import json
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+_FENCE = re.compile(r"```\{(?P<kind>exercise|solution)\}(?P<head>[^\n]*)\n(?P<body>.*?)\n```[ \t]*(?:\n|$)",
+                    re.S)
+_START = re.compile(r"```\{solution-start\}\s*(?P<label>\S+)[ \t]*\n(?::[^\n]*\n)*```[ \t]*(?:\n|$)")
+_END = re.compile(r"```\{solution-end\}[ \t]*\n```[ \t]*(?:\n|$)")
+_OPTION = re.compile(r"^:(\w[\w-]*):[ \t]*(.*)$", re.M)
+GRADER_TAG = "sslkit-grader"        # the cell that writes the tests and starts otter
+ANSWER_TAG = "sslkit-answer"        # a stub the student replaces
+CHECK_TAG = "sslkit-check"          # grader.check(...) after an answer
+IGNORE_TAG = "otter_ignore"         # otter's own tag: not run when grading
+
+
+@dataclasses.dataclass
+class Exercise:
+    """One ``{exercise}`` of a chapter and its model answer."""
+
+    chapter: str
+    label: str
+    title: str
+    statement: str
+    answer: str = ""                                   # markdown of the model answer
+    code: list[str] = dataclasses.field(default_factory=list)   # the answer's code cells
+    checker: str | None = None                         # e.g. "check_cdnv"
+    function: str | None = None                        # e.g. "my_cdnv"
+
+    @property
+    def graded(self) -> bool:
+        return self.checker is not None
+
+    @property
+    def question(self) -> str:
+        """otter's name for the question (a file name: no hyphens)."""
+        return self.label.replace("-", "_")
+
+
+def _src(cell) -> str:
+    s = cell["source"]
+    return s if isinstance(s, str) else "".join(s)
+
+
+def _set_src(cell, text: str) -> None:
+    cell["source"] = text
+
+
+def _find_check(code: str) -> tuple[str, str] | None:
+    """``(checker, function)`` of the first ``exercises.check_x(my_y)`` call in ``code``."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return None
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == "exercises"
+                and node.func.attr.startswith("check_") and node.args
+                and isinstance(node.args[0], ast.Name) and node.args[0].id.startswith("my_")):
+            return node.func.attr, node.args[0].id
+    return None
+
+
+def _stub(code: str, ex: Exercise) -> str:
+    """The answer cell a student starts from: the solution's imports and the signature of its
+    ``my_`` function, whose body raises ``NotImplementedError`` with a hint."""
+    tree = ast.parse(code)
+    lines = [ast.get_source_segment(code, n) for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == ex.function)
+    hint = f"{ex.function}: replace this line with your code, then run the check cell below"
+    body = [f"def {fn.name}({ast.unparse(fn.args)}):",
+            f'    """Your answer to the exercise \'{ex.title}\'."""',
+            "    # YOUR CODE HERE",
+            f"    raise NotImplementedError({hint!r})"]
+    return "\n".join(lines + ([""] if lines else []) + ["", *body]).lstrip("\n") + "\n"
+
+
+def _code_cell(text: str, tags: list[str]) -> dict:
+    return {"cell_type": "code", "execution_count": None, "id": None, "metadata": {"tags": tags},
+            "outputs": [], "source": text}
+
+
+def _imports(cells) -> list[str]:
+    """The top-level import statements of the chapter's code cells, in order, once each."""
+    seen: list[str] = []
+    for cell in cells:
+        if cell["cell_type"] != "code":
+            continue
+        try:
+            tree = ast.parse(_src(cell))
+        except SyntaxError:      # IPython magics
+            continue
+        for n in tree.body:
+            if isinstance(n, (ast.Import, ast.ImportFrom)):
+                line = ast.unparse(n)
+                if line not in seen:
+                    seen.append(line)
+    return seen
+
+
+def split(nb: dict, chapter: str) -> tuple[dict, list[Exercise]]:
+    """Split a chapter into its student version (every solution removed, each auto-graded
+    exercise's solution cell replaced by a stub and a check cell) and its exercises."""
+    nb = copy.deepcopy(nb)
+    exercises: dict[str, Exercise] = {}
+    cells, gated = [], None
+
+    def exercise(label: str) -> Exercise:
+        if label not in exercises:
+            raise ValueError(f"{chapter}: a solution refers to {label!r}, which no exercise above it defines; "
+                             "put the {exercise} before its solution")
+        return exercises[label]
+
+    for cell in nb["cells"]:
+        text = _src(cell)
+        if cell["cell_type"] != "markdown":
+            if gated is None:
+                cells.append(cell)
+                continue
+            ex = exercise(gated)
+            ex.code.append(text)
+            found = _find_check(text)
+            if found and not ex.graded:
+                ex.checker, ex.function = found
+                cells.append(_code_cell(_stub(text, ex), [ANSWER_TAG]))
+                cells.append(_code_cell(f'grader.check("{ex.question}")', [CHECK_TAG]))
+            continue
+        if gated is not None:
+            end = _END.search(text)
+            if end is None:                       # a whole markdown cell inside the solution
+                exercise(gated).answer += text + "\n"
+                continue
+            exercise(gated).answer += text[:end.start()]
+            text, gated = text[end.end():], None
+        kept, pos = [], 0
+        for m in _FENCE.finditer(text):
+            head, body = m["head"].strip(), m["body"]
+            options = dict(_OPTION.findall(body))
+            content = _OPTION.sub("", body).strip()
+            if m["kind"] == "exercise":
+                label = options.get("label")
+                if not label:
+                    raise ValueError(f"{chapter}: exercise {head!r} has no :label:; the grader names it by label")
+                exercises[label] = Exercise(chapter, label, head, content)
+                continue
+            exercise(head).answer += content
+            kept.append(text[pos:m.start()])
+            pos = m.end()
+        text = "".join(kept) + text[pos:]
+        start = _START.search(text)
+        if start:
+            gated = start["label"]
+            exercise(gated).answer += text[start.end():]
+            text = text[:start.start()]
+        text = re.sub(r"\n{3,}", "\n\n", text).strip("\n")
+        if text:
+            _set_src(cell, text)
+            cells.append(cell)
+    if gated is not None:
+        raise ValueError(f"{chapter}: the solution of {gated!r} has a solution-start but no solution-end")
+    nb["cells"] = cells
+    return nb, list(exercises.values())
+
+
+def test_source(question: str, checker: str, function: str) -> str:
+    """The otter test file (exception-based format) of one auto-graded exercise."""
+    return (f'"""otter test of {question}: sslkit.exercises.{checker}({function})."""\n'
+            "from otter.test_files import test_case\n\n"
+            "OK_FORMAT = False\n"
+            f"name = {question!r}\n"
+            "points = 1\n\n\n"
+            "@test_case(points=1, hidden=False)\n"
+            f"def test_{checker}({function}):\n"
+            "    from sslkit.course import run_check\n\n"
+            f"    run_check({checker!r}, {function}, {function!r})\n")
+
+
+def run_check(checker: str, fn, name: str) -> None:
+    """Call ``sslkit.exercises.<checker>(fn)``, with a message for the two ways a student
+    most often gets nothing: no function of that name, or the untouched stub."""
+    from . import exercises
+
+    if fn is None:
+        raise AssertionError(f"there is no function named {name}: run its cell, and keep its name")
+    try:
+        getattr(exercises, checker)(fn)
+    except NotImplementedError:
+        raise AssertionError(f"{name} still raises NotImplementedError: replace the stub's `raise` "
+                             "line with your code") from None
+
+
+def grader(questions: dict[str, tuple[str, str]], tests_dir: str = "tests"):
+    """Write the otter tests of ``questions`` ({question: (checker, function)}) to ``tests_dir``
+    and return ``otter.Notebook(tests_dir=...)``: a student notebook's first step."""
+    try:
+        import otter
+    except ImportError:
+        raise ImportError("the grader needs otter-grader: pip install 'otter-grader>=6' "
+                          "(or install sslkit with its 'course' extra)") from None
+    path = pathlib.Path(tests_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    for question, (checker, function) in questions.items():
+        (path / f"{question}.py").write_text(test_source(question, checker, function))
+    return otter.Notebook(tests_dir=str(path))
+
+
+def _install_for_students(text: str) -> str:
+    return re.sub(r'"sslkit @ git\+', '"sslkit[course] @ git+', text)
+
+
+def student_notebook(nb: dict, chapter: str, for_site: bool = False) -> tuple[dict, list[Exercise]]:
+    """The student version of one chapter: :func:`split`, plus the grader cell after the
+    Colab install cell and ``otter_ignore`` on every cell the grader need not run.
+    ``for_site``: keep the outputs (from the executed book) and hide the grader cell."""
+    out, exercises = split(nb, chapter)
+    graded = [e for e in exercises if e.graded]
+    questions = ",\n".join(f'    "{e.question}": ("{e.checker}", "{e.function}")' for e in graded)
+    setup = ("# The grader: writes this chapter's tests (each calls a checker of sslkit.exercises)\n"
+             "# and starts otter. Your answers may use the names imported here.\n"
+             + "\n".join(_imports(nb["cells"]) + ["from sslkit import course"])
+             + f"\n\ngrader = course.grader({{\n{questions}\n}})\n")
+    cells = []
+    for cell in out["cells"]:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if cell["cell_type"] == "code":
+            if not for_site:
+                cell["outputs"], cell["execution_count"] = [], None
+            if ANSWER_TAG not in tags and CHECK_TAG not in tags:
+                cell.setdefault("metadata", {})["tags"] = [*tags, IGNORE_TAG]
+                if "google.colab" in _src(cell):
+                    _set_src(cell, _install_for_students(_src(cell)))
+        cells.append(cell)
+        if cell["cell_type"] == "code" and "google.colab" in _src(cell) and graded:
+            cells.append(_code_cell(setup, [GRADER_TAG] + (["remove-cell"] if for_site else [])))
+    for i, cell in enumerate(cells):
+        cell["id"] = f"s{i:03d}"
+    out["cells"] = cells
+    out["metadata"]["sslkit"] = {"chapter": chapter, "questions": [e.question for e in graded]}
+    return out, exercises
+
+
+# --- the edition ------------------------------------------------------------------------------
+
+def _myst_to_html(text: str) -> str:
+    """Markdown of an answer as HTML, MyST roles shown as plain text."""
+    from markdown_it import MarkdownIt
+
+    text = re.sub(r"\{(?:term|ref|numref|doc)\}`([^`<]*?)\s*(?:<[^`]*>)?`", r"\1", text)
+    text = re.sub(r"\{cite:[pt]\}`([^`]*)`", r"[\1]", text)
+    text = re.sub(r"\{glue:text\}`([^`]*)`", r"⟨\1⟩", text)
+    return MarkdownIt("commonmark").enable("table").render(text)
+
+
+def answer_key(exercises: list[Exercise]) -> str:
+    """An HTML page with every exercise and its model answer, chapter by chapter."""
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>Answer key</title>",
+             "<style>body{font-family:sans-serif;max-width:50em;margin:auto;padding:1em}"
+             "pre{background:#f4f4f4;padding:.5em;overflow-x:auto}.graded{color:#1a7f37}</style>",
+             "</head><body><h1>Answer key (instructors only)</h1>",
+             "<p>Every exercise of the book with its model answer. Auto-graded exercises are "
+             "marked; the others are written questions to mark by hand.</p>"]
+    chapter = None
+    for ex in exercises:
+        if ex.chapter != chapter:
+            chapter = ex.chapter
+            parts.append(f"<h2>{html.escape(chapter)}</h2>")
+        mark = (f" <span class='graded'>(auto-graded: {ex.question}, sslkit.exercises.{ex.checker})</span>"
+                if ex.graded else " (written)")
+        parts.append(f"<h3>{html.escape(ex.title)}{mark}</h3>")
+        parts.append(_myst_to_html(ex.statement))
+        parts.append("<h4>Model answer</h4>" + _myst_to_html(ex.answer))
+        parts.extend(f"<pre><code>{html.escape(c)}</code></pre>" for c in ex.code)
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def chapters(root: pathlib.Path = ROOT) -> list[pathlib.Path]:
+    return sorted((root / "chapters").glob("*.ipynb"))
+
+
+def build(out: pathlib.Path, executed: pathlib.Path | None = None, root: pathlib.Path = ROOT) -> list[Exercise]:
+    """Write the student notebooks, the autograders, the student site's source and the answer
+    key to ``out``. ``executed``: the folder of the executed chapters (``_build/jupyter_execute/
+    chapters``) whose outputs the site shows; without it the site is left out."""
+    out = pathlib.Path(out)
+    for sub in ("notebooks", "autograder", "site"):
+        shutil.rmtree(out / sub, ignore_errors=True)
+    (out / "notebooks").mkdir(parents=True)
+    (out / "autograder").mkdir()
+    everything: list[Exercise] = []
+    for path in chapters(root):
+        nb = json.loads(path.read_text())
+        student, exercises = student_notebook(nb, path.stem)
+        everything += exercises
+        (out / "notebooks" / path.name).write_text(json.dumps(student, indent=1, ensure_ascii=False) + "\n")
+        _autograder([e for e in exercises if e.graded], out / "autograder" / f"{path.stem}.zip", root)
+    (out / "answer_key.html").write_text(answer_key(everything))
+    if executed is not None:
+        _site_source(out / "site", pathlib.Path(executed), root)
+    return everything
+
+
+def _autograder(graded: list[Exercise], zip_path: pathlib.Path, root: pathlib.Path) -> None:
+    """``otter generate`` on the chapter's tests; the requirements install sslkit with otter."""
+    work = zip_path.with_suffix("")
+    (work / "tests").mkdir(parents=True)
+    for ex in graded:
+        (work / "tests" / f"{ex.question}.py").write_text(test_source(ex.question, ex.checker, ex.function))
+    install = re.search(r'"(sslkit @ git\+[^"]+)"', (root / "chapters" / f"{graded[0].chapter}.ipynb").read_text())
+    (work / "requirements.txt").write_text((install[1] if install else "sslkit") + "\notter-grader>=6\n")
+    otter = pathlib.Path(sys.executable).with_name("otter")
+    subprocess.run([str(otter) if otter.exists() else "otter", "generate", "-t", "tests",
+                    "-r", "requirements.txt", "--no-config", "--no-environment",
+                    "-o", str(zip_path.resolve())], cwd=work, check=True, capture_output=True)
+    shutil.rmtree(work)
+
+
+def _site_source(site: pathlib.Path, executed: pathlib.Path, root: pathlib.Path) -> None:
+    """The book's source with the student chapters (outputs kept, solutions gone), never
+    executed again, with sphinx-exercise's ``hide_solutions`` on."""
+    site.mkdir(parents=True)
+    for name in ("_toc.yml", "references.bib", "index.md"):
+        shutil.copy(root / name, site / name)
+    for name in ("_static", "_ext"):
+        shutil.copytree(root / name, site / name)
+    (site / "chapters").mkdir()
+    for path in chapters(root):
+        ran = executed / path.name
+        if not ran.exists():
+            raise FileNotFoundError(f"{ran} is missing: run `make book` first; the student site shows its outputs")
+        student, _ = student_notebook(json.loads(ran.read_text()), path.stem, for_site=True)
+        (site / "chapters" / path.name).write_text(json.dumps(student, indent=1, ensure_ascii=False) + "\n")
+    for md in (root / "chapters").glob("*.md"):
+        shutil.copy(md, site / "chapters" / md.name)
+    config = (root / "_config.yml").read_text()
+    config = re.sub(r"execute_notebooks: \w+", "execute_notebooks: \"off\"", config)
+    config = config.replace("title: ", "title: Student edition: ", 1)
+    config = config.replace("  config:\n", "  config:\n    hide_solutions: true\n", 1)
+    (site / "_config.yml").write_text(config)
+
+
+# --- grading ----------------------------------------------------------------------------------
+
+def grade(folder: pathlib.Path, autograders: pathlib.Path, out_csv: pathlib.Path):
+    """Grade every notebook under ``folder`` with its chapter's autograder (``otter run``, no
+    container) and write one row per submission to ``out_csv``: total, possible, a column per
+    question, and the checkers' messages for what failed."""
+    import pandas as pd
+    from otter.api import grade_submission
+
+    rows = []
+    for nb_path in sorted(pathlib.Path(folder).rglob("*.ipynb")):
+        if ".ipynb_checkpoints" in nb_path.parts:
+            continue
+        chapter = json.loads(nb_path.read_text()).get("metadata", {}).get("sslkit", {}).get("chapter")
+        row = {"submission": str(nb_path.relative_to(folder)), "chapter": chapter}
+        zip_path = pathlib.Path(autograders) / f"{chapter}.zip"
+        if chapter is None or not zip_path.exists():
+            row["error"] = (f"no autograder for chapter {chapter!r} in {autograders}: is this a student "
+                            "notebook of the book (metadata 'sslkit.chapter')?")
+            rows.append(row)
+            continue
+        results = grade_submission(str(nb_path), str(zip_path), quiet=True)
+        row.update(total=results.total, possible=results.possible)
+        messages = []
+        for name in results.test_files:
+            row[name] = results.get_score(name)
+            if row[name] < results.get_result(name).possible:
+                messages.append(f"{name}: {_failure(results.get_result(name))}")
+        row["feedback"] = " | ".join(messages)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    table.to_csv(out_csv, index=False)
+    return table
+
+
+def _failure(test_file) -> str:
+    """The first line of the checker's message (its AssertionError), not otter's traceback."""
+    text = test_file.summary() if hasattr(test_file, "summary") else str(test_file)
+    found = re.findall(r"(?:AssertionError|NotImplementedError|Error): (.+)", text)
+    return found[-1].strip() if found else text.strip().splitlines()[-1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sslkit.course", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="student notebooks, autograders, answer key and the student site's source")
+    b.add_argument("--out", default="_build/student", type=pathlib.Path)
+    b.add_argument("--executed", default="_build/jupyter_execute/chapters", type=pathlib.Path,
+                   help="the executed chapters of `make book` (for the student site)")
+    g = sub.add_parser("grade", help="grade a folder of student notebooks into a CSV")
+    g.add_argument("folder", type=pathlib.Path)
+    g.add_argument("--autograder", default="_build/student/autograder", type=pathlib.Path)
+    g.add_argument("--out", default="scores.csv", type=pathlib.Path)
+    args = parser.parse_args(argv)
+    if args.command == "build":
+        executed = args.executed if args.executed.exists() else None
+        if executed is None:
+            print(f"{args.executed} not found: run `make book` first for the student site; "
+                  "building the notebooks, autograders and answer key only", file=sys.stderr)
+        exs = build(args.out, executed)
+        graded = [e.label for e in exs if e.graded]
+        print(f"{len(exs)} exercises, {len(graded)} auto-graded: {', '.join(graded)}")
+        print(f"written to {args.out}/: notebooks/, autograder/, answer_key.html" + (", site/" if executed else ""))
+        return 0
+    if not args.folder.is_dir():
+        parser.error(f"{args.folder} is not a folder of notebooks")
+    table = grade(args.folder, args.autograder, args.out)
+    print(table.drop(columns=["feedback"], errors="ignore").to_string(index=False))
+    print(f"scores written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,251 @@
+"""The coursework edition (sslkit.course): student notebooks without solutions, otter tests
+that call the book's checkers, and a grader that gives full marks, zero and partial marks."""
+import copy
+import html
+import json
+import pathlib
+import re
+
+import pytest
+
+from sslkit import course
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CHAPTERS = course.chapters(ROOT)
+
+
+def md(text):
+    return {"cell_type": "markdown", "metadata": {}, "source": text}
+
+
+def code(text):
+    return {"cell_type": "code", "metadata": {}, "source": text, "outputs": [], "execution_count": None}
+
+
+TOY = {"metadata": {}, "nbformat": 4, "nbformat_minor": 5, "cells": [
+    code('import sys\nif "google.colab" in sys.modules:\n    %pip install -q "sslkit @ git+https://x/y@main"'),
+    code("import torch\nfrom sslkit import metrics"),
+    md("Some prose.\n\n```{exercise} Written one\n:label: ex-w\nWhy?\n```\n\n"
+       "```{solution} ex-w\n:class: dropdown\nBecause of the SECRET-WRITTEN reason.\n```\n\n"
+       "```{exercise} Coded one\n:label: ex-c\nWrite `my_sq(x)`.\n```\n\n"
+       "```{solution-start} ex-c\n:class: dropdown\n```\n\nSECRET-GATED explanation."),
+    code("from sslkit import exercises\n\n\ndef my_sq(x):\n    return x * x  # SECRET-CODE\n\n\n"
+         "exercises.check_invariance_loss(my_sq)\nprint('SECRET-PRINT')"),
+    md("```{solution-end}\n```\n\nProse after the exercises."),
+]}
+
+
+def test_split_removes_every_solution_and_stubs_the_graded_one():
+    student, exercises = course.split(TOY, "toy")
+    text = json.dumps(student)
+    assert "SECRET" not in text
+    assert "Prose after the exercises." in text and "Some prose." in text
+    assert [e.label for e in exercises] == ["ex-w", "ex-c"]
+    written, coded = exercises
+    assert not written.graded and "SECRET-WRITTEN" in written.answer
+    assert coded.graded and (coded.checker, coded.function) == ("check_invariance_loss", "my_sq")
+    assert "SECRET-GATED" in coded.answer and "SECRET-CODE" in coded.code[0]
+    answer, check = student["cells"][3:5]
+    assert course.ANSWER_TAG in answer["metadata"]["tags"]
+    assert check["source"] == 'grader.check("ex_c")'
+
+
+def test_a_stub_defines_the_function_and_it_raises_a_hint():
+    student, _ = course.split(TOY, "toy")
+    env = {}
+    exec(student["cells"][3]["source"], env)
+    with pytest.raises(NotImplementedError, match="replace this line with your code"):
+        env["my_sq"](2)
+
+
+@pytest.mark.parametrize("broken, message", [
+    (lambda nb: nb["cells"][4].update(source="Prose without an end."), "no solution-end"),
+    (lambda nb: nb["cells"][2].update(source=nb["cells"][2]["source"].replace(":label: ex-w\n", "")),
+     "has no :label:"),
+    (lambda nb: nb["cells"][2].update(source=nb["cells"][2]["source"].replace("{solution} ex-w", "{solution} ex-x")),
+     "refers to 'ex-x'"),
+])
+def test_malformed_exercises_are_refused_with_a_message(broken, message):
+    nb = copy.deepcopy(TOY)
+    broken(nb)
+    with pytest.raises(ValueError, match=message):
+        course.split(nb, "toy")
+
+
+def test_the_student_notebook_installs_otter_and_starts_the_grader():
+    student, _ = course.student_notebook(TOY, "toy")
+    first, grader = student["cells"][:2]
+    assert '"sslkit[course] @ git+https://x/y@main"' in first["source"] and "torch" not in first["source"]
+    assert course.GRADER_TAG in grader["metadata"]["tags"]
+    assert 'grader = course.grader({\n    "ex_c": ("check_invariance_loss", "my_sq")\n})' in grader["source"]
+    assert "import torch" in grader["source"]          # the chapter's imports, for the answers
+    tags = [c["metadata"].get("tags", []) for c in student["cells"] if c["cell_type"] == "code"]
+    ignored = [course.IGNORE_TAG in t for t in tags]
+    assert ignored == [True, False, True, False, False]  # install, grader, imports, answer, check
+    assert student["metadata"]["sslkit"] == {"chapter": "toy", "questions": ["ex_c"]}
+
+
+# --- the real chapters ------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def editions():
+    return {p.stem: course.student_notebook(json.loads(p.read_text()), p.stem) for p in CHAPTERS}
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_every_chapter_has_an_auto_graded_exercise(path, editions):
+    _, exercises = editions[path.stem]
+    assert any(e.graded for e in exercises), f"{path.stem}: no exercise calls exercises.check_*(my_*)"
+
+
+def _fragments(ex):
+    """Pieces of a solution that must not reach a student: its sentences and code lines."""
+    prose = [s.strip() for s in re.split(r"(?<=[.:;])\s", ex.answer) if len(s.strip()) > 30]
+    lines = [ln.strip() for c in ex.code for ln in c.splitlines()
+             if len(ln.strip()) > 12 and not ln.strip().startswith(("def my_", "from ", "import ", "exercises.check"))]
+    return prose + lines
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_student_notebooks_hold_no_solution_text(path, editions):
+    student, exercises = editions[path.stem]
+    text = "\n".join("".join(c["source"]) for c in student["cells"])
+    assert "solution-start" not in text and "{solution}" not in text
+    for ex in exercises:
+        leaked = [f for f in _fragments(ex) if f in text]
+        assert not leaked, f"{ex.label}: solution text in the student notebook: {leaked[:3]}"
+
+
+# A planted wrong answer per auto-graded exercise, and a word the checker's message must contain.
+WRONG = {
+    "ex_intro_ncc": ("def my_ncc(features, labels):\n    return 1 - metrics.ncc_accuracy(features, labels)",
+                     "NCC accuracy"),
+    "ex_pretext_rotate": ("def my_rotate(images, k):\n    return torch.stack([torch.rot90(x, -int(r), dims=(-2, -1))"
+                          " for x, r in zip(images, k)])", "counter-clockwise"),
+    "ex_joint_inv": ("def my_invariance(z1, z2):\n    return ((z1 - z2) ** 2).sum(1).mean()", "invariance loss"),
+    "ex_contrastive_ntxent": ("def my_nt_xent(z1, z2, temperature):\n    return losses.nt_xent(z1, z2, 1.0).total",
+                              "NT-Xent"),
+    "ex_cluster_cdnv": ("def my_cdnv(features, labels):\n    return metrics.cdnv(features, labels) * 1.01", "CDNV"),
+    "ex_cluster_erank": ("def my_effective_rank(features):\n    s = torch.linalg.svdvals(features.double())\n"
+                         "    p = s / s.sum()\n    return torch.exp(-(p * p.log()).sum()).item()",
+                         "centre the features"),
+    "ex_reg_terms": ("def my_vicreg_terms(z1, z2):\n    t = losses.vicreg(z1, z2).terms\n"
+                     "    return t['invariance'], 2 * t['variance'], t['covariance']", "variance term"),
+    "ex_reg_barlow": ("def my_barlow_terms(z1, z2):\n    t = losses.barlow_twins(z1, z2, eps=0.0).terms\n"
+                      "    return t['redundancy'], t['invariance']", "invariance (on-diagonal) term"),
+    "ex_ratio_code": ("def my_ratio(loss):\n    return loss.get('var_weight', 25.0) / loss.get('inv_weight', 25.0)",
+                      "raised ZeroDivisionError: float division by zero on loss = "),
+    "ex_random_impl": ("def my_random_targets(labels, randomness, seed):\n"
+                       "    g = torch.Generator().manual_seed(seed)\n"
+                       "    return torch.randint(0, 10, labels.shape, generator=g)", "class sizes changed"),
+    "ex_hier_cdnv": ("def my_cdnv(x, y):\n    return float('nan')", "CDNV"),
+    "ex_found_var": ("def my_variance(z):\n    return torch.relu(1 - z.std(0)).sum()", "variance loss"),
+}
+
+
+def _graded(editions):
+    for chapter, (student, exercises) in editions.items():
+        for ex in exercises:
+            if ex.graded:
+                yield chapter, student, ex
+
+
+def _answer_env(student, answer, tmp_path, monkeypatch):
+    """The namespace otter grades in: the grader cell (imports, tests) then the answer cell."""
+    monkeypatch.chdir(tmp_path)
+    env = {}
+    grader = next(c for c in student["cells"] if course.GRADER_TAG in c["metadata"].get("tags", []))
+    exec(grader["source"], env)
+    exec(answer, env)
+    return env
+
+
+def _run_test(ex, env):
+    from otter.test_files.exception_test import ExceptionTestFile
+
+    test = ExceptionTestFile.from_string(course.test_source(ex.question, ex.checker, ex.function))
+    test.run(env)
+    return test
+
+
+def test_every_graded_exercise_has_a_planted_wrong_answer(editions):
+    assert sorted(ex.question for _, _, ex in _graded(editions)) == sorted(WRONG)
+
+
+def test_reference_answers_pass_stubs_and_planted_errors_fail_with_a_message(editions, tmp_path, monkeypatch):
+    for chapter, student, ex in _graded(editions):
+        stub = next(c["source"] for c in student["cells"]
+                    if ex.function in c["source"] and course.ANSWER_TAG in c["metadata"].get("tags", []))
+        reference = _run_test(ex, _answer_env(student, ex.code[0], tmp_path, monkeypatch))
+        assert reference.passed_all and reference.grade == 1, f"{ex.label}: reference fails: {reference.summary()}"
+        untouched = _run_test(ex, _answer_env(student, stub, tmp_path, monkeypatch))
+        assert untouched.grade == 0 and "still raises NotImplementedError" in untouched.summary()
+        wrong, word = WRONG[ex.question]
+        planted = _run_test(ex, _answer_env(student, wrong, tmp_path, monkeypatch))
+        assert planted.grade == 0, f"{ex.label}: the planted wrong answer passes"
+        assert word in planted.summary(), f"{ex.label}: message does not name the problem: {planted.summary()}"
+
+
+def test_a_missing_function_is_named_in_the_message(editions, tmp_path, monkeypatch):
+    chapter, student, ex = next(_graded(editions))
+    test = _run_test(ex, _answer_env(student, "x = 1", tmp_path, monkeypatch))
+    assert test.grade == 0 and f"there is no function named {ex.function}" in test.summary()
+
+
+# --- the edition, end to end with otter run ----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("student")
+    return out, course.build(out, root=ROOT)
+
+
+def _paste(student, answers):
+    out, it = copy.deepcopy(student), iter(answers)
+    for c in out["cells"]:
+        if course.ANSWER_TAG in c["metadata"].get("tags", []):
+            c["source"] = next(it)
+    return out
+
+
+def test_build_writes_notebooks_autograders_and_an_answer_key(built):
+    out, exercises = built
+    assert sorted(p.name for p in (out / "notebooks").glob("*.ipynb")) == [p.name for p in CHAPTERS]
+    assert sorted(p.stem for p in (out / "autograder").glob("*.zip")) == [p.stem for p in CHAPTERS]
+    key = (out / "answer_key.html").read_text()
+    for ex in exercises:
+        assert f"<h3>{html.escape(ex.title)}" in key and course._myst_to_html(ex.answer) in key
+        assert all(html.escape(c) in key for c in ex.code)
+    for p in (out / "notebooks").glob("*.ipynb"):
+        assert "SOLUTION" not in p.read_text() and "solution-start" not in p.read_text()
+
+
+def test_the_grader_scores_a_folder_full_zero_and_partial(built, tmp_path):
+    out, _ = built
+    student = json.loads((out / "notebooks" / "03_clustering.ipynb").read_text())
+    _, exercises = course.split(json.loads((ROOT / "chapters" / "03_clustering.ipynb").read_text()), "03_clustering")
+    reference = [e.code[0] for e in exercises if e.graded]
+    assert len(reference) == 2
+    subs = tmp_path / "submissions"
+    (subs / "ada").mkdir(parents=True)
+    (subs / "bob").mkdir()
+    (subs / "cy").mkdir()
+    (subs / "ada" / "03_clustering.ipynb").write_text(json.dumps(_paste(student, reference)))
+    (subs / "bob" / "03_clustering.ipynb").write_text(json.dumps(student))
+    (subs / "cy" / "03_clustering.ipynb").write_text(
+        json.dumps(_paste(student, [WRONG["ex_cluster_cdnv"][0], reference[1]])))
+    table = course.grade(subs, out / "autograder", tmp_path / "scores.csv")
+    scores = {r.submission.split("/")[0]: (r.total, r.possible) for r in table.itertuples()}
+    assert scores == {"ada": (2, 2), "bob": (0, 2), "cy": (1, 2)}
+    cy = table.set_index("submission").loc["cy/03_clustering.ipynb"]
+    assert cy["ex_cluster_cdnv"] == 0 and cy["ex_cluster_erank"] == 1 and "CDNV" in cy["feedback"]
+    assert (tmp_path / "scores.csv").read_text().startswith("submission,chapter,total,possible")
+
+
+def test_grading_a_notebook_that_is_not_a_chapter_says_so(built, tmp_path):
+    out, _ = built
+    (tmp_path / "subs").mkdir()
+    (tmp_path / "subs" / "other.ipynb").write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4,
+                                                               "nbformat_minor": 5}))
+    table = course.grade(tmp_path / "subs", out / "autograder", tmp_path / "s.csv")
+    assert "no autograder for chapter None" in table.loc[0, "error"]
