@@ -11,7 +11,7 @@ export TQDM_DISABLE ?= 1
 # The book is built with the cpu profile unless SSLKIT_PROFILE says otherwise.
 export SSLKIT_PROFILE ?= cpu
 
-.PHONY: book test browser-test install bench clean clean-cache
+.PHONY: book test browser-test student install bench clean clean-cache
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -33,9 +33,20 @@ book: $(STAMP)
 	@echo "Book built: $(CURDIR)/_build/html/index.html"
 
 # Every page of the built book in headless Chromium (Debian's `chromium`; see browser_tests/).
-# Run after `make book`; full-page screenshots go to _build/screenshots/.
+# Run after `make book` and `make student` (it also checks the student edition);
+# full-page screenshots go to _build/screenshots/.
 browser-test: $(STAMP)
 	$(BIN)/python -m pytest browser_tests -q -p no:cacheprovider
+
+# The coursework edition (sslkit/course.py), from the chapters as `make book` executed them:
+# student notebooks, an otter autograder per chapter, the answer key and the student site.
+# Grade a folder of submissions with `python -m sslkit.course grade FOLDER --out scores.csv`.
+STUDENT := _build/student
+student: $(STAMP)
+	test -d _build/.jupyter_cache || $(MAKE) book
+	$(BIN)/python -m sslkit.course build --out $(STUDENT) --executed _build/.jupyter_cache
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/jupyter-book build $(STUDENT)/site -W --keep-going -n -q
+	@echo "Student edition: $(CURDIR)/$(STUDENT)/ (notebooks/, autograder/, answer_key.html, site/_build/html)"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

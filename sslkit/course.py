@@ -12,8 +12,9 @@ correct answer, for the book, the student and the grader.
 - ``autograder/<chapter>.zip``: an **otter-grader autograder** per chapter (``otter run``,
   or Gradescope). Its tests call the checkers; only the answer cells are graded, the other
   cells are tagged ``otter_ignore``, so grading never trains a network.
-- ``site/``: the **student site**'s source (the chapters with their outputs, solutions gone,
-  ``hide_solutions`` on), built by ``make student`` into ``site/_build/html``.
+- ``site/``: the **student site**'s source: the chapters with the outputs of ``make book``
+  (from its jupyter-cache), solutions gone, ``hide_solutions`` on; ``make student`` builds it
+  into ``site/_build/html`` without executing anything again.
 - ``answer_key.html``: every exercise with its model answer, for the instructor only.
 
 ``python -m sslkit.course grade FOLDER`` grades every notebook in FOLDER and writes a CSV.
@@ -66,6 +67,15 @@ class Exercise:
     def graded(self) -> bool:
         return self.checker is not None
 
+    def fragments(self) -> list[str]:
+        """Pieces of the model answer that must never reach a student: its sentences and the
+        lines of its code (signatures, imports and the checker call aside)."""
+        prose = [t.strip() for t in re.split(r"(?<=[.:;])\s", self.answer) if len(t.strip()) > 30]
+        skip = ("def my_", "from ", "import ", "exercises.check")
+        lines = [ln.strip() for c in self.code for ln in c.splitlines()
+                 if len(ln.strip()) > 12 and not ln.strip().startswith(skip)]
+        return prose + lines
+
     @property
     def question(self) -> str:
         """otter's name for the question (a file name: no hyphens)."""
@@ -102,7 +112,7 @@ def _stub(code: str, ex: Exercise) -> str:
     tree = ast.parse(code)
     lines = [ast.get_source_segment(code, n) for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
     fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == ex.function)
-    hint = f"{ex.function}: replace this line with your code, then run the check cell below"
+    hint = f"{ex.function}: replace this line with your code"
     body = [f"def {fn.name}({ast.unparse(fn.args)}):",
             f'    """Your answer to the exercise \'{ex.title}\'."""',
             "    # YOUR CODE HERE",
@@ -315,8 +325,8 @@ def chapters(root: pathlib.Path = ROOT) -> list[pathlib.Path]:
 
 def build(out: pathlib.Path, executed: pathlib.Path | None = None, root: pathlib.Path = ROOT) -> list[Exercise]:
     """Write the student notebooks, the autograders, the student site's source and the answer
-    key to ``out``. ``executed``: the folder of the executed chapters (``_build/jupyter_execute/
-    chapters``) whose outputs the site shows; without it the site is left out."""
+    key to ``out``. ``executed``: the book's jupyter-cache (``_build/.jupyter_cache``), whose
+    outputs the site shows; without it the site is left out."""
     out = pathlib.Path(out)
     for sub in ("notebooks", "autograder", "site"):
         shutil.rmtree(out / sub, ignore_errors=True)
@@ -350,6 +360,20 @@ def _autograder(graded: list[Exercise], zip_path: pathlib.Path, root: pathlib.Pa
     shutil.rmtree(work)
 
 
+def _with_outputs(path: pathlib.Path, cache_dir: pathlib.Path) -> dict:
+    """The chapter at ``path`` with the outputs of its execution by ``make book``."""
+    import nbformat
+    from jupyter_cache import get_cache
+
+    nb = nbformat.read(str(path), as_version=4)
+    try:
+        _, merged = get_cache(str(cache_dir)).merge_match_into_notebook(nb)
+    except KeyError:
+        raise FileNotFoundError(f"{path.name} has no execution in {cache_dir} that matches its code: run "
+                                "`make book` first (the student site shows the book's outputs)") from None
+    return json.loads(nbformat.writes(merged))
+
+
 def _site_source(site: pathlib.Path, executed: pathlib.Path, root: pathlib.Path) -> None:
     """The book's source with the student chapters (outputs kept, solutions gone), never
     executed again, with sphinx-exercise's ``hide_solutions`` on."""
@@ -360,16 +384,13 @@ def _site_source(site: pathlib.Path, executed: pathlib.Path, root: pathlib.Path)
         shutil.copytree(root / name, site / name)
     (site / "chapters").mkdir()
     for path in chapters(root):
-        ran = executed / path.name
-        if not ran.exists():
-            raise FileNotFoundError(f"{ran} is missing: run `make book` first; the student site shows its outputs")
-        student, _ = student_notebook(json.loads(ran.read_text()), path.stem, for_site=True)
+        student, _ = student_notebook(_with_outputs(path, executed), path.stem, for_site=True)
         (site / "chapters" / path.name).write_text(json.dumps(student, indent=1, ensure_ascii=False) + "\n")
     for md in (root / "chapters").glob("*.md"):
         shutil.copy(md, site / "chapters" / md.name)
     config = (root / "_config.yml").read_text()
     config = re.sub(r"execute_notebooks: \w+", "execute_notebooks: \"off\"", config)
-    config = config.replace("title: ", "title: Student edition: ", 1)
+    config = re.sub(r"(?m)^title: (.*)$", r"title: \"\1 (student edition)\"", config, count=1)
     config = config.replace("  config:\n", "  config:\n    hide_solutions: true\n", 1)
     (site / "_config.yml").write_text(config)
 
@@ -421,8 +442,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="student notebooks, autograders, answer key and the student site's source")
     b.add_argument("--out", default="_build/student", type=pathlib.Path)
-    b.add_argument("--executed", default="_build/jupyter_execute/chapters", type=pathlib.Path,
-                   help="the executed chapters of `make book` (for the student site)")
+    b.add_argument("--executed", default="_build/.jupyter_cache", type=pathlib.Path,
+                   help="the jupyter-cache of `make book`, whose outputs the student site shows")
     g = sub.add_parser("grade", help="grade a folder of student notebooks into a CSV")
     g.add_argument("folder", type=pathlib.Path)
     g.add_argument("--autograder", default="_build/student/autograder", type=pathlib.Path)

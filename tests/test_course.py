@@ -98,21 +98,13 @@ def test_every_chapter_has_an_auto_graded_exercise(path, editions):
     assert any(e.graded for e in exercises), f"{path.stem}: no exercise calls exercises.check_*(my_*)"
 
 
-def _fragments(ex):
-    """Pieces of a solution that must not reach a student: its sentences and code lines."""
-    prose = [s.strip() for s in re.split(r"(?<=[.:;])\s", ex.answer) if len(s.strip()) > 30]
-    lines = [ln.strip() for c in ex.code for ln in c.splitlines()
-             if len(ln.strip()) > 12 and not ln.strip().startswith(("def my_", "from ", "import ", "exercises.check"))]
-    return prose + lines
-
-
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
 def test_student_notebooks_hold_no_solution_text(path, editions):
     student, exercises = editions[path.stem]
     text = "\n".join("".join(c["source"]) for c in student["cells"])
     assert "solution-start" not in text and "{solution}" not in text
     for ex in exercises:
-        leaked = [f for f in _fragments(ex) if f in text]
+        leaked = [f for f in ex.fragments() if f in text]
         assert not leaked, f"{ex.label}: solution text in the student notebook: {leaked[:3]}"
 
 
