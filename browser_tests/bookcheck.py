@@ -55,6 +55,14 @@ BARE_VALUE = re.compile(r"^(True|False|None|[-+]?\d+(\.\d+)?(e[-+]?\d+)?|'[^'\n]
 STRAY_DOLLAR = re.compile(r"\$\s*⟦MATH⟧|⟦MATH⟧\s*\$")
 
 
+# Figures: the smallest text of the book's plot style must render at least this large at the
+# page's column width (desktop pass), and figures are exported at 2× for HiDPI screens.
+MIN_TEXT_PX = 9.0
+HIDPI = 1.9          # natural width / shown width, at least (2× export, a little slack for rounding)
+DESKTOP = 1000       # the text-size and HiDPI checks apply from this window width up
+PHONE = {"width": 390, "height": 844}
+
+
 class BrowserMissing(RuntimeError):
     """No browser to run the check with; the message says how to install one."""
 
@@ -118,7 +126,7 @@ def load_config(root: Path = ROOT) -> dict:
     return yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
 
 
-def screenshot_path(page: BookPage, folder: Path = SCREENSHOTS) -> Path:
+def screenshot_path(page: BookPage, folder: Path = SCREENSHOTS / "1280") -> Path:
     return folder / (page.path.removesuffix(".html").replace("/", "__") + ".png")
 
 
@@ -264,6 +272,12 @@ async () => {
     textOutputs: [...article.querySelectorAll('.cell_output .output')].map(o => ({
         kind: o.classList.contains('stderr') ? 'stderr' : o.classList.contains('stream') ? 'stream' : 'value',
         text: (o.textContent || '').trim() })).filter(o => o.text),
+    viewportWidth: document.documentElement.clientWidth,
+    // The figures of code cells: natural and shown size, and where they sit in the window.
+    figureImages: [...article.querySelectorAll('.cell_output img')]
+      .filter(i => !i.closest('button') && i.naturalWidth > 0)
+      .map(i => { const r = i.getBoundingClientRect();
+                  return {src: i.currentSrc || i.src, natural: i.naturalWidth, shown: r.width, left: r.left, right: r.right}; }),
     // Wider than the window: the reader would have to scroll the whole page sideways.
     overflow: Math.max(0, document.documentElement.scrollWidth - document.documentElement.clientWidth),
     untypesetMath: [...article.querySelectorAll('.math')].filter(m => !m.querySelector('mjx-container'))
@@ -300,9 +314,12 @@ class PageReport:
 
 
 def check_page(context, server: BookServer, page: BookPage, links: LinkChecker, config: dict,
-               screenshots: Path | None = SCREENSHOTS, root: Path = ROOT) -> PageReport:
+               screenshots: Path | None = SCREENSHOTS / "1280", root: Path = ROOT,
+               narrow: bool = False) -> PageReport:
     """Open ``page`` in a new tab of ``context`` and list its problems (see the module docstring).
 
+    ``narrow``: the phone pass (a context about 390 px wide): only what the width changes is
+    checked, horizontal overflow and figures that do not fit the window.
     A browser failure (a timeout, a crashed tab) becomes one more problem of the page, so the
     report still names the page and the reason.
     """
@@ -322,6 +339,10 @@ def check_page(context, server: BookServer, page: BookPage, links: LinkChecker, 
             screenshots.mkdir(parents=True, exist_ok=True)
             report.screenshot = screenshot_path(page, screenshots)
             tab.screenshot(path=str(report.screenshot), full_page=True)
+        report.problems.extend(_figure_problems(facts, server))
+        if narrow:
+            report.problems.extend(_overflow_problems(facts))
+            return report
         report.problems.extend(_content_problems(facts, page, root))
         report.problems.extend(links.problems(facts["links"]))
         if page.is_chapter:
@@ -388,8 +409,53 @@ def _content_problems(facts, page: BookPage, root: Path) -> list[str]:
     if facts["emptyOutputs"]:
         found.append(f"{facts['emptyOutputs']} code cell output(s) are empty")
     found += _output_problems(facts)
+    found += _overflow_problems(facts)
+    return found
+
+
+def _overflow_problems(facts) -> list[str]:
     if facts["overflow"] > 1:
-        found.append(f"the page is {facts['overflow']} px wider than the window (horizontal overflow)")
+        return [f"the page is {facts['overflow']} px wider than the {facts['viewportWidth']} px window "
+                "(horizontal overflow)"]
+    return []
+
+
+def png_dpi(data: bytes) -> float | None:
+    """The resolution a PNG declares (its pHYs chunk, in pixels per metre), in dots per inch."""
+    at = data.find(b"pHYs")
+    if not data.startswith(b"\x89PNG") or at < 0:
+        return None
+    x, unit = int.from_bytes(data[at + 4:at + 8], "big"), data[at + 12]
+    return x * 0.0254 if unit == 1 else None
+
+
+def _figure_problems(facts, server: BookServer) -> list[str]:
+    """Figures that do not fit the window; on a desktop-wide window also figures whose
+    smallest text (``sslkit.plots.SMALLEST_FONT_PT``) renders under ``MIN_TEXT_PX``, and
+    figures not exported at 2× for HiDPI screens."""
+    from sslkit.plots import SMALLEST_FONT_PT
+
+    found, width = [], facts["viewportWidth"]
+    for img in facts["figureImages"]:
+        name = img["src"].rsplit("/", 1)[-1][:12] + "…"
+        if img["right"] > width + 1 or img["left"] < -1:
+            found.append(f"figure {name} does not fit the {width} px window (it spans {img['left']:.0f} to "
+                         f"{img['right']:.0f} px)")
+        if width < DESKTOP or not img["src"].startswith(server.origin) or not img["src"].endswith(".png"):
+            continue
+        ratio = img["natural"] / max(img["shown"], 1)
+        if ratio < HIDPI:
+            found.append(f"figure {name} is not exported for HiDPI screens: {img['natural']} px shown at "
+                         f"{img['shown']:.0f} px (want 2×)")
+        with urllib.request.urlopen(img["src"], timeout=10) as r:
+            dpi = png_dpi(r.read())
+        if dpi is None:
+            found.append(f"figure {name} declares no resolution (a PNG without pHYs): its text size is unknown")
+            continue
+        px = SMALLEST_FONT_PT * dpi / 72 / ratio
+        if px < MIN_TEXT_PX:
+            found.append(f"text in figure {name} renders at {px:.1f} px, under {MIN_TEXT_PX:g} px: draw fewer "
+                         "panels per row (a 2×2 grid) or a narrower figure")
     return found
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from bookcheck import HTML, INSTALL_HINT, BookServer, BrowserMissing, LinkChecker, find_chromium, launch
+from bookcheck import HTML, INSTALL_HINT, PHONE, BookServer, BrowserMissing, LinkChecker, find_chromium, launch
 
 
 @pytest.fixture(scope="session")
@@ -50,5 +50,13 @@ def links(server):
 def context(browser):
     """A fresh browser profile per page: every page is checked as on a reader's first visit."""
     ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def phone_context(browser):
+    """A phone-sized window (390 px wide, 3 device pixels per CSS pixel), first visit."""
+    ctx = browser.new_context(viewport=PHONE, device_scale_factor=3, is_mobile=True, has_touch=True)
     yield ctx
     ctx.close()

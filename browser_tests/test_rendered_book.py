@@ -1,11 +1,13 @@
 """Every page of the built book, opened in headless Chromium (see bookcheck.py for the checks).
 
-Run with `make browser-test` after `make book`. A failure names the page and each problem;
-full-page screenshots of all pages are left in _build/screenshots/.
+Run with `make browser-test` after `make book`. A failure names the page and each problem.
+Each page is opened twice: in a 1280 px window (every check) and in a 390 px phone window
+(overflow and figures that do not fit). Full-page screenshots of both passes are left in
+_build/screenshots/1280/ and _build/screenshots/390/.
 """
 import pytest
 
-from bookcheck import GENERATED_PAGES, book_pages, check_page, load_config
+from bookcheck import GENERATED_PAGES, SCREENSHOTS, book_pages, check_page, load_config
 
 PAGES = book_pages()
 CONFIG = load_config()
@@ -17,6 +19,14 @@ def test_page_renders_for_a_reader(page, context, server, links):
     if report.problems:
         listed = "\n".join(f"  - {p}" for p in report.problems)
         pytest.fail(f"{page.path} (screenshot: {report.screenshot}):\n{listed}", pytrace=False)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.path for p in PAGES])
+def test_page_fits_a_phone(page, phone_context, server, links):
+    report = check_page(phone_context, server, page, links, CONFIG, screenshots=SCREENSHOTS / "390", narrow=True)
+    if report.problems:
+        listed = "\n".join(f"  - {p}" for p in report.problems)
+        pytest.fail(f"{page.path} at 390 px (screenshot: {report.screenshot}):\n{listed}", pytrace=False)
 
 
 def test_every_built_page_is_checked(built_book):

@@ -4,14 +4,14 @@ from __future__ import annotations
 import dataclasses
 
 import matplotlib
-
+import matplotlib.ticker
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 
 __all__ = ["use_style", "image_grid", "class_examples", "views_grid", "plot_seeds", "plot_terms", "plot_verdicts",
-           "plot_embedding", "COLORS"]
+           "plot_embedding", "pipeline_diagram", "clusters_toy", "COLORS"]
 
 # One colour per configuration, the same in every chapter.
 COLORS = {
@@ -30,14 +30,32 @@ METRIC_LABELS = {
 }
 
 
+# The smallest text of the style (tick labels, legends); the browser test checks that it
+# renders at 9 px or more at the page's column width, so a figure is at most about 10 inches
+# wide (a 2×2 grid rather than a strip of four panels).
+SMALLEST_FONT_PT = 9
+MAX_WIDTH_IN = 10.0
+
+
 def use_style() -> None:
-    """The book's matplotlib style (call once per chapter)."""
+    """The book's matplotlib style (call once per chapter); in a notebook, figures are
+    exported at 2× ("retina") so that they are sharp on HiDPI screens at their intended size."""
     matplotlib.rcParams.update({
         "figure.dpi": 100, "savefig.dpi": 100, "figure.figsize": (6.4, 3.6),
         "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
-        "grid.alpha": 0.3, "font.size": 10, "legend.frameon": False,
+        "grid.alpha": 0.3, "font.size": 10, "axes.titlesize": 10, "axes.labelsize": 10,
+        "xtick.labelsize": SMALLEST_FONT_PT, "ytick.labelsize": SMALLEST_FONT_PT,
+        "legend.fontsize": SMALLEST_FONT_PT, "legend.title_fontsize": SMALLEST_FONT_PT,
+        "legend.frameon": False,
         "axes.prop_cycle": matplotlib.cycler(color=plt.get_cmap("tab10").colors),
     })
+    try:
+        from IPython import get_ipython
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        set_matplotlib_formats("retina")
 
 
 def _to_image(x: torch.Tensor) -> np.ndarray:
@@ -61,9 +79,9 @@ def image_grid(rows, row_titles=None, col_titles=None, size: float = 0.8):
             ax.set_xticks([]), ax.set_yticks([])
             ax.grid(False)
             if i == 0 and col_titles is not None and j < len(col_titles):
-                ax.set_title(col_titles[j], fontsize=8)
+                ax.set_title(col_titles[j], fontsize=SMALLEST_FONT_PT)
         if row_titles is not None:
-            axes[i, 0].set_ylabel(row_titles[i], rotation=0, ha="right", va="center", fontsize=8)
+            axes[i, 0].set_ylabel(row_titles[i], rotation=0, ha="right", va="center", fontsize=SMALLEST_FONT_PT)
     fig.tight_layout(pad=0.2)
     return fig
 
@@ -91,9 +109,10 @@ def views_grid(images: torch.Tensor, augment, n_views: int = 6, seed: int = 0, t
 
 def plot_seeds(df: pd.DataFrame, x: str, y: str = "value", hue: str | None = None, ax=None,
                title: str | None = None, ylabel: str | None = None, chance: float | None = None,
-               palette=None, **kw):
+               palette=None, percent: bool = False, **kw):
     """Mean over seeds (one row per seed and ``x``) with a band spanning the seeds
-    (seaborn ``lineplot``, ``errorbar=("pi", 100)``); optional dashed chance level."""
+    (seaborn ``lineplot``, ``errorbar=("pi", 100)``); optional dashed chance level;
+    ``percent``: an accuracy in [0, 1] shown in percent."""
     import seaborn as sns
 
     if ax is None:
@@ -105,10 +124,12 @@ def plot_seeds(df: pd.DataFrame, x: str, y: str = "value", hue: str | None = Non
     if chance is not None:
         ax.axhline(chance, ls="--", lw=1, color="0.5", label="chance")
     ax.set_ylabel(ylabel or y)
+    if percent:
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{100 * v:.0f}%"))
     if title:
         ax.set_title(title, fontsize=10)
     if hue is not None or chance is not None:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=SMALLEST_FONT_PT)
     ax.figure.tight_layout()
     return ax.figure
 
@@ -117,8 +138,12 @@ def plot_terms(curves: pd.DataFrame, terms=None, x: str = "epoch", logy: bool = 
     """One panel per loss term over training, mean over seeds with a band spanning them
     (``curves`` from :func:`sslkit.analysis.loss_curves`)."""
     terms = list(terms or dict.fromkeys(curves.term))
-    fig, axes = plt.subplots(1, len(terms), figsize=(3.4 * len(terms), 3.0), squeeze=False)
-    for ax, t in zip(axes[0], terms):
+    cols = min(len(terms), 2 if len(terms) == 4 else 3)     # never a strip of four panels
+    rows = -(-len(terms) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.9 * rows), squeeze=False)
+    for ax in axes.flat[len(terms):]:
+        ax.remove()
+    for ax, t in zip(axes.flat, terms):
         d = curves[curves.term == t]
         plot_seeds(d, x=x, hue=hue, ax=ax, ylabel="")
         ax.set_title(t, fontsize=10)
@@ -140,12 +165,12 @@ def plot_verdicts(verdicts, unit: str = "points"):
         ax.errorbar(scale * v.effect, i, xerr=[[scale * (v.effect - v.lo)], [scale * (v.hi - v.effect)]],
                     fmt="o", color=c, capsize=3, label=v.verdict)
         ax.plot([scale * v.finding.threshold] * 2, [i - 0.3, i + 0.3], color="0.3", lw=2)
-    ax.set_yticks(range(len(vs)), [v.finding.claim for v in vs], fontsize=8)
+    ax.set_yticks(range(len(vs)), [v.finding.claim for v in vs], fontsize=SMALLEST_FONT_PT)
     ax.invert_yaxis()
     ax.axvline(0, color="0.5", lw=0.8)
     ax.set_xlabel(f"effect over the control ({unit}); black tick: threshold")
     handles = {h.get_label(): h for h in ax.get_legend_handles_labels()[0]}
-    ax.legend(handles.values(), handles.keys(), fontsize=8, loc="lower right")
+    ax.legend(handles.values(), handles.keys(), fontsize=SMALLEST_FONT_PT, loc="lower right")
     fig.tight_layout()
     return fig
 
@@ -163,3 +188,72 @@ def plot_embedding(points: np.ndarray, labels, class_names=None, ax=None, title:
     if title:
         ax.set_title(title, fontsize=9)
     return ax.figure
+
+
+def _box(ax, xy, text, color, w=1.5, h=0.8):
+    from matplotlib.patches import FancyBboxPatch
+
+    ax.add_patch(FancyBboxPatch((xy[0] - w / 2, xy[1] - h / 2), w, h, boxstyle="round,pad=0.05",
+                                fc=color, ec="0.3", lw=1))
+    ax.text(*xy, text, ha="center", va="center", fontsize=10)
+
+
+def _arrow(ax, a, b, text=None, **kw):
+    ax.annotate("", xy=b, xytext=a, arrowprops=dict(arrowstyle="->", color="0.3", lw=1.2, **kw))
+    if text:
+        ax.text((a[0] + b[0]) / 2, (a[1] + b[1]) / 2 + 0.12, text, ha="center", va="bottom", fontsize=SMALLEST_FONT_PT)
+
+
+def pipeline_diagram():
+    """A joint-embedding method, drawn: image x → two random views → backbone f (the
+    features h that NCC, CDNV, the probe and kNN read) → projector g (the embeddings z
+    that the loss reads) → the loss terms (VICReg's names)."""
+    fig, ax = plt.subplots(figsize=(9.6, 3.6))
+    ax.set_xlim(0, 12), ax.set_ylim(0, 4.2), ax.axis("off")
+    ax.grid(False)
+    y1, y2 = 3.1, 1.1
+    _box(ax, (0.8, 2.1), "image $x$", "#eeeeee", w=1.3)
+    for y, v in ((y1, "t"), (y2, "t'")):
+        _box(ax, (3.0, y), f"view ${v}(x)$", "#eeeeee", w=1.5)
+        _box(ax, (5.3, y), "backbone $f$", "#c6dbef", w=1.6)
+        _box(ax, (7.6, y), "projector $g$", "#fdd0a2", w=1.6)
+        _arrow(ax, (1.45, 2.1), (2.25, y))
+        _arrow(ax, (3.75, y), (4.5, y))
+        _arrow(ax, (6.1, y), (6.8, y), "$h$")
+        _arrow(ax, (8.4, y), (9.25, y), "$z$" if v == "t" else "$z'$")
+    _box(ax, (10.5, y1), "variance,\ncovariance of $Z$", "#d9f0d3", w=2.3, h=0.9)
+    _box(ax, (10.5, y2), "variance,\ncovariance of $Z'$", "#d9f0d3", w=2.3, h=0.9)
+    _box(ax, (10.5, 2.1), "invariance $s(Z, Z')$", "#fcbba1", w=2.3, h=0.6)
+    ax.text(5.3, 0.15, "features $h$: what NCC, CDNV, the linear probe\nand kNN measure (shared weights)",
+            ha="center", va="bottom", fontsize=SMALLEST_FONT_PT, color="#08519c")
+    ax.text(7.6, 4.05, "embeddings $z$: what the loss reads", ha="center", va="top",
+            fontsize=SMALLEST_FONT_PT, color="#a63603")
+    fig.tight_layout()
+    return fig
+
+
+def clusters_toy(seed: int = 0, n: int = 60):
+    """What NCC and CDNV measure, on three 2-D classes: tight and far apart (left) and loose
+    (right), with the class centres, and both numbers computed by :mod:`sslkit.metrics`."""
+    from . import metrics
+
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.tensor([[0.0, 0.0], [3.0, 0.0], [1.5, 2.6]])
+    labels = torch.arange(3).repeat_interleave(n)
+    noise = torch.randn(3 * n, 2, generator=g)
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.8), sharex=True, sharey=True)
+    for ax, spread, name in zip(axes, (0.35, 1.1), ("tight clusters", "loose clusters")):
+        x = centres[labels] + spread * noise
+        ncc, cdnv = metrics.ncc_accuracy(x, labels), metrics.cdnv(x, labels)
+        for c in range(3):
+            m = labels == c
+            ax.scatter(x[m, 0], x[m, 1], s=10, alpha=0.7, label=f"class {c + 1}")
+            mu = x[m].mean(0)
+            ax.scatter(mu[0], mu[1], marker="X", s=120, color="black", zorder=3,
+                       label="class centre" if c == 0 else None)
+        ax.set_title(f"{name}: NCC {100 * ncc:.0f}%, CDNV {cdnv:.2f}")
+        ax.set_aspect("equal")
+        ax.set_xticks([]), ax.set_yticks([])
+    axes[0].legend(loc="upper left", fontsize=SMALLEST_FONT_PT)
+    fig.tight_layout()
+    return fig
