@@ -8,7 +8,7 @@ import re
 import pytest
 
 from bookcheck import (BookPage, BrowserMissing, LinkChecker, book_pages, check_page, colab_url, find_chromium,
-                       launch, load_config)
+                       launch, load_config, png_dpi)
 
 CONFIG = load_config()
 ARTICLE = '<article class="bd-article">'
@@ -62,6 +62,17 @@ DEFECTS = {
                        '<pre>TqdmWarning: IProgress not found</pre></div></div>'), "stderr or a warning"),
     "stray dollar": (_sub(r'(<span class="math notranslate nohighlight">)', r"$ \1"), "stray $"),
     "horizontal overflow": (_insert('<div style="width: 3000px; height: 2px"></div>'), "horizontal overflow"),
+    "small figure text": (_sub(r'(<img[^>]*src="\.\./_images/[0-9a-f]+\.png")', r'\1 style="width: 120px"'),
+                          "under 9 px"),
+    "figure not HiDPI": (_insert("<style>.cell_output img { width: 1100px !important; max-width: none !important; }"
+                                 "</style>"), "not exported for HiDPI"),
+}
+
+# The same, in the 390 px phone window: only what the width changes is checked there.
+PHONE_DEFECTS = {
+    "overflow on a phone": (_insert('<div style="width: 800px; height: 2px"></div>'), "horizontal overflow"),
+    "figure wider than a phone": (_insert("<style>.cell_output img { width: 700px !important; max-width: none "
+                                          "!important; }</style>"), "does not fit the 390 px window"),
 }
 
 
@@ -96,6 +107,34 @@ def test_a_planted_defect_is_reported(defect, doctored, context, server, chapter
     doctored(mutate)
     problems = check_page(context, server, chapter, LinkChecker(server), CONFIG, screenshots=None).problems
     assert any(reason in p for p in problems), f"{defect}: expected {reason!r} among {problems}"
+
+
+def test_the_unchanged_page_passes_on_a_phone(phone_context, server, chapter):
+    report = check_page(phone_context, server, chapter, LinkChecker(server), CONFIG, screenshots=None, narrow=True)
+    assert report.problems == []
+
+
+@pytest.mark.parametrize("defect", PHONE_DEFECTS)
+def test_a_planted_phone_defect_is_reported(defect, doctored, phone_context, server, chapter):
+    mutate, reason = PHONE_DEFECTS[defect]
+    doctored(mutate)
+    problems = check_page(phone_context, server, chapter, LinkChecker(server), CONFIG, screenshots=None,
+                          narrow=True).problems
+    assert any(reason in p for p in problems), f"{defect}: expected {reason!r} among {problems}"
+
+
+@pytest.mark.parametrize("dpi", [72, 100, 200])
+def test_png_dpi_reads_what_matplotlib_wrote(dpi, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(1, 1))
+    fig.savefig(tmp_path / "f.png", dpi=dpi)
+    plt.close(fig)
+    assert png_dpi((tmp_path / "f.png").read_bytes()) == pytest.approx(dpi, abs=0.5)
+    assert png_dpi(b"GIF89a") is None
 
 
 def test_a_markdown_page_must_not_offer_colab(context, server, chapter):

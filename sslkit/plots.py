@@ -31,10 +31,10 @@ METRIC_LABELS = {
 
 
 # The smallest text of the style (tick labels, legends); the browser test checks that it
-# renders at 9 px or more at the page's column width, so a figure is at most about 10 inches
-# wide (a 2×2 grid rather than a strip of four panels).
+# renders at 9 px or more at the page's column width (about 690 px at a 1280 px window), so
+# a figure is at most about 9.5 inches wide (a 2×2 grid rather than a strip of four panels).
 SMALLEST_FONT_PT = 9
-MAX_WIDTH_IN = 10.0
+MAX_WIDTH_IN = 9.0
 
 
 def use_style() -> None:
@@ -140,7 +140,7 @@ def plot_terms(curves: pd.DataFrame, terms=None, x: str = "epoch", logy: bool = 
     terms = list(terms or dict.fromkeys(curves.term))
     cols = min(len(terms), 2 if len(terms) == 4 else 3)     # never a strip of four panels
     rows = -(-len(terms) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.9 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.9 * rows), squeeze=False)
     for ax in axes.flat[len(terms):]:
         ax.remove()
     for ax, t in zip(axes.flat, terms):
@@ -159,13 +159,17 @@ def plot_verdicts(verdicts, unit: str = "points"):
     colors = {"held": "#2ca02c", "not held": "#d62728", "inconclusive": "#ff7f0e"}
     vs = [v for v in verdicts if v.finding.unit == unit]
     scale = 100 if unit == "points" else 1
-    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(vs) + 1.2))
+    import textwrap
+
+    labels = [textwrap.fill(v.finding.claim, 42) for v in vs]
+    lines = sum(label.count("\n") + 1 for label in labels)
+    fig, ax = plt.subplots(figsize=(MAX_WIDTH_IN, 0.3 * lines + 0.25 * len(vs) + 1.0))
     for i, v in enumerate(vs):
         c = colors[v.verdict]
         ax.errorbar(scale * v.effect, i, xerr=[[scale * (v.effect - v.lo)], [scale * (v.hi - v.effect)]],
                     fmt="o", color=c, capsize=3, label=v.verdict)
         ax.plot([scale * v.finding.threshold] * 2, [i - 0.3, i + 0.3], color="0.3", lw=2)
-    ax.set_yticks(range(len(vs)), [v.finding.claim for v in vs], fontsize=SMALLEST_FONT_PT)
+    ax.set_yticks(range(len(vs)), labels, fontsize=SMALLEST_FONT_PT)
     ax.invert_yaxis()
     ax.axvline(0, color="0.5", lw=0.8)
     ax.set_xlabel(f"effect over the control ({unit}); black tick: threshold")
@@ -208,7 +212,7 @@ def pipeline_diagram():
     """A joint-embedding method, drawn: image x → two random views → backbone f (the
     features h that NCC, CDNV, the probe and kNN read) → projector g (the embeddings z
     that the loss reads) → the loss terms (VICReg's names)."""
-    fig, ax = plt.subplots(figsize=(9.6, 3.6))
+    fig, ax = plt.subplots(figsize=(MAX_WIDTH_IN, 3.4))
     ax.set_xlim(0, 12), ax.set_ylim(0, 4.2), ax.axis("off")
     ax.grid(False)
     y1, y2 = 3.1, 1.1
@@ -241,7 +245,7 @@ def clusters_toy(seed: int = 0, n: int = 60):
     centres = torch.tensor([[0.0, 0.0], [3.0, 0.0], [1.5, 2.6]])
     labels = torch.arange(3).repeat_interleave(n)
     noise = torch.randn(3 * n, 2, generator=g)
-    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.8), sharex=True, sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.8), sharex=True, sharey=True)  # < MAX_WIDTH_IN
     for ax, spread, name in zip(axes, (0.35, 1.1), ("tight clusters", "loose clusters")):
         x = centres[labels] + spread * noise
         ncc, cdnv = metrics.ncc_accuracy(x, labels), metrics.cdnv(x, labels)
