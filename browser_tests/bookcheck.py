@@ -46,9 +46,9 @@ INSTALL_HINT = ("Install Debian's Chromium with `sudo apt-get install chromium` 
 RAW_MATH = re.compile(r"\\[()\[\]]|\\begin\{|\\[a-zA-Z]{2,}\{|\$[^$\s][^$\n]*\$")
 RAW_GLUE = re.compile(r"\{glue(?::\w+)?\}")
 GLUE_ROLE = re.compile(r"(?<!`)\{glue(?::\w+)?\}`")  # not when quoted as code
-PYTHON_REPR = re.compile(r"^(['\"]).*\1$|<[\w.]+ object at 0x[0-9a-f]+>|^array\(|^tensor\(")
+PYTHON_REPR = re.compile(r"^(['\"]).*\1$|<[\w.]+(?: object)? at 0x[0-9a-f]+>|^array\(|^tensor\(")
 # An output that shows Python's or pandas' internals instead of a result meant for a reader.
-OUTPUT_REPR = re.compile(r"\bdtype: \w+|^Name: \w+|\bLength: \d+|<[\w.]+ object at 0x[0-9a-f]+>", re.M)
+OUTPUT_REPR = re.compile(r"\bdtype: \w+|^Name: \w+|\bLength: \d+|<[\w.]+(?: object)? at 0x[0-9a-f]+>", re.M)
 # A cell's last value shown where no output was meant: True/False/None, a number, a quoted string.
 BARE_VALUE = re.compile(r"^(True|False|None|[-+]?\d+(\.\d+)?(e[-+]?\d+)?|'[^'\n]*'|\"[^\"\n]*\")$")
 # A dollar sign right next to typeset math (MATH marks where MathJax rendered a formula).
@@ -319,7 +319,9 @@ def check_page(context, server: BookServer, page: BookPage, links: LinkChecker, 
     """Open ``page`` in a new tab of ``context`` and list its problems (see the module docstring).
 
     ``narrow``: the phone pass (a context about 390 px wide): only what the width changes is
-    checked, horizontal overflow and figures that do not fit the window.
+    checked, horizontal overflow and figures that do not fit the window. Figure text is
+    checked at the desktop width only: on a phone a figure is scaled down to the screen, and a
+    reader zooms it (its 2× export keeps it sharp).
     A browser failure (a timeout, a crashed tab) becomes one more problem of the page, so the
     report still names the page and the reason.
     """

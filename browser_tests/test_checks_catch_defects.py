@@ -54,6 +54,9 @@ DEFECTS = {
                             '<pre>method    jigsaw\nName: stage, dtype: str</pre></div></div>'), "pandas repr"),
     "object repr": (_insert('<div class="cell_output docutils container"><div class="output text_plain">'
                             '<pre>&lt;sslkit.runs.Run object at 0x7f3a2c&gt;</pre></div></div>'), "Python or pandas repr"),
+    "matplotlib repr": (_insert('<div class="cell_output docutils container"><div class="output text_plain">'
+                                '<pre>&lt;matplotlib.lines.Line2D at 0x7fa7e759b410&gt;</pre></div></div>'),
+                        "Python or pandas repr"),
     "bare value": (_insert('<div class="cell_output docutils container"><div class="output text_plain">'
                            '<pre>True</pre></div></div>'), "bare value"),
     "bare quoted value": (_insert('<div class="cell_output docutils container"><div class="output text_plain">'

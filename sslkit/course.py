@@ -115,7 +115,8 @@ def _stub(code: str, ex: Exercise) -> str:
     hint = f"{ex.function}: replace this line with your code"
     body = [f"def {fn.name}({ast.unparse(fn.args)}):",
             f'    """Your answer to the exercise \'{ex.title}\'."""',
-            "    # YOUR CODE HERE",
+            "    # YOUR CODE HERE: use only the arguments and imported modules; the grader",
+            "    # runs this cell without the chapter's other cells.",
             f"    raise NotImplementedError({hint!r})"]
     return "\n".join(lines + ([""] if lines else []) + ["", *body]).lstrip("\n") + "\n"
 
@@ -277,11 +278,38 @@ def student_notebook(nb: dict, chapter: str, for_site: bool = False) -> tuple[di
         cells.append(cell)
         if cell["cell_type"] == "code" and "google.colab" in _src(cell) and graded:
             cells.append(_code_cell(setup, [GRADER_TAG] + (["remove-cell"] if for_site else [])))
+    _check_glue(cells, [c for e in exercises for c in e.code], chapter)
     for i, cell in enumerate(cells):
         cell["id"] = f"s{i:03d}"
     out["cells"] = cells
     out["metadata"]["sslkit"] = {"chapter": chapter, "questions": [e.question for e in graded]}
     return out, exercises
+
+
+_GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([^`:]+)`")
+_GLUE_CALL = re.compile(r"""\bglue\(\s*f?["']([^"']+)["']""")
+
+
+def _glued(code: list[str]) -> list[re.Pattern]:
+    """The glue keys some code sets (f-string fields match anything), as patterns."""
+    keys = [g for c in code for g in _GLUE_CALL.findall(c)]
+    keys += [f"{k}_{part}" for c in code for k in re.findall(r"""\breport\(\s*["']([^"']+)["']""", c)
+             for part in ("effect", "ci", "verdict", "value", "control")]
+    return [re.compile("^" + re.sub(r"\\\{[^}]*\\\}", ".+", re.escape(k)) + "$") for k in keys]
+
+
+def _check_glue(cells, removed: list[str], chapter: str) -> None:
+    """A ``{glue}`` key of the student version's prose that only a removed solution cell
+    computes is a leak of the solution's text, shown with blanks: refuse it."""
+    kept = _glued([_src(c) for c in cells if c["cell_type"] == "code"])
+    only_removed = _glued(removed)
+    for c in cells:
+        if c["cell_type"] != "markdown":
+            continue
+        for key in _GLUE_ROLE.findall(_src(c)):
+            if any(p.match(key) for p in only_removed) and not any(p.match(key) for p in kept):
+                raise ValueError(f"{chapter}: the student version's prose uses {{glue}} `{key}`, which only a "
+                                 "solution computes: move that text inside the solution (before solution-end)")
 
 
 # --- the edition ------------------------------------------------------------------------------
@@ -351,12 +379,17 @@ def _autograder(graded: list[Exercise], zip_path: pathlib.Path, root: pathlib.Pa
     (work / "tests").mkdir(parents=True)
     for ex in graded:
         (work / "tests" / f"{ex.question}.py").write_text(test_source(ex.question, ex.checker, ex.function))
+    if not graded:
+        raise ValueError(f"{zip_path.stem} has no auto-graded exercise: every chapter needs one (a solution "
+                         "cell that defines my_<name> and calls exercises.check_<...>(my_<name>))")
     install = re.search(r'"(sslkit @ git\+[^"]+)"', (root / "chapters" / f"{graded[0].chapter}.ipynb").read_text())
     (work / "requirements.txt").write_text((install[1] if install else "sslkit") + "\notter-grader>=6\n")
     otter = pathlib.Path(sys.executable).with_name("otter")
-    subprocess.run([str(otter) if otter.exists() else "otter", "generate", "-t", "tests",
-                    "-r", "requirements.txt", "--no-config", "--no-environment",
-                    "-o", str(zip_path.resolve())], cwd=work, check=True, capture_output=True)
+    done = subprocess.run([str(otter) if otter.exists() else "otter", "generate", "-t", "tests",
+                           "-r", "requirements.txt", "--no-config", "--no-environment",
+                           "-o", str(zip_path.resolve())], cwd=work, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"otter generate failed for {zip_path.stem}:\n{done.stderr or done.stdout}")
     shutil.rmtree(work)
 
 
@@ -392,6 +425,10 @@ def _site_source(site: pathlib.Path, executed: pathlib.Path, root: pathlib.Path)
     config = re.sub(r"execute_notebooks: \w+", "execute_notebooks: \"off\"", config)
     config = re.sub(r"(?m)^title: (.*)$", r"title: \"\1 (student edition)\"", config, count=1)
     config = config.replace("  config:\n", "  config:\n    hide_solutions: true\n", 1)
+    # The launch and repository buttons would open the book's notebooks, solutions included:
+    # students get the student notebooks from their instructor instead.
+    config = re.sub(r"(?ms)^launch_buttons:\n(?:  .*\n)+", "", config)
+    config = config.replace("use_repository_button: true", "use_repository_button: false")
     (site / "_config.yml").write_text(config)
 
 
@@ -408,15 +445,27 @@ def grade(folder: pathlib.Path, autograders: pathlib.Path, out_csv: pathlib.Path
     for nb_path in sorted(pathlib.Path(folder).rglob("*.ipynb")):
         if ".ipynb_checkpoints" in nb_path.parts:
             continue
-        chapter = json.loads(nb_path.read_text()).get("metadata", {}).get("sslkit", {}).get("chapter")
-        row = {"submission": str(nb_path.relative_to(folder)), "chapter": chapter}
+        row = {"submission": str(nb_path.relative_to(folder))}
+        try:
+            meta = json.loads(nb_path.read_text(encoding="utf-8")).get("metadata", {})
+        except (OSError, ValueError) as e:
+            rows.append({**row, "error": f"not a readable notebook: {e}"})
+            continue
+        # The chapter from the notebook's metadata, else from its file name (03_clustering….ipynb).
+        chapter = meta.get("sslkit", {}).get("chapter") or next(
+            (z.stem for z in sorted(pathlib.Path(autograders).glob("*.zip")) if nb_path.stem.startswith(z.stem)), None)
+        row["chapter"] = chapter
         zip_path = pathlib.Path(autograders) / f"{chapter}.zip"
         if chapter is None or not zip_path.exists():
             row["error"] = (f"no autograder for chapter {chapter!r} in {autograders}: is this a student "
                             "notebook of the book (metadata 'sslkit.chapter')?")
             rows.append(row)
             continue
-        results = grade_submission(str(nb_path), str(zip_path), quiet=True)
+        try:
+            results = grade_submission(str(nb_path), str(zip_path), quiet=True)
+        except Exception as e:  # noqa: BLE001 - one broken submission must not stop the others
+            rows.append({**row, "total": 0, "error": f"grading failed: {type(e).__name__}: {e}"})
+            continue
         row.update(total=results.total, possible=results.possible)
         messages = []
         for name in results.test_files:

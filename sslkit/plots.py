@@ -217,18 +217,19 @@ def pipeline_diagram():
     ax.grid(False)
     y1, y2 = 3.1, 1.1
     _box(ax, (0.8, 2.1), "image $x$", "#eeeeee", w=1.3)
-    for y, v in ((y1, "t"), (y2, "t'")):
+    for y, v, h, z in ((y1, "t", "$h$", "$z$"), (y2, "t'", "$h'$", "$z'$")):
         _box(ax, (3.0, y), f"view ${v}(x)$", "#eeeeee", w=1.5)
         _box(ax, (5.3, y), "backbone $f$", "#c6dbef", w=1.6)
         _box(ax, (7.6, y), "projector $g$", "#fdd0a2", w=1.6)
         _arrow(ax, (1.45, 2.1), (2.25, y))
         _arrow(ax, (3.75, y), (4.5, y))
-        _arrow(ax, (6.1, y), (6.8, y), "$h$")
-        _arrow(ax, (8.4, y), (9.25, y), "$z$" if v == "t" else "$z'$")
+        _arrow(ax, (6.1, y), (6.8, y), h)
+        _arrow(ax, (8.4, y), (9.25, y), z)
+        _arrow(ax, (8.9, y), (9.6, 2.1 + (0.3 if y > 2.1 else -0.3)))  # both branches reach the invariance
     _box(ax, (10.5, y1), "variance,\ncovariance of $Z$", "#d9f0d3", w=2.3, h=0.9)
     _box(ax, (10.5, y2), "variance,\ncovariance of $Z'$", "#d9f0d3", w=2.3, h=0.9)
     _box(ax, (10.5, 2.1), "invariance $s(Z, Z')$", "#fcbba1", w=2.3, h=0.6)
-    ax.text(5.3, 0.15, "features $h$: what NCC, CDNV, the linear probe\nand kNN measure (shared weights)",
+    ax.text(5.3, 0.15, "features $h$, $h'$: what NCC, CDNV, the linear probe\nand kNN measure (shared weights)",
             ha="center", va="bottom", fontsize=SMALLEST_FONT_PT, color="#08519c")
     ax.text(7.6, 4.05, "embeddings $z$: what the loss reads", ha="center", va="top",
             fontsize=SMALLEST_FONT_PT, color="#a63603")

@@ -72,6 +72,16 @@ def test_malformed_exercises_are_refused_with_a_message(broken, message):
         course.split(nb, "toy")
 
 
+def test_prose_that_uses_a_solutions_glue_is_refused():
+    nb = copy.deepcopy(TOY)
+    nb["cells"][3]["source"] += '\nbook.glue("sq_value", 4)'
+    nb["cells"][4]["source"] += "\n\nIn this build it is {glue:text}`sq_value`."
+    with pytest.raises(ValueError, match="`sq_value`, which only a solution computes"):
+        course.student_notebook(nb, "toy")
+    nb["cells"][1]["source"] += '\nbook.glue("sq_value", 4)'  # glued outside the solution too: fine
+    course.student_notebook(nb, "toy")
+
+
 def test_the_student_notebook_installs_otter_and_starts_the_grader():
     student, _ = course.student_notebook(TOY, "toy")
     first, grader = student["cells"][:2]
@@ -209,7 +219,7 @@ def test_build_writes_notebooks_autograders_and_an_answer_key(built):
         assert f"<h3>{html.escape(ex.title)}" in key and course._myst_to_html(ex.answer) in key
         assert all(html.escape(c) in key for c in ex.code)
     for p in (out / "notebooks").glob("*.ipynb"):
-        assert "SOLUTION" not in p.read_text() and "solution-start" not in p.read_text()
+        assert "solution-start" not in p.read_text() and "{solution}" not in p.read_text()
 
 
 def test_the_grader_scores_a_folder_full_zero_and_partial(built, tmp_path):
@@ -226,9 +236,12 @@ def test_the_grader_scores_a_folder_full_zero_and_partial(built, tmp_path):
     (subs / "bob" / "03_clustering.ipynb").write_text(json.dumps(student))
     (subs / "cy" / "03_clustering.ipynb").write_text(
         json.dumps(_paste(student, [WRONG["ex_cluster_cdnv"][0], reference[1]])))
+    (subs / "dan").mkdir()
+    (subs / "dan" / "03_clustering.ipynb").write_text("{ not json")
     table = course.grade(subs, out / "autograder", tmp_path / "scores.csv")
-    scores = {r.submission.split("/")[0]: (r.total, r.possible) for r in table.itertuples()}
+    scores = {r.submission.split("/")[0]: (r.total, r.possible) for r in table.itertuples() if r.submission[0] != "d"}
     assert scores == {"ada": (2, 2), "bob": (0, 2), "cy": (1, 2)}
+    assert "not a readable notebook" in table.set_index("submission").loc["dan/03_clustering.ipynb", "error"]
     cy = table.set_index("submission").loc["cy/03_clustering.ipynb"]
     assert cy["ex_cluster_cdnv"] == 0 and cy["ex_cluster_erank"] == 1 and "CDNV" in cy["feedback"]
     assert (tmp_path / "scores.csv").read_text().startswith("submission,chapter,total,possible")
