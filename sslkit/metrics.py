@@ -20,7 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["class_centres", "ncc_accuracy", "cdnv", "linear_probe", "knn_accuracy", "sample_ncc", "effective_rank"]
+__all__ = ["class_centres", "ncc_accuracy", "cdnv", "linear_probe", "knn_accuracy", "sample_ncc", "effective_rank",
+           "uniformity"]
 
 
 def _as_features(x, name="features") -> torch.Tensor:
@@ -282,3 +283,16 @@ def effective_rank(features, standardize: bool = False) -> float:
     p = sigma / sigma.sum()
     p = p[p > 0]
     return float(torch.exp(-(p * p.log()).sum()))
+
+
+def uniformity(features, t: float = 2.0) -> float:
+    """Uniformity of Wang & Isola (ICML 2020): ``log mean_{i≠j} exp(−t ‖f_i − f_j‖²)`` of the
+    L2-normalised features. Lower means spread more evenly over the sphere; its minimum
+    depends only on the dimension and the number of points, not on a loss's temperature."""
+    x = torch.nn.functional.normalize(_as_features(features).double(), dim=1)
+    n = len(x)
+    if n < 2:
+        raise ValueError(f"uniformity needs at least 2 samples, got {n}")
+    sq = torch.cdist(x, x).pow(2)
+    off = ~torch.eye(n, dtype=torch.bool)
+    return float(torch.logsumexp(-t * sq[off], dim=0) - np.log(n * (n - 1)))

@@ -213,3 +213,17 @@ def test_the_smallest_stage_is_only_rotated():
     assert torch.allclose(distances(small), distances(train[0]), atol=1e-4)
     (other, _), _ = project_stages(train, train, "smallest", seed=3)
     assert not torch.allclose(small, other)  # each seed draws its own projection
+
+
+def test_uniformity_matches_the_formula_and_prefers_spread_points():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(30, 3, generator=g)
+    u = torch.nn.functional.normalize(x, dim=1)
+    pairs = [(i, j) for i in range(30) for j in range(30) if i != j]
+    direct = np.log(np.mean([np.exp(-2 * float(((u[i] - u[j]) ** 2).sum())) for i, j in pairs]))
+    assert metrics.uniformity(x) == pytest.approx(direct, rel=1e-9)
+    clumped = torch.tensor([[1.0, 0.0, 0.0]]) + 0.05 * torch.randn(30, 3, generator=g)
+    assert metrics.uniformity(clumped) > metrics.uniformity(x)          # clumped: less uniform
+    assert metrics.uniformity(5 * x) == pytest.approx(metrics.uniformity(x))  # scale-free
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        metrics.uniformity(x[:1])
