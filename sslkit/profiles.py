@@ -81,8 +81,8 @@ PROFILES: dict[str, Profile] = {
         train_size=7_000, eval_size=2_000, epochs=5, batch_size=256, lr=3e-3,
         projector=(256, 256), eval_every=1,
     ),
-    # CIFAR-100 and ResNet-18, by name only: about an hour per chapter on a Colab T4, more
-    # for the chapters with sweeps (`python -m sslkit plan --profile gpu`).
+    # CIFAR-100 and ResNet-18, by name only: from under an hour to hours per chapter on a
+    # Colab T4, the most for the chapters with sweeps (`python -m sslkit plan --profile gpu`).
     "gpu": Profile(
         name="gpu", dataset="cifar100", backbone="resnet18", train_size=None,
         eval_size=10_000, epochs=50, batch_size=512, lr=2e-3, weight_decay=1e-4,
