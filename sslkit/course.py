@@ -314,18 +314,38 @@ def _check_glue(cells, removed: list[str], chapter: str) -> None:
 
 # --- the edition ------------------------------------------------------------------------------
 
-def _myst_to_html(text: str) -> str:
-    """Markdown of an answer as HTML, MyST roles shown as plain text."""
+def _myst_to_html(text: str, glue: dict[str, str] | None = None) -> str:
+    """Markdown of an answer as HTML, MyST roles shown as plain text and glued values filled
+    in from ``glue`` (``⟨key⟩`` where the book's outputs are not at hand)."""
     from markdown_it import MarkdownIt
 
+    glue = glue or {}
     text = re.sub(r"\{(?:term|ref|numref|doc)\}`([^`<]*?)\s*(?:<[^`]*>)?`", r"\1", text)
     text = re.sub(r"\{cite:[pt]\}`([^`]*)`", r"[\1]", text)
-    text = re.sub(r"\{glue:text\}`([^`]*)`", r"⟨\1⟩", text)
+    text = re.sub(r"\{glue:text\}`([^`]*)`", lambda m: glue.get(m[1], f"⟨{m[1]}⟩"), text)
     return MarkdownIt("commonmark").enable("table").render(text)
 
 
-def answer_key(exercises: list[Exercise]) -> str:
-    """An HTML page with every exercise and its model answer, chapter by chapter."""
+def _glue_and_outputs(nb: dict) -> tuple[dict[str, str], dict[str, str]]:
+    """From an executed chapter: its glued values as text, and each code cell's printed output."""
+    glue, printed = {}, {}
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        for out in cell.get("outputs", []):
+            name = out.get("metadata", {}).get("scrapbook", {}).get("name")
+            if name:
+                data = out.get("data", {})  # myst-nb stores "application/papermill.record/text/plain"
+                value = "".join(next((v for k, v in data.items() if k.endswith("text/plain")), ""))
+                glue[name] = value[1:-1] if value[:1] == value[-1:] and value[:1] in "'\"" else value
+            elif out.get("output_type") == "stream":
+                printed[_src(cell)] = printed.get(_src(cell), "") + "".join(out.get("text", ""))
+    return glue, printed
+
+
+def answer_key(exercises: list[Exercise], executed: dict[str, tuple[dict, dict]] | None = None) -> str:
+    """An HTML page with every exercise and its model answer, chapter by chapter;
+    ``executed`` (chapter: glued values, printed outputs) fills in this build's numbers."""
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>Answer key</title>",
              "<style>body{font-family:sans-serif;max-width:50em;margin:auto;padding:1em}"
              "pre{background:#f4f4f4;padding:.5em;overflow-x:auto}.graded{color:#1a7f37}</style>",
@@ -340,9 +360,13 @@ def answer_key(exercises: list[Exercise]) -> str:
         mark = (f" <span class='graded'>(auto-graded: {ex.question}, sslkit.exercises.{ex.checker})</span>"
                 if ex.graded else " (written)")
         parts.append(f"<h3>{html.escape(ex.title)}{mark}</h3>")
-        parts.append(_myst_to_html(ex.statement))
-        parts.append("<h4>Model answer</h4>" + _myst_to_html(ex.answer))
-        parts.extend(f"<pre><code>{html.escape(c)}</code></pre>" for c in ex.code)
+        glue, printed = (executed or {}).get(ex.chapter, ({}, {}))
+        parts.append(_myst_to_html(ex.statement, glue))
+        parts.append("<h4>Model answer</h4>" + _myst_to_html(ex.answer, glue))
+        for c in ex.code:
+            parts.append(f"<pre><code>{html.escape(c)}</code></pre>")
+            if printed.get(c):
+                parts.append(f"<p>Its output in the book's build:</p><pre>{html.escape(printed[c])}</pre>")
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -361,13 +385,16 @@ def build(out: pathlib.Path, executed: pathlib.Path | None = None, root: pathlib
     (out / "notebooks").mkdir(parents=True)
     (out / "autograder").mkdir()
     everything: list[Exercise] = []
+    ran: dict[str, tuple[dict, dict]] = {}
     for path in chapters(root):
         nb = json.loads(path.read_text())
+        if executed is not None:
+            ran[path.stem] = _glue_and_outputs(_with_outputs(path, pathlib.Path(executed)))
         student, exercises = student_notebook(nb, path.stem)
         everything += exercises
         (out / "notebooks" / path.name).write_text(json.dumps(student, indent=1, ensure_ascii=False) + "\n")
         _autograder([e for e in exercises if e.graded], out / "autograder" / f"{path.stem}.zip", root)
-    (out / "answer_key.html").write_text(answer_key(everything))
+    (out / "answer_key.html").write_text(answer_key(everything, ran))
     if executed is not None:
         _site_source(out / "site", pathlib.Path(executed), root)
     return everything

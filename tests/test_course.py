@@ -254,3 +254,18 @@ def test_grading_a_notebook_that_is_not_a_chapter_says_so(built, tmp_path):
                                                                "nbformat_minor": 5}))
     table = course.grade(tmp_path / "subs", out / "autograder", tmp_path / "s.csv")
     assert "no autograder for chapter None" in table.loc[0, "error"]
+
+
+def test_the_answer_key_shows_this_builds_numbers():
+    ran = copy.deepcopy(TOY)
+    ran["cells"][3]["outputs"] = [
+        {"output_type": "stream", "name": "stdout", "text": "SQUARED 4\n"},
+        {"output_type": "display_data", "metadata": {"scrapbook": {"name": "sq_value"}},
+         "data": {"application/papermill.record/text/plain": "'4.0%'"}},
+    ]
+    ran["cells"][2]["source"] = ran["cells"][2]["source"].replace(
+        "SECRET-GATED explanation.", "It gives {glue:text}`sq_value`.")
+    _, exercises = course.split(ran, "toy")
+    key = course.answer_key(exercises, {"toy": course._glue_and_outputs(ran)})
+    assert "It gives 4.0%." in key and "SQUARED 4" in key
+    assert "⟨sq_value⟩" in course.answer_key(exercises)  # no build at hand: the key, marked
