@@ -434,6 +434,20 @@ def _with_outputs(path: pathlib.Path, cache_dir: pathlib.Path) -> dict:
     return json.loads(nbformat.writes(merged))
 
 
+def student_config(config: str) -> str:
+    """The book's ``_config.yml`` for the student site: nothing executed again (the outputs
+    come from the book's build), sphinx-exercise's ``hide_solutions`` on, and no launch or
+    repository buttons, which would open the book's notebooks with their solutions."""
+    config = re.sub(r"execute_notebooks: \w+", "execute_notebooks: \"off\"", config)
+    config = re.sub(r"(?m)^title: (.*)$", lambda m: f'title: "{m[1]} (student edition)"', config, count=1)
+    config = config.replace("  config:\n", "  config:\n    hide_solutions: true\n", 1)
+    # The launch and repository buttons would open the book's notebooks, solutions included:
+    # students get the student notebooks from their instructor instead.
+    config = re.sub(r"(?m)^launch_buttons:\n(?:  .*\n)+", "", config)
+    config = config.replace("use_repository_button: true", "use_repository_button: false")
+    return config
+
+
 def _site_source(site: pathlib.Path, executed: pathlib.Path, root: pathlib.Path) -> None:
     """The book's source with the student chapters (outputs kept, solutions gone), never
     executed again, with sphinx-exercise's ``hide_solutions`` on."""
@@ -448,15 +462,7 @@ def _site_source(site: pathlib.Path, executed: pathlib.Path, root: pathlib.Path)
         (site / "chapters" / path.name).write_text(json.dumps(student, indent=1, ensure_ascii=False) + "\n")
     for md in (root / "chapters").glob("*.md"):
         shutil.copy(md, site / "chapters" / md.name)
-    config = (root / "_config.yml").read_text()
-    config = re.sub(r"execute_notebooks: \w+", "execute_notebooks: \"off\"", config)
-    config = re.sub(r"(?m)^title: (.*)$", r"title: \"\1 (student edition)\"", config, count=1)
-    config = config.replace("  config:\n", "  config:\n    hide_solutions: true\n", 1)
-    # The launch and repository buttons would open the book's notebooks, solutions included:
-    # students get the student notebooks from their instructor instead.
-    config = re.sub(r"(?ms)^launch_buttons:\n(?:  .*\n)+", "", config)
-    config = config.replace("use_repository_button: true", "use_repository_button: false")
-    (site / "_config.yml").write_text(config)
+    (site / "_config.yml").write_text(student_config((root / "_config.yml").read_text()))
 
 
 # --- grading ----------------------------------------------------------------------------------

@@ -269,3 +269,17 @@ def test_the_answer_key_shows_this_builds_numbers():
     key = course.answer_key(exercises, {"toy": course._glue_and_outputs(ran)})
     assert "It gives 4.0%." in key and "SQUARED 4" in key
     assert "⟨sq_value⟩" in course.answer_key(exercises)  # no build at hand: the key, marked
+
+
+def test_the_student_sites_config_hides_solutions_and_launch_buttons():
+    import yaml
+
+    config = yaml.safe_load(course.student_config((ROOT / "_config.yml").read_text()))
+    book = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert config["execute"]["execute_notebooks"] == "off"
+    assert config["sphinx"]["config"]["hide_solutions"] is True
+    assert "launch_buttons" not in config and config["html"]["use_repository_button"] is False
+    assert config["title"].endswith("(student edition)")
+    for kept in ("bibtex_bibfiles", "parse", "repository"):   # everything else as in the book
+        assert config[kept] == book[kept]
+    assert config["sphinx"]["extra_extensions"] == book["sphinx"]["extra_extensions"]
