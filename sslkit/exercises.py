@@ -18,7 +18,11 @@ __all__ = ["check_rotation", "check_invariance_loss", "check_variance_loss", "ch
 
 
 def _close(got, expected, what: str, tol: float = 1e-4) -> None:
-    got = float(got) if not isinstance(got, torch.Tensor) else float(got.detach())
+    try:
+        got = float(got) if not isinstance(got, torch.Tensor) else float(got.detach())
+    except (TypeError, ValueError, RuntimeError):
+        shape = tuple(got.shape) if hasattr(got, "shape") else type(got).__name__
+        raise AssertionError(f"{what}: expected one number, got {shape}") from None
     # Relative tolerance, and an absolute one only for values near zero: an absolute
     # tolerance of ``tol`` would accept a 1% error in a CDNV of 0.05.
     if not np.isclose(got, float(expected), rtol=tol, atol=1e-6):

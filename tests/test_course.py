@@ -283,3 +283,12 @@ def test_the_student_sites_config_hides_solutions_and_launch_buttons():
     for kept in ("bibtex_bibfiles", "parse", "repository"):   # everything else as in the book
         assert config[kept] == book[kept]
     assert config["sphinx"]["extra_extensions"] == book["sphinx"]["extra_extensions"]
+
+
+def test_a_checker_names_what_came_back_when_it_is_not_a_number():
+    from sslkit import exercises
+
+    with pytest.raises(AssertionError, match=r"invariance loss for N=4, D=3: expected one number, got \(4, 3\)"):
+        exercises.check_invariance_loss(lambda a, b: (a - b) ** 2)
+    with pytest.raises(AssertionError, match="raised ZeroDivisionError: .* on z1, z2 of shape"):
+        exercises.check_invariance_loss(lambda a, b: 1 / 0)
