@@ -77,6 +77,10 @@ def strict(profile: Profile, seeds=None) -> bool:
             and tuple(seeds or profile.seeds) == get_profile(BOOK_PROFILE).seeds)
 
 
+# What :func:`report` glues for a finding ``key``: ``{key}_{part}`` for each part.
+REPORT_GLUES = ("effect", "ci", "verdict", "value", "control")
+
+
 def report(key: str, profile: Profile, seeds=None):
     """Measure the finding ``key`` and glue ``{key}_effect``, ``{key}_ci``, ``{key}_verdict``,
     ``{key}_value`` and ``{key}_control`` for the prose; returns the :class:`~sslkit.paper.Verdict`.
@@ -88,11 +92,10 @@ def report(key: str, profile: Profile, seeds=None):
 
     f = finding(key)
     v = f.measure(profile, seeds)
-    glue(f"{key}_effect", f.fmt(v.effect))
-    glue(f"{key}_ci", f"{f.fmt(v.lo)} to {f.fmt(v.hi)}")
-    glue(f"{key}_verdict", v.verdict)
-    glue(f"{key}_value", f.fmt_level(v.value))
-    glue(f"{key}_control", f.fmt_level(v.control))
+    parts = {"effect": f.fmt(v.effect), "ci": f"{f.fmt(v.lo)} to {f.fmt(v.hi)}", "verdict": v.verdict,
+             "value": f.fmt_level(v.value), "control": f.fmt_level(v.control)}
+    for part in REPORT_GLUES:
+        glue(f"{key}_{part}", parts[part])
     line = (f"{f.claim}: effect {f.fmt(v.effect)} (95% CI {f.fmt(v.lo)} to {f.fmt(v.hi)}, {v.n} seeds; "
             f"threshold {f.fmt(f.threshold)}) → {v.verdict}")
     if v.verdict != f.book_verdict:

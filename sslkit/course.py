@@ -87,10 +87,6 @@ def _src(cell) -> str:
     return s if isinstance(s, str) else "".join(s)
 
 
-def _set_src(cell, text: str) -> None:
-    cell["source"] = text
-
-
 def _find_check(code: str) -> tuple[str, str] | None:
     """``(checker, function)`` of the first ``exercises.check_x(my_y)`` call in ``code``."""
     try:
@@ -111,7 +107,10 @@ def _stub(code: str, ex: Exercise) -> str:
     ``my_`` function, whose body raises ``NotImplementedError`` with a hint."""
     tree = ast.parse(code)
     lines = [ast.get_source_segment(code, n) for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
-    fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == ex.function)
+    fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == ex.function), None)
+    if fn is None:
+        raise ValueError(f"{ex.chapter}: the solution of {ex.label} checks {ex.function} but does not define it "
+                         "at the top level of that cell; the stub is made from its signature")
     hint = f"{ex.function}: replace this line with your code"
     body = [f"def {fn.name}({ast.unparse(fn.args)}):",
             f'    """Your answer to the exercise \'{ex.title}\'."""',
@@ -200,7 +199,7 @@ def split(nb: dict, chapter: str) -> tuple[dict, list[Exercise]]:
             text = text[:start.start()]
         text = re.sub(r"\n{3,}", "\n\n", text).strip("\n")
         if text:
-            _set_src(cell, text)
+            cell["source"] = text
             cells.append(cell)
     if gated is not None:
         raise ValueError(f"{chapter}: the solution of {gated!r} has a solution-start but no solution-end")
@@ -274,10 +273,13 @@ def student_notebook(nb: dict, chapter: str, for_site: bool = False) -> tuple[di
             if ANSWER_TAG not in tags and CHECK_TAG not in tags:
                 cell.setdefault("metadata", {})["tags"] = [*tags, IGNORE_TAG]
                 if "google.colab" in _src(cell):
-                    _set_src(cell, _install_for_students(_src(cell)))
+                    cell["source"] = _install_for_students(_src(cell))
         cells.append(cell)
         if cell["cell_type"] == "code" and "google.colab" in _src(cell) and graded:
             cells.append(_code_cell(setup, [GRADER_TAG] + (["remove-cell"] if for_site else [])))
+    if graded and not any(GRADER_TAG in c.get("metadata", {}).get("tags", []) for c in cells):
+        raise ValueError(f"{chapter}: no Colab install cell (a code cell that checks \"google.colab\") to put "
+                         "the grader cell after; every chapter starts with one")
     _check_glue(cells, [c for e in exercises for c in e.code], chapter)
     for i, cell in enumerate(cells):
         cell["id"] = f"s{i:03d}"
@@ -293,8 +295,10 @@ _GLUE_CALL = re.compile(r"""\bglue\(\s*f?["']([^"']+)["']""")
 def _glued(code: list[str]) -> list[re.Pattern]:
     """The glue keys some code sets (f-string fields match anything), as patterns."""
     keys = [g for c in code for g in _GLUE_CALL.findall(c)]
+    from .book import REPORT_GLUES
+
     keys += [f"{k}_{part}" for c in code for k in re.findall(r"""\breport\(\s*["']([^"']+)["']""", c)
-             for part in ("effect", "ci", "verdict", "value", "control")]
+             for part in REPORT_GLUES]
     return [re.compile("^" + re.sub(r"\\\{[^}]*\\\}", ".+", re.escape(k)) + "$") for k in keys]
 
 
@@ -386,31 +390,36 @@ def build(out: pathlib.Path, executed: pathlib.Path | None = None, root: pathlib
     (out / "autograder").mkdir()
     everything: list[Exercise] = []
     ran: dict[str, tuple[dict, dict]] = {}
+    site: dict[str, dict] = {}
     for path in chapters(root):
         nb = json.loads(path.read_text())
-        if executed is not None:
-            ran[path.stem] = _glue_and_outputs(_with_outputs(path, pathlib.Path(executed)))
         student, exercises = student_notebook(nb, path.stem)
         everything += exercises
         (out / "notebooks" / path.name).write_text(json.dumps(student, indent=1, ensure_ascii=False) + "\n")
-        _autograder([e for e in exercises if e.graded], out / "autograder" / f"{path.stem}.zip", root)
+        install = re.search(r'"(sslkit @ git\+[^"]+)"', json.dumps(nb, ensure_ascii=False))
+        _autograder([e for e in exercises if e.graded], out / "autograder" / f"{path.stem}.zip",
+                    install[1] if install else "sslkit")
+        if executed is not None:  # the book's outputs: for the answer key and the student site
+            executed_nb = _with_outputs(path, pathlib.Path(executed))
+            ran[path.stem] = _glue_and_outputs(executed_nb)
+            site[path.name] = student_notebook(executed_nb, path.stem, for_site=True)[0]
     (out / "answer_key.html").write_text(answer_key(everything, ran))
     if executed is not None:
-        _site_source(out / "site", pathlib.Path(executed), root)
+        _site_source(out / "site", site, root)
     return everything
 
 
-def _autograder(graded: list[Exercise], zip_path: pathlib.Path, root: pathlib.Path) -> None:
-    """``otter generate`` on the chapter's tests; the requirements install sslkit with otter."""
+def _autograder(graded: list[Exercise], zip_path: pathlib.Path, install: str) -> None:
+    """``otter generate`` on the chapter's tests; the requirements install sslkit (``install``,
+    the chapter's own pip spec) with otter."""
+    if not graded:
+        raise ValueError(f"{zip_path.stem} has no auto-graded exercise: every chapter needs one (a solution "
+                         "cell that defines my_<name> and calls exercises.check_<...>(my_<name>))")
     work = zip_path.with_suffix("")
     (work / "tests").mkdir(parents=True)
     for ex in graded:
         (work / "tests" / f"{ex.question}.py").write_text(test_source(ex.question, ex.checker, ex.function))
-    if not graded:
-        raise ValueError(f"{zip_path.stem} has no auto-graded exercise: every chapter needs one (a solution "
-                         "cell that defines my_<name> and calls exercises.check_<...>(my_<name>))")
-    install = re.search(r'"(sslkit @ git\+[^"]+)"', (root / "chapters" / f"{graded[0].chapter}.ipynb").read_text())
-    (work / "requirements.txt").write_text((install[1] if install else "sslkit") + "\notter-grader>=6\n")
+    (work / "requirements.txt").write_text(f"{install}\notter-grader>=6\n")
     otter = pathlib.Path(sys.executable).with_name("otter")
     done = subprocess.run([str(otter) if otter.exists() else "otter", "generate", "-t", "tests",
                            "-r", "requirements.txt", "--no-config", "--no-environment",
@@ -448,18 +457,17 @@ def student_config(config: str) -> str:
     return config
 
 
-def _site_source(site: pathlib.Path, executed: pathlib.Path, root: pathlib.Path) -> None:
-    """The book's source with the student chapters (outputs kept, solutions gone), never
-    executed again, with sphinx-exercise's ``hide_solutions`` on."""
+def _site_source(site: pathlib.Path, notebooks: dict[str, dict], root: pathlib.Path) -> None:
+    """The book's source with the student chapters ``notebooks`` (file name: notebook, with
+    the book's outputs), never executed again, with sphinx-exercise's ``hide_solutions`` on."""
     site.mkdir(parents=True)
     for name in ("_toc.yml", "references.bib", "index.md"):
         shutil.copy(root / name, site / name)
     for name in ("_static", "_ext"):
         shutil.copytree(root / name, site / name)
     (site / "chapters").mkdir()
-    for path in chapters(root):
-        student, _ = student_notebook(_with_outputs(path, executed), path.stem, for_site=True)
-        (site / "chapters" / path.name).write_text(json.dumps(student, indent=1, ensure_ascii=False) + "\n")
+    for name, nb in notebooks.items():
+        (site / "chapters" / name).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
     for md in (root / "chapters").glob("*.md"):
         shutil.copy(md, site / "chapters" / md.name)
     (site / "_config.yml").write_text(student_config((root / "_config.yml").read_text()))

@@ -75,8 +75,9 @@ def check_variance_loss(fn) -> bool:
     g = torch.Generator().manual_seed(2)
     for scale in (0.1, 0.5, 2.0):
         z = torch.randn(32, 6, generator=g) * scale
-        _close(_call(fn, (z,), f"z of shape (32, 6), std ≈ {scale}"), losses.variance_loss(z), f"variance loss for std ≈ {scale} "
-               "(use the unbiased variance over the batch, one std per dimension)")
+        _close(_call(fn, (z,), f"z of shape (32, 6), std ≈ {scale}"), losses.variance_loss(z),
+               f"variance loss for std ≈ {scale} (use the unbiased variance over the batch, one std per "
+               "dimension)")
     return _ok("variance loss")
 
 
@@ -87,7 +88,8 @@ def check_ncc(fn) -> bool:
         y = rng.integers(0, k, 200)
         x = rng.normal(size=(k, 4))[y] + rng.normal(size=(200, 4))
         xt, yt = torch.tensor(x, dtype=torch.float32), torch.tensor(y)
-        _close(_call(fn, (xt, yt), f"200 features in 4 dimensions, {k} classes"), metrics.ncc_accuracy(xt, yt), f"NCC accuracy with {k} classes")
+        _close(_call(fn, (xt, yt), f"200 features in 4 dimensions, {k} classes"), metrics.ncc_accuracy(xt, yt),
+               f"NCC accuracy with {k} classes")
     return _ok("NCC accuracy")
 
 
@@ -98,8 +100,9 @@ def check_cdnv(fn) -> bool:
         y = rng.integers(0, k, 300)
         x = rng.normal(size=(k, 3))[y] * 3 + rng.normal(size=(300, 3))
         xt, yt = torch.tensor(x), torch.tensor(y)
-        _close(_call(fn, (xt, yt), f"300 float64 features in 3 dimensions, {k} classes"), metrics.cdnv(xt, yt), f"CDNV with {k} classes (Var_c is the mean squared "
-               "distance to the class mean; average over pairs i<j)", tol=1e-3)
+        _close(_call(fn, (xt, yt), f"300 float64 features in 3 dimensions, {k} classes"), metrics.cdnv(xt, yt),
+               f"CDNV with {k} classes (Var_c is the mean squared distance to the class mean; average over "
+               "pairs i<j)", tol=1e-3)
     return _ok("CDNV")
 
 
@@ -107,7 +110,8 @@ def check_random_targets(fn) -> bool:
     """``fn(labels, randomness, seed)``: class sizes kept, about the right fraction changed."""
     y = torch.arange(2000) % 10
     for r in (0.0, 0.3, 1.0):
-        t = torch.as_tensor(_call(fn, (y.clone(), r, 0), f"2000 labels of 10 classes, randomness {r}, seed 0"))
+        t = torch.as_tensor(_call(fn, (y.clone(), r, 0), f"2000 labels of 10 classes, randomness {r}, "
+                                  "seed 0"))
         if t.shape != y.shape:
             raise AssertionError(f"expected {tuple(y.shape)} targets, got {tuple(t.shape)}")
         if not torch.equal(t.bincount(minlength=10), y.bincount()):

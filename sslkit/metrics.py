@@ -289,7 +289,7 @@ def uniformity(features, t: float = 2.0) -> float:
     """Uniformity of Wang & Isola (ICML 2020): ``log mean_{i≠j} exp(−t ‖f_i − f_j‖²)`` of the
     L2-normalised features. Lower means spread more evenly over the sphere; its minimum
     depends only on the dimension and the number of points, not on a loss's temperature."""
-    x = torch.nn.functional.normalize(_as_features(features).double(), dim=1)
+    x = F.normalize(_as_features(features).double(), dim=1)
     n = len(x)
     if n < 2:
         raise ValueError(f"uniformity needs at least 2 samples, got {n}")

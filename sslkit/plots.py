@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import textwrap
 
 import matplotlib
 import matplotlib.ticker
@@ -159,8 +160,6 @@ def plot_verdicts(verdicts, unit: str = "points"):
     colors = {"held": "#2ca02c", "not held": "#d62728", "inconclusive": "#ff7f0e"}
     vs = [v for v in verdicts if v.finding.unit == unit]
     scale = 100 if unit == "points" else 1
-    import textwrap
-
     labels = [textwrap.fill(v.finding.claim, 42) for v in vs]
     lines = sum(label.count("\n") + 1 for label in labels)
     fig, ax = plt.subplots(figsize=(MAX_WIDTH_IN, 0.3 * lines + 0.25 * len(vs) + 1.0))
@@ -205,7 +204,8 @@ def _box(ax, xy, text, color, w=1.5, h=0.8):
 def _arrow(ax, a, b, text=None, **kw):
     ax.annotate("", xy=b, xytext=a, arrowprops=dict(arrowstyle="->", color="0.3", lw=1.2, **kw))
     if text:
-        ax.text((a[0] + b[0]) / 2, (a[1] + b[1]) / 2 + 0.12, text, ha="center", va="bottom", fontsize=SMALLEST_FONT_PT)
+        ax.text((a[0] + b[0]) / 2, (a[1] + b[1]) / 2 + 0.12, text, ha="center", va="bottom",
+                fontsize=SMALLEST_FONT_PT)
 
 
 def pipeline_diagram():

@@ -82,6 +82,18 @@ def test_prose_that_uses_a_solutions_glue_is_refused():
     course.student_notebook(nb, "toy")
 
 
+def test_a_chapter_the_edition_cannot_build_from_says_why():
+    nested = copy.deepcopy(TOY)
+    nested["cells"][3]["source"] = ("def helper():\n    def my_sq(x):\n        return x\n    return my_sq\n\n\n"
+                                    "exercises.check_invariance_loss(my_sq)")
+    with pytest.raises(ValueError, match="does not define it at the top level"):
+        course.split(nested, "toy")
+    no_install = copy.deepcopy(TOY)
+    no_install["cells"][0]["source"] = "import sys"
+    with pytest.raises(ValueError, match="no Colab install cell"):
+        course.student_notebook(no_install, "toy")
+
+
 def test_the_student_notebook_installs_otter_and_starts_the_grader():
     student, _ = course.student_notebook(TOY, "toy")
     first, grader = student["cells"][:2]
