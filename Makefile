@@ -23,7 +23,10 @@ $(STAMP): requirements.txt pyproject.toml
 
 install: $(STAMP)
 
+# ruff first: lint errors and unformatted code (package, tests, chapters) fail before any test runs.
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q
 
 # -W: any Sphinx warning (a failing cell included) fails the build; --keep-going reports them all.

@@ -6,6 +6,7 @@ it twice. The second copy throws ``SyntaxError: Identifier 'THEBE_JS_URL' has al
 declared`` in every reader's browser (the browser test in browser_tests/ caught it). This
 extension drops exact repeats (same file or inline body, same attributes) from each page.
 """
+
 from __future__ import annotations
 
 

@@ -6,6 +6,7 @@ Run ``bash benchmarks/gpu.sh`` on a machine with a GPU. Without the CIFAR-100 fi
 offline machine) it times synthetic uint8 images of the same shape: the timing does not
 depend on the pixel values.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,14 @@ def cifar_like(n: int) -> data.Dataset:
         g = torch.Generator().manual_seed(0)
         images = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g)
         labels = torch.randint(0, 100, (n,), generator=g)
-        return data.Dataset("synthetic-cifar", images, labels, labels // 5,
-                            tuple(map(str, range(100))), tuple(map(str, range(20))))
+        return data.Dataset(
+            "synthetic-cifar",
+            images,
+            labels,
+            labels // 5,
+            tuple(map(str, range(100))),
+            tuple(map(str, range(20))),
+        )
 
 
 def measure(prof, steps: int, compile_model: bool):
@@ -40,7 +47,14 @@ def measure(prof, steps: int, compile_model: bool):
     method = make_method("vicreg", ds, projector=prof.projector)
     model = runs.build_model(method, prof, ds).cuda()
     runner = torch.compile(model) if compile_model else model
-    fit(runner, method, ds.subset(prof.batch_size * 3), epochs=1, batch_size=prof.batch_size, progress=False)  # warm-up
+    fit(
+        runner,
+        method,
+        ds.subset(prof.batch_size * 3),
+        epochs=1,
+        batch_size=prof.batch_size,
+        progress=False,
+    )  # warm-up
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     t = time.perf_counter()
@@ -57,14 +71,24 @@ def measure_baseline(prof, steps: int, workers: int):
     method = make_method("vicreg", ds, projector=prof.projector)
     model = runs.build_model(method, prof, ds).cuda().to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=prof.lr)
-    loader = torch.utils.data.DataLoader(torchvision_views(ds), batch_size=prof.batch_size, shuffle=True,
-                                         num_workers=workers, drop_last=True, pin_memory=True,
-                                         persistent_workers=True)
-    for epoch in range(2):  # the first epoch warms up workers and kernels
+    loader = torch.utils.data.DataLoader(
+        torchvision_views(ds),
+        batch_size=prof.batch_size,
+        shuffle=True,
+        num_workers=workers,
+        drop_last=True,
+        pin_memory=True,
+        persistent_workers=True,
+    )
+    for _epoch in range(2):  # the first epoch warms up workers and kernels
         torch.cuda.synchronize()
         t, seen = time.perf_counter(), 0
         for x1, x2 in loader:
-            x = torch.cat([x1, x2]).cuda(non_blocking=True).contiguous(memory_format=torch.channels_last)
+            x = (
+                torch.cat([x1, x2])
+                .cuda(non_blocking=True)
+                .contiguous(memory_format=torch.channels_last)
+            )
             with torch.autocast("cuda", dtype=torch.bfloat16):
                 z1, z2 = model(x).float().chunk(2)
             out = losses.vicreg(z1, z2)
@@ -95,9 +119,12 @@ def main():
             print(f"{name:8s} {mode:10s} {ips:9.0f} {50000 / ips:14.1f} {mem:9.2f}", flush=True)
         if name == "gpu":
             base = measure_baseline(prof, min(args.steps, 20), args.workers)
-            print(f"{name:8s} {'baseline':10s} {base:9.0f} {50000 / base:14.1f} {'':>9s}  "
-                  f"(transforms.v2 per sample, DataLoader, {args.workers} workers; sslkit/baseline = {ips / base:.1f}x)",
-                  flush=True)
+            print(
+                f"{name:8s} {'baseline':10s} {base:9.0f} {50000 / base:14.1f} {'':>9s}  "
+                f"(transforms.v2 per sample, DataLoader, {args.workers} workers; sslkit/baseline = "
+                f"{ips / base:.1f}x)",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

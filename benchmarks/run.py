@@ -5,6 +5,7 @@ measures sslkit and its baseline in the same process, on the same data, model an
 size, and prints the ratio. The table, with the machine and library versions, is written
 to ``benchmarks/RESULTS.md``. Nothing here is a test: timings never fail anything.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,6 +47,7 @@ def best_of(fn, repeat=3):
 
 # --------------------------------------------------------------------------- 1. training step
 
+
 def torchvision_views(ds):
     """The conventional pipeline: torchvision.transforms.v2 applied per sample in a DataLoader."""
     from torchvision.transforms import v2
@@ -54,14 +56,16 @@ def torchvision_views(ds):
     side = ds.images.shape[-1]
 
     def pipeline(solarize_p):
-        return v2.Compose([
-            v2.RandomResizedCrop(side, scale=(0.2, 1.0), antialias=True),
-            v2.RandomHorizontalFlip(),
-            v2.RandomApply([v2.ColorJitter(0.4, 0.4)], p=0.8),
-            v2.RandomSolarize(128, p=solarize_p),
-            v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize(mean, std),
-        ])
+        return v2.Compose(
+            [
+                v2.RandomResizedCrop(side, scale=(0.2, 1.0), antialias=True),
+                v2.RandomHorizontalFlip(),
+                v2.RandomApply([v2.ColorJitter(0.4, 0.4)], p=0.8),
+                v2.RandomSolarize(128, p=solarize_p),
+                v2.ToDtype(torch.float32, scale=True),
+                v2.Normalize(mean, std),
+            ]
+        )
 
     t1, t2 = pipeline(0.0), pipeline(0.2)
 
@@ -90,8 +94,13 @@ def bench_training_step(prof, n_images: int, workers: int):
     def baseline():
         model = runs.build_model(method, prof, train)
         opt = torch.optim.AdamW(model.parameters(), lr=prof.lr, weight_decay=prof.weight_decay)
-        loader = torch.utils.data.DataLoader(torchvision_views(train), batch_size=bs, shuffle=True,
-                                             num_workers=workers, drop_last=True)
+        loader = torch.utils.data.DataLoader(
+            torchvision_views(train),
+            batch_size=bs,
+            shuffle=True,
+            num_workers=workers,
+            drop_last=True,
+        )
         model.train()
         t = time.perf_counter()
         seen = 0
@@ -119,7 +128,10 @@ def bench_memory_format(prof, n_steps: int = 20):
         model = runs.build_model(method, prof, train)
         x = train.images
         if channels_last:
-            model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+            model, x = (
+                model.to(memory_format=torch.channels_last),
+                x.contiguous(memory_format=torch.channels_last),
+            )
         opt = torch.optim.AdamW(model.parameters(), lr=prof.lr)
         g = torch.Generator().manual_seed(0)
         for i in range(n_steps + 3):
@@ -136,6 +148,7 @@ def bench_memory_format(prof, n_steps: int = 20):
 
 # --------------------------------------------------------------------------- 2. augmentation
 
+
 def bench_augmentation(ds, n=512):
     imgs = ds.images[:n]
     v1, v2_ = augment.preset("vicreg", ds)
@@ -147,6 +160,7 @@ def bench_augmentation(ds, n=512):
 
 # --------------------------------------------------------------------------- 3./4. probe, NCC, CDNV
 
+
 def features_512(prof):
     """Fashion-MNIST train/test features: a trained cpu-profile backbone (cached run),
     lifted to 512 dimensions by a fixed random projection and a ReLU."""
@@ -157,7 +171,10 @@ def features_512(prof):
     mean, std = tr.mean_std()
     ftr = extract_features(r.backbone, tr.images, mean, std)
     fte = extract_features(r.backbone, te.images, mean, std)
-    proj = torch.randn(ftr.shape[1], 512, generator=torch.Generator().manual_seed(0)) / ftr.shape[1] ** 0.5
+    proj = (
+        torch.randn(ftr.shape[1], 512, generator=torch.Generator().manual_seed(0))
+        / ftr.shape[1] ** 0.5
+    )
     return torch.relu(ftr @ proj), tr.labels, torch.relu(fte @ proj), te.labels
 
 
@@ -165,8 +182,11 @@ def numpy_cdnv(x, y):
     classes = np.unique(y)
     mus = np.stack([x[y == c].mean(0) for c in classes])
     var = np.array([((x[y == c] - mus[i]) ** 2).sum(1).mean() for i, c in enumerate(classes)])
-    vals = [(var[i] + var[j]) / (2 * ((mus[i] - mus[j]) ** 2).sum())
-            for i in range(len(classes)) for j in range(i + 1, len(classes))]
+    vals = [
+        (var[i] + var[j]) / (2 * ((mus[i] - mus[j]) ** 2).sum())
+        for i in range(len(classes))
+        for j in range(i + 1, len(classes))
+    ]
     return float(np.mean(vals))
 
 
@@ -194,36 +214,63 @@ def bench_ncc_cdnv(x, y, tx, ty):
     warnings.filterwarnings("ignore", message=".*zero standard deviation.*")
 
     t_ours, (ncc, cd) = best_of(lambda: (metrics.ncc_accuracy(tx, ty, x, y), metrics.cdnv(x, y)), 3)
-    xn, yn, txn, tyn = x.numpy().astype(np.float64), y.numpy(), tx.numpy().astype(np.float64), ty.numpy()
-    t_base, (ncc_b, cd_b) = best_of(lambda: (NearestCentroid().fit(xn, yn).score(txn, tyn), numpy_cdnv(xn, yn)), 3)
+    xn, yn, txn, tyn = (
+        x.numpy().astype(np.float64),
+        y.numpy(),
+        tx.numpy().astype(np.float64),
+        ty.numpy(),
+    )
+    t_base, (ncc_b, cd_b) = best_of(
+        lambda: (NearestCentroid().fit(xn, yn).score(txn, tyn), numpy_cdnv(xn, yn)), 3
+    )
     return t_ours, t_base, abs(ncc - ncc_b), abs(cd - cd_b) / abs(cd_b)
 
 
 # --------------------------------------------------------------------------- 5. memory
 
+
 def peak_rss_of_cpu_run() -> float:
     """Peak RSS (MB) of a fresh process training the cpu profile's VICReg run (no cache)."""
     # VmHWM of the child itself: ru_maxrss would carry over the parent's size across fork/exec.
-    code = ("import torch; torch.set_num_threads(%d)\n"
-            "from sslkit import runs\n"
-            "runs.train('vicreg', 'cpu', cache=False, progress=False)\n"
-            "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))") % THREADS
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    code = (
+        f"import torch; torch.set_num_threads({THREADS})\n"
+        "from sslkit import runs\n"
+        "runs.train('vicreg', 'cpu', cache=False, progress=False)\n"
+        "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
     return int(out.stdout.strip().splitlines()[-1]) / 1024
 
 
 # --------------------------------------------------------------------------- 6. book build
 
+
 def book_build_times() -> tuple[float, float]:
     """`jupyter-book build` of a copy of the repository with empty caches, then again (warm)."""
     with tempfile.TemporaryDirectory() as tmp:
-        files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+        files = subprocess.run(
+            ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.split()
         for f in files:
             (Path(tmp) / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / f, Path(tmp) / f)
-        env = {**os.environ, "SSLKIT_CACHE": f"{tmp}/runs", "SSLKIT_PROFILE": "cpu",
-               "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-        cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", tmp, "-W", "--keep-going", "-n", "-q"]
+        env = {
+            **os.environ,
+            "SSLKIT_CACHE": f"{tmp}/runs",
+            "SSLKIT_PROFILE": "cpu",
+            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        }
+        cmd = [
+            str(Path(sys.executable).parent / "jupyter-book"),
+            "build",
+            tmp,
+            "-W",
+            "--keep-going",
+            "-n",
+            "-q",
+        ]
         times = []
         for _ in range(2):
             t = time.perf_counter()
@@ -234,9 +281,12 @@ def book_build_times() -> tuple[float, float]:
 
 # --------------------------------------------------------------------------- main
 
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--book", action="store_true", help="also time the book build (about 12 minutes)")
+    parser.add_argument(
+        "--book", action="store_true", help="also time the book build (about 12 minutes)"
+    )
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a quick look")
     args = parser.parse_args()
     prof = profiles.get_profile("cpu")
@@ -246,40 +296,102 @@ def main():
         ratio = ours / base if higher_is_better else base / ours
         met = "" if target is None else ("yes" if ratio >= target else "no")
         rows.append((name, ours, base, unit, ratio, target, met, note))
-        print(f"{name:38s} sslkit {ours:10.3f}  baseline {base:10.3f} {unit:8s} ratio {ratio:6.2f}x {note}", flush=True)
+        print(
+            f"{name:38s} sslkit {ours:10.3f}  baseline {base:10.3f} {unit:8s} ratio {ratio:6.2f}x "
+            f"{note}",
+            flush=True,
+        )
 
     n_train = 2048 if args.quick else 5120
     ours, base = bench_training_step(prof, n_train, workers=2)
-    row("1. VICReg training step (cpu profile)", ours, base, "img/s", 1.5,
-        note="baseline: transforms.v2 per sample, DataLoader, 2 workers")
+    row(
+        "1. VICReg training step (cpu profile)",
+        ours,
+        base,
+        "img/s",
+        1.5,
+        note="baseline: transforms.v2 per sample, DataLoader, 2 workers",
+    )
     ours, base = bench_memory_format(prof)
-    row("1b. the same steps, channels_last", ours, base, "img/s", None,
-        note="baseline: default (contiguous) memory format, same model and batches")
+    row(
+        "1b. the same steps, channels_last",
+        ours,
+        base,
+        "img/s",
+        None,
+        note="baseline: default (contiguous) memory format, same model and batches",
+    )
     fm = data.load(prof.dataset)
     ours, base = bench_augmentation(fm)
-    row("2. two views of 512 images", ours, base, "img/s", 3.0, note="baseline: per-sample transforms.v2 loop")
+    row(
+        "2. two views of 512 images",
+        ours,
+        base,
+        "img/s",
+        3.0,
+        note="baseline: per-sample transforms.v2 loop",
+    )
     x, y, tx, ty = features_512(prof)
     if args.quick:
         x, y = x[:10000], y[:10000]
     t_ours, acc_ours, t_base, acc_base = bench_probe(x, y, tx, ty)
-    row("3. linear probe, 60000x512 features", t_ours, t_base, "s", 10.0, higher_is_better=False,
-        note=f"test acc {100 * acc_ours:.2f}% vs {100 * acc_base:.2f}% (Δ {100 * (acc_ours - acc_base):+.2f} pts)")
+    row(
+        "3. linear probe, 60000x512 features",
+        t_ours,
+        t_base,
+        "s",
+        10.0,
+        higher_is_better=False,
+        note=f"test acc {100 * acc_ours:.2f}% vs {100 * acc_base:.2f}% "
+        f"(Δ {100 * (acc_ours - acc_base):+.2f} pts)",
+    )
     t_ours, t_base, d_ncc, d_cdnv = bench_ncc_cdnv(x, y, tx, ty)
-    row("4. NCC accuracy + CDNV", t_ours, t_base, "s", 5.0, higher_is_better=False,
-        note=f"NCC difference {d_ncc:.1e}, relative CDNV difference {d_cdnv:.1e}")
+    row(
+        "4. NCC accuracy + CDNV",
+        t_ours,
+        t_base,
+        "s",
+        5.0,
+        higher_is_better=False,
+        note=f"NCC difference {d_ncc:.1e}, relative CDNV difference {d_cdnv:.1e}",
+    )
     rss = peak_rss_of_cpu_run()
-    rows.append(("5. peak RSS, cpu-profile VICReg run", rss, 2048.0, "MB", 2048.0 / rss, 1.0,
-                 "yes" if rss < 2048 else "no", "baseline column: the 2 GB budget"))
+    rows.append(
+        (
+            "5. peak RSS, cpu-profile VICReg run",
+            rss,
+            2048.0,
+            "MB",
+            2048.0 / rss,
+            1.0,
+            "yes" if rss < 2048 else "no",
+            "baseline column: the 2 GB budget",
+        )
+    )
     print(f"5. peak RSS of a cpu-profile run: {rss:.0f} MB (budget 2048 MB)", flush=True)
     if not args.book:
         previous = ROOT / "benchmarks" / "RESULTS.md"
-        kept = [l for l in previous.read_text().splitlines() if l.startswith("| 6.")] if previous.exists() else []
+        kept = (
+            [line for line in previous.read_text().splitlines() if line.startswith("| 6.")]
+            if previous.exists()
+            else []
+        )
         if kept:  # keep the last --book measurement rather than drop the row
             rows.append(tuple(kept[0].strip("|").split("|")))
     if args.book:
         cold, warm = book_build_times()
-        rows.append(("6. book build (cold → warm cache)", warm, cold, "s", cold / warm, None, "",
-                     "sslkit column: warm rebuild; baseline column: from empty caches"))
+        rows.append(
+            (
+                "6. book build (cold → warm cache)",
+                warm,
+                cold,
+                "s",
+                cold / warm,
+                None,
+                "",
+                "sslkit column: warm rebuild; baseline column: from empty caches",
+            )
+        )
         print(f"6. book build: {cold:.0f} s from empty caches, {warm:.1f} s warm", flush=True)
     write_results(rows, args)
 
@@ -290,19 +402,29 @@ def write_results(rows, args):
 
     cpu = platform.processor() or platform.machine()
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in open("/proc/cpuinfo")
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
     lines = [
-        "# Benchmark results", "",
-        f"Written by `benchmarks/run.py{' --book' if args.book else ''}{' --quick' if args.quick else ''}` "
-        f"on {time.strftime('%Y-%m-%d')}.", "",
+        "# Benchmark results",
+        "",
+        "Written by "
+        f"`benchmarks/run.py{' --book' if args.book else ''}{' --quick' if args.quick else ''}` "
+        f"on {time.strftime('%Y-%m-%d')}.",
+        "",
         f"- machine: {cpu}, {os.cpu_count()} cores, torch threads {THREADS}, "
         f"CUDA: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}",
-        f"- Python {platform.python_version()}, torch {torch.__version__}, torchvision {torchvision.__version__}, "
-        f"scikit-learn {sklearn.__version__}, NumPy {np.__version__}", "",
+        f"- Python {platform.python_version()}, torch {torch.__version__}, torchvision "
+        f"{torchvision.__version__}, "
+        f"scikit-learn {sklearn.__version__}, NumPy {np.__version__}",
+        "",
         "Ratio: how many times better sslkit is (speed, or time for rows in seconds). "
-        "Targets are from the benchmark issue.", "",
+        "Targets are from the benchmark issue.",
+        "",
         "| measurement | sslkit | baseline | unit | ratio | target | met | note |",
         "|---|---:|---:|---|---:|---:|---|---|",
     ]
@@ -312,7 +434,9 @@ def write_results(rows, args):
             continue
         name, ours, base, unit, ratio, target, met, note = r
         tgt = "" if target is None else f"≥ {target:g}x"
-        lines.append(f"| {name} | {ours:.3f} | {base:.3f} | {unit} | {ratio:.2f}x | {tgt} | {met} | {note} |")
+        lines.append(
+            f"| {name} | {ours:.3f} | {base:.3f} | {unit} | {ratio:.2f}x | {tgt} | {met} | {note} |"
+        )
     (ROOT / "benchmarks" / "RESULTS.md").write_text("\n".join(lines) + "\n")
     print(f"\nwritten to {ROOT / 'benchmarks' / 'RESULTS.md'}")
 

@@ -11,6 +11,7 @@ and anchors that lead nowhere. On chapter pages (notebooks) also: at least one f
 exercises with hidden solutions that a click reveals, and a Colab button that opens this
 very notebook on the repository and branch of ``_config.yml``.
 """
+
 from __future__ import annotations
 
 import http.server
@@ -36,11 +37,20 @@ GENERATED_PAGES = ("genindex.html", "search.html")  # written by Sphinx, not fro
 
 # Chromium as the machine-wide flags of this workplace need it: no sandbox (root in CI), no
 # GPU, and no background connections to Google (the network is closed; each try would fail).
-CHROMIUM_FLAGS = ("--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync")
-INSTALL_HINT = ("Install Debian's Chromium with `sudo apt-get install chromium` (.ci/run does this), "
-                "or point BOOK_BROWSER at a Chromium or Chrome executable. "
-                "The test never downloads a browser (no `playwright install`).")
+CHROMIUM_FLAGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+INSTALL_HINT = (
+    "Install Debian's Chromium with `sudo apt-get install chromium` (.ci/run does this), "
+    "or point BOOK_BROWSER at a Chromium or Chrome executable. "
+    "The test never downloads a browser (no `playwright install`)."
+)
 
 # Text of the prose (code removed) that means math was not typeset or glue not resolved.
 RAW_MATH = re.compile(r"\\[()\[\]]|\\begin\{|\\[a-zA-Z]{2,}\{|\$[^$\s][^$\n]*\$")
@@ -48,7 +58,9 @@ RAW_GLUE = re.compile(r"\{glue(?::\w+)?\}")
 GLUE_ROLE = re.compile(r"(?<!`)\{glue(?::\w+)?\}`")  # not when quoted as code
 PYTHON_REPR = re.compile(r"^(['\"]).*\1$|<[\w.]+(?: object)? at 0x[0-9a-f]+>|^array\(|^tensor\(")
 # An output that shows Python's or pandas' internals instead of a result meant for a reader.
-OUTPUT_REPR = re.compile(r"\bdtype: \w+|^Name: \w+|\bLength: \d+|<[\w.]+(?: object)? at 0x[0-9a-f]+>", re.M)
+OUTPUT_REPR = re.compile(
+    r"\bdtype: \w+|^Name: \w+|\bLength: \d+|<[\w.]+(?: object)? at 0x[0-9a-f]+>", re.M
+)
 # A cell's last value shown where no output was meant: True/False/None, a number, a quoted string.
 BARE_VALUE = re.compile(r"^(True|False|None|[-+]?\d+(\.\d+)?(e[-+]?\d+)?|'[^'\n]*'|\"[^\"\n]*\")$")
 # A dollar sign right next to typeset math (MATH marks where MathJax rendered a formula).
@@ -58,8 +70,8 @@ STRAY_DOLLAR = re.compile(r"\$\s*⟦MATH⟧|⟦MATH⟧\s*\$")
 # Figures: the smallest text of the book's plot style must render at least this large at the
 # page's column width (desktop pass), and figures are exported at 2× for HiDPI screens.
 MIN_TEXT_PX = 9.0
-HIDPI = 1.9          # natural width / shown width, at least (2× export, a little slack for rounding)
-DESKTOP = 1000       # the text-size and HiDPI checks apply from this window width up
+HIDPI = 1.9  # natural width / shown width, at least (2× export, a little slack for rounding)
+DESKTOP = 1000  # the text-size and HiDPI checks apply from this window width up
 PHONE = {"width": 390, "height": 844}
 
 
@@ -69,11 +81,12 @@ class BrowserMissing(RuntimeError):
 
 # --------------------------------------------------------------------------- the book's pages
 
+
 @dataclass(frozen=True)
 class BookPage:
     """One HTML page of the book and the file it was built from (None for generated pages)."""
 
-    path: str                 # relative to _build/html, e.g. "chapters/03_clustering.html"
+    path: str  # relative to _build/html, e.g. "chapters/03_clustering.html"
     source: str | None = None  # relative to the book root, e.g. "chapters/03_clustering.ipynb"
 
     @property
@@ -86,7 +99,11 @@ class BookPage:
         if not self.is_chapter:
             return 0
         cells = json.loads((root / self.source).read_text(encoding="utf-8"))["cells"]
-        return sum(len(GLUE_ROLE.findall("".join(c["source"]))) for c in cells if c["cell_type"] == "markdown")
+        return sum(
+            len(GLUE_ROLE.findall("".join(c["source"])))
+            for c in cells
+            if c["cell_type"] == "markdown"
+        )
 
 
 def _toc_files(entries) -> list[str]:
@@ -104,10 +121,16 @@ def book_pages(root: Path = ROOT) -> list[BookPage]:
     toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
     pages = []
     for docname in [toc["root"], *_toc_files(toc.get("parts")), *_toc_files(toc.get("chapters"))]:
-        docname = str(Path(docname).with_suffix("")) if Path(docname).suffix in SOURCE_SUFFIXES else docname
+        docname = (
+            str(Path(docname).with_suffix(""))
+            if Path(docname).suffix in SOURCE_SUFFIXES
+            else docname
+        )
         sources = [docname + s for s in SOURCE_SUFFIXES if (root / (docname + s)).exists()]
         if not sources:
-            raise FileNotFoundError(f"_toc.yml lists {docname!r} but no {' or '.join(SOURCE_SUFFIXES)} file exists")
+            raise FileNotFoundError(
+                f"_toc.yml lists {docname!r} but no {' or '.join(SOURCE_SUFFIXES)} file exists"
+            )
         pages.append(BookPage(docname + ".html", sources[0]))
     return pages + [BookPage(p) for p in GENERATED_PAGES]
 
@@ -118,7 +141,11 @@ def colab_url(config: dict, source: str) -> str:
     owner_name = urllib.parse.urlparse(repo["url"]).path.strip("/").removesuffix(".git")
     book_dir = (repo.get("path_to_book") or "").strip("/")
     path = f"{book_dir}/{source}" if book_dir else source
-    base = config.get("launch_buttons", {}).get("colab_url", "https://colab.research.google.com").rstrip("/")
+    base = (
+        config.get("launch_buttons", {})
+        .get("colab_url", "https://colab.research.google.com")
+        .rstrip("/")
+    )
     return f"{base}/github/{owner_name}/blob/{repo.get('branch', 'main')}/{path}"
 
 
@@ -131,6 +158,7 @@ def screenshot_path(page: BookPage, folder: Path = SCREENSHOTS / "1280") -> Path
 
 
 # --------------------------------------------------------------------------- the local server
+
 
 class BookServer:
     """``_build/html`` on 127.0.0.1 (a free port), in a background thread.
@@ -193,7 +221,11 @@ class LinkChecker:
                     body, status, kind = r.read(), r.status, r.headers.get_content_type()
             except urllib.error.HTTPError as e:
                 body, status, kind = b"", e.code, ""
-            ids = set(re.findall(r'\bid="([^"]+)"', body.decode("utf-8", "replace"))) if kind == "text/html" else None
+            ids = (
+                set(re.findall(r'\bid="([^"]+)"', body.decode("utf-8", "replace")))
+                if kind == "text/html"
+                else None
+            )
             self._cache[url] = (status, ids)
         return self._cache[url]
 
@@ -206,7 +238,10 @@ class LinkChecker:
             if status != 200:
                 found.append(f"link to {shown} returns HTTP {status}")
             elif fragment and ids is not None and urllib.parse.unquote(fragment) not in ids:
-                found.append(f"link to {shown}: no element with id {urllib.parse.unquote(fragment)!r} on that page")
+                found.append(
+                    f"link to {shown}: no element with id {urllib.parse.unquote(fragment)!r} on "
+                    "that page"
+                )
         return found
 
 
@@ -229,26 +264,32 @@ def find_chromium() -> str:
     for name in CHROMIUM_NAMES:
         if found := shutil.which(name):
             return found
-    raise BrowserMissing(f"No Chromium found on PATH (looked for {', '.join(CHROMIUM_NAMES)}). {INSTALL_HINT}")
+    raise BrowserMissing(
+        f"No Chromium found on PATH (looked for {', '.join(CHROMIUM_NAMES)}). {INSTALL_HINT}"
+    )
 
 
 def launch(playwright, executable: str | None = None):
     """Headless Chromium driven by Playwright, with this machine's browser (never a download)."""
     executable = _executable(executable, executable) if executable else find_chromium()
-    return playwright.chromium.launch(executable_path=executable, headless=True, args=list(CHROMIUM_FLAGS))
+    return playwright.chromium.launch(
+        executable_path=executable, headless=True, args=list(CHROMIUM_FLAGS)
+    )
 
 
 # Everything the checks read from the page, gathered by one script once it has settled.
 _FACTS_JS = r"""
 async () => {
   const settle = (img) => img.complete ? null : new Promise(r => {
-    img.addEventListener('load', r, {once: true}); img.addEventListener('error', r, {once: true}); });
+    img.addEventListener('load', r, {once: true}); img.addEventListener('error', r, {once: true});
+    });
   const imgs = [...document.images];
   imgs.forEach(i => { if (i.loading === 'lazy') i.loading = 'eager'; });
   await Promise.race([Promise.all(imgs.map(settle)), new Promise(r => setTimeout(r, 15000))]);
   if (window.MathJax && MathJax.startup && MathJax.startup.promise) await MathJax.startup.promise;
 
-  const article = document.querySelector('article.bd-article') || document.querySelector('main') || document.body;
+  const article = document.querySelector('article.bd-article') || document.querySelector('main') ||
+  document.body;
   const prose = article.cloneNode(true);
   prose.querySelectorAll('pre, code, script, style, mjx-container, .highlight, .cell_input')
        .forEach(e => e.remove());
@@ -258,47 +299,60 @@ async () => {
                          && e.getBoundingClientRect().height > 0;
   const solutions = [...article.querySelectorAll('.solution')];
   return {
-    brokenImages: imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute('src')),
+    brokenImages: imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i =>
+    i.getAttribute('src')),
     // Figures: loaded images and inline SVG plots; not the icons of copy buttons.
     figures: [...article.querySelectorAll('.cell_output img, figure img, .cell_output svg')]
-               .filter(i => !i.closest('button') && (i.tagName.toLowerCase() === 'svg' || i.naturalWidth > 0)).length,
+               .filter(i => !i.closest('button') && (i.tagName.toLowerCase() === 'svg' ||
+               i.naturalWidth > 0)).length,
     proseText: text(prose),
     // The prose with each typeset formula replaced by a marker, to find stray dollar signs.
     mathMarked: (() => { const c = article.cloneNode(true);
                          c.querySelectorAll('mjx-container').forEach(m => m.replaceWith('⟦MATH⟧'));
-                         c.querySelectorAll('pre, code, script, style, .highlight, .cell_input').forEach(e => e.remove());
+                         c.querySelectorAll('pre, code, script, style, .highlight,
+                         .cell_input').forEach(e => e.remove());
                          return text(c); })(),
     // Text outputs of code cells: what the cell's last value or print showed, and its stderr.
     textOutputs: [...article.querySelectorAll('.cell_output .output')].map(o => ({
-        kind: o.classList.contains('stderr') ? 'stderr' : o.classList.contains('stream') ? 'stream' : 'value',
+        kind: o.classList.contains('stderr') ? 'stderr' : o.classList.contains('stream') ? 'stream'
+        : 'value',
         text: (o.textContent || '').trim() })).filter(o => o.text),
     viewportWidth: document.documentElement.clientWidth,
     // The figures of code cells: natural and shown size, and where they sit in the window.
     figureImages: [...article.querySelectorAll('.cell_output img')]
       .filter(i => !i.closest('button') && i.naturalWidth > 0)
       .map(i => { const r = i.getBoundingClientRect();
-                  return {src: i.currentSrc || i.src, natural: i.naturalWidth, shown: r.width, left: r.left, right: r.right}; }),
+                  return {src: i.currentSrc || i.src, natural: i.naturalWidth, shown: r.width, left:
+                  r.left, right: r.right}; }),
     // Wider than the window: the reader would have to scroll the whole page sideways.
-    overflow: Math.max(0, document.documentElement.scrollWidth - document.documentElement.clientWidth),
-    untypesetMath: [...article.querySelectorAll('.math')].filter(m => !m.querySelector('mjx-container'))
+    overflow: Math.max(0, document.documentElement.scrollWidth -
+    document.documentElement.clientWidth),
+    untypesetMath: [...article.querySelectorAll('.math')].filter(m =>
+    !m.querySelector('mjx-container'))
                      .map(m => text(m).slice(0, 60)),
-    mathErrors: [...article.querySelectorAll('mjx-merror')].map(m => m.getAttribute('data-mjx-error') || text(m)),
+    mathErrors: [...article.querySelectorAll('mjx-merror')].map(m =>
+    m.getAttribute('data-mjx-error') || text(m)),
     pasted: [...article.querySelectorAll('.pasted-text, .pasted-inline')].map(text),
-    sphinxErrors: [...article.querySelectorAll('.problematic, .system-message')].map(e => text(e).slice(0, 80)),
+    sphinxErrors: [...article.querySelectorAll('.problematic, .system-message')].map(e =>
+    text(e).slice(0, 80)),
     emptyOutputs: [...article.querySelectorAll('.cell_output')]
-                    .filter(o => !text(o) && ![...o.querySelectorAll('img, svg, table, iframe, video, canvas')]
+                    .filter(o => !text(o) && ![...o.querySelectorAll('img, svg, table, iframe,
+                    video, canvas')]
                                                 .some(m => !m.closest('button'))).length,
     exercises: [...article.querySelectorAll('.exercise')].map(e => ({
         title: text(e.querySelector('.admonition-title') || e),
-        body: text(e).length - text(e.querySelector('.admonition-title') || document.createElement('p')).length })),
+        body: text(e).length - text(e.querySelector('.admonition-title') ||
+        document.createElement('p')).length })),
     solutions: solutions.map(s => ({
         id: s.id,
         title: text(s.querySelector('.admonition-title') || s).slice(0, 60),
         shown: [...s.children].filter(c => !c.classList.contains('admonition-title')).some(visible),
         hasButton: !!s.querySelector('.toggle-button') })),
     links: [...document.querySelectorAll('a[href]')].map(a => a.href)
-             .filter(h => { try { return new URL(h).origin === location.origin; } catch (e) { return false; } }),
-    colab: [...document.querySelectorAll('a[href]')].map(a => a.href).filter(h => h.includes('colab.research.google.com')),
+             .filter(h => { try { return new URL(h).origin === location.origin; } catch (e) { return
+             false; } }),
+    colab: [...document.querySelectorAll('a[href]')].map(a => a.href).filter(h =>
+    h.includes('colab.research.google.com')),
   };
 }
 """
@@ -313,9 +367,16 @@ class PageReport:
     screenshot: Path | None = None
 
 
-def check_page(context, server: BookServer, page: BookPage, links: LinkChecker, config: dict,
-               screenshots: Path | None = SCREENSHOTS / "1280", root: Path = ROOT,
-               narrow: bool = False) -> PageReport:
+def check_page(
+    context,
+    server: BookServer,
+    page: BookPage,
+    links: LinkChecker,
+    config: dict,
+    screenshots: Path | None = SCREENSHOTS / "1280",
+    root: Path = ROOT,
+    narrow: bool = False,
+) -> PageReport:
     """Open ``page`` in a new tab of ``context`` and list its problems (see the module docstring).
 
     ``narrow``: the phone pass (a context about 390 px wide): only what the width changes is
@@ -333,7 +394,9 @@ def check_page(context, server: BookServer, page: BookPage, links: LinkChecker, 
     try:
         response = tab.goto(server.url(page.path), wait_until="load")
         if response is None or response.status != 200:
-            report.problems.append(f"page returns HTTP {response.status if response else 'nothing'} (is it built?)")
+            report.problems.append(
+                f"page returns HTTP {response.status if response else 'nothing'} (is it built?)"
+            )
             return report
         tab.wait_for_load_state("networkidle")
         facts = tab.evaluate(_FACTS_JS)
@@ -351,7 +414,9 @@ def check_page(context, server: BookServer, page: BookPage, links: LinkChecker, 
             report.problems.extend(_exercise_problems(tab, facts))
             report.problems.extend(_colab_problems(facts["colab"], page, config, root))
         elif facts["colab"]:
-            report.problems.append(f"a page without a notebook has a Colab button: {facts['colab'][0]}")
+            report.problems.append(
+                f"a page without a notebook has a Colab button: {facts['colab'][0]}"
+            )
         tab.wait_for_load_state("networkidle")
     except PlaywrightError as e:
         report.problems.append(f"the browser failed on this page: {str(e).strip().splitlines()[0]}")
@@ -417,8 +482,10 @@ def _content_problems(facts, page: BookPage, root: Path) -> list[str]:
 
 def _overflow_problems(facts) -> list[str]:
     if facts["overflow"] > 1:
-        return [f"the page is {facts['overflow']} px wider than the {facts['viewportWidth']} px window "
-                "(horizontal overflow)"]
+        return [
+            f"the page is {facts['overflow']} px wider than the {facts['viewportWidth']} px window "
+            "(horizontal overflow)"
+        ]
     return []
 
 
@@ -427,7 +494,7 @@ def png_dpi(data: bytes) -> float | None:
     at = data.find(b"pHYs")
     if not data.startswith(b"\x89PNG") or at < 0:
         return None
-    x, unit = int.from_bytes(data[at + 4:at + 8], "big"), data[at + 12]
+    x, unit = int.from_bytes(data[at + 4 : at + 8], "big"), data[at + 12]
     return x * 0.0254 if unit == 1 else None
 
 
@@ -441,23 +508,37 @@ def _figure_problems(facts, server: BookServer) -> list[str]:
     for img in facts["figureImages"]:
         name = img["src"].rsplit("/", 1)[-1][:12] + "…"
         if img["right"] > width + 1 or img["left"] < -1:
-            found.append(f"figure {name} does not fit the {width} px window (it spans {img['left']:.0f} to "
-                         f"{img['right']:.0f} px)")
-        if width < DESKTOP or not img["src"].startswith(server.origin) or not img["src"].endswith(".png"):
+            found.append(
+                f"figure {name} does not fit the {width} px window (it spans {img['left']:.0f} to "
+                f"{img['right']:.0f} px)"
+            )
+        if (
+            width < DESKTOP
+            or not img["src"].startswith(server.origin)
+            or not img["src"].endswith(".png")
+        ):
             continue
         ratio = img["natural"] / max(img["shown"], 1)
         if ratio < HIDPI:
-            found.append(f"figure {name} is not exported for HiDPI screens: {img['natural']} px shown at "
-                         f"{img['shown']:.0f} px (want 2×)")
+            found.append(
+                f"figure {name} is not exported for HiDPI screens: {img['natural']} px shown at "
+                f"{img['shown']:.0f} px (want 2×)"
+            )
         with urllib.request.urlopen(img["src"], timeout=10) as r:
             dpi = png_dpi(r.read())
         if dpi is None:
-            found.append(f"figure {name} declares no resolution (a PNG without pHYs): its text size is unknown")
+            found.append(
+                f"figure {name} declares no resolution (a PNG without pHYs): its text size is "
+                "unknown"
+            )
             continue
         px = SMALLEST_FONT_PT * dpi / 72 / ratio
         if px < MIN_TEXT_PX:
-            found.append(f"text in figure {name} renders at {px:.1f} px, under {MIN_TEXT_PX:g} px: draw fewer "
-                         "panels per row (a 2×2 grid) or a narrower figure")
+            found.append(
+                f"text in figure {name} renders at {px:.1f} px, under {MIN_TEXT_PX:g} px: draw "
+                "fewer "
+                "panels per row (a 2×2 grid) or a narrower figure"
+            )
     return found
 
 
@@ -470,12 +551,17 @@ def _output_problems(facts) -> list[str]:
         if out["kind"] == "stderr" or re.search(r"\w+Warning:", out["text"]):
             found.append(f"stderr or a warning in an output: {first!r}")
         elif OUTPUT_REPR.search(out["text"]):
-            found.append(f"a Python or pandas repr in an output: {OUTPUT_REPR.search(out['text']).group(0)!r}")
+            found.append(
+                "a Python or pandas repr in an output: "
+                f"{OUTPUT_REPR.search(out['text']).group(0)!r}"
+            )
         elif out["kind"] == "value" and BARE_VALUE.match(out["text"]):
             found.append(f"a cell shows a bare value where no output was meant: {out['text']!r}")
     text = facts["mathMarked"]
-    found += [f"a stray $ next to typeset math: …{text[max(0, m.start() - 30):m.end() + 30]}…"
-              for m in STRAY_DOLLAR.finditer(text)]
+    found += [
+        f"a stray $ next to typeset math: …{text[max(0, m.start() - 30) : m.end() + 30]}…"
+        for m in STRAY_DOLLAR.finditer(text)
+    ]
     return found
 
 
@@ -486,7 +572,11 @@ def _colab_problems(hrefs: list[str], page: BookPage, config: dict, root: Path) 
         found.append(f"the Colab button's notebook {page.source} is not in the repository")
     if not hrefs:
         found.append(f"no Colab launch button (expected one to {expected})")
-    found += [f"Colab button opens {h}, not this page's notebook {expected}" for h in sorted(set(hrefs)) if h != expected]
+    found += [
+        f"Colab button opens {h}, not this page's notebook {expected}"
+        for h in sorted(set(hrefs))
+        if h != expected
+    ]
     return found
 
 
@@ -494,17 +584,28 @@ def _math_problems(facts) -> list[str]:
     found = [f"math not typeset by MathJax: {m!r}" for m in facts["untypesetMath"]]
     found += [f"MathJax could not typeset: {e}" for e in facts["mathErrors"]]
     text = facts["proseText"]
-    found += [f"raw LaTeX in the text: …{text[max(0, m.start() - 30):m.end() + 30]}…" for m in RAW_MATH.finditer(text)]
+    found += [
+        f"raw LaTeX in the text: …{text[max(0, m.start() - 30) : m.end() + 30]}…"
+        for m in RAW_MATH.finditer(text)
+    ]
     return found
 
 
 def _glue_problems(facts, roles: int) -> list[str]:
-    found = [f"unresolved glue in the text: {m.group(0)}" for m in RAW_GLUE.finditer(facts["proseText"])]
+    found = [
+        f"unresolved glue in the text: {m.group(0)}" for m in RAW_GLUE.finditer(facts["proseText"])
+    ]
     pasted = facts["pasted"]
     found += ["a glued value renders empty" for v in pasted if not v]
-    found += [f"a glued value shows a Python repr instead of text: {v!r}" for v in pasted if PYTHON_REPR.search(v)]
+    found += [
+        f"a glued value shows a Python repr instead of text: {v!r}"
+        for v in pasted
+        if PYTHON_REPR.search(v)
+    ]
     if len(pasted) < roles:
-        found.append(f"{roles} glue roles in the notebook but {len(pasted)} glued values on the page")
+        found.append(
+            f"{roles} glue roles in the notebook but {len(pasted)} glued values on the page"
+        )
     return found
 
 
@@ -516,8 +617,12 @@ def _exercise_problems(tab, facts) -> list[str]:
     solutions = facts["solutions"]
     if not solutions:
         return found + ["a chapter page with no solution"]
-    found += [f"solution {s['title']!r} is shown before it is opened" for s in solutions if s["shown"]]
-    found += [f"solution {s['title']!r} has no button to open it" for s in solutions if not s["hasButton"]]
+    found += [
+        f"solution {s['title']!r} is shown before it is opened" for s in solutions if s["shown"]
+    ]
+    found += [
+        f"solution {s['title']!r} has no button to open it" for s in solutions if not s["hasButton"]
+    ]
     first = next((s for s in solutions if s["hasButton"] and not s["shown"]), None)
     if first is not None:
         from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -525,7 +630,9 @@ def _exercise_problems(tab, facts) -> list[str]:
         box = tab.locator(f'[id="{first["id"]}"]')
         try:
             box.locator(".toggle-button").first.click(timeout=5000)
-            box.locator(":scope > :not(.admonition-title)").first.wait_for(state="visible", timeout=5000)
+            box.locator(":scope > :not(.admonition-title)").first.wait_for(
+                state="visible", timeout=5000
+            )
         except PlaywrightTimeout:  # say what the reader would see
             found.append(f"clicking solution {first['title']!r} does not reveal it")
     return found

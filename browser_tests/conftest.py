@@ -1,15 +1,27 @@
 """Fixtures of the browser test: the built book on a local server and one headless Chromium."""
+
 from __future__ import annotations
 
 import pytest
-
-from bookcheck import HTML, INSTALL_HINT, PHONE, BookServer, BrowserMissing, LinkChecker, find_chromium, launch
+from bookcheck import (
+    HTML,
+    INSTALL_HINT,
+    PHONE,
+    BookServer,
+    BrowserMissing,
+    LinkChecker,
+    find_chromium,
+    launch,
+)
 
 
 @pytest.fixture(scope="session")
 def built_book():
     if not (HTML / "index.html").exists():
-        pytest.exit(f"No built book in {HTML}: run `make book` first, then `make browser-test`.", returncode=1)
+        pytest.exit(
+            f"No built book in {HTML}: run `make book` first, then `make browser-test`.",
+            returncode=1,
+        )
     return HTML
 
 
@@ -19,8 +31,11 @@ def browser():
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.exit("Playwright's Python package is not installed: run `make install` "
-                    "(requirements.txt lists it). " + INSTALL_HINT, returncode=1)
+        pytest.exit(
+            "Playwright's Python package is not installed: run `make install` "
+            "(requirements.txt lists it). " + INSTALL_HINT,
+            returncode=1,
+        )
     try:
         executable = find_chromium()
     except BrowserMissing as e:
@@ -30,7 +45,10 @@ def browser():
             chromium = launch(playwright, executable)
         except Exception as e:  # the reason, not Playwright's stack trace
             first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            pytest.exit(f"Chromium at {executable} did not start: {first_line}. {INSTALL_HINT}", returncode=1)
+            pytest.exit(
+                f"Chromium at {executable} did not start: {first_line}. {INSTALL_HINT}",
+                returncode=1,
+            )
         yield chromium
         chromium.close()
 

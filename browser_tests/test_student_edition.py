@@ -8,14 +8,15 @@
 
 Run after `make book` and `make student`; the notebooks read the runs `make book` cached.
 """
+
 from __future__ import annotations
 
 import json
 import re
 
 import pytest
-
 from bookcheck import ROOT, SCREENSHOTS, BookServer, _watch, book_pages, screenshot_path
+
 from sslkit import course
 
 STUDENT = ROOT / "_build" / "student"
@@ -33,13 +34,17 @@ def _exercises(chapter):
 @pytest.fixture(scope="module")
 def student_server():
     if not (SITE / "index.html").exists():
-        pytest.exit(f"No student site in {SITE}: run `make book` and `make student` first.", returncode=1)
+        pytest.exit(
+            f"No student site in {SITE}: run `make book` and `make student` first.", returncode=1
+        )
     with BookServer(SITE) as s:
         yield s
 
 
 def _sentences(text: str) -> list[str]:
-    return [t for t in (" ".join(x.split()) for x in re.split(r"(?<=[.:;?])\s|\n", text)) if len(t) > 25]
+    return [
+        t for t in (" ".join(x.split()) for x in re.split(r"(?<=[.:;?])\s|\n", text)) if len(t) > 25
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +58,7 @@ def book_solutions(browser, server):
             continue
         tab = ctx.new_page()
         tab.goto(server.url(page.path), wait_until="load")
-        texts = tab.eval_on_selector_all(
-            ".solution", "els => els.map(e => [e.id, e.textContent])")
+        texts = tab.eval_on_selector_all(".solution", "els => els.map(e => [e.id, e.textContent])")
         found[page.path] = {sid: _sentences(t) for sid, t in texts}
         tab.close()
     ctx.close()
@@ -67,7 +71,9 @@ def test_student_page_has_no_solution(page, context, student_server, book_soluti
     problems: list[str] = []
     watching = _watch(tab, student_server, problems)
     response = tab.goto(student_server.url(page.path), wait_until="load")
-    assert response is not None and response.status == 200, f"{page.path}: HTTP {response and response.status}"
+    assert response is not None and response.status == 200, (
+        f"{page.path}: HTTP {response and response.status}"
+    )
     tab.wait_for_load_state("networkidle")
     tab.screenshot(path=str(screenshot_path(page, SCREENSHOTS / "student")), full_page=True)
     solutions = tab.locator(".solution, .solution-start, .solution-end").count()
@@ -80,19 +86,32 @@ def test_student_page_has_no_solution(page, context, student_server, book_soluti
     assert solutions == 0, f"{page.path}: {solutions} solution element(s) in the student site"
     # The site's own download of a page (_sources/…) is the student notebook; anything
     # elsewhere (GitHub, Colab, Binder) would be the book's notebook, solutions included.
-    to_book = [h for h in hrefs
-               if not h.startswith(student_server.origin) and re.search(r"/chapters/[\w.-]+\.ipynb", h)]
-    assert not to_book, f"{page.path}: links open the book's notebooks, solutions included: {to_book[:2]}"
+    to_book = [
+        h
+        for h in hrefs
+        if not h.startswith(student_server.origin) and re.search(r"/chapters/[\w.-]+\.ipynb", h)
+    ]
+    assert not to_book, (
+        f"{page.path}: links open the book's notebooks, solutions included: {to_book[:2]}"
+    )
     if page.is_chapter:
         exercises = _exercises(ROOT / page.source)
-        assert exercises_shown >= len(exercises), f"{page.path}: {exercises_shown} of {len(exercises)} exercises"
+        assert exercises_shown >= len(exercises), (
+            f"{page.path}: {exercises_shown} of {len(exercises)} exercises"
+        )
         rendered = book_solutions[page.path]
-        assert len(rendered) == len(exercises), f"{page.path}: {len(rendered)} solutions in the book"
+        assert len(rendered) == len(exercises), (
+            f"{page.path}: {len(rendered)} solutions in the book"
+        )
         empty = [sid for sid, sentences in rendered.items() if not sentences]
         assert not empty, f"{page.path}: solutions with no text to search for: {empty}"
         stub = ("def my_", "from ", "import ")  # the stub keeps the signature and the imports
-        leaked = [t for sentences in rendered.values() for t in sentences
-                  if t in text and t not in PACKAGE and not t.startswith(stub)]
+        leaked = [
+            t
+            for sentences in rendered.values()
+            for t in sentences
+            if t in text and t not in PACKAGE and not t.startswith(stub)
+        ]
         assert not leaked, f"{page.path}: model-answer text in the student site: {leaked[:3]}"
 
 
@@ -105,11 +124,14 @@ def test_student_notebook_runs_with_its_stubs(chapter, tmp_path):
     if not path.exists():
         pytest.exit(f"No student notebook {path}: run `make student` first.", returncode=1)
     nb = nbformat.read(str(path), as_version=4)
-    NotebookClient(nb, timeout=900, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()  # a failing cell raises
+    NotebookClient(
+        nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()  # a failing cell raises
     checks = [c for c in nb.cells if course.CHECK_TAG in c.metadata.get("tags", [])]
     assert checks, f"{chapter.stem}: no check cell"
     for cell in checks:
         shown = json.dumps(cell.outputs)
-        assert "still raises NotImplementedError" in shown, f"{cell.source}: the unanswered stub is not reported"
+        assert "still raises NotImplementedError" in shown, (
+            f"{cell.source}: the unanswered stub is not reported"
+        )
     assert (tmp_path / "tests").is_dir(), "the grader cell wrote no tests"

@@ -6,8 +6,12 @@ Galanti, Dekel & LeCun, NeurIPS 2023, https://arxiv.org/abs/2305.15614).
 The data path, one module per step::
 
     data.load → augment → models → losses / methods → train.fit → metrics / evaluation
-              → runs.train (+ cache) → analysis → paper (findings) → book / plots
+              → runs.train (+ cache) → configs → analysis → paper (findings) → plan / book / plots
+
+(``profiles``, ``seeds``, ``runtime``, ``cost`` and ``cache`` sit below the training loop;
+the README lists every module with its one job.)
 """
+
 __version__ = "0.1.0"
 
 from .profiles import PROFILES, Profile, get_profile  # noqa: F401

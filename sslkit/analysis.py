@@ -5,16 +5,26 @@ With 3–10 seeds a point estimate hides how much a number moves from seed to se
 effect the book states comes with its interval (Agarwal et al., NeurIPS 2021, make the
 case for small-run studies).
 """
+
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
-__all__ = ["t_interval", "seed_summary", "collect", "gain_over_init", "within_run_correlation", "summary", "loss_curves",
-           "mean_over_seeds"]
+__all__ = [
+    "t_interval",
+    "seed_summary",
+    "collect",
+    "gain_over_init",
+    "within_run_correlation",
+    "summary",
+    "loss_curves",
+    "mean_over_seeds",
+]
 
 
 def t_interval(values, confidence: float = 0.95) -> tuple[float, float, float]:
@@ -27,8 +37,6 @@ def t_interval(values, confidence: float = 0.95) -> tuple[float, float, float]:
     >>> round(m, 3), round(lo, 3), round(hi, 3)
     (2.0, -0.484, 4.484)
     """
-    from scipy import stats
-
     x = np.asarray(list(values), dtype=float)
     if x.ndim != 1 or len(x) == 0:
         raise ValueError(f"need a non-empty 1-D list of values, got shape {x.shape}")
@@ -42,29 +50,41 @@ def t_interval(values, confidence: float = 0.95) -> tuple[float, float, float]:
 
 
 def seed_summary(df: pd.DataFrame, by, value: str = "value") -> pd.DataFrame:
-    """Mean, 95% CI (``lo``, ``hi``) and the number of seeds ``n`` of ``value`` for each group of ``by``."""
+    """Mean, 95% CI (``lo``, ``hi``) and the number of seeds ``n`` of ``value`` for each group of
+    ``by``."""
     rows = []
     for key, g in df.groupby(by, sort=False):
         m, lo, hi = t_interval(g[value])
         key = key if isinstance(key, tuple) else (key,)
-        rows.append({**dict(zip([by] if isinstance(by, str) else by, key)), "mean": m, "lo": lo, "hi": hi,
-                     "n": len(g)})
+        rows.append(
+            {
+                **dict(zip([by] if isinstance(by, str) else by, key)),
+                "mean": m,
+                "lo": lo,
+                "hi": hi,
+                "n": len(g),
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def collect(runs: dict, **evaluate) -> pd.DataFrame:
+def collect(configurations: dict, **evaluate) -> pd.DataFrame:
     """Evaluations of several configurations, each a list of runs (one per seed).
 
-    ``runs`` maps a label to a list of :class:`~sslkit.runs.Run`; ``evaluate`` goes to
-    :meth:`Run.evaluate`. The table gains the columns ``run`` (the label) and ``seed``.
+    ``configurations`` maps a label to a list of :class:`~sslkit.runs.Run`; ``evaluate`` goes
+    to :meth:`Run.evaluate`. The table gains the columns ``run`` (the label) and ``seed``.
     """
-    frames = [r.evaluate(**evaluate).assign(run=label, seed=r.seed)
-              for label, seeds in runs.items() for r in seeds]
+    frames = [
+        r.evaluate(**evaluate).assign(run=label, seed=r.seed)
+        for label, seeds in configurations.items()
+        for r in seeds
+    ]
     return pd.concat(frames, ignore_index=True)
 
 
-def gain_over_init(evals: pd.DataFrame, by: Iterable[str] = ("run", "seed", "stage", "target", "split", "metric")
-                   ) -> pd.DataFrame:
+def gain_over_init(
+    evals: pd.DataFrame, by: Iterable[str] = ("run", "seed", "stage", "target", "split", "metric")
+) -> pd.DataFrame:
     """For each group, the value at the last epoch minus the value at epoch 0 (the same
     network untrained): the control that every "training did this" claim needs."""
     by = list(by)
@@ -73,7 +93,9 @@ def gain_over_init(evals: pd.DataFrame, by: Iterable[str] = ("run", "seed", "sta
     return out
 
 
-def within_run_correlation(run, evals: pd.DataFrame, terms=("invariance", "variance", "covariance")) -> pd.Series:
+def within_run_correlation(
+    run, evals: pd.DataFrame, terms=("invariance", "variance", "covariance")
+) -> pd.Series:
     """Spearman correlation, over the epochs of *one* run, between each loss term's epoch
     mean and the metric in ``evals`` (one row per epoch ≥ 1). Runs are never pooled: a
     correlation across runs would mix their different losses."""
@@ -82,43 +104,58 @@ def within_run_correlation(run, evals: pd.DataFrame, terms=("invariance", "varia
     epochs = [e for e in v.index if e >= 1 and e in losses.index]
     if len(epochs) < 3:
         raise ValueError(f"need at least 3 evaluated epochs to correlate, got {len(epochs)}")
-    table = losses.loc[epochs, [t for t in terms if t in losses.columns]].assign(metric=v.loc[epochs].values)
+    table = losses.loc[epochs, [t for t in terms if t in losses.columns]].assign(
+        metric=v.loc[epochs].values
+    )
     return table.corr(method="spearman")["metric"].drop("metric")
 
 
-def summary(runs: dict, metrics=("ncc", "probe"), split: str = "test", target: str = "fine", stage=None,
-            untrained: str | None = "untrained") -> pd.DataFrame:
+def summary(
+    configurations: dict,
+    metrics=("ncc", "probe"),
+    split: str = "test",
+    target: str = "fine",
+    stage=None,
+    untrained: str | None = "untrained",
+) -> pd.DataFrame:
     """Final values of several configurations as "mean [95% CI]" strings, one row per
     configuration (``{label: [Run, ...]}``) and one column per metric.
 
     With ``untrained``, a first row gives the same measurement at epoch 0 of the first
     configuration's runs: the untrained networks (the same for every method of one seed).
     """
+
     def cell(values, metric):
         m, lo, hi = t_interval(values)
         if metric == "cdnv":
             return f"{m:.2f} [{lo:.2f}, {hi:.2f}]"
         return f"{100 * m:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]"
 
-    if not runs or not all(runs.values()):
-        raise ValueError("summary needs at least one configuration with at least one run: {label: [Run, ...]}")
+    if not configurations or not all(configurations.values()):
+        raise ValueError(
+            "summary needs at least one configuration with at least one run: {label: [Run, ...]}"
+        )
     rows = {}
-    first = next(iter(runs.values()))
+    first = next(iter(configurations.values()))
     if untrained:
-        rows[untrained] = {m: cell([r.initial(m, split, target, stage) for r in first], m) for m in metrics}
-    for label, seeds in runs.items():
-        rows[label] = {m: cell([r.final(m, split, target, stage) for r in seeds], m) for m in metrics}
+        rows[untrained] = {
+            m: cell([r.initial(m, split, target, stage) for r in first], m) for m in metrics
+        }
+    for label, seeds in configurations.items():
+        rows[label] = {
+            m: cell([r.final(m, split, target, stage) for r in seeds], m) for m in metrics
+        }
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = f"mean [95% CI], {len(first)} seeds"
     return table
 
 
-def loss_curves(runs: dict, terms=None, phase: str = "epoch") -> pd.DataFrame:
+def loss_curves(configurations: dict, terms=None, phase: str = "epoch") -> pd.DataFrame:
     """Loss terms of several configurations over training, long format with columns
     ``run, seed, <epoch|step>, term, value`` (``{label: [Run, ...]}``)."""
     key = "epoch" if phase == "epoch" else "step"
     frames = []
-    for label, seeds in runs.items():
+    for label, seeds in configurations.items():
         for r in seeds:
             table = r.losses(phase)
             cols = [t for t in (terms or table.columns) if t in table.columns]
@@ -127,11 +164,20 @@ def loss_curves(runs: dict, terms=None, phase: str = "epoch") -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def mean_over_seeds(runs, metric: str, epoch: int | None = None, split: str = "test", target: str = "fine",
-                    stage=None) -> float:
+def mean_over_seeds(
+    runs,
+    metric: str,
+    epoch: int | None = None,
+    split: str = "test",
+    target: str = "fine",
+    stage=None,
+) -> float:
     """The mean over seeds of one measurement of a configuration's runs (``[Run, ...]``),
     at ``epoch`` (default: the last; 0 = the untrained control)."""
     if not runs:
         raise ValueError("mean_over_seeds needs at least one run")
-    values = [r.value(metric, r.epochs[-1] if epoch is None else epoch, split, target, stage) for r in runs]
+    values = [
+        r.value(metric, r.epochs[-1] if epoch is None else epoch, split, target, stage)
+        for r in runs
+    ]
     return sum(values) / len(values)

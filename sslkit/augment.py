@@ -12,6 +12,7 @@ Inputs are uint8 or float images (N, C, H, W); float images are in [0, 1]. Each
 Pretext tasks: :func:`rotate` / :func:`rotation_batch` (Gidaris et al., 2018) and
 :func:`jigsaw` (Noroozi & Favaro, 2016).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -22,9 +23,19 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
-    "to_float", "random_resized_crop", "color_jitter", "random_grayscale", "gaussian_blur",
-    "solarize", "ViewAugment", "preset", "two_views", "rotate", "rotation_batch",
-    "jigsaw_permutations", "jigsaw",
+    "to_float",
+    "random_resized_crop",
+    "color_jitter",
+    "random_grayscale",
+    "gaussian_blur",
+    "solarize",
+    "ViewAugment",
+    "preset",
+    "two_views",
+    "rotate",
+    "rotation_batch",
+    "jigsaw_permutations",
+    "jigsaw",
 ]
 
 
@@ -116,8 +127,11 @@ def color_jitter(x, brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1, p=0.8
             out = (s * out + (1 - s) * _gray(out)).clamp(0, 1)
         if hue:
             angle = 2 * math.pi * _rand(n, x, generator, -hue, hue)
-            to_yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322],
-                                   [0.211, -0.523, 0.312]], device=x.device, dtype=x.dtype)
+            to_yiq = torch.tensor(
+                [[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]],
+                device=x.device,
+                dtype=x.dtype,
+            )
             cos, sin = torch.cos(angle), torch.sin(angle)
             rot = torch.zeros(n, 3, 3, device=x.device, dtype=x.dtype)
             rot[:, 0, 0] = 1
@@ -155,8 +169,12 @@ def gaussian_blur(x, p=0.5, sigma=(0.1, 2.0), kernel_frac=0.1, generator=None):
     k = k.repeat_interleave(c, dim=0)  # one kernel per (image, channel)
     y = x.reshape(1, n * c, h, w)
     pad = size // 2
-    y = F.conv2d(F.pad(y, (pad, pad, 0, 0), mode="reflect"), k.view(n * c, 1, 1, size), groups=n * c)
-    y = F.conv2d(F.pad(y, (0, 0, pad, pad), mode="reflect"), k.view(n * c, 1, size, 1), groups=n * c)
+    y = F.conv2d(
+        F.pad(y, (pad, pad, 0, 0), mode="reflect"), k.view(n * c, 1, 1, size), groups=n * c
+    )
+    y = F.conv2d(
+        F.pad(y, (0, 0, pad, pad), mode="reflect"), k.view(n * c, 1, size, 1), groups=n * c
+    )
     return torch.where(_mask(n, x, p, generator), y.view(n, c, h, w), x)
 
 
@@ -207,7 +225,8 @@ def preset(method: str, dataset) -> tuple[ViewAugment, ViewAugment]:
     - ``rotation``, ``jigsaw``, ``supervised``: a light crop and flip only.
 
     Small images (≤ 32 px) skip the blur, as in the CIFAR recipes, and crop no smaller
-    than 20% of the image (50% for tiny ones, ≤ 16 px); single-channel images use brightness and contrast jitter only.
+    than 20% of the image (50% for tiny ones, ≤ 16 px); single-channel images use brightness and
+    contrast jitter only.
     """
     mean, std = dataset.mean_std()
     side = min(dataset.images.shape[-2:])
@@ -218,16 +237,26 @@ def preset(method: str, dataset) -> tuple[ViewAugment, ViewAugment]:
     if method == "simclr":
         v = ViewAugment(jitter=(0.4, 0.4, 0.4, 0.1), blur_p=0.0 if small else 0.5, **common)
         return v, v
-    if method in ("vicreg", "barlow", "barlow_twins"):
+    if method in ("vicreg", "barlow"):
         j = (0.4, 0.4, 0.2, 0.1)
-        return (ViewAugment(jitter=j, blur_p=0.0 if small else 1.0, solarize_p=0.0, **common),
-                ViewAugment(jitter=j, blur_p=0.0 if small else 0.1, solarize_p=0.2, **common))
+        return (
+            ViewAugment(jitter=j, blur_p=0.0 if small else 1.0, solarize_p=0.0, **common),
+            ViewAugment(jitter=j, blur_p=0.0 if small else 0.1, solarize_p=0.2, **common),
+        )
     if method in ("rotation", "jigsaw", "supervised"):
-        v = ViewAugment(crop_scale=(0.6, 1.0), jitter_p=0.0, grayscale_p=0.0,
-                        flip_p=0.0 if method == "rotation" else 0.5, mean=mean, std=std)
+        v = ViewAugment(
+            crop_scale=(0.6, 1.0),
+            jitter_p=0.0,
+            grayscale_p=0.0,
+            flip_p=0.0 if method == "rotation" else 0.5,
+            mean=mean,
+            std=std,
+        )
         return v, v
-    raise ValueError(f"no augmentation preset for method {method!r}; known: simclr, vicreg, "
-                     "barlow, rotation, jigsaw, supervised")
+    raise ValueError(
+        f"no augmentation preset for method {method!r}; known: simclr, vicreg, "
+        "barlow, rotation, jigsaw, supervised"
+    )
 
 
 def two_views(images, augments, generator=None):
@@ -238,6 +267,7 @@ def two_views(images, augments, generator=None):
 
 # --------------------------------------------------------------------------- pretext tasks
 
+
 def rotate(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     """Rotate image ``i`` by ``k[i] × 90°`` counter-clockwise (square images)."""
     _check_images(x)
@@ -245,7 +275,9 @@ def rotate(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"rotation needs square images, got {tuple(x.shape[-2:])}")
     k = torch.as_tensor(k, device=x.device).long() % 4
     if k.shape != (x.shape[0],):
-        raise ValueError(f"need one rotation per image: k has shape {tuple(k.shape)}, batch {x.shape[0]}")
+        raise ValueError(
+            f"need one rotation per image: k has shape {tuple(k.shape)}, batch {x.shape[0]}"
+        )
     all_rot = torch.stack([torch.rot90(x, r, dims=(-2, -1)) for r in range(4)])  # (4, N, C, H, W)
     return all_rot[k, torch.arange(x.shape[0], device=x.device)]
 
@@ -259,12 +291,14 @@ def rotation_batch(x: torch.Tensor):
 
 
 def jigsaw_permutations(grid: int = 2, count: int | None = None, seed: int = 0) -> torch.Tensor:
-    """A fixed set of tile permutations, far apart in Hamming distance.
+    """A fixed set of tile permutations (one row per permutation of the ``grid²`` tiles).
 
-    All ``(grid²)!`` permutations when there are at most ``count`` of them (2×2: 24);
-    otherwise ``count`` permutations picked greedily, each maximising its minimum
-    Hamming distance to those already picked (Noroozi & Favaro, 2016), from a seeded
-    random pool so the set is the same on every machine.
+    - A 2×2 grid (or smaller): all ``(grid²)!`` permutations (24 for 2×2) in lexicographic
+      order, or with ``count`` the first ``count`` of them in that order.
+    - A larger grid: ``count`` permutations (``count=None`` means 100, as in Noroozi &
+      Favaro, 2016) picked greedily, each maximising its minimum Hamming distance to those
+      already picked, from a pool of ``20 × count`` permutations drawn with ``seed``, so the
+      set is the same on every machine. The identity is always the first.
     """
     tiles = grid * grid
     if tiles <= 4:

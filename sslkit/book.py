@@ -12,6 +12,7 @@ never contradict the numbers. Everywhere else (Colab, another profile or seed, a
 student's edit) nothing raises: the chapter prints one line where the run differs from
 the book's, and its scoreboard shows the verdicts.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,15 +20,30 @@ import os
 import pandas as pd
 import torch
 
+from .cost import fmt_duration
+from .paper import finding
+from .plan import chapter_plan
+from .plots import use_style
 from .profiles import Profile, get_profile
 
-__all__ = ["setup", "glue", "pct", "report", "scoreboard", "show_scoreboard", "strict", "BOOK_PROFILE"]
+__all__ = [
+    "setup",
+    "glue",
+    "pct",
+    "report",
+    "scoreboard",
+    "show_scoreboard",
+    "strict",
+    "BOOK_PROFILE",
+]
 
 # The profile (and its default seeds) the book's prose is written for.
 BOOK_PROFILE = "cpu"
 
 
-def setup(profile: str | None = None, threads: int | None = None, chapter: str | None = None) -> Profile:
+def setup(
+    profile: str | None = None, threads: int | None = None, chapter: str | None = None
+) -> Profile:
     """Set torch's CPU threads (``$OMP_NUM_THREADS`` or 2), the book's plot style, and
     return the profile (``$SSLKIT_PROFILE``, else ``cpu``).
 
@@ -35,18 +51,17 @@ def setup(profile: str | None = None, threads: int | None = None, chapter: str |
     empty cache (``run_time_cpu``, ``run_time_t4``) and its number of runs (``run_count``),
     computed by :mod:`sslkit.plan` for this profile.
     """
-    from .plots import use_style
-
     threads = threads or int(os.environ.get("OMP_NUM_THREADS", "2") or 2)
     torch.set_num_threads(threads)
     use_style()
     prof = get_profile(profile)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    print(f"profile: {prof.name} ({prof.dataset}, {prof.backbone}, {prof.epochs} epochs, seeds {list(prof.seeds)}) | "
-          f"device: {device} | torch {torch.__version__} | threads: {torch.get_num_threads()}")
+    print(
+        f"profile: {prof.name} ({prof.dataset}, {prof.backbone}, {prof.epochs} epochs, seeds "
+        f"{list(prof.seeds)}) | "
+        f"device: {device} | torch {torch.__version__} | threads: {torch.get_num_threads()}"
+    )
     if chapter is not None:
-        from .plan import chapter_plan, fmt_duration
-
         plan = chapter_plan(chapter, prof, cache=False)
         glue("run_count", len(plan))
         glue("run_time_cpu", fmt_duration(plan["cpu"].sum()))
@@ -57,7 +72,7 @@ def setup(profile: str | None = None, threads: int | None = None, chapter: str |
 def glue(name: str, value, display: bool = False):
     """Make ``value`` available to the prose as ``{glue:text}`name```; returns nothing."""
     try:
-        from myst_nb import glue as _glue
+        from myst_nb import glue as _glue  # lazy: myst-nb is there only when the book is built
     except ImportError:  # Colab / plain Jupyter: nothing to glue into
         if display:
             print(f"{name} = {value}")
@@ -73,8 +88,11 @@ def pct(x: float, digits: int = 1) -> str:
 
 def strict(profile: Profile, seeds=None) -> bool:
     """Whether this is the book's own build, where a verdict that contradicts the prose fails."""
-    return (os.environ.get("SSLKIT_BOOK_BUILD", "") == "1" and profile.name == BOOK_PROFILE
-            and tuple(seeds or profile.seeds) == get_profile(BOOK_PROFILE).seeds)
+    return (
+        os.environ.get("SSLKIT_BOOK_BUILD", "") == "1"
+        and profile.name == BOOK_PROFILE
+        and tuple(seeds or profile.seeds) == get_profile(BOOK_PROFILE).seeds
+    )
 
 
 # What :func:`report` glues for a finding ``key``: ``{key}_{part}`` for each part.
@@ -88,22 +106,31 @@ def report(key: str, profile: Profile, seeds=None):
     In the book's build a verdict other than the one the prose states raises
     ``AssertionError``; anywhere else it prints one line and carries on.
     """
-    from .paper import finding
-
     f = finding(key)
     v = f.measure(profile, seeds)
-    parts = {"effect": f.fmt(v.effect), "ci": f"{f.fmt(v.lo)} to {f.fmt(v.hi)}", "verdict": v.verdict,
-             "value": f.fmt_level(v.value), "control": f.fmt_level(v.control)}
+    parts = {
+        "effect": f.fmt(v.effect),
+        "ci": f"{f.fmt(v.lo)} to {f.fmt(v.hi)}",
+        "verdict": v.verdict,
+        "value": f.fmt_level(v.value),
+        "control": f.fmt_level(v.control),
+    }
     for part in REPORT_GLUES:
         glue(f"{key}_{part}", parts[part])
-    line = (f"{f.claim}: effect {f.fmt(v.effect)} (95% CI {f.fmt(v.lo)} to {f.fmt(v.hi)}, {v.n} seeds; "
-            f"threshold {f.fmt(f.threshold)}) → {v.verdict}")
+    line = (
+        f"{f.claim}: effect {f.fmt(v.effect)} (95% CI {f.fmt(v.lo)} to {f.fmt(v.hi)}, {v.n} seeds; "
+        f"threshold {f.fmt(f.threshold)}) → {v.verdict}"
+    )
     if v.verdict != f.book_verdict:
-        message = (f"The book's text says '{f.book_verdict}' for this claim; this run says '{v.verdict}'. "
-                   f"[{line}]")
+        message = (
+            f"The book's text says '{f.book_verdict}' for this claim; this run says '{v.verdict}'. "
+            f"[{line}]"
+        )
         if strict(profile, seeds):
-            raise AssertionError(message + " The prose of the book would contradict its numbers: "
-                                 "update the text (never the threshold).")
+            raise AssertionError(
+                message + " The prose of the book would contradict its numbers: "
+                "update the text (never the threshold)."
+            )
         print(f"ⓘ Your run differs from the book's: {message}")
     else:
         print(f"{line} (as the book states)")
@@ -119,11 +146,10 @@ def scoreboard(verdicts) -> pd.DataFrame:
 
 def show_scoreboard(keys, profile: Profile, seeds=None):
     """The chapter's closing scoreboard as a styled table (measures what is not measured yet)."""
-    from .paper import finding
-
     table = scoreboard([finding(k).measure(profile, seeds) for k in keys])
     differs = table[table.verdict != table["the book's build"]]
     for claim in differs.index:
         print(f"ⓘ Your run differs from the book's for: {claim}")
     return table.style.set_properties(**{"text-align": "left"}).set_table_styles(
-        [{"selector": "td, th", "props": "font-size: 0.85em; padding: 2px 6px;"}])
+        [{"selector": "td, th", "props": "font-size: 0.85em; padding: 2px 6px;"}]
+    )

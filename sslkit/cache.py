@@ -11,6 +11,7 @@ run code. Entries are written to a temporary file in the same folder, then renam
 interrupted write never leaves a corrupt entry. The cache folder holds a marker file
 (:data:`MARKER`); :func:`clean` refuses any folder without it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,11 +27,26 @@ import numpy as np
 import pandas as pd
 import torch
 
-__all__ = ["cache_root", "config_hash", "normalize_config", "cached", "cache_exists", "atomic_save", "safe_load",
-           "to_payload", "from_payload", "clean", "CacheWarning", "MARKER"]
+from .runtime import user_cache_home
+
+__all__ = [
+    "cache_root",
+    "config_hash",
+    "normalize_config",
+    "cached",
+    "cache_exists",
+    "atomic_save",
+    "safe_load",
+    "to_payload",
+    "from_payload",
+    "clean",
+    "CacheWarning",
+    "MARKER",
+]
 
 # Bump when a change to sslkit makes old results wrong: every entry is then recomputed.
-CACHE_VERSION = 2
+# 3: keys hold the data's fingerprint, evaluations the weights' hash; named random streams.
+CACHE_VERSION = 3
 # Written by sslkit in every cache root; `clean` deletes nothing in a folder without it.
 MARKER = ".sslkit-cache"
 
@@ -44,8 +60,7 @@ def cache_root() -> Path:
     env = os.environ.get("SSLKIT_CACHE")
     if env:
         return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "sslkit" / "runs"
+    return user_cache_home() / "sslkit" / "runs"
 
 
 def normalize_config(config):
@@ -79,8 +94,10 @@ def config_hash(config: dict) -> str:
 
 # --------------------------------------------------------------------------- payloads
 
+
 def to_payload(obj):
-    """``obj`` with every DataFrame replaced by its columns, so ``weights_only`` loading can read it."""
+    """``obj`` with every DataFrame replaced by its columns, so ``weights_only`` loading can read
+    it."""
     if isinstance(obj, pd.DataFrame):
         cols = {}
         for name in obj.columns:
@@ -102,7 +119,10 @@ def from_payload(obj):
     if isinstance(obj, dict):
         if set(obj) == {"__dataframe__"}:
             spec = obj["__dataframe__"]
-            data = {c: (v.numpy() if isinstance(v, torch.Tensor) else v) for c, v in spec["data"].items()}
+            data = {
+                c: (v.numpy() if isinstance(v, torch.Tensor) else v)
+                for c, v in spec["data"].items()
+            }
             return pd.DataFrame(data, columns=spec["columns"])
         return {k: from_payload(v) for k, v in obj.items()}
     if isinstance(obj, list):
@@ -133,7 +153,8 @@ def atomic_save(obj, path) -> None:
 
 
 def safe_load(path, map_location="cpu"):
-    """``torch.load(path, weights_only=True)`` with DataFrames restored; never runs code from the file."""
+    """``torch.load(path, weights_only=True)`` with DataFrames restored; never runs code from the
+    file."""
     return from_payload(torch.load(path, map_location=map_location, weights_only=True))
 
 
@@ -159,15 +180,24 @@ def cache_exists(kind: str, config: dict, root=None) -> bool:
     return (root / kind / f"{config_hash(config)}.pt").is_file()
 
 
-def cached(kind: str, config: dict, compute: Callable[[], dict], *, enabled: bool = True,
-           root=None) -> dict:
+def cached(
+    kind: str,
+    config: dict,
+    compute: Callable[[], dict],
+    *,
+    enabled: bool = True,
+    root=None,
+    validate: Callable[[dict], None] | None = None,
+) -> dict:
     """Return ``compute()``'s dict, from ``<root>/<kind>/<hash>.pt`` when present.
 
     ``compute`` must return a dict of tensors, numbers, strings, lists, dicts and
     DataFrames. The configuration is stored with it and checked on load, so a hash
     collision cannot return another run's result. An unreadable entry is recomputed with
-    a :class:`CacheWarning` naming the file; a result that cannot be written (full or
-    read-only disk) is returned with a :class:`CacheWarning`.
+    a :class:`CacheWarning` naming the file; so is an entry that ``validate(result)``
+    rejects (it raises ``ValueError`` with the reason: wrong shapes, missing keys, NaN). A
+    result that cannot be written (full or read-only disk) is returned with a
+    :class:`CacheWarning`.
     """
     root = Path(root) if root is not None else cache_root()
     path = root / kind / f"{config_hash(config)}.pt"
@@ -176,12 +206,20 @@ def cached(kind: str, config: dict, compute: Callable[[], dict], *, enabled: boo
         try:
             entry = safe_load(path)
             if entry.get("config") == expected:
+                if validate is not None:
+                    validate(entry["result"])
                 return entry["result"]
-            warnings.warn(f"cache entry {path} belongs to another configuration; recomputing", CacheWarning,
-                          stacklevel=2)
+            warnings.warn(
+                f"cache entry {path} belongs to another configuration; recomputing",
+                CacheWarning,
+                stacklevel=2,
+            )
         except Exception as e:  # truncated, unsafe or from an incompatible version
-            warnings.warn(f"could not read cache entry {path} ({type(e).__name__}: {e}); recomputing",
-                          CacheWarning, stacklevel=2)
+            warnings.warn(
+                f"could not read cache entry {path} ({type(e).__name__}: {e}); recomputing",
+                CacheWarning,
+                stacklevel=2,
+            )
     result = compute()
     if enabled:
         try:
@@ -205,8 +243,10 @@ def clean(root=None) -> int:
     if not root.exists():
         return 0
     if not (root / MARKER).is_file():
-        raise ValueError(f"{root} does not look like an sslkit cache (no {MARKER} file in it); nothing deleted. "
-                         "Point SSLKIT_CACHE at the folder sslkit created, or delete it by hand.")
+        raise ValueError(
+            f"{root} does not look like an sslkit cache (no {MARKER} file in it); nothing deleted. "
+            "Point SSLKIT_CACHE at the folder sslkit created, or delete it by hand."
+        )
     removed = 0
     for kind in root.iterdir():
         if not kind.is_dir():

@@ -9,20 +9,30 @@ data         load a dataset and describe it
 clean-cache  delete sslkit's cached runs (only in a folder sslkit created)
 plan         each chapter's runs, how many are cached, operations and estimated time per device
 """
+
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import sys
 
+import pandas as pd
+import torch
+
+from .cache import cache_root, clean
+from .cost import THROUGHPUT, fmt_duration
+from .data import load
+from .methods import METHODS
+from .plan import CHAPTER_CONFIGS, chapter_plan, summary
+from .profiles import PROFILES, get_profile
+from .runs import train
+
 
 def _train(args) -> int:
-    import torch
-
-    from .runs import train
-
     if args.threads < 0:
-        raise ValueError(f"--threads must be 0 (torch's choice) or a positive number, got {args.threads}")
+        raise ValueError(
+            f"--threads must be 0 (torch's choice) or a positive number, got {args.threads}"
+        )
     if args.threads:
         torch.set_num_threads(args.threads)
     loss = {}
@@ -34,10 +44,19 @@ def _train(args) -> int:
             loss[key] = float(value)
         except ValueError:
             raise ValueError(f"--loss {key}: {value!r} is not a number") from None
-    r = train(args.method, args.profile, seed=args.seed, loss=loss, epochs=args.epochs, cache=not args.no_cache)
+    r = train(
+        args.method,
+        args.profile,
+        seed=args.seed,
+        loss=loss,
+        epochs=args.epochs,
+        cache=not args.no_cache,
+    )
     prof = r.profile
-    print(f"method {args.method} | profile {prof.name} ({prof.dataset}, {prof.backbone}, "
-          f"{prof.epochs} epochs) | seed {args.seed}")
+    print(
+        f"method {args.method} | profile {prof.name} ({prof.dataset}, {prof.backbone}, "
+        f"{prof.epochs} epochs) | seed {args.seed}"
+    )
     losses = r.losses()
     if len(losses):
         print("\nloss terms, first and last epoch:")
@@ -49,8 +68,6 @@ def _train(args) -> int:
 
 
 def _profiles(args) -> int:
-    from .profiles import PROFILES, get_profile
-
     print(f"default here: {get_profile().name} (set SSLKIT_PROFILE to change it)\n")
     for p in PROFILES.values():
         fields = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(p).items() if k != "name")
@@ -59,41 +76,45 @@ def _profiles(args) -> int:
 
 
 def _data(args) -> int:
-    from .data import load
-
     for split in ("train", "test"):
         ds = load(args.name, split, root=args.root)
-        print(f"{ds.name} {split}: images {tuple(ds.images.shape)} {ds.images.dtype}, "
-              f"{ds.num_classes} classes, {ds.num_coarse_classes} coarse classes")
+        print(
+            f"{ds.name} {split}: images {tuple(ds.images.shape)} {ds.images.dtype}, "
+            f"{ds.num_classes} classes, {ds.num_coarse_classes} coarse classes"
+        )
     print("classes:", ", ".join(ds.classes[:20]))
     print("coarse classes:", ", ".join(ds.coarse_classes))
     return 0
 
 
 def _clean_cache(args) -> int:
-    from .cache import cache_root, clean
-
     root = args.root or cache_root()
     print(f"removed {clean(root)} cache entries from {root}")
     return 0
 
 
 def _plan(args) -> int:
-    import pandas as pd
-
-    from .plan import THROUGHPUT, chapter_plan, fmt_duration, summary
-    from .profiles import get_profile
-
     prof = get_profile(args.profile)
-    print(f"profile {prof.name}: {prof.dataset}, {prof.backbone}, {prof.epochs} epochs, seeds {list(prof.seeds)}\n")
+    print(
+        f"profile {prof.name}: {prof.dataset}, {prof.backbone}, {prof.epochs} epochs, "
+        f"seeds {list(prof.seeds)}\n"
+    )
     if args.chapter:
         plan = chapter_plan(args.chapter, prof)
-        shown = plan.assign(TFLOP=plan.flops / 1e12, **{d: plan[d].map(fmt_duration) for d in THROUGHPUT})
+        shown = plan.assign(
+            TFLOP=plan.flops / 1e12, **{d: plan[d].map(fmt_duration) for d in THROUGHPUT}
+        )
         with pd.option_context("display.width", 120):
-            print(shown[["config", "seed", "method", "TFLOP", "steps", "cached", *THROUGHPUT]].to_string(index=False))
+            print(
+                shown[
+                    ["config", "seed", "method", "TFLOP", "steps", "cached", *THROUGHPUT]
+                ].to_string(index=False)
+            )
         todo = plan[~plan.cached]
-        print(f"\n{len(plan) - len(todo)} of {len(plan)} runs cached; the rest: "
-              + ", ".join(f"{d} {fmt_duration(todo[d].sum())}" for d in THROUGHPUT))
+        print(
+            f"\n{len(plan) - len(todo)} of {len(plan)} runs cached; the rest: "
+            + ", ".join(f"{d} {fmt_duration(todo[d].sum())}" for d in THROUGHPUT)
+        )
     else:
         with pd.option_context("display.width", 120):
             print(summary(prof).to_string())
@@ -105,37 +126,70 @@ def _plan(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .methods import METHODS
-    from .profiles import PROFILES
-
-    parser = argparse.ArgumentParser(prog="python -m sslkit", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m sslkit",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train one method and print a summary (cached by configuration)")
-    t.add_argument("--method", default="vicreg", choices=METHODS, help="training method (default vicreg)")
-    t.add_argument("--profile", default=None, choices=list(PROFILES),
-                   help="profile (default: $SSLKIT_PROFILE, else cpu)")
-    t.add_argument("--epochs", type=int, default=None, help="override the profile's number of epochs")
+    t = sub.add_parser(
+        "train", help="train one method and print a summary (cached by configuration)"
+    )
+    t.add_argument(
+        "--method", default="vicreg", choices=METHODS, help="training method (default vicreg)"
+    )
+    t.add_argument(
+        "--profile",
+        default=None,
+        choices=list(PROFILES),
+        help="profile (default: $SSLKIT_PROFILE, else cpu)",
+    )
+    t.add_argument(
+        "--epochs", type=int, default=None, help="override the profile's number of epochs"
+    )
     t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    t.add_argument("--loss", action="append", metavar="KEY=VALUE",
-                   help="loss argument, repeatable: e.g. --loss inv_weight=0 --loss var_weight=25")
-    t.add_argument("--no-cache", action="store_true", help="train even if a cached run exists, and do not store it")
-    t.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    t.add_argument(
+        "--loss",
+        action="append",
+        metavar="KEY=VALUE",
+        help="loss argument, repeatable: e.g. --loss inv_weight=0 --loss var_weight=25",
+    )
+    t.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="train even if a cached run exists, and do not store it",
+    )
+    t.add_argument(
+        "--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)"
+    )
     t.set_defaults(func=_train)
     p = sub.add_parser("profiles", help="list the profiles and their settings")
     p.set_defaults(func=_profiles)
     d = sub.add_parser("data", help="load a dataset (downloading if needed) and describe it")
     d.add_argument("name", help="digits, fashion-mnist, cifar10 or cifar100")
-    d.add_argument("--root", default=None, help="folder with the files (default: $SSLKIT_DATA, then caches)")
+    d.add_argument(
+        "--root", default=None, help="folder with the files (default: $SSLKIT_DATA, then caches)"
+    )
     d.set_defaults(func=_data)
     c = sub.add_parser("clean-cache", help="delete sslkit's cached runs and evaluations")
-    c.add_argument("--root", default=None, help="cache folder (default: $SSLKIT_CACHE, else ~/.cache/sslkit/runs)")
+    c.add_argument(
+        "--root",
+        default=None,
+        help="cache folder (default: $SSLKIT_CACHE, else ~/.cache/sslkit/runs)",
+    )
     c.set_defaults(func=_clean_cache)
-    from .plan import CHAPTER_CONFIGS
-
-    pl = sub.add_parser("plan", help="each chapter's runs, cached runs, operations and estimated time per device")
-    pl.add_argument("--profile", default=None, choices=list(PROFILES), help="profile (default: $SSLKIT_PROFILE, else cpu)")
-    pl.add_argument("--chapter", default=None, choices=list(CHAPTER_CONFIGS), help="list one chapter's runs")
+    pl = sub.add_parser(
+        "plan", help="each chapter's runs, cached runs, operations and estimated time per device"
+    )
+    pl.add_argument(
+        "--profile",
+        default=None,
+        choices=list(PROFILES),
+        help="profile (default: $SSLKIT_PROFILE, else cpu)",
+    )
+    pl.add_argument(
+        "--chapter", default=None, choices=list(CHAPTER_CONFIGS), help="list one chapter's runs"
+    )
     pl.set_defaults(func=_plan)
     return parser
 

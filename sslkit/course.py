@@ -17,12 +17,19 @@ correct answer, for the book, the student and the grader.
   into ``site/_build/html`` without executing anything again.
 - ``answer_key.html``: every exercise with its model answer, for the instructor only.
 
-``python -m sslkit.course grade FOLDER`` grades every notebook in FOLDER and writes a CSV.
+``python -m sslkit.course grade FOLDER`` grades every notebook in FOLDER and writes a CSV
+(:func:`sslkit.grading.grade`; the student notebooks and the autograders import only
+:mod:`sslkit.grading`).
+
+The build assumes a checkout of the book's repository: it reads ``chapters/``, ``_toc.yml``
+and ``_config.yml`` from :data:`ROOT` (the folder above the package), and from a pip
+install, where they are not, it has nothing to build.
 
 An exercise is **auto-graded** when its gated solution (``solution-start`` … ``solution-end``)
 holds a code cell that defines ``my_<name>`` and calls ``exercises.check_<…>(my_<name>)``;
 every other exercise is a written question, whose model answer goes to the answer key only.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,17 +44,24 @@ import shutil
 import subprocess
 import sys
 
+from .book import REPORT_GLUES
+from .grading import grade, test_source
+
+# The book's checkout: the build reads its chapters and configuration from here.
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
-_FENCE = re.compile(r"```\{(?P<kind>exercise|solution)\}(?P<head>[^\n]*)\n(?P<body>.*?)\n```[ \t]*(?:\n|$)",
-                    re.S)
-_START = re.compile(r"```\{solution-start\}\s*(?P<label>\S+)[ \t]*\n(?::[^\n]*\n)*```[ \t]*(?:\n|$)")
+_FENCE = re.compile(
+    r"```\{(?P<kind>exercise|solution)\}(?P<head>[^\n]*)\n(?P<body>.*?)\n```[ \t]*(?:\n|$)", re.S
+)
+_START = re.compile(
+    r"```\{solution-start\}\s*(?P<label>\S+)[ \t]*\n(?::[^\n]*\n)*```[ \t]*(?:\n|$)"
+)
 _END = re.compile(r"```\{solution-end\}[ \t]*\n```[ \t]*(?:\n|$)")
 _OPTION = re.compile(r"^:(\w[\w-]*):[ \t]*(.*)$", re.M)
-GRADER_TAG = "sslkit-grader"        # the cell that writes the tests and starts otter
-ANSWER_TAG = "sslkit-answer"        # a stub the student replaces
-CHECK_TAG = "sslkit-check"          # grader.check(...) after an answer
-IGNORE_TAG = "otter_ignore"         # otter's own tag: not run when grading
+GRADER_TAG = "sslkit-grader"  # the cell that writes the tests and starts otter
+ANSWER_TAG = "sslkit-answer"  # a stub the student replaces
+CHECK_TAG = "sslkit-check"  # grader.check(...) after an answer
+IGNORE_TAG = "otter_ignore"  # otter's own tag: not run when grading
 
 
 @dataclasses.dataclass
@@ -58,10 +72,10 @@ class Exercise:
     label: str
     title: str
     statement: str
-    answer: str = ""                                   # markdown of the model answer
-    code: list[str] = dataclasses.field(default_factory=list)   # the answer's code cells
-    checker: str | None = None                         # e.g. "check_cdnv"
-    function: str | None = None                        # e.g. "my_cdnv"
+    answer: str = ""  # markdown of the model answer
+    code: list[str] = dataclasses.field(default_factory=list)  # the answer's code cells
+    checker: str | None = None  # e.g. "check_cdnv"
+    function: str | None = None  # e.g. "my_cdnv"
 
     @property
     def graded(self) -> bool:
@@ -72,8 +86,12 @@ class Exercise:
         lines of its code (signatures, imports and the checker call aside)."""
         prose = [t.strip() for t in re.split(r"(?<=[.:;])\s", self.answer) if len(t.strip()) > 30]
         skip = ("def my_", "from ", "import ", "exercises.check")
-        lines = [ln.strip() for c in self.code for ln in c.splitlines()
-                 if len(ln.strip()) > 12 and not ln.strip().startswith(skip)]
+        lines = [
+            ln.strip()
+            for c in self.code
+            for ln in c.splitlines()
+            if len(ln.strip()) > 12 and not ln.strip().startswith(skip)
+        ]
         return prose + lines
 
     @property
@@ -94,10 +112,16 @@ def _find_check(code: str) -> tuple[str, str] | None:
     except SyntaxError:
         return None
     for node in ast.walk(tree):
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and isinstance(node.func.value, ast.Name) and node.func.value.id == "exercises"
-                and node.func.attr.startswith("check_") and node.args
-                and isinstance(node.args[0], ast.Name) and node.args[0].id.startswith("my_")):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "exercises"
+            and node.func.attr.startswith("check_")
+            and node.args
+            and isinstance(node.args[0], ast.Name)
+            and node.args[0].id.startswith("my_")
+        ):
             return node.func.attr, node.args[0].id
     return None
 
@@ -106,23 +130,39 @@ def _stub(code: str, ex: Exercise) -> str:
     """The answer cell a student starts from: the solution's imports and the signature of its
     ``my_`` function, whose body raises ``NotImplementedError`` with a hint."""
     tree = ast.parse(code)
-    lines = [ast.get_source_segment(code, n) for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
-    fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == ex.function), None)
+    lines = [
+        ast.get_source_segment(code, n)
+        for n in tree.body
+        if isinstance(n, (ast.Import, ast.ImportFrom))
+    ]
+    fn = next(
+        (n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == ex.function), None
+    )
     if fn is None:
-        raise ValueError(f"{ex.chapter}: the solution of {ex.label} checks {ex.function} but does not define it "
-                         "at the top level of that cell; the stub is made from its signature")
+        raise ValueError(
+            f"{ex.chapter}: the solution of {ex.label} checks {ex.function} but does not define it "
+            "at the top level of that cell; the stub is made from its signature"
+        )
     hint = f"{ex.function}: replace this line with your code"
-    body = [f"def {fn.name}({ast.unparse(fn.args)}):",
-            f'    """Your answer to the exercise \'{ex.title}\'."""',
-            "    # YOUR CODE HERE: use only the arguments and imported modules; the grader",
-            "    # runs this cell without the chapter's other cells.",
-            f"    raise NotImplementedError({hint!r})"]
+    body = [
+        f"def {fn.name}({ast.unparse(fn.args)}):",
+        f'    """Your answer to the exercise \'{ex.title}\'."""',
+        "    # YOUR CODE HERE: use only the arguments and imported modules; the grader",
+        "    # runs this cell without the chapter's other cells.",
+        f"    raise NotImplementedError({hint!r})",
+    ]
     return "\n".join(lines + ([""] if lines else []) + ["", *body]).lstrip("\n") + "\n"
 
 
 def _code_cell(text: str, tags: list[str]) -> dict:
-    return {"cell_type": "code", "execution_count": None, "id": None, "metadata": {"tags": tags},
-            "outputs": [], "source": text}
+    return {
+        "cell_type": "code",
+        "execution_count": None,
+        "id": None,
+        "metadata": {"tags": tags},
+        "outputs": [],
+        "source": text,
+    }
 
 
 def _imports(cells) -> list[str]:
@@ -133,7 +173,7 @@ def _imports(cells) -> list[str]:
             continue
         try:
             tree = ast.parse(_src(cell))
-        except SyntaxError:      # IPython magics
+        except SyntaxError:  # IPython magics
             continue
         for n in tree.body:
             if isinstance(n, (ast.Import, ast.ImportFrom)):
@@ -152,8 +192,10 @@ def split(nb: dict, chapter: str) -> tuple[dict, list[Exercise]]:
 
     def exercise(label: str) -> Exercise:
         if label not in exercises:
-            raise ValueError(f"{chapter}: a solution refers to {label!r}, which no exercise above it defines; "
-                             "put the {exercise} before its solution")
+            raise ValueError(
+                f"{chapter}: a solution refers to {label!r}, which no exercise above it defines; "
+                "put the {exercise} before its solution"
+            )
         return exercises[label]
 
     for cell in nb["cells"]:
@@ -172,11 +214,11 @@ def split(nb: dict, chapter: str) -> tuple[dict, list[Exercise]]:
             continue
         if gated is not None:
             end = _END.search(text)
-            if end is None:                       # a whole markdown cell inside the solution
+            if end is None:  # a whole markdown cell inside the solution
                 exercise(gated).answer += text + "\n"
                 continue
-            exercise(gated).answer += text[:end.start()]
-            text, gated = text[end.end():], None
+            exercise(gated).answer += text[: end.start()]
+            text, gated = text[end.end() :], None
         kept, pos = [], 0
         for m in _FENCE.finditer(text):
             head, body = m["head"].strip(), m["body"]
@@ -185,68 +227,30 @@ def split(nb: dict, chapter: str) -> tuple[dict, list[Exercise]]:
             if m["kind"] == "exercise":
                 label = options.get("label")
                 if not label:
-                    raise ValueError(f"{chapter}: exercise {head!r} has no :label:; the grader names it by label")
+                    raise ValueError(
+                        f"{chapter}: exercise {head!r} has no :label:; the grader names it by label"
+                    )
                 exercises[label] = Exercise(chapter, label, head, content)
                 continue
             exercise(head).answer += content
-            kept.append(text[pos:m.start()])
+            kept.append(text[pos : m.start()])
             pos = m.end()
         text = "".join(kept) + text[pos:]
         start = _START.search(text)
         if start:
             gated = start["label"]
-            exercise(gated).answer += text[start.end():]
-            text = text[:start.start()]
+            exercise(gated).answer += text[start.end() :]
+            text = text[: start.start()]
         text = re.sub(r"\n{3,}", "\n\n", text).strip("\n")
         if text:
             cell["source"] = text
             cells.append(cell)
     if gated is not None:
-        raise ValueError(f"{chapter}: the solution of {gated!r} has a solution-start but no solution-end")
+        raise ValueError(
+            f"{chapter}: the solution of {gated!r} has a solution-start but no solution-end"
+        )
     nb["cells"] = cells
     return nb, list(exercises.values())
-
-
-def test_source(question: str, checker: str, function: str) -> str:
-    """The otter test file (exception-based format) of one auto-graded exercise."""
-    return (f'"""otter test of {question}: sslkit.exercises.{checker}({function})."""\n'
-            "from otter.test_files import test_case\n\n"
-            "OK_FORMAT = False\n"
-            f"name = {question!r}\n"
-            "points = 1\n\n\n"
-            "@test_case(points=1, hidden=False)\n"
-            f"def test_{checker}({function}):\n"
-            "    from sslkit.course import run_check\n\n"
-            f"    run_check({checker!r}, {function}, {function!r})\n")
-
-
-def run_check(checker: str, fn, name: str) -> None:
-    """Call ``sslkit.exercises.<checker>(fn)``, with a message for the two ways a student
-    most often gets nothing: no function of that name, or the untouched stub."""
-    from . import exercises
-
-    if fn is None:
-        raise AssertionError(f"there is no function named {name}: run its cell, and keep its name")
-    try:
-        getattr(exercises, checker)(fn)
-    except NotImplementedError:
-        raise AssertionError(f"{name} still raises NotImplementedError: replace the stub's `raise` "
-                             "line with your code") from None
-
-
-def grader(questions: dict[str, tuple[str, str]], tests_dir: str = "tests"):
-    """Write the otter tests of ``questions`` ({question: (checker, function)}) to ``tests_dir``
-    and return ``otter.Notebook(tests_dir=...)``: a student notebook's first step."""
-    try:
-        import otter
-    except ImportError:
-        raise ImportError("the grader needs otter-grader: pip install 'otter-grader>=6' "
-                          "(or install sslkit with its 'course' extra)") from None
-    path = pathlib.Path(tests_dir)
-    path.mkdir(parents=True, exist_ok=True)
-    for question, (checker, function) in questions.items():
-        (path / f"{question}.py").write_text(test_source(question, checker, function))
-    return otter.Notebook(tests_dir=str(path))
 
 
 def _install_for_students(text: str) -> str:
@@ -260,10 +264,12 @@ def student_notebook(nb: dict, chapter: str, for_site: bool = False) -> tuple[di
     out, exercises = split(nb, chapter)
     graded = [e for e in exercises if e.graded]
     questions = ",\n".join(f'    "{e.question}": ("{e.checker}", "{e.function}")' for e in graded)
-    setup = ("# The grader: writes this chapter's tests (each calls a checker of sslkit.exercises)\n"
-             "# and starts otter. Your answers may use the names imported here.\n"
-             + "\n".join(_imports(nb["cells"]) + ["from sslkit import course"])
-             + f"\n\ngrader = course.grader({{\n{questions}\n}})\n")
+    setup = (
+        "# The grader: writes this chapter's tests (each calls a checker of sslkit.exercises)\n"
+        "# and starts otter. Your answers may use the names imported here.\n"
+        + "\n".join(_imports(nb["cells"]) + ["from sslkit import grading"])
+        + f"\n\ngrader = grading.grader({{\n{questions}\n}})\n"
+    )
     cells = []
     for cell in out["cells"]:
         tags = cell.get("metadata", {}).get("tags", [])
@@ -278,8 +284,10 @@ def student_notebook(nb: dict, chapter: str, for_site: bool = False) -> tuple[di
         if cell["cell_type"] == "code" and "google.colab" in _src(cell) and graded:
             cells.append(_code_cell(setup, [GRADER_TAG] + (["remove-cell"] if for_site else [])))
     if graded and not any(GRADER_TAG in c.get("metadata", {}).get("tags", []) for c in cells):
-        raise ValueError(f"{chapter}: no Colab install cell (a code cell that checks \"google.colab\") to put "
-                         "the grader cell after; every chapter starts with one")
+        raise ValueError(
+            f'{chapter}: no Colab install cell (a code cell that checks "google.colab") to put '
+            "the grader cell after; every chapter starts with one"
+        )
     _check_glue(cells, [c for e in exercises for c in e.code], chapter)
     for i, cell in enumerate(cells):
         cell["id"] = f"s{i:03d}"
@@ -295,10 +303,12 @@ _GLUE_CALL = re.compile(r"""\bglue\(\s*f?["']([^"']+)["']""")
 def _glued(code: list[str]) -> list[re.Pattern]:
     """The glue keys some code sets (f-string fields match anything), as patterns."""
     keys = [g for c in code for g in _GLUE_CALL.findall(c)]
-    from .book import REPORT_GLUES
-
-    keys += [f"{k}_{part}" for c in code for k in re.findall(r"""\breport\(\s*["']([^"']+)["']""", c)
-             for part in REPORT_GLUES]
+    keys += [
+        f"{k}_{part}"
+        for c in code
+        for k in re.findall(r"""\breport\(\s*["']([^"']+)["']""", c)
+        for part in REPORT_GLUES
+    ]
     return [re.compile("^" + re.sub(r"\\\{[^}]*\\\}", ".+", re.escape(k)) + "$") for k in keys]
 
 
@@ -312,16 +322,19 @@ def _check_glue(cells, removed: list[str], chapter: str) -> None:
             continue
         for key in _GLUE_ROLE.findall(_src(c)):
             if any(p.match(key) for p in only_removed) and not any(p.match(key) for p in kept):
-                raise ValueError(f"{chapter}: the student version's prose uses {{glue}} `{key}`, which only a "
-                                 "solution computes: move that text inside the solution (before solution-end)")
+                raise ValueError(
+                    f"{chapter}: the student version's prose uses {{glue}} `{key}`, which only a "
+                    "solution computes: move that text inside the solution (before solution-end)"
+                )
 
 
 # --- the edition ------------------------------------------------------------------------------
 
+
 def _myst_to_html(text: str, glue: dict[str, str] | None = None) -> str:
     """Markdown of an answer as HTML, MyST roles shown as plain text and glued values filled
     in from ``glue`` (``⟨key⟩`` where the book's outputs are not at hand)."""
-    from markdown_it import MarkdownIt
+    from markdown_it import MarkdownIt  # lazy: comes with jupyter-book, a build-only dependency
 
     glue = glue or {}
     text = re.sub(r"\{(?:term|ref|numref|doc)\}`([^`<]*?)\s*(?:<[^`]*>)?`", r"\1", text)
@@ -339,30 +352,42 @@ def _glue_and_outputs(nb: dict) -> tuple[dict[str, str], dict[str, str]]:
         for out in cell.get("outputs", []):
             name = out.get("metadata", {}).get("scrapbook", {}).get("name")
             if name:
-                data = out.get("data", {})  # myst-nb stores "application/papermill.record/text/plain"
+                data = out.get(
+                    "data", {}
+                )  # myst-nb stores "application/papermill.record/text/plain"
                 value = "".join(next((v for k, v in data.items() if k.endswith("text/plain")), ""))
-                glue[name] = value[1:-1] if value[:1] == value[-1:] and value[:1] in "'\"" else value
+                glue[name] = (
+                    value[1:-1] if value[:1] == value[-1:] and value[:1] in "'\"" else value
+                )
             elif out.get("output_type") == "stream":
                 printed[_src(cell)] = printed.get(_src(cell), "") + "".join(out.get("text", ""))
     return glue, printed
 
 
-def answer_key(exercises: list[Exercise], executed: dict[str, tuple[dict, dict]] | None = None) -> str:
+def answer_key(
+    exercises: list[Exercise], executed: dict[str, tuple[dict, dict]] | None = None
+) -> str:
     """An HTML page with every exercise and its model answer, chapter by chapter;
     ``executed`` (chapter: glued values, printed outputs) fills in this build's numbers."""
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>Answer key</title>",
-             "<style>body{font-family:sans-serif;max-width:50em;margin:auto;padding:1em}"
-             "pre{background:#f4f4f4;padding:.5em;overflow-x:auto}.graded{color:#1a7f37}</style>",
-             "</head><body><h1>Answer key (instructors only)</h1>",
-             "<p>Every exercise of the book with its model answer. Auto-graded exercises are "
-             "marked; the others are written questions to mark by hand.</p>"]
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>Answer key</title>",
+        "<style>body{font-family:sans-serif;max-width:50em;margin:auto;padding:1em}"
+        "pre{background:#f4f4f4;padding:.5em;overflow-x:auto}.graded{color:#1a7f37}</style>",
+        "</head><body><h1>Answer key (instructors only)</h1>",
+        "<p>Every exercise of the book with its model answer. Auto-graded exercises are "
+        "marked; the others are written questions to mark by hand.</p>",
+    ]
     chapter = None
     for ex in exercises:
         if ex.chapter != chapter:
             chapter = ex.chapter
             parts.append(f"<h2>{html.escape(chapter)}</h2>")
-        mark = (f" <span class='graded'>(auto-graded: {ex.question}, sslkit.exercises.{ex.checker})</span>"
-                if ex.graded else " (written)")
+        mark = (
+            f" <span class='graded'>(auto-graded: {ex.question}, "
+            f"sslkit.exercises.{ex.checker})</span>"
+            if ex.graded
+            else " (written)"
+        )
         parts.append(f"<h3>{html.escape(ex.title)}{mark}</h3>")
         glue, printed = (executed or {}).get(ex.chapter, ({}, {}))
         parts.append(_myst_to_html(ex.statement, glue))
@@ -370,7 +395,9 @@ def answer_key(exercises: list[Exercise], executed: dict[str, tuple[dict, dict]]
         for c in ex.code:
             parts.append(f"<pre><code>{html.escape(c)}</code></pre>")
             if printed.get(c):
-                parts.append(f"<p>Its output in the book's build:</p><pre>{html.escape(printed[c])}</pre>")
+                parts.append(
+                    f"<p>Its output in the book's build:</p><pre>{html.escape(printed[c])}</pre>"
+                )
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -379,7 +406,9 @@ def chapters(root: pathlib.Path = ROOT) -> list[pathlib.Path]:
     return sorted((root / "chapters").glob("*.ipynb"))
 
 
-def build(out: pathlib.Path, executed: pathlib.Path | None = None, root: pathlib.Path = ROOT) -> list[Exercise]:
+def build(
+    out: pathlib.Path, executed: pathlib.Path | None = None, root: pathlib.Path = ROOT
+) -> list[Exercise]:
     """Write the student notebooks, the autograders, the student site's source and the answer
     key to ``out``. ``executed``: the book's jupyter-cache (``_build/.jupyter_cache``), whose
     outputs the site shows; without it the site is left out."""
@@ -395,10 +424,15 @@ def build(out: pathlib.Path, executed: pathlib.Path | None = None, root: pathlib
         nb = json.loads(path.read_text())
         student, exercises = student_notebook(nb, path.stem)
         everything += exercises
-        (out / "notebooks" / path.name).write_text(json.dumps(student, indent=1, ensure_ascii=False) + "\n")
+        (out / "notebooks" / path.name).write_text(
+            json.dumps(student, indent=1, ensure_ascii=False) + "\n"
+        )
         install = re.search(r'"(sslkit @ git\+[^"]+)"', json.dumps(nb, ensure_ascii=False))
-        _autograder([e for e in exercises if e.graded], out / "autograder" / f"{path.stem}.zip",
-                    install[1] if install else "sslkit")
+        _autograder(
+            [e for e in exercises if e.graded],
+            out / "autograder" / f"{path.stem}.zip",
+            install[1] if install else "sslkit",
+        )
         if executed is not None:  # the book's outputs: for the answer key and the student site
             executed_nb = _with_outputs(path, pathlib.Path(executed))
             ran[path.stem] = _glue_and_outputs(executed_nb)
@@ -413,33 +447,55 @@ def _autograder(graded: list[Exercise], zip_path: pathlib.Path, install: str) ->
     """``otter generate`` on the chapter's tests; the requirements install sslkit (``install``,
     the chapter's own pip spec) with otter."""
     if not graded:
-        raise ValueError(f"{zip_path.stem} has no auto-graded exercise: every chapter needs one (a solution "
-                         "cell that defines my_<name> and calls exercises.check_<...>(my_<name>))")
+        raise ValueError(
+            f"{zip_path.stem} has no auto-graded exercise: every chapter needs one (a solution "
+            "cell that defines my_<name> and calls exercises.check_<...>(my_<name>))"
+        )
     work = zip_path.with_suffix("")
     (work / "tests").mkdir(parents=True)
     for ex in graded:
-        (work / "tests" / f"{ex.question}.py").write_text(test_source(ex.question, ex.checker, ex.function))
+        (work / "tests" / f"{ex.question}.py").write_text(
+            test_source(ex.question, ex.checker, ex.function)
+        )
     (work / "requirements.txt").write_text(f"{install}\notter-grader>=6\n")
     otter = pathlib.Path(sys.executable).with_name("otter")
-    done = subprocess.run([str(otter) if otter.exists() else "otter", "generate", "-t", "tests",
-                           "-r", "requirements.txt", "--no-config", "--no-environment",
-                           "-o", str(zip_path.resolve())], cwd=work, capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            str(otter) if otter.exists() else "otter",
+            "generate",
+            "-t",
+            "tests",
+            "-r",
+            "requirements.txt",
+            "--no-config",
+            "--no-environment",
+            "-o",
+            str(zip_path.resolve()),
+        ],
+        cwd=work,
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
-        raise RuntimeError(f"otter generate failed for {zip_path.stem}:\n{done.stderr or done.stdout}")
+        raise RuntimeError(
+            f"otter generate failed for {zip_path.stem}:\n{done.stderr or done.stdout}"
+        )
     shutil.rmtree(work)
 
 
 def _with_outputs(path: pathlib.Path, cache_dir: pathlib.Path) -> dict:
     """The chapter at ``path`` with the outputs of its execution by ``make book``."""
-    import nbformat
-    from jupyter_cache import get_cache
+    import nbformat  # lazy: comes with jupyter-book, a build-only dependency
+    from jupyter_cache import get_cache  # lazy: as nbformat
 
     nb = nbformat.read(str(path), as_version=4)
     try:
         _, merged = get_cache(str(cache_dir)).merge_match_into_notebook(nb)
     except KeyError:
-        raise FileNotFoundError(f"{path.name} has no execution in {cache_dir} that matches its code: run "
-                                "`make book` first (the student site shows the book's outputs)") from None
+        raise FileNotFoundError(
+            f"{path.name} has no execution in {cache_dir} that matches its code: run "
+            "`make book` first (the student site shows the book's outputs)"
+        ) from None
     return json.loads(nbformat.writes(merged))
 
 
@@ -447,8 +503,10 @@ def student_config(config: str) -> str:
     """The book's ``_config.yml`` for the student site: nothing executed again (the outputs
     come from the book's build), sphinx-exercise's ``hide_solutions`` on, and no launch or
     repository buttons, which would open the book's notebooks with their solutions."""
-    config = re.sub(r"execute_notebooks: \w+", "execute_notebooks: \"off\"", config)
-    config = re.sub(r"(?m)^title: (.*)$", lambda m: f'title: "{m[1]} (student edition)"', config, count=1)
+    config = re.sub(r"execute_notebooks: \w+", 'execute_notebooks: "off"', config)
+    config = re.sub(
+        r"(?m)^title: (.*)$", lambda m: f'title: "{m[1]} (student edition)"', config, count=1
+    )
     config = config.replace("  config:\n", "  config:\n    hide_solutions: true\n", 1)
     # The launch and repository buttons would open the book's notebooks, solutions included:
     # students get the student notebooks from their instructor instead.
@@ -473,67 +531,21 @@ def _site_source(site: pathlib.Path, notebooks: dict[str, dict], root: pathlib.P
     (site / "_config.yml").write_text(student_config((root / "_config.yml").read_text()))
 
 
-# --- grading ----------------------------------------------------------------------------------
-
-def grade(folder: pathlib.Path, autograders: pathlib.Path, out_csv: pathlib.Path):
-    """Grade every notebook under ``folder`` with its chapter's autograder (``otter run``, no
-    container) and write one row per submission to ``out_csv``: total, possible, a column per
-    question, and the checkers' messages for what failed."""
-    import pandas as pd
-    from otter.api import grade_submission
-
-    rows = []
-    for nb_path in sorted(pathlib.Path(folder).rglob("*.ipynb")):
-        if ".ipynb_checkpoints" in nb_path.parts:
-            continue
-        row = {"submission": str(nb_path.relative_to(folder))}
-        try:
-            meta = json.loads(nb_path.read_text(encoding="utf-8")).get("metadata", {})
-        except (OSError, ValueError) as e:
-            rows.append({**row, "error": f"not a readable notebook: {e}"})
-            continue
-        # The chapter from the notebook's metadata, else from its file name (03_clustering….ipynb).
-        chapter = meta.get("sslkit", {}).get("chapter") or next(
-            (z.stem for z in sorted(pathlib.Path(autograders).glob("*.zip")) if nb_path.stem.startswith(z.stem)), None)
-        row["chapter"] = chapter
-        zip_path = pathlib.Path(autograders) / f"{chapter}.zip"
-        if chapter is None or not zip_path.exists():
-            row["error"] = (f"no autograder for chapter {chapter!r} in {autograders}: is this a student "
-                            "notebook of the book (metadata 'sslkit.chapter')?")
-            rows.append(row)
-            continue
-        try:
-            results = grade_submission(str(nb_path), str(zip_path), quiet=True)
-        except Exception as e:  # noqa: BLE001 - one broken submission must not stop the others
-            rows.append({**row, "total": 0, "error": f"grading failed: {type(e).__name__}: {e}"})
-            continue
-        row.update(total=results.total, possible=results.possible)
-        messages = []
-        for name in results.test_files:
-            row[name] = results.get_score(name)
-            if row[name] < results.get_result(name).possible:
-                messages.append(f"{name}: {_failure(results.get_result(name))}")
-        row["feedback"] = " | ".join(messages)
-        rows.append(row)
-    table = pd.DataFrame(rows)
-    table.to_csv(out_csv, index=False)
-    return table
-
-
-def _failure(test_file) -> str:
-    """The first line of the checker's message (its AssertionError), not otter's traceback."""
-    text = test_file.summary() if hasattr(test_file, "summary") else str(test_file)
-    found = re.findall(r"(?:AssertionError|NotImplementedError|Error): (.+)", text)
-    return found[-1].strip() if found else text.strip().splitlines()[-1]
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sslkit.course", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m sslkit.course", description=__doc__.split("\n\n")[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    b = sub.add_parser("build", help="student notebooks, autograders, answer key and the student site's source")
+    b = sub.add_parser(
+        "build", help="student notebooks, autograders, answer key and the student site's source"
+    )
     b.add_argument("--out", default="_build/student", type=pathlib.Path)
-    b.add_argument("--executed", default="_build/.jupyter_cache", type=pathlib.Path,
-                   help="the jupyter-cache of `make book`, whose outputs the student site shows")
+    b.add_argument(
+        "--executed",
+        default="_build/.jupyter_cache",
+        type=pathlib.Path,
+        help="the jupyter-cache of `make book`, whose outputs the student site shows",
+    )
     g = sub.add_parser("grade", help="grade a folder of student notebooks into a CSV")
     g.add_argument("folder", type=pathlib.Path)
     g.add_argument("--autograder", default="_build/student/autograder", type=pathlib.Path)
@@ -542,12 +554,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "build":
         executed = args.executed if args.executed.exists() else None
         if executed is None:
-            print(f"{args.executed} not found: run `make book` first for the student site; "
-                  "building the notebooks, autograders and answer key only", file=sys.stderr)
+            print(
+                f"{args.executed} not found: run `make book` first for the student site; "
+                "building the notebooks, autograders and answer key only",
+                file=sys.stderr,
+            )
         exs = build(args.out, executed)
         graded = [e.label for e in exs if e.graded]
         print(f"{len(exs)} exercises, {len(graded)} auto-graded: {', '.join(graded)}")
-        print(f"written to {args.out}/: notebooks/, autograder/, answer_key.html" + (", site/" if executed else ""))
+        print(
+            f"written to {args.out}/: notebooks/, autograder/, answer_key.html"
+            + (", site/" if executed else "")
+        )
         return 0
     if not args.folder.is_dir():
         parser.error(f"{args.folder} is not a folder of notebooks")

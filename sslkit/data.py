@@ -13,27 +13,43 @@ Where the files come from, in this order:
 3. the user cache (``$XDG_CACHE_HOME/sslkit/data`` or ``~/.cache/sslkit/data``),
    downloading there through torchvision if the files are missing.
 """
+
 from __future__ import annotations
 
 import gzip
-import zlib
+import hashlib
 import os
 import pickle
+import socket
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .runtime import user_cache_home
+
 __all__ = ["Dataset", "DataNotFoundError", "CorruptDataError", "load", "DATASETS", "cache_dir"]
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 FASHION_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
-# Garment groups used as Fashion-MNIST's coarse level (fine index -> coarse index).
+# Fashion-MNIST has one label level; the book's coarse level groups the garments by where they
+# are worn (upper body; legs and whole body; feet) and bags, a grouping anyone can name
+# without looking at the images (fine index -> coarse index). CIFAR-100 ships its own 20
+# superclasses; CIFAR-10's split into animals and vehicles is the usual one.
 FASHION_COARSE_CLASSES = ("upper body", "trousers and dresses", "footwear", "bags")
 FASHION_FINE_TO_COARSE = (0, 1, 0, 1, 0, 2, 0, 2, 3, 2)
 
@@ -72,6 +88,7 @@ class Dataset:
     classes: tuple[str, ...]
     coarse_classes: tuple[str, ...]
     _stats: tuple | None = field(default=None, repr=False, compare=False)
+    _fingerprint: str | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
@@ -101,6 +118,35 @@ class Dataset:
     def num_coarse_classes(self) -> int:
         return len(self.coarse_classes)
 
+    def fingerprint(self) -> str:
+        """A SHA-256 (16 hex digits) of the images, both label levels and the class names,
+        computed once: equal data, equal fingerprint. Part of every cache key that depends on
+        the data (:mod:`sslkit.runs`), so a changed or relabelled file never returns a result
+        computed on other data."""
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            for t in (self.images, self.labels, self.coarse_labels):
+                t = t.detach().cpu().contiguous()
+                h.update(f"{t.dtype}:{tuple(t.shape)}".encode())
+                h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+            h.update("\x1f".join(self.classes + ("|",) + self.coarse_classes).encode())
+            self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
+
+    def hierarchy(self):
+        """One row per fine class: its name and its coarse class (the label hierarchy), read
+        from the labels; a fine class without a sample has no known parent and is left out.
+        Returns a pandas DataFrame with the columns ``fine class`` and ``coarse class``."""
+        import pandas as pd  # lazy: the loaders need no pandas
+
+        parent = dict(zip(self.labels.tolist(), self.coarse_labels.tolist()))
+        return pd.DataFrame(
+            {
+                "fine class": [self.classes[f] for f in sorted(parent)],
+                "coarse class": [self.coarse_classes[parent[f]] for f in sorted(parent)],
+            }
+        )
+
     @property
     def channels(self) -> int:
         return self.images.shape[1]
@@ -121,13 +167,20 @@ class Dataset:
             self._stats = (tuple(means), tuple(stds))
         return self._stats
 
-    def to(self, device) -> "Dataset":
+    def to(self, device) -> Dataset:
         """The same dataset with every tensor on ``device``."""
-        return Dataset(self.name, self.images.to(device), self.labels.to(device),
-                       self.coarse_labels.to(device), self.classes, self.coarse_classes,
-                       self._stats)
+        return Dataset(
+            self.name,
+            self.images.to(device),
+            self.labels.to(device),
+            self.coarse_labels.to(device),
+            self.classes,
+            self.coarse_classes,
+            self._stats,
+            self._fingerprint,  # the same data on another device
+        )
 
-    def subset(self, n: int | None, seed: int = 0) -> "Dataset":
+    def subset(self, n: int | None, seed: int = 0) -> Dataset:
         """A fixed random subset of ``n`` samples (all of them if ``n`` is None or ≥ N)."""
         if n is None or n >= len(self):
             return self
@@ -137,19 +190,25 @@ class Dataset:
         idx = torch.randperm(len(self), generator=g)[:n].sort().values.to(self.device)
         return self.select(idx)
 
-    def select(self, index: torch.Tensor) -> "Dataset":
+    def select(self, index: torch.Tensor) -> Dataset:
         """The samples at ``index`` (a tensor of indices or a boolean mask)."""
-        return Dataset(self.name, self.images[index], self.labels[index],
-                       self.coarse_labels[index], self.classes, self.coarse_classes,
-                       self._stats)
+        return Dataset(
+            self.name,
+            self.images[index],
+            self.labels[index],
+            self.coarse_labels[index],
+            self.classes,
+            self.coarse_classes,
+            self._stats,
+        )
 
 
 # --------------------------------------------------------------------------- locations
 
+
 def cache_dir() -> Path:
     """The user cache folder for downloaded data."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "sslkit" / "data"
+    return user_cache_home() / "sslkit" / "data"
 
 
 def _roots(root) -> list[Path]:
@@ -167,15 +226,15 @@ def download_timeout() -> float:
     except ValueError:
         seconds = -1.0
     if not seconds > 0:
-        raise ValueError(f"SSLKIT_DOWNLOAD_TIMEOUT must be a positive number of seconds, got {value!r}")
+        raise ValueError(
+            f"SSLKIT_DOWNLOAD_TIMEOUT must be a positive number of seconds, got {value!r}"
+        )
     return seconds
 
 
 def _download(fetch) -> None:
     """Run torchvision's ``fetch()`` with a socket timeout: its ``urlopen`` has none, so a
     server that accepts the connection and never answers would hang forever."""
-    import socket
-
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(download_timeout())
     try:
@@ -197,7 +256,9 @@ def _not_found(name: str, looked: list[Path], why: str = "") -> DataNotFoundErro
 
 # --------------------------------------------------------------------------- digits
 
+
 def _load_digits(split: str) -> Dataset:
+    # lazy: scikit-learn takes a second to import, and only digits need it
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
@@ -208,12 +269,17 @@ def _load_digits(split: str) -> Dataset:
     idx = order[:-360] if split == "train" else order[-360:]
     fine = torch.from_numpy(labels[idx])
     return Dataset(
-        "digits", torch.from_numpy(images[idx]), fine, fine % 2,
-        tuple(str(d) for d in range(10)), ("even", "odd"),
+        "digits",
+        torch.from_numpy(images[idx]),
+        fine,
+        fine % 2,
+        tuple(str(d) for d in range(10)),
+        ("even", "odd"),
     )
 
 
 # --------------------------------------------------------------------------- IDX (MNIST format)
+
 
 def read_idx(path: Path) -> np.ndarray:
     """Read an IDX file (``.gz`` or plain), checking its magic number and length.
@@ -227,25 +293,33 @@ def read_idx(path: Path) -> np.ndarray:
         with opener(path, "rb") as f:
             raw = f.read()
     except (OSError, EOFError, zlib.error) as e:
-        raise CorruptDataError(f"{path}: cannot be read as {'gzip' if opener is gzip.open else 'IDX'} ({e}); "
-                               "delete it and provide the file again") from e
+        raise CorruptDataError(
+            f"{path}: cannot be read as {'gzip' if opener is gzip.open else 'IDX'} ({e}); "
+            "delete it and provide the file again"
+        ) from e
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or raw[3] not in (1, 2, 3):
-        raise CorruptDataError(f"{path}: wrong IDX magic number {raw[:4].hex() or '(empty)'}, "
-                               "expected 00000801 (labels) or 00000803 (images)")
+        raise CorruptDataError(
+            f"{path}: wrong IDX magic number {raw[:4].hex() or '(empty)'}, "
+            "expected 00000801 (labels) or 00000803 (images)"
+        )
     ndim = raw[3]
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise CorruptDataError(f"{path}: truncated IDX header")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     expected = header + int(np.prod(shape))
     if len(raw) != expected:
-        raise CorruptDataError(f"{path}: IDX header promises shape {shape} ({expected} bytes) "
-                               f"but the file has {len(raw)} bytes; it is truncated or corrupt")
+        raise CorruptDataError(
+            f"{path}: IDX header promises shape {shape} ({expected} bytes) "
+            f"but the file has {len(raw)} bytes; it is truncated or corrupt"
+        )
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
-_IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-              "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+_IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
 
 
 def _find_idx(folder: Path, stem: str) -> Path | None:
@@ -269,39 +343,60 @@ def _load_fashion_mnist(split: str, root, download: bool) -> Dataset:
         if not download or root is not None:
             raise _not_found("fashion-mnist", looked)
         try:
-            from torchvision.datasets import FashionMNIST
-            _download(lambda: FashionMNIST(str(cache_dir()), train=(split == "train"), download=True))
+            from torchvision.datasets import FashionMNIST  # lazy: only to download
+
+            _download(
+                lambda: FashionMNIST(str(cache_dir()), train=(split == "train"), download=True)
+            )
         except Exception as e:  # no network, server down, ...
             raise _not_found("fashion-mnist", looked, f"{type(e).__name__}: {e}") from e
         img, lab = _find_idx(cache_dir(), img_stem), _find_idx(cache_dir(), lab_stem)
         if not (img and lab):
-            raise _not_found("fashion-mnist", looked, "torchvision finished but the files are missing")
+            raise _not_found(
+                "fashion-mnist", looked, "torchvision finished but the files are missing"
+            )
     images, labels = read_idx(img), read_idx(lab)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise CorruptDataError(f"fashion-mnist: {img} holds shape {images.shape} and {lab} "
-                               f"shape {labels.shape}; expected N×28×28 images and N labels")
+        raise CorruptDataError(
+            f"fashion-mnist: {img} holds shape {images.shape} and {lab} "
+            f"shape {labels.shape}; expected N×28×28 images and N labels"
+        )
     if labels.max(initial=0) >= 10 or labels.min(initial=0) < 0:
-        raise CorruptDataError(f"{lab}: labels must be in 0..9, found {labels.min()}..{labels.max()}")
+        raise CorruptDataError(
+            f"{lab}: labels must be in 0..9, found {labels.min()}..{labels.max()}"
+        )
     fine = torch.from_numpy(labels.astype(np.int64))
     coarse = torch.tensor(FASHION_FINE_TO_COARSE)[fine]
-    return Dataset("fashion-mnist", torch.from_numpy(images.copy())[:, None], fine, coarse,
-                   FASHION_CLASSES, FASHION_COARSE_CLASSES)
+    return Dataset(
+        "fashion-mnist",
+        torch.from_numpy(images.copy())[:, None],
+        fine,
+        coarse,
+        FASHION_CLASSES,
+        FASHION_COARSE_CLASSES,
+    )
 
 
 # --------------------------------------------------------------------------- CIFAR (python pickles)
 
 _CIFAR = {
-    "cifar10": ("cifar-10-batches-py",
-                {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]},
-                "batches.meta"),
+    "cifar10": (
+        "cifar-10-batches-py",
+        {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]},
+        "batches.meta",
+    ),
     "cifar100": ("cifar-100-python", {"train": ["train"], "test": ["test"]}, "meta"),
 }
 
 
 # What CIFAR's pickles are made of: dicts, lists, bytes, ints and NumPy arrays. Nothing else
 # is ever imported while reading them, so a planted file cannot run code.
-_CIFAR_GLOBALS = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-                  ("numpy", "ndarray"), ("numpy", "dtype")}
+_CIFAR_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+}
 
 
 class _CifarUnpickler(pickle.Unpickler):
@@ -316,11 +411,15 @@ def _unpickle(path: Path) -> dict:
         with open(path, "rb") as f:
             d = _CifarUnpickler(f, encoding="bytes").load()
     except Exception as e:
-        raise CorruptDataError(f"{path}: not a readable CIFAR pickle ({type(e).__name__}: {e}); "
-                               "delete the folder and provide it again") from e
+        raise CorruptDataError(
+            f"{path}: not a readable CIFAR pickle ({type(e).__name__}: {e}); "
+            "delete the folder and provide it again"
+        ) from e
     if not isinstance(d, dict):
-        raise CorruptDataError(f"{path}: a CIFAR pickle holds a dict, this one a {type(d).__name__}; "
-                               "delete the folder and provide it again")
+        raise CorruptDataError(
+            f"{path}: a CIFAR pickle holds a dict, this one a {type(d).__name__}; "
+            "delete the folder and provide it again"
+        )
     return d
 
 
@@ -334,12 +433,15 @@ def _get(d: dict, key: str):
 def _load_cifar(name: str, split: str, root, download: bool) -> Dataset:
     folder_name, files, meta_name = _CIFAR[name]
     looked = _roots(root) + ([] if root is not None else [cache_dir()])
-    folder = next((r / folder_name for r in looked if (r / folder_name / meta_name).is_file()), None)
+    folder = next(
+        (r / folder_name for r in looked if (r / folder_name / meta_name).is_file()), None
+    )
     if folder is None:
         if not download or root is not None:
             raise _not_found(name, looked)
         try:
-            from torchvision import datasets
+            from torchvision import datasets  # lazy: only to download
+
             cls = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
             _download(lambda: cls(str(cache_dir()), train=(split == "train"), download=True))
         except Exception as e:
@@ -373,10 +475,15 @@ def _load_cifar(name: str, split: str, root, download: bool) -> Dataset:
         classes = decode(_get(meta, "fine_label_names"))
         coarse_classes = decode(_get(meta, "coarse_label_names"))
         coarse_t = torch.from_numpy(np.concatenate(coarse))
-    if (fine_t.max() >= len(classes) or coarse_t.max() >= len(coarse_classes)
-            or min(fine_t.min(), coarse_t.min()) < 0):
-        raise CorruptDataError(f"{folder}: labels out of range of the class names in {meta_name} "
-                               f"(fine {int(fine_t.min())}..{int(fine_t.max())} for {len(classes)} names)")
+    if (
+        fine_t.max() >= len(classes)
+        or coarse_t.max() >= len(coarse_classes)
+        or min(fine_t.min(), coarse_t.min()) < 0
+    ):
+        raise CorruptDataError(
+            f"{folder}: labels out of range of the class names in {meta_name} "
+            f"(fine {int(fine_t.min())}..{int(fine_t.max())} for {len(classes)} names)"
+        )
     return Dataset(name, images, fine_t, coarse_t, classes, coarse_classes)
 
 
@@ -405,7 +512,9 @@ def load(name: str, split: str = "train", root=None, download: bool = True) -> D
     (torch.Size([1437, 1, 8, 8]), torch.uint8)
     """
     key = name.lower().replace("_", "-")
-    key = {"fashionmnist": "fashion-mnist", "cifar-10": "cifar10", "cifar-100": "cifar100"}.get(key, key)
+    key = {"fashionmnist": "fashion-mnist", "cifar-10": "cifar10", "cifar-100": "cifar100"}.get(
+        key, key
+    )
     if key not in DATASETS:
         raise ValueError(f"Unknown dataset {name!r}. Known datasets: {', '.join(DATASETS)}.")
     if split not in ("train", "test"):

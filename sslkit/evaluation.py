@@ -3,7 +3,11 @@
 This is what the training loop's evaluation callbacks call. It knows models and metrics,
 never the training loop.
 """
+
 from __future__ import annotations
+
+import copy
+import warnings
 
 import pandas as pd
 import torch
@@ -11,16 +15,26 @@ import torch
 from . import metrics
 from .augment import to_float
 from .runtime import autocast_dtype
+from .seeds import generator
 
-__all__ = ["extract_features", "calibrate_batchnorm", "evaluate_features", "sample_ncc", "view_features", "embed_2d", "project_stages",
-           "METRICS"]
+__all__ = [
+    "extract_features",
+    "calibrate_batchnorm",
+    "evaluate_features",
+    "measure_sample_ncc",
+    "view_features",
+    "embed_2d",
+    "project_stages",
+    "METRICS",
+]
 
 METRICS = ("ncc", "cdnv", "probe", "knn", "erank")
 
 
 @torch.no_grad()
-def extract_features(backbone, images, mean=None, std=None, batch_size: int = 1024,
-                     stages: bool = False):
+def extract_features(
+    backbone, images, mean=None, std=None, batch_size: int = 1024, stages: bool = False
+):
     """Backbone features of uint8 ``images`` in eval mode (training mode is restored after).
 
     Returns an N×D tensor of the last stage's pooled features, or with ``stages=True`` a
@@ -46,7 +60,8 @@ def extract_features(backbone, images, mean=None, std=None, batch_size: int = 10
 
 @torch.no_grad()
 def calibrate_batchnorm(backbone, images, mean=None, std=None, batch_size: int = 2048):
-    """A copy of ``backbone`` whose BatchNorm statistics are measured on ``images``; no weight changes.
+    """A copy of ``backbone`` whose BatchNorm statistics are measured on ``images``; no weight
+    changes.
 
     An untrained network's BatchNorm layers hold their initial statistics (mean 0,
     variance 1), so in eval mode they do not normalise at all. A trained network's hold the
@@ -54,8 +69,6 @@ def calibrate_batchnorm(backbone, images, mean=None, std=None, batch_size: int =
     BatchNorm calibration; the fair control is the untrained weights with statistics
     measured on the data (the average of equal-sized batches' mean and variance).
     """
-    import copy
-
     net = copy.deepcopy(backbone)
     norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     for m in norms:
@@ -65,12 +78,16 @@ def calibrate_batchnorm(backbone, images, mean=None, std=None, batch_size: int =
     n = len(images)
     size = min(batch_size, n)
     net.train()
-    for chunk in images[: n - n % size].split(size):  # equal batches: the average is the data's statistics
+    for chunk in images[: n - n % size].split(
+        size
+    ):  # equal batches: the average is the data's statistics
         net(to_float(chunk.to(device), mean, std))
     return net.eval()
 
 
-def evaluate_features(train_feats, test_feats, labels, stage_names, metric: str, knn_k: int = 20) -> pd.DataFrame:
+def evaluate_features(
+    train_feats, test_feats, labels, stage_names, metric: str, knn_k: int = 20
+) -> pd.DataFrame:
     """One metric at every stage, from features already extracted.
 
     Parameters
@@ -95,24 +112,31 @@ def evaluate_features(train_feats, test_feats, labels, stage_names, metric: str,
     for stage, xtr, xte in zip(stage_names, train_feats, test_feats):
         ytr, yte = ytr.to(xtr.device), yte.to(xtr.device)
         if metric == "ncc":
-            values = {"train": metrics.ncc_accuracy(xtr, ytr), "test": metrics.ncc_accuracy(xte, yte, xtr, ytr)}
+            values = {
+                "train": metrics.ncc_accuracy(xtr, ytr),
+                "test": metrics.ncc_accuracy(xte, yte, xtr, ytr),
+            }
         elif metric == "cdnv":
             values = {"train": metrics.cdnv(xtr, ytr), "test": metrics.cdnv(xte, yte)}
         elif metric == "probe":
             values = {"test": metrics.linear_probe(xtr, ytr, xte, yte)}
         elif metric == "erank":
-            values = {"train": metrics.effective_rank(xtr, standardize=True),
-                      "test": metrics.effective_rank(xte, standardize=True)}
+            values = {
+                "train": metrics.effective_rank(xtr, standardize=True),
+                "test": metrics.effective_rank(xte, standardize=True),
+            }
         else:
             values = {"test": metrics.knn_accuracy(xtr, ytr, xte, yte, k=knn_k)}
-        rows += [dict(stage=stage, split=split, metric=metric, value=v) for split, v in values.items()]
+        rows += [
+            dict(stage=stage, split=split, metric=metric, value=v) for split, v in values.items()
+        ]
     return pd.DataFrame(rows)
 
 
 def project_stages(train_feats, test_feats, dim, seed: int = 0):
     """Every stage's features through one fixed random orthonormal projection to ``dim``
     dimensions (the same matrix for train and test and for every snapshot of a run of
-    this ``seed``).
+    this ``seed``: its ``projection`` stream, one per stage).
 
     Stages grow wider with depth, and NCC depends on the dimension; projecting all of
     them to the smallest width compares stages at equal dimension. The projection has
@@ -123,11 +147,15 @@ def project_stages(train_feats, test_feats, dim, seed: int = 0):
     widths = [x.shape[1] for x in train_feats]
     dim = min(widths) if dim == "smallest" else int(dim)
     if dim < 1 or dim > min(widths):
-        raise ValueError(f"dim must be between 1 and the smallest stage width {min(widths)}, got {dim}")
+        raise ValueError(
+            f"dim must be between 1 and the smallest stage width {min(widths)}, got {dim}"
+        )
     out_train, out_test = [], []
     for i, (xtr, xte) in enumerate(zip(train_feats, test_feats)):
-        g = torch.Generator().manual_seed(1000 * seed + i)
-        w = torch.linalg.qr(torch.randn(xtr.shape[1], dim, generator=g, dtype=torch.float64))[0].to(xtr)
+        g = generator(seed, "projection", i)
+        w = torch.linalg.qr(torch.randn(xtr.shape[1], dim, generator=g, dtype=torch.float64))[0].to(
+            xtr
+        )
         out_train.append(xtr @ w)
         out_test.append(xte @ w)
     return out_train, out_test
@@ -139,12 +167,14 @@ def view_features(backbone, images, augment, n_views: int = 8, generator=None) -
     (row ``i`` holds the views of image ``i``)."""
     k = len(images)
     device = next(backbone.parameters()).device
-    batch = images.to(device).repeat(n_views, 1, 1, 1)  # view-major: row v*K + i is view v of image i
+    batch = images.to(device).repeat(
+        n_views, 1, 1, 1
+    )  # view-major: row v*K + i is view v of image i
     f = extract_features(backbone, augment(batch, generator))
     return f.view(n_views, k, -1).transpose(0, 1)
 
 
-def sample_ncc(backbone, images, augment, n_views: int = 8, generator=None) -> float:
+def measure_sample_ncc(backbone, images, augment, n_views: int = 8, generator=None) -> float:
     """Sample-level NCC of ``images`` (K uint8 images): centres from ``n_views`` augmented
     views of each image, scored on another ``n_views`` fresh views (see
     :func:`sslkit.metrics.sample_ncc`)."""
@@ -153,15 +183,16 @@ def sample_ncc(backbone, images, augment, n_views: int = 8, generator=None) -> f
     return metrics.sample_ncc(queries, centres_from)
 
 
-def embed_2d(features, method: str = "umap", seed: int = 0, n_neighbors: int = 15, perplexity: float = 30.0):
+def embed_2d(
+    features, method: str = "umap", seed: int = 0, n_neighbors: int = 15, perplexity: float = 30.0
+):
     """A 2-D map of N×D features, for pictures only (distances in it are not metrics).
 
     ``method="umap"`` (McInnes et al., 2018; the maps of Ben-Shaul et al., 2023, Fig. 1)
     or ``"tsne"`` (van der Maaten & Hinton, 2008), after PCA to at most 50 dimensions.
     Returns a NumPy array N×2.
     """
-    import warnings
-
+    # lazy: scikit-learn takes a second to import, and only the maps need it
     from sklearn.decomposition import PCA
 
     if method not in ("umap", "tsne"):
@@ -172,9 +203,13 @@ def embed_2d(features, method: str = "umap", seed: int = 0, n_neighbors: int = 1
     with warnings.catch_warnings():  # umap warns that a fixed seed runs on one thread; we want that
         warnings.simplefilter("ignore")
         if method == "umap":
-            import umap
+            import umap  # lazy: umap-learn (and numba) take seconds to import, for maps only
 
-            return umap.UMAP(n_neighbors=min(n_neighbors, len(x) - 1), random_state=seed).fit_transform(x)
-        from sklearn.manifold import TSNE
+            return umap.UMAP(
+                n_neighbors=min(n_neighbors, len(x) - 1), random_state=seed
+            ).fit_transform(x)
+        from sklearn.manifold import TSNE  # lazy: as PCA above
 
-        return TSNE(2, perplexity=min(perplexity, (len(x) - 1) / 3), init="pca", random_state=seed).fit_transform(x)
+        return TSNE(
+            2, perplexity=min(perplexity, (len(x) - 1) / 3), init="pca", random_state=seed
+        ).fit_transform(x)

@@ -5,6 +5,7 @@ Each checker returns ``True`` and prints a confirmation, or raises ``AssertionEr
 with a hint of what differs. The book's build runs each checker on the reference
 solution, so a checker that rejects a correct answer fails the build.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,9 +13,19 @@ import torch
 
 from . import augment, losses, metrics
 
-__all__ = ["check_rotation", "check_invariance_loss", "check_variance_loss", "check_ncc",
-           "check_cdnv", "check_random_targets", "check_nt_xent", "check_barlow_terms",
-           "check_regularization_ratio", "check_effective_rank", "check_vicreg_terms"]
+__all__ = [
+    "check_rotation",
+    "check_invariance_loss",
+    "check_variance_loss",
+    "check_ncc",
+    "check_cdnv",
+    "check_random_targets",
+    "check_nt_xent",
+    "check_barlow_terms",
+    "check_regularization_ratio",
+    "check_effective_rank",
+    "check_vicreg_terms",
+]
 
 
 def _close(got, expected, what: str, tol: float = 1e-4) -> None:
@@ -50,13 +61,19 @@ def check_rotation(fn) -> bool:
     g = torch.Generator().manual_seed(0)
     x = torch.rand(6, 2, 5, 5, generator=g)
     k = torch.tensor([0, 1, 2, 3, 1, 3])
-    got = _call(fn, (x.clone(), k.clone()), f"6 images of shape {tuple(x.shape[1:])}, k = {k.tolist()}")
+    got = _call(
+        fn, (x.clone(), k.clone()), f"6 images of shape {tuple(x.shape[1:])}, k = {k.tolist()}"
+    )
     if not isinstance(got, torch.Tensor) or got.shape != x.shape:
-        raise AssertionError(f"expected a tensor of shape {tuple(x.shape)}, got {getattr(got, 'shape', type(got))}")
+        raise AssertionError(
+            f"expected a tensor of shape {tuple(x.shape)}, got {getattr(got, 'shape', type(got))}"
+        )
     wrong = [i for i in range(6) if not torch.allclose(got[i], augment.rotate(x, k)[i])]
     if wrong:
-        raise AssertionError(f"images {wrong} (k = {k[wrong].tolist()}) are not rotated correctly; "
-                             "check the direction (counter-clockwise) and the dims you rotate")
+        raise AssertionError(
+            f"images {wrong} (k = {k[wrong].tolist()}) are not rotated correctly; "
+            "check the direction (counter-clockwise) and the dims you rotate"
+        )
     return _ok("rotation")
 
 
@@ -65,19 +82,27 @@ def check_invariance_loss(fn) -> bool:
     g = torch.Generator().manual_seed(1)
     for n, d in ((4, 3), (16, 8)):
         z1, z2 = torch.randn(n, d, generator=g), torch.randn(n, d, generator=g)
-        _close(_call(fn, (z1, z2), f"z1, z2 of shape ({n}, {d})"), losses.invariance_loss(z1, z2),
-               f"invariance loss for N={n}, D={d}")
+        _close(
+            _call(fn, (z1, z2), f"z1, z2 of shape ({n}, {d})"),
+            losses.invariance_loss(z1, z2),
+            f"invariance loss for N={n}, D={d}",
+        )
     return _ok("invariance loss")
 
 
 def check_variance_loss(fn) -> bool:
-    """``fn(z)``: VICReg's variance hinge for one branch, mean_j max(0, 1 − sqrt(Var z_j + 1e-4))."""
+    """``fn(z)``: VICReg's variance hinge for one branch, mean_j max(0, 1 − sqrt(Var z_j +
+    1e-4))."""
     g = torch.Generator().manual_seed(2)
     for scale in (0.1, 0.5, 2.0):
         z = torch.randn(32, 6, generator=g) * scale
-        _close(_call(fn, (z,), f"z of shape (32, 6), std ≈ {scale}"), losses.variance_loss(z),
-               f"variance loss for std ≈ {scale} (use the unbiased variance over the batch, one std per "
-               "dimension)")
+        _close(
+            _call(fn, (z,), f"z of shape (32, 6), std ≈ {scale}"),
+            losses.variance_loss(z),
+            f"variance loss for std ≈ {scale} (use the unbiased variance over the batch, one std "
+            "per "
+            "dimension)",
+        )
     return _ok("variance loss")
 
 
@@ -88,8 +113,11 @@ def check_ncc(fn) -> bool:
         y = rng.integers(0, k, 200)
         x = rng.normal(size=(k, 4))[y] + rng.normal(size=(200, 4))
         xt, yt = torch.tensor(x, dtype=torch.float32), torch.tensor(y)
-        _close(_call(fn, (xt, yt), f"200 features in 4 dimensions, {k} classes"), metrics.ncc_accuracy(xt, yt),
-               f"NCC accuracy with {k} classes")
+        _close(
+            _call(fn, (xt, yt), f"200 features in 4 dimensions, {k} classes"),
+            metrics.ncc_accuracy(xt, yt),
+            f"NCC accuracy with {k} classes",
+        )
     return _ok("NCC accuracy")
 
 
@@ -100,9 +128,14 @@ def check_cdnv(fn) -> bool:
         y = rng.integers(0, k, 300)
         x = rng.normal(size=(k, 3))[y] * 3 + rng.normal(size=(300, 3))
         xt, yt = torch.tensor(x), torch.tensor(y)
-        _close(_call(fn, (xt, yt), f"300 float64 features in 3 dimensions, {k} classes"), metrics.cdnv(xt, yt),
-               f"CDNV with {k} classes (Var_c is the mean squared distance to the class mean; average over "
-               "pairs i<j)", tol=1e-3)
+        _close(
+            _call(fn, (xt, yt), f"300 float64 features in 3 dimensions, {k} classes"),
+            metrics.cdnv(xt, yt),
+            f"CDNV with {k} classes (Var_c is the mean squared distance to the class mean; average "
+            "over "
+            "pairs i<j)",
+            tol=1e-3,
+        )
     return _ok("CDNV")
 
 
@@ -110,18 +143,23 @@ def check_random_targets(fn) -> bool:
     """``fn(labels, randomness, seed)``: class sizes kept, about the right fraction changed."""
     y = torch.arange(2000) % 10
     for r in (0.0, 0.3, 1.0):
-        t = torch.as_tensor(_call(fn, (y.clone(), r, 0), f"2000 labels of 10 classes, randomness {r}, "
-                                  "seed 0"))
+        t = torch.as_tensor(
+            _call(fn, (y.clone(), r, 0), f"2000 labels of 10 classes, randomness {r}, seed 0")
+        )
         if t.shape != y.shape:
             raise AssertionError(f"expected {tuple(y.shape)} targets, got {tuple(t.shape)}")
         if not torch.equal(t.bincount(minlength=10), y.bincount()):
-            raise AssertionError(f"randomness {r}: class sizes changed; permute labels, don't redraw them")
+            raise AssertionError(
+                f"randomness {r}: class sizes changed; permute labels, don't redraw them"
+            )
         changed = (t != y).float().mean().item()
         if not (0.8 * 0.9 * r - 1e-9 <= changed <= r + 1e-9):
-            raise AssertionError(f"randomness {r}: {changed:.2f} of the labels changed, expected about {0.9 * r:.2f} "
-                                 "(a shuffled label keeps its value 1 time in 10)")
+            raise AssertionError(
+                f"randomness {r}: {changed:.2f} of the labels changed, expected about "
+                f"{0.9 * r:.2f} "
+                "(a shuffled label keeps its value 1 time in 10)"
+            )
     return _ok("random targets")
-
 
 
 def check_nt_xent(fn) -> bool:
@@ -129,10 +167,12 @@ def check_nt_xent(fn) -> bool:
     g = torch.Generator().manual_seed(6)
     for n, d, tau in ((4, 3, 0.5), (8, 5, 0.1)):
         z1, z2 = torch.randn(n, d, generator=g), torch.randn(n, d, generator=g)
-        _close(_call(fn, (z1, z2, tau), f"z1, z2 of shape ({n}, {d}), temperature {tau}"),
-               losses.nt_xent(z1, z2, tau).total,
-               f"NT-Xent for N={n}, D={d}, τ={tau} (normalise the embeddings, leave each view out of "
-               "its own denominator, and average over all 2N views)")
+        _close(
+            _call(fn, (z1, z2, tau), f"z1, z2 of shape ({n}, {d}), temperature {tau}"),
+            losses.nt_xent(z1, z2, tau).total,
+            f"NT-Xent for N={n}, D={d}, τ={tau} (normalise the embeddings, leave each view out of "
+            "its own denominator, and average over all 2N views)",
+        )
     return _ok("NT-Xent loss")
 
 
@@ -145,29 +185,54 @@ def check_barlow_terms(fn) -> bool:
         z2 = z1 + 0.5 * torch.randn(n, d, generator=g)
         got = _call(fn, (z1, z2), f"z1, z2 of shape ({n}, {d})")
         if not isinstance(got, (tuple, list)) or len(got) != 2:
-            raise AssertionError(f"return the two terms as a pair (invariance, redundancy); got {type(got).__name__}")
+            raise AssertionError(
+                f"return the two terms as a pair (invariance, redundancy); got {type(got).__name__}"
+            )
         ref = losses.barlow_twins(z1, z2, eps=0.0).terms
-        hint = " (standardise each dimension over the batch with the biased std, then C = Z̃1ᵀZ̃2 / N)"
-        _close(got[0], ref["invariance"], f"invariance (on-diagonal) term for N={n}, D={d}" + hint, tol=1e-3)
-        _close(got[1], ref["redundancy"], f"redundancy (off-diagonal) term for N={n}, D={d}" + hint, tol=1e-3)
+        hint = (
+            " (standardise each dimension over the batch with the biased std, then C = Z̃1ᵀZ̃2 / N)"
+        )
+        _close(
+            got[0],
+            ref["invariance"],
+            f"invariance (on-diagonal) term for N={n}, D={d}" + hint,
+            tol=1e-3,
+        )
+        _close(
+            got[1],
+            ref["redundancy"],
+            f"redundancy (off-diagonal) term for N={n}, D={d}" + hint,
+            tol=1e-3,
+        )
     return _ok("Barlow Twins terms")
 
 
 def check_regularization_ratio(fn) -> bool:
     """``fn(loss)`` -> the regularization/invariance ratio of VICReg loss weights ``loss``
     (a dict that may omit weights), each weight divided by its default."""
-    from .paper import regularization_ratio
-
-    cases = ({}, {"inv_weight": 5.0}, {"inv_weight": 50.0}, {"var_weight": 50.0, "cov_weight": 2.0},
-             {"inv_weight": 0.0})
+    cases = (
+        {},
+        {"inv_weight": 5.0},
+        {"inv_weight": 50.0},
+        {"var_weight": 50.0, "cov_weight": 2.0},
+        {"inv_weight": 0.0},
+    )
     for loss in cases:
-        got, expected = _call(fn, (dict(loss),), f"loss = {loss}"), regularization_ratio(loss)
+        got, expected = (
+            _call(fn, (dict(loss),), f"loss = {loss}"),
+            losses.regularization_ratio(loss),
+        )
         if expected == float("inf"):
             if got != float("inf"):
-                raise AssertionError(f"for {loss} (no invariance term) expected math.inf, got {got!r}")
+                raise AssertionError(
+                    f"for {loss} (no invariance term) expected math.inf, got {got!r}"
+                )
             continue
-        _close(got, expected, f"ratio for {loss} (missing weights take their defaults, "
-               f"{losses.VICREG_WEIGHTS})")
+        _close(
+            got,
+            expected,
+            f"ratio for {loss} (missing weights take their defaults, {losses.VICREG_WEIGHTS})",
+        )
     return _ok("regularization ratio")
 
 
@@ -176,9 +241,14 @@ def check_effective_rank(fn) -> bool:
     g = torch.Generator().manual_seed(8)
     for scales in ((1.0, 1.0, 1.0), (5.0, 1.0, 0.1, 0.1), (3.0, 0.0, 0.0)):
         x = torch.randn(40, len(scales), generator=g) * torch.tensor(scales) + 7.0  # not centred
-        _close(_call(fn, (x.clone(),), f"40 features with spreads {scales}"), metrics.effective_rank(x),
-               f"effective rank for spreads {scales} (centre the features first, use singular values, not "
-               "eigenvalues of the covariance, and drop zeros before the logarithm)", tol=1e-3)
+        _close(
+            _call(fn, (x.clone(),), f"40 features with spreads {scales}"),
+            metrics.effective_rank(x),
+            f"effective rank for spreads {scales} (centre the features first, use singular values, "
+            "not "
+            "eigenvalues of the covariance, and drop zeros before the logarithm)",
+            tol=1e-3,
+        )
     return _ok("effective rank")
 
 
@@ -191,14 +261,19 @@ def check_vicreg_terms(fn) -> bool:
         z2 = z1 + noise * torch.randn(n, d, generator=g)
         got = _call(fn, (z1, z2), f"z1, z2 of shape ({n}, {d})")
         if not isinstance(got, (tuple, list)) or len(got) != 3:
-            raise AssertionError("return the three terms as a tuple (invariance, variance, covariance); "
-                                 f"got {type(got).__name__}")
+            raise AssertionError(
+                "return the three terms as a tuple (invariance, variance, covariance); "
+                f"got {type(got).__name__}"
+            )
         ref = losses.vicreg(z1, z2).terms
-        hints = {"invariance": "the mean squared error over all N×D entries",
-                 "variance": "mean_j max(0, 1 − sqrt(Var z_j + 1e-4)), unbiased variance, averaged over "
-                             "the two branches",
-                 "covariance": "squared off-diagonal covariances (divide by N − 1) summed, divided by D, "
-                               "summed over the two branches"}
+        hints = {
+            "invariance": "the mean squared error over all N×D entries",
+            "variance": "mean_j max(0, 1 − sqrt(Var z_j + 1e-4)), unbiased variance, averaged over "
+            "the two branches",
+            "covariance": "squared off-diagonal covariances (divide by N − 1) summed, divided by "
+            "D, "
+            "summed over the two branches",
+        }
         for value, (term, expected) in zip(got, ref.items()):
             _close(value, expected, f"{term} term for N={n}, D={d} ({hints[term]})", tol=1e-3)
     return _ok("VICReg terms")

@@ -4,16 +4,26 @@ Every loss returns a :class:`LossOutput`: the weighted ``total`` to back-propaga
 dict of *unweighted* ``terms``. ``z1`` and ``z2`` are the embeddings (N×D) of two views
 of the same N images; row ``i`` of both comes from image ``i``.
 """
+
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
 __all__ = [
-    "VICREG_WEIGHTS", "LossOutput", "invariance_loss", "variance_loss", "covariance_loss", "vicreg",
-    "nt_xent", "barlow_twins", "cross_entropy",
+    "VICREG_WEIGHTS",
+    "regularization_ratio",
+    "LossOutput",
+    "invariance_loss",
+    "variance_loss",
+    "covariance_loss",
+    "vicreg",
+    "nt_xent",
+    "barlow_twins",
+    "cross_entropy",
 ]
 
 
@@ -31,8 +41,10 @@ class LossOutput:
 
 def _check_pair(z1: torch.Tensor, z2: torch.Tensor, name: str) -> None:
     if z1.ndim != 2 or z1.shape != z2.shape:
-        raise ValueError(f"{name}: z1 and z2 must both be N×D with the same shape; "
-                         f"got {tuple(z1.shape)} and {tuple(z2.shape)}")
+        raise ValueError(
+            f"{name}: z1 and z2 must both be N×D with the same shape; "
+            f"got {tuple(z1.shape)} and {tuple(z2.shape)}"
+        )
     if z1.shape[0] < 2:
         raise ValueError(f"{name}: needs a batch of at least 2 embeddings, got {z1.shape[0]}")
 
@@ -55,15 +67,21 @@ def variance_loss(z: torch.Tensor, eps: float = 1e-4, gamma: float = 1.0) -> tor
 
 
 def covariance_loss(z: torch.Tensor) -> torch.Tensor:
-    """VICReg covariance ``c(Z) = (1/D) Σ_{i≠j} C(Z)_{ij}²``, ``C = Z̃ᵀZ̃/(N−1)``, Z̃ centred; one branch."""
+    """VICReg covariance ``c(Z) = (1/D) Σ_{i≠j} C(Z)_{ij}²``, ``C = Z̃ᵀZ̃/(N−1)``, Z̃ centred; one
+    branch."""
     n, d = z.shape
     zc = z - z.mean(dim=0)
     cov = (zc.T @ zc) / (n - 1)
     return _off_diagonal(cov).pow(2).sum() / d
 
 
-def vicreg(z1, z2, inv_weight: float = VICREG_WEIGHTS["inv_weight"], var_weight: float = VICREG_WEIGHTS["var_weight"],
-           cov_weight: float = VICREG_WEIGHTS["cov_weight"]) -> LossOutput:
+def vicreg(
+    z1: torch.Tensor,
+    z2: torch.Tensor,
+    inv_weight: float = VICREG_WEIGHTS["inv_weight"],
+    var_weight: float = VICREG_WEIGHTS["var_weight"],
+    cov_weight: float = VICREG_WEIGHTS["cov_weight"],
+) -> LossOutput:
     """VICReg (Bardes, Ponce & LeCun, ICLR 2022, https://arxiv.org/abs/2105.04906).
 
     ``L = λ s(Z, Z') + μ [v(Z) + v(Z')]/2 + ν [c(Z) + c(Z')]``
@@ -86,14 +104,15 @@ def vicreg(z1, z2, inv_weight: float = VICREG_WEIGHTS["inv_weight"], var_weight:
     return LossOutput(total, {"invariance": inv, "variance": var, "covariance": cov})
 
 
-def nt_xent(z1, z2, temperature: float = 0.5) -> LossOutput:
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> LossOutput:
     """SimCLR's NT-Xent (Chen et al., ICML 2020, https://arxiv.org/abs/2002.05709).
 
     With the 2N embeddings L2-normalised and ``s_ij = cos(z_i, z_j) / τ``, each view's
     positive is the other view of its image and the other 2N − 2 views are negatives:
     ``ℓ_i = −log exp(s_{i,p(i)}) / Σ_{k≠i} exp(s_ik)``, averaged over all 2N views.
     Terms: ``alignment`` (mean −s_{i,p(i)}·τ, i.e. minus the positive cosine) and
-    ``uniformity`` (the mean log-sum-exp over the other views), so ``total = alignment/τ + uniformity``.
+    ``uniformity`` (the mean log-sum-exp over the other views), so ``total = alignment/τ +
+    uniformity``.
     """
     _check_pair(z1, z2, "nt_xent")
     if temperature <= 0:
@@ -106,10 +125,18 @@ def nt_xent(z1, z2, temperature: float = 0.5) -> LossOutput:
     positive = sim[torch.arange(2 * n, device=z.device), pos]
     lse = torch.logsumexp(sim, dim=1)
     total = (lse - positive).mean()
-    return LossOutput(total, {"alignment": -positive.mean() * temperature, "uniformity": lse.mean()})
+    return LossOutput(
+        total, {"alignment": -positive.mean() * temperature, "uniformity": lse.mean()}
+    )
 
 
-def barlow_twins(z1, z2, redundancy_weight: float = 5e-3, inv_weight: float = 1.0, eps: float = 1e-5) -> LossOutput:
+def barlow_twins(
+    z1: torch.Tensor,
+    z2: torch.Tensor,
+    redundancy_weight: float = 5e-3,
+    inv_weight: float = 1.0,
+    eps: float = 1e-5,
+) -> LossOutput:
     """Barlow Twins (Zbontar et al., ICML 2021, https://arxiv.org/abs/2103.03230).
 
     With each embedding dimension standardised over the batch and
@@ -129,7 +156,9 @@ def barlow_twins(z1, z2, redundancy_weight: float = 5e-3, inv_weight: float = 1.
     c = standardise(z1).T @ standardise(z2) / n
     on = (torch.diagonal(c) - 1).pow(2).sum()
     off = _off_diagonal(c).pow(2).sum()
-    return LossOutput(inv_weight * on + redundancy_weight * off, {"invariance": on, "redundancy": off})
+    return LossOutput(
+        inv_weight * on + redundancy_weight * off, {"invariance": on, "redundancy": off}
+    )
 
 
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> LossOutput:
@@ -138,8 +167,25 @@ def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> LossOutput:
     Terms: ``cross_entropy`` and ``accuracy`` (of the batch; not differentiated).
     """
     if logits.ndim != 2 or targets.shape != logits.shape[:1]:
-        raise ValueError(f"cross_entropy: logits N×K and targets N expected; got "
-                         f"{tuple(logits.shape)} and {tuple(targets.shape)}")
+        raise ValueError(
+            f"cross_entropy: logits N×K and targets N expected; got "
+            f"{tuple(logits.shape)} and {tuple(targets.shape)}"
+        )
     ce = F.cross_entropy(logits, targets)
     acc = (logits.detach().argmax(1) == targets).float().mean()
     return LossOutput(ce, {"cross_entropy": ce, "accuracy": acc})
+
+
+def regularization_ratio(loss: dict) -> float:
+    """Weight of the variance term relative to the invariance term, each divided by its
+    default (:data:`sslkit.losses.VICREG_WEIGHTS`): 1 for the default loss, 0 without
+    regularization, ∞ without invariance.
+
+    >>> regularization_ratio({}), regularization_ratio({"inv_weight": 5})
+    (1.0, 5.0)
+    >>> regularization_ratio({"inv_weight": 0})
+    inf
+    """
+    inv = loss.get("inv_weight", VICREG_WEIGHTS["inv_weight"]) / VICREG_WEIGHTS["inv_weight"]
+    reg = loss.get("var_weight", VICREG_WEIGHTS["var_weight"]) / VICREG_WEIGHTS["var_weight"]
+    return math.inf if inv == 0 else reg / inv

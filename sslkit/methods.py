@@ -9,6 +9,7 @@ A method is a callable ``method(model, images, labels, generator) -> LossOutput`
   permutation (Noroozi & Favaro, ECCV 2016) applied to the image.
 - Supervised: cross-entropy with the true labels (the baseline for neural collapse).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -21,8 +22,16 @@ from . import augment as aug
 from . import losses
 from .models import Projector
 
-__all__ = ["Method", "JointEmbedding", "RotationPrediction", "JigsawPuzzle", "Supervised", "make_method",
-           "loss_function", "METHODS"]
+__all__ = [
+    "Method",
+    "JointEmbedding",
+    "RotationPrediction",
+    "JigsawPuzzle",
+    "Supervised",
+    "make_method",
+    "loss_function",
+    "METHODS",
+]
 
 METHODS = ("vicreg", "simclr", "barlow", "rotation", "jigsaw", "supervised")
 # The joint-embedding methods' losses; the others take no loss arguments.
@@ -146,9 +155,13 @@ class Supervised:
         return losses.cross_entropy(model(self.augment(images, generator)).float(), labels)
 
 
+# Other spellings of a method's name, in one place.
+ALIASES = {"barlow_twins": "barlow", "barlow twins": "barlow"}
+
+
 def _key(name: str) -> str:
     key = name.lower()
-    key = "barlow" if key == "barlow_twins" else key
+    key = ALIASES.get(key, key)
     if key not in METHODS:
         raise ValueError(f"unknown method {name!r}; known methods: {', '.join(METHODS)}")
     return key
@@ -164,7 +177,8 @@ def make_method(name: str, dataset, projector=(512, 512), **loss_kwargs) -> Meth
     """A method by name, with the augmentation preset of ``dataset``.
 
     ``loss_kwargs`` go to the loss: e.g. ``make_method("vicreg", ds, inv_weight=0)`` for
-    regularisation only, ``temperature=`` for SimCLR, ``inv_weight=``/``redundancy_weight=`` for Barlow Twins.
+    regularisation only, ``temperature=`` for SimCLR, ``inv_weight=``/``redundancy_weight=`` for
+    Barlow Twins.
     """
     key = _key(name)
     views = aug.preset(key, dataset)

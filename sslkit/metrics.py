@@ -14,14 +14,28 @@ The public functions read like their formulas; the speed tricks (one-hot matrix 
 cache-sized blocks, a bincount label code) live in private helpers, and the tests check
 that both give the same numbers.
 """
+
 from __future__ import annotations
+
+from typing import Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["class_centres", "ncc_accuracy", "cdnv", "linear_probe", "knn_accuracy", "sample_ncc", "effective_rank",
-           "uniformity"]
+# Features (N×D) or labels (N): a torch tensor or anything NumPy turns into an array.
+ArrayLike = Union[torch.Tensor, np.ndarray]
+
+__all__ = [
+    "class_centres",
+    "ncc_accuracy",
+    "cdnv",
+    "linear_probe",
+    "knn_accuracy",
+    "sample_ncc",
+    "effective_rank",
+    "uniformity",
+]
 
 
 def _as_features(x, name="features") -> torch.Tensor:
@@ -36,19 +50,35 @@ def _as_features(x, name="features") -> torch.Tensor:
         raise ValueError(f"{name} is empty (0 rows); pass at least one sample")
     bad = int((~torch.isfinite(x)).any(1).sum()) if x.numel() else 0
     if bad:
-        raise ValueError(f"{name} has non-finite values (NaN or inf) in {bad} of {len(x)} rows; "
-                         "drop or fix those rows (a NaN usually comes from a diverged network)")
+        raise ValueError(
+            f"{name} has non-finite values (NaN or inf) in {bad} of {len(x)} rows; "
+            "drop or fix those rows (a NaN usually comes from a diverged network)"
+        )
     return x
 
 
 def _as_labels(y, n: int, device, name="labels") -> torch.Tensor:
     y = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y).to(device)
     if y.ndim != 1 or len(y) != n:
-        raise ValueError(f"{name} must be 1-D with one entry per row of the features ({n}); "
-                         f"got shape {tuple(y.shape)}")
+        raise ValueError(
+            f"{name} must be 1-D with one entry per row of the features ({n}); "
+            f"got shape {tuple(y.shape)}"
+        )
     if torch.is_floating_point(y):
         raise ValueError(f"{name} must be integers, got {y.dtype}")
     return y.long()
+
+
+def _check_train_test(train_x, train_y, test_x, test_y):
+    """Features and labels of a train and a test split, validated together: 2-D finite
+    features of one width, one integer label per row, all on the training features' device."""
+    x = _as_features(train_x, "train_x")
+    tx = _as_features(test_x, "test_x").to(x.device)
+    y = _as_labels(train_y, len(x), x.device, "train_y")
+    ty = _as_labels(test_y, len(tx), x.device, "test_y")
+    if tx.shape[1] != x.shape[1]:
+        raise ValueError(f"train_x has {x.shape[1]} dimensions, test_x {tx.shape[1]}")
+    return x, y, tx, ty
 
 
 def _encode(y: torch.Tensor):
@@ -74,7 +104,7 @@ def _centres(x: torch.Tensor, codes: torch.Tensor, k: int):
     return (onehot @ x) / counts[:, None], counts
 
 
-def class_centres(features, labels):
+def class_centres(features: ArrayLike, labels: ArrayLike) -> tuple[torch.Tensor, torch.Tensor]:
     """Class means ``μ_c`` (K×D) and the sorted class values (K)."""
     x = _as_features(features)
     y = _as_labels(labels, len(x), x.device)
@@ -82,7 +112,12 @@ def class_centres(features, labels):
     return _centres(x, codes, len(classes))[0], classes
 
 
-def ncc_accuracy(features, labels, ref_features=None, ref_labels=None) -> float:
+def ncc_accuracy(
+    features: ArrayLike,
+    labels: ArrayLike,
+    ref_features: ArrayLike | None = None,
+    ref_labels: ArrayLike | None = None,
+) -> float:
     """Nearest class-centre (NCC) accuracy.
 
     Each sample is assigned the class whose centre ``μ_c`` (mean feature of class ``c`` in
@@ -101,7 +136,9 @@ def ncc_accuracy(features, labels, ref_features=None, ref_labels=None) -> float:
         rx = _as_features(ref_features, "ref_features").to(x.device)
         if rx.shape[1] != x.shape[1]:
             raise ValueError(f"ref_features have {rx.shape[1]} dimensions, features {x.shape[1]}")
-        centres, classes = class_centres(rx, _as_labels(ref_labels, len(rx), x.device, "ref_labels"))
+        centres, classes = class_centres(
+            rx, _as_labels(ref_labels, len(rx), x.device, "ref_labels")
+        )
     nearest = _nearest_centre(x, centres)  # argmin_c ‖x − μ_c‖
     return (classes[nearest] == y).double().mean().item()
 
@@ -109,11 +146,11 @@ def ncc_accuracy(features, labels, ref_features=None, ref_labels=None) -> float:
 def _nearest_centre(x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
     """``argmin_c ‖x − μ_c‖²`` as ``argmin_c (‖μ_c‖² − 2 x·μ_c)``: one matrix product per chunk
     of rows instead of an N×K×D difference tensor."""
-    sq = (centres ** 2).sum(1)
+    sq = (centres**2).sum(1)
     return torch.cat([(sq - 2 * chunk @ centres.T).argmin(1) for chunk in x.split(8192)])
 
 
-def cdnv(features, labels) -> float:
+def cdnv(features: ArrayLike, labels: ArrayLike) -> float:
     """Class-distance normalised variance (Galanti, György & Hutter, ICLR 2022).
 
     ``CDNV = mean_{i<j} (Var_i + Var_j) / (2 ‖μ_i − μ_j‖²)``, where
@@ -125,7 +162,7 @@ def cdnv(features, labels) -> float:
     k = len(classes)
     if k < 2:
         raise ValueError("cdnv needs at least two classes")
-    centres, counts = _centres(x, codes, k)                # μ_c
+    centres, counts = _centres(x, codes, k)  # μ_c
     var = _within_class_variance(x, codes, centres, counts)  # Var_c = mean_{x in c} ‖x − μ_c‖²
     mu = centres.double()
     i, j = torch.triu_indices(k, k, offset=1, device=x.device)  # all pairs i < j
@@ -142,8 +179,18 @@ def _within_class_variance(x, codes, centres, counts) -> torch.Tensor:
     return var / counts.double()
 
 
-def linear_probe(train_x, train_y, test_x, test_y, *, C: float = 1.0, max_iter: int = 50,
-                 standardize: bool = True, whiten: bool = True, return_model: bool = False):
+def linear_probe(
+    train_x: ArrayLike,
+    train_y: ArrayLike,
+    test_x: ArrayLike,
+    test_y: ArrayLike,
+    *,
+    C: float = 1.0,
+    max_iter: int = 50,
+    standardize: bool = True,
+    whiten: bool = True,
+    return_model: bool = False,
+) -> float | tuple[float, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Accuracy on the test set of a linear classifier trained on frozen features.
 
     Multinomial logistic regression with the objective of scikit-learn's
@@ -161,12 +208,7 @@ def linear_probe(train_x, train_y, test_x, test_y, *, C: float = 1.0, max_iter: 
     Returns the test accuracy (float), or ``(accuracy, W, b, mean, std)`` with
     ``return_model=True`` (``W`` in standardised coordinates, D×K).
     """
-    x = _as_features(train_x, "train_x")
-    tx = _as_features(test_x, "test_x").to(x.device)
-    y = _as_labels(train_y, len(x), x.device, "train_y")
-    ty = _as_labels(test_y, len(tx), x.device, "test_y")
-    if tx.shape[1] != x.shape[1]:
-        raise ValueError(f"train_x has {x.shape[1]} dimensions, test_x {tx.shape[1]}")
+    x, y, tx, ty = _check_train_test(train_x, train_y, test_x, test_y)
     if C <= 0:
         raise ValueError(f"C must be positive, got {C}")
     codes, classes = _encode(y)
@@ -188,15 +230,22 @@ def linear_probe(train_x, train_y, test_x, test_y, *, C: float = 1.0, max_iter: 
     V = torch.zeros(d, k, device=x.device)
     b = torch.zeros(k, device=x.device)
     V.grad, b.grad = torch.zeros_like(V), torch.zeros_like(b)
-    opt = torch.optim.LBFGS([V, b], lr=1, max_iter=max_iter, history_size=20, tolerance_grad=1e-7,
-                            tolerance_change=1e-10, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        [V, b],
+        lr=1,
+        max_iter=max_iter,
+        history_size=20,
+        tolerance_grad=1e-7,
+        tolerance_change=1e-10,
+        line_search_fn="strong_wolfe",
+    )
 
     def closure():
         # sklearn's objective divided by n, so the scale does not depend on the data size.
         logits = xw @ V + b
         logp = torch.log_softmax(logits, dim=1)
         W = P @ V
-        loss = -(logp * onehot).sum() / n + (W ** 2).sum() / (2 * C * n)
+        loss = -(logp * onehot).sum() / n + (W**2).sum() / (2 * C * n)
         g = (logp.exp() - onehot) / n  # n×k
         V.grad.copy_((g.T @ xw).T + P.T @ W / (C * n))
         b.grad.copy_(g.sum(0))
@@ -211,19 +260,23 @@ def linear_probe(train_x, train_y, test_x, test_y, *, C: float = 1.0, max_iter: 
     return acc
 
 
-def knn_accuracy(train_x, train_y, test_x, test_y, k: int = 20, metric: str = "cosine") -> float:
+def knn_accuracy(
+    train_x: ArrayLike,
+    train_y: ArrayLike,
+    test_x: ArrayLike,
+    test_y: ArrayLike,
+    k: int = 20,
+    metric: str = "cosine",
+) -> float:
     """k-nearest-neighbour accuracy: each test point takes the majority label of its ``k``
     nearest training points (``metric`` ``"cosine"`` or ``"euclidean"``; ties go to the
     smallest label, as in scikit-learn's ``KNeighborsClassifier``)."""
-    x = _as_features(train_x, "train_x")
-    tx = _as_features(test_x, "test_x").to(x.device)
-    y = _as_labels(train_y, len(x), x.device, "train_y")
-    ty = _as_labels(test_y, len(tx), x.device, "test_y")
-    if tx.shape[1] != x.shape[1]:
-        raise ValueError(f"train_x has {x.shape[1]} dimensions, test_x {tx.shape[1]}")
+    x, y, tx, ty = _check_train_test(train_x, train_y, test_x, test_y)
     if not 1 <= k <= len(x):
-        raise ValueError(f"k must be between 1 and the number of training points ({len(x)}), got {k}; "
-                         "with fewer training points (a small eval_size), lower k")
+        raise ValueError(
+            f"k must be between 1 and the number of training points ({len(x)}), got {k}; "
+            "with fewer training points (a small eval_size), lower k"
+        )
     if metric not in ("cosine", "euclidean"):
         raise ValueError(f"metric must be 'cosine' or 'euclidean', got {metric!r}")
     codes, classes = _encode(y)
@@ -240,7 +293,7 @@ def knn_accuracy(train_x, train_y, test_x, test_y, k: int = 20, metric: str = "c
     return (classes[torch.cat(preds)] == ty).double().mean().item()
 
 
-def sample_ncc(query_views, ref_views=None) -> float:
+def sample_ncc(query_views: ArrayLike, ref_views: ArrayLike | None = None) -> float:
     """Sample-level NCC: how well views recover the image they were made from.
 
     ``query_views`` has shape (K, M, D): M augmented views of each of K images. Each
@@ -253,14 +306,20 @@ def sample_ncc(query_views, ref_views=None) -> float:
         raise ValueError(f"query_views must be K×M×D (images × views × dims), got {tuple(q.shape)}")
     r = q if ref_views is None else torch.as_tensor(ref_views).to(q.device)
     if r.ndim != 3 or r.shape[0] != q.shape[0] or r.shape[2] != q.shape[2]:
-        raise ValueError(f"ref_views must be K×M'×D matching query_views {tuple(q.shape)}, got {tuple(r.shape)}")
+        raise ValueError(
+            f"ref_views must be K×M'×D matching query_views {tuple(q.shape)}, got {tuple(r.shape)}"
+        )
     k, m, d = q.shape
     ids = torch.arange(k, device=q.device)
-    return ncc_accuracy(q.reshape(k * m, d), ids.repeat_interleave(m),
-                        r.reshape(-1, d), ids.repeat_interleave(r.shape[1]))
+    return ncc_accuracy(
+        q.reshape(k * m, d),
+        ids.repeat_interleave(m),
+        r.reshape(-1, d),
+        ids.repeat_interleave(r.shape[1]),
+    )
 
 
-def effective_rank(features, standardize: bool = False) -> float:
+def effective_rank(features: ArrayLike, standardize: bool = False) -> float:
     """Effective rank (Roy & Vetterli, 2007) of N×D features: ``exp(H(p))`` with
     ``p_i = σ_i / Σ_j σ_j`` the normalised singular values of the centred features and
     ``H`` the Shannon entropy. It is D when all D directions carry equal spread, 1 when a
@@ -285,7 +344,7 @@ def effective_rank(features, standardize: bool = False) -> float:
     return float(torch.exp(-(p * p.log()).sum()))
 
 
-def uniformity(features, t: float = 2.0) -> float:
+def uniformity(features: ArrayLike, t: float = 2.0) -> float:
     """Uniformity of Wang & Isola (ICML 2020): ``log mean_{i≠j} exp(−t ‖f_i − f_j‖²)`` of the
     L2-normalised features. Lower means spread more evenly over the sphere; its minimum
     depends only on the dimension and the number of points, not on a loss's temperature."""

@@ -4,6 +4,7 @@ Every backbone has ``forward(x)`` (pooled features of the last stage) and
 ``forward_stages(x)`` (a list with the globally average-pooled features of *each*
 stage, in one forward pass), so a chapter can probe every layer at once.
 """
+
 from __future__ import annotations
 
 import torch
@@ -14,7 +15,8 @@ __all__ = ["ConvNet", "ResNet18", "Projector", "SSLModel", "build_backbone"]
 
 
 class _StagedBackbone(nn.Module):
-    """Shared logic: ``self.stages`` is an ``nn.ModuleList`` applied in order after ``self.stem``."""
+    """Shared logic: ``self.stages`` is an ``nn.ModuleList`` applied in order after
+    ``self.stem``."""
 
     stem: nn.Module
     stages: nn.ModuleList
@@ -45,7 +47,11 @@ class _StagedBackbone(nn.Module):
 
 
 def _conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+    return [
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    ]
 
 
 class ConvNet(_StagedBackbone):
@@ -81,6 +87,7 @@ class ResNet18(_StagedBackbone):
 
     def __init__(self, in_channels: int = 3):
         super().__init__()
+        # lazy: torchvision's models take a while to import, and only ResNet-18 needs them
         from torchvision.models import resnet18
 
         net = resnet18(weights=None)
@@ -124,7 +131,9 @@ class SSLModel(nn.Module):
         return self.head(self.backbone(x))
 
 
-def build_backbone(kind: str, in_channels: int, image_size: int, widths=(32, 64, 128, 256)) -> _StagedBackbone:
+def build_backbone(
+    kind: str, in_channels: int, image_size: int, widths=(32, 64, 128, 256)
+) -> _StagedBackbone:
     """A backbone by name: ``"convnet"`` or ``"resnet18"``."""
     if kind == "convnet":
         return ConvNet(in_channels, widths, image_size)

@@ -1,4 +1,5 @@
-"""The paper's named configurations, and one :class:`Finding` per claim the book states.
+"""One :class:`Finding` per claim the book states (the configurations they measure are
+:mod:`sslkit.configs`).
 
 Each finding holds the claim (a paraphrase; only the abstract of Ben-Shaul et al., NeurIPS
 2023, is ever quoted), where the claim comes from, the measurement, its **control** (the
@@ -12,6 +13,7 @@ every seed of the profile and returns a :class:`Verdict`:
 
 The chapters and chapter 7's table call the same objects, so no threshold is written twice.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -23,73 +25,41 @@ from typing import Callable
 import pandas as pd
 
 from .analysis import t_interval
-from .losses import VICREG_WEIGHTS
+from .configs import METHODS, trained
+from .data import load
+from .metrics import ncc_accuracy
 from .profiles import Profile, get_profile
-from .runs import Run, train
+from .runs import Run
+from .runtime import register_cache
+from .seeds import stream_seed
 
-__all__ = ["CONFIGS", "RATIOS", "METHODS", "per_method", "PER_METHOD", "VARIANTS", "EQUAL_DIM", "RANDOMNESS", "runs", "regularization_ratio", "Finding", "Verdict", "FINDINGS", "finding",
-           "measure_all", "per_method_table"]
-
-# The configurations the findings rest on: name -> (method, loss arguments).
-CONFIGS: dict[str, tuple[str, dict]] = {
-    "VICReg": ("vicreg", {}),
-    "invariance only": ("vicreg", {"var_weight": 0, "cov_weight": 0}),
-    "regularization only": ("vicreg", {"inv_weight": 0}),
-    # The ratio sweep changes the invariance weight only, so every run has a distinct
-    # regularization/invariance ratio (a run whose whole loss is scaled is the same run under AdamW).
-    "ratio 0.2": ("vicreg", {"inv_weight": VICREG_WEIGHTS["inv_weight"] * 5}),
-    "ratio 0.5": ("vicreg", {"inv_weight": VICREG_WEIGHTS["inv_weight"] * 2}),
-    "ratio 2": ("vicreg", {"inv_weight": VICREG_WEIGHTS["inv_weight"] / 2}),
-    "ratio 5": ("vicreg", {"inv_weight": VICREG_WEIGHTS["inv_weight"] / 5}),
-    "SimCLR": ("simclr", {}),
-    "Barlow Twins": ("barlow", {}),
-    # Barlow Twins' own one-term-at-a-time ablation: the on-diagonal (invariance) term or
-    # the off-diagonal (redundancy-reduction) term alone.
-    "Barlow invariance only": ("barlow", {"redundancy_weight": 0}),
-    "Barlow redundancy only": ("barlow", {"inv_weight": 0}),
-    "rotation": ("rotation", {}),
-    "jigsaw": ("jigsaw", {}),
-    "supervised": ("supervised", {}),
-}
-# Fractions of the labels shuffled (class sizes kept) for the random-target study.
-RANDOMNESS = (0.0, 0.25, 0.5, 0.75, 1.0)
-# The VICReg runs of the ratio sweep, by regularization / invariance ratio: seven distinct
-# ratios with the two one-term runs at the ends (0: invariance only, ∞: regularization only).
-RATIOS = {0.0: "invariance only", 0.2: "ratio 0.2", 0.5: "ratio 0.5", 1.0: "VICReg", 2.0: "ratio 2",
-          5.0: "ratio 5", math.inf: "regularization only"}
-# The joint-embedding methods whose measurements of chapters 4–6 are reported per method.
-METHODS = ("VICReg", "SimCLR", "Barlow Twins")
-
-
-def regularization_ratio(loss: dict) -> float:
-    """Weight of the variance term relative to the invariance term, each divided by its
-    default (:data:`sslkit.losses.VICREG_WEIGHTS`): 1 for the default loss, 0 without
-    regularization, ∞ without invariance.
-
-    >>> regularization_ratio({}), regularization_ratio({"inv_weight": 5}), regularization_ratio({"inv_weight": 0})
-    (1.0, 5.0, inf)
-    """
-    inv = loss.get("inv_weight", VICREG_WEIGHTS["inv_weight"]) / VICREG_WEIGHTS["inv_weight"]
-    reg = loss.get("var_weight", VICREG_WEIGHTS["var_weight"]) / VICREG_WEIGHTS["var_weight"]
-    return math.inf if inv == 0 else reg / inv
-
-
-def runs(name: str, profile=None, seeds=None) -> list[Run]:
-    """The runs of a named configuration (:data:`CONFIGS`), one per seed of the profile."""
-    if name not in CONFIGS:
-        raise ValueError(f"unknown configuration {name!r}; known: {', '.join(CONFIGS)}")
-    prof = get_profile(profile)
-    method, loss = CONFIGS[name]
-    return [train(method, prof, seed=s, loss=loss) for s in (seeds or prof.seeds)]
-
-
+__all__ = [
+    "Finding",
+    "Verdict",
+    "FINDINGS",
+    "finding",
+    "measure_all",
+    "per_method",
+    "per_method_table",
+    "PER_METHOD",
+    "VARIANTS",
+    "EQUAL_DIM",
+    "MIN_GAIN_TO_SHARE",
+    # measurements: each returns compute(profile, seeds) -> one row per seed (seed, value, control)
+    "final_vs_initial",
+    "final_a_vs_final_b",
+    "gain_vs_gain",
+    "deep_vs_shallow",
+    "coarse_deeper_than_random_groups",
+]
 # --------------------------------------------------------------------------- findings
+
 
 @dataclass(frozen=True)
 class Verdict:
     """The outcome of one finding on one profile: per-seed values, effect, CI and verdict."""
 
-    finding: "Finding"
+    finding: Finding
     per_seed: pd.DataFrame  # columns seed, value, control, effect
     effect: float
     lo: float
@@ -111,11 +81,18 @@ class Verdict:
     def row(self) -> dict:
         """The finding's line of a scoreboard."""
         f = self.finding
-        return {"claim": f.claim, "source": f.source, "this run": f.fmt_level(self.value),
-                "control": f.fmt_level(self.control), "effect": f.fmt(self.effect, short=True),
-                "95% CI": f"{f.fmt(self.lo, short=True)} to {f.fmt(self.hi, short=True)}",
-                "threshold": f.fmt(f.threshold, short=True), "seeds": self.n, "verdict": self.verdict,
-                "the book's build": f.book_verdict}
+        return {
+            "claim": f.claim,
+            "source": f.source,
+            "this run": f.fmt_level(self.value),
+            "control": f.fmt_level(self.control),
+            "effect": f.fmt(self.effect, short=True),
+            "95% CI": f"{f.fmt(self.lo, short=True)} to {f.fmt(self.hi, short=True)}",
+            "threshold": f.fmt(f.threshold, short=True),
+            "seeds": self.n,
+            "verdict": self.verdict,
+            "the book's build": f.book_verdict,
+        }
 
 
 @dataclass(frozen=True)
@@ -156,11 +133,25 @@ class Finding:
         return f"{100 * x:.1f}%" if self.unit == "points" else f"{x:.3g}"
 
     def measure(self, profile=None, seeds=None) -> Verdict:
-        """Train or load the runs, compute the effect per seed, and give the verdict."""
+        """Train or load the runs, compute the effect per seed, and give the verdict.
+
+        ``seeds``: the seeds to measure (default: the profile's); each once, at least one."""
         prof = get_profile(profile)
-        return _measure(self, prof, tuple(seeds or prof.seeds))
+        seeds = tuple(prof.seeds if seeds is None else seeds)
+        if not seeds:
+            raise ValueError(
+                "seeds is empty: pass the seeds to measure (three or more give an interval), "
+                "or None for the profile's"
+            )
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(
+                f"seeds {list(seeds)} repeat a seed: a repeated run is the same run, and would "
+                "shrink the interval without new evidence; pass each seed once"
+            )
+        return _measure(self, prof, seeds)
 
 
+@register_cache
 @functools.lru_cache(maxsize=256)
 def _measure(f: Finding, prof: Profile, seeds: tuple) -> Verdict:
     df = f.compute(prof, seeds).reset_index(drop=True)
@@ -181,32 +172,54 @@ def _measure(f: Finding, prof: Profile, seeds: tuple) -> Verdict:
 
 # --- measurements: each returns one row per seed (seed, value, control)
 
-def _final_vs_initial(config, metric="ncc", split="test", target="fine", stage=None):
+
+def final_vs_initial(config, metric="ncc", split="test", target="fine", stage=None):
     def compute(prof, seeds):
         rows = []
-        for r in runs(config, prof, seeds):
-            rows.append(dict(seed=r.seed, value=r.final(metric, split, target, stage),
-                             control=r.initial(metric, split, target, stage)))
+        for r in trained(config, prof, seeds):
+            rows.append(
+                dict(
+                    seed=r.seed,
+                    value=r.final(metric, split, target, stage),
+                    control=r.initial(metric, split, target, stage),
+                )
+            )
         return pd.DataFrame(rows)
+
     return compute
 
 
-def _final_a_vs_final_b(config_a, config_b, metric="ncc", split="test", target="fine"):
+def final_a_vs_final_b(config_a, config_b, metric="ncc", split="test", target="fine"):
     def compute(prof, seeds):
-        a, b = runs(config_a, prof, seeds), runs(config_b, prof, seeds)
-        return pd.DataFrame([dict(seed=ra.seed, value=ra.final(metric, split, target),
-                                  control=rb.final(metric, split, target)) for ra, rb in zip(a, b)])
+        a, b = trained(config_a, prof, seeds), trained(config_b, prof, seeds)
+        return pd.DataFrame(
+            [
+                dict(
+                    seed=ra.seed,
+                    value=ra.final(metric, split, target),
+                    control=rb.final(metric, split, target),
+                )
+                for ra, rb in zip(a, b)
+            ]
+        )
+
     return compute
 
 
-def _gain_vs_gain(target, control_target, metric="ncc", split="test", config="VICReg"):
-    """Training's gain on ``target`` against its gain on ``control_target`` (each over the untrained network)."""
+def gain_vs_gain(target, control_target, metric="ncc", split="test", config="VICReg"):
+    """Training's gain on ``target`` against its gain on ``control_target`` (each over the untrained
+    network)."""
+
     def compute(prof, seeds):
         rows = []
-        for r in runs(config, prof, seeds):
-            gain = {t: r.final(metric, split, t) - r.initial(metric, split, t) for t in (target, control_target)}
+        for r in trained(config, prof, seeds):
+            gain = {
+                t: r.final(metric, split, t) - r.initial(metric, split, t)
+                for t in (target, control_target)
+            }
             rows.append(dict(seed=r.seed, value=gain[target], control=gain[control_target]))
         return pd.DataFrame(rows)
+
     return compute
 
 
@@ -218,32 +231,41 @@ EQUAL_DIM = "smallest"
 def _depth_gain(r: Run, target: str, metric="ncc", split="test", dim=EQUAL_DIM) -> dict[str, float]:
     """Training's gain over the untrained network at the first and the last stage."""
     first, last = r.stage_names[0], r.stage_names[-1]
-    return {s: r.final(metric, split, target, s, dim) - r.initial(metric, split, target, s, dim) for s in (first, last)}
+    return {
+        s: r.final(metric, split, target, s, dim) - r.initial(metric, split, target, s, dim)
+        for s in (first, last)
+    }
 
 
-def _deep_vs_shallow(target="fine", config="VICReg"):
+def deep_vs_shallow(target="fine", config="VICReg"):
     """Training's gain at the last stage against its gain at the first stage, at equal dimension."""
+
     def compute(prof, seeds):
         rows = []
-        for r in runs(config, prof, seeds):
+        for r in trained(config, prof, seeds):
             gain = _depth_gain(r, target)
-            rows.append(dict(seed=r.seed, value=gain[r.stage_names[-1]], control=gain[r.stage_names[0]]))
+            rows.append(
+                dict(seed=r.seed, value=gain[r.stage_names[-1]], control=gain[r.stage_names[0]])
+            )
         return pd.DataFrame(rows)
+
     return compute
 
 
-def _coarse_deeper_than_random_groups(config="VICReg"):
+def coarse_deeper_than_random_groups(config="VICReg"):
     """How much more depth adds for the coarse level than for random groupings of the same
     fine classes (same group sizes, same chance level): (last − first stage gain) of each,
     at equal dimension."""
+
     def compute(prof, seeds):
         rows = []
-        for r in runs(config, prof, seeds):
+        for r in trained(config, prof, seeds):
             first, last = r.stage_names[0], r.stage_names[-1]
             gains = {t: _depth_gain(r, t) for t in ("coarse", "coarse_random")}
             depth = {t: g[last] - g[first] for t, g in gains.items()}
             rows.append(dict(seed=r.seed, value=depth["coarse"], control=depth["coarse_random"]))
         return pd.DataFrame(rows)
+
     return compute
 
 
@@ -261,49 +283,73 @@ def _share_of_gain_at_first_eval(r: Run, metric: str, target: str) -> float:
 
 
 def _sample_before_semantic(prof, seeds):
-    return pd.DataFrame([dict(seed=r.seed, value=_share_of_gain_at_first_eval(r, "sample_ncc", "sample"),
-                              control=_share_of_gain_at_first_eval(r, "ncc", "fine"))
-                         for r in runs("VICReg", prof, seeds)])
+    return pd.DataFrame(
+        [
+            dict(
+                seed=r.seed,
+                value=_share_of_gain_at_first_eval(r, "sample_ncc", "sample"),
+                control=_share_of_gain_at_first_eval(r, "ncc", "fine"),
+            )
+            for r in trained("VICReg", prof, seeds)
+        ]
+    )
 
 
 def _compression(config="VICReg"):
     """Effective rank of the last stage's test features as a share of its width, after
     training against the untrained network (lower is more compressed)."""
+
     def compute(prof, seeds):
         rows = []
-        for r in runs(config, prof, seeds):
+        for r in trained(config, prof, seeds):
             width = r.backbone.out_dim
-            rows.append(dict(seed=r.seed, value=r.final("erank", target="fine") / width,
-                             control=r.initial("erank", target="fine") / width))
+            rows.append(
+                dict(
+                    seed=r.seed,
+                    value=r.final("erank", target="fine") / width,
+                    control=r.initial("erank", target="fine") / width,
+                )
+            )
         return pd.DataFrame(rows)
+
     return compute
 
 
 def _collapse(prof, seeds):
-    inv, full = runs("invariance only", prof, seeds), runs("VICReg", prof, seeds)
+    inv, full = trained("invariance only", prof, seeds), trained("VICReg", prof, seeds)
+
     def spread(r):  # floored so that a spread of exactly 0 is a very large effect, not an error
         return -math.log10(max(r.losses().embedding_std.iloc[-1], 1e-12))
 
-    return pd.DataFrame([dict(seed=a.seed, value=spread(a), control=spread(b)) for a, b in zip(inv, full)])
+    return pd.DataFrame(
+        [dict(seed=a.seed, value=spread(a), control=spread(b)) for a, b in zip(inv, full)]
+    )
 
 
 def _pretext_learned(config, chance):
     def compute(prof, seeds):
-        return pd.DataFrame([dict(seed=r.seed, value=r.losses().accuracy.iloc[-1], control=chance)
-                             for r in runs(config, prof, seeds)])
+        return pd.DataFrame(
+            [
+                dict(seed=r.seed, value=r.losses().accuracy.iloc[-1], control=chance)
+                for r in trained(config, prof, seeds)
+            ]
+        )
+
     return compute
 
 
 def _pixels_cluster(prof, seeds):
-    from .data import load
-    from .metrics import ncc_accuracy
-
     train_set, test = load(prof.dataset, "train"), load(prof.dataset, "test")
     rows = []
     for s in seeds:  # each seed draws its own subsets of images
-        tr, te = train_set.subset(prof.eval_size, seed=100 + s), test.subset(prof.eval_size, seed=200 + s)
-        acc = ncc_accuracy(te.images.flatten(1).float() / 255, te.labels, tr.images.flatten(1).float() / 255,
-                           tr.labels)
+        tr = train_set.subset(prof.eval_size, seed=stream_seed(s, "pixel_subsets", 0))
+        te = test.subset(prof.eval_size, seed=stream_seed(s, "pixel_subsets", 1))
+        acc = ncc_accuracy(
+            te.images.flatten(1).float() / 255,
+            te.labels,
+            tr.images.flatten(1).float() / 255,
+            tr.labels,
+        )
         rows.append(dict(seed=s, value=acc, control=1 / train_set.num_classes))
     return pd.DataFrame(rows)
 
@@ -312,107 +358,259 @@ def _pixels_cluster(prof, seeds):
 # finding key -> measurement, given the configuration. The VICReg findings below use the same
 # factories, so a method's version can never drift from VICReg's.
 _PER_METHOD = {
-    "semantic_over_random": lambda config: _gain_vs_gain("fine", "random_function", config=config),
-    "coarse_beyond_fine": lambda config: _gain_vs_gain("coarse", "coarse_random", config=config),
-    "deeper_gains_more": lambda config: _deep_vs_shallow(config=config),
+    "semantic_over_random": lambda config: gain_vs_gain("fine", "random_function", config=config),
+    "coarse_beyond_fine": lambda config: gain_vs_gain("coarse", "coarse_random", config=config),
+    "deeper_gains_more": lambda config: deep_vs_shallow(config=config),
     "compression": lambda config: _compression(config),
 }
 
 ABSTRACT = "the paper's abstract"
 ACCOUNT = "the paper's account of its training dynamics, as reviews of the paper summarise it"
-FINDINGS: dict[str, Finding] = {f.key: f for f in (
-    # chapter 0: the floor
-    Finding("pixels_cluster", "Raw pixels already cluster by class above chance", "this book (a baseline)",
-            "test NCC accuracy of raw pixels, on a random subset of images per seed", "chance (1 in K)", 0.10,
-            _pixels_cluster),
-    # chapter 1: pretext tasks
-    Finding("rotation_learned", "A network learns to predict an image's rotation", "Gidaris et al. (2018)",
-            "rotation accuracy on the training batches, last epoch", "chance (1 in 4)", 0.10,
-            _pretext_learned("rotation", 0.25)),
-    Finding("jigsaw_learned", "A network learns to solve 2×2 jigsaw puzzles", "Noroozi & Favaro (2016)",
-            "permutation accuracy on the training batches, last epoch", "chance (1 in 24)", 0.10,
-            _pretext_learned("jigsaw", 1 / 24)),
-    Finding("rotation_probe", "Rotation prediction makes the classes more linearly separable",
-            "Gidaris et al. (2018)", "test linear-probe accuracy, last stage, after rotation training",
-            "the same network untrained", 0.01, _final_vs_initial("rotation", "probe"), book_verdict="held"),
-    # chapter 2: joint embedding
-    Finding("collapse", "With the invariance term alone, the embeddings collapse",
-            "VICReg (Bardes et al., 2022)", "−log10 of the embedding spread after training, invariance only",
-            "the same for full VICReg", 1.0, _collapse, unit="orders of magnitude"),
-    Finding("simclr_clusters", "SimCLR clusters the classes without labels", "SimCLR (Chen et al., 2020)",
-            "test NCC accuracy (fine), last stage", "the same network untrained", 0.05,
-            _final_vs_initial("SimCLR"), book_verdict="inconclusive"),
-    Finding("barlow_clusters", "Barlow Twins clusters the classes without labels", "Barlow Twins (Zbontar et al., 2021)",
-            "test NCC accuracy (fine), last stage", "the same network untrained", 0.05,
-            _final_vs_initial("Barlow Twins"), book_verdict="held"),
-    # chapter 3: clustering
-    Finding("semantic_clustering", "SSL training clusters samples by semantic class", ABSTRACT,
-            "VICReg: test NCC accuracy (fine), last stage", "the same network untrained", 0.05,
-            _final_vs_initial("VICReg"), book_verdict="held"),
-    Finding("sample_clustering", "SSL training clusters the views of each image (sample level)",
-            "what the loss asks (views of one image)", "VICReg: sample-level NCC accuracy, last stage", "the same network untrained",
-            0.05, _final_vs_initial("VICReg", "sample_ncc", target="sample")),
-    Finding("supervised_tighter", "Training with labels clusters the training set more tightly than SSL",
-            "neural collapse (Papyan et al., 2020)", "train NCC accuracy (fine), supervised",
-            "train NCC accuracy, VICReg", 0.02, _final_a_vs_final_b("supervised", "VICReg", split="train")),
-    # chapter 4: regularization vs invariance
-    Finding("regularization_clusters", "The regularization term alone clusters the classes", ABSTRACT,
-            "VICReg without invariance: test NCC accuracy (fine)", "the same network untrained", 0.05,
-            _final_vs_initial("regularization only"), book_verdict="inconclusive"),
-    Finding("ratio_drives_clustering", "More weight on the regularization term, more semantic clustering",
-            ABSTRACT, "test NCC accuracy (fine), regularization/invariance ratio 5",
-            "the same at ratio 0.2", 0.02, _final_a_vs_final_b("ratio 5", "ratio 0.2")),
-    Finding("invariance_drives_sample", "More weight on the invariance term, tighter sample-level clusters",
-            ACCOUNT, "sample-level NCC accuracy, regularization/invariance ratio 0.2",
-            "the same at ratio 5", 0.02,
-            _final_a_vs_final_b("ratio 0.2", "ratio 5", metric="sample_ncc", target="sample"),
-            book_verdict="not held"),
-    Finding("sample_before_semantic", "Sample-level clustering rises before semantic clustering", ACCOUNT,
+FINDINGS: dict[str, Finding] = {
+    f.key: f
+    for f in (
+        # chapter 0: the floor
+        Finding(
+            "pixels_cluster",
+            "Raw pixels already cluster by class above chance",
+            "this book (a baseline)",
+            "test NCC accuracy of raw pixels, on a random subset of images per seed",
+            "chance (1 in K)",
+            0.10,
+            _pixels_cluster,
+        ),
+        # chapter 1: pretext tasks
+        Finding(
+            "rotation_learned",
+            "A network learns to predict an image's rotation",
+            "Gidaris et al. (2018)",
+            "rotation accuracy on the training batches, last epoch",
+            "chance (1 in 4)",
+            0.10,
+            _pretext_learned("rotation", 0.25),
+        ),
+        Finding(
+            "jigsaw_learned",
+            "A network learns to solve 2×2 jigsaw puzzles",
+            "Noroozi & Favaro (2016)",
+            "permutation accuracy on the training batches, last epoch",
+            "chance (1 in 24)",
+            0.10,
+            _pretext_learned("jigsaw", 1 / 24),
+        ),
+        Finding(
+            "rotation_probe",
+            "Rotation prediction makes the classes more linearly separable",
+            "Gidaris et al. (2018)",
+            "test linear-probe accuracy, last stage, after rotation training",
+            "the same network untrained",
+            0.01,
+            final_vs_initial("rotation", "probe"),
+            book_verdict="held",
+        ),
+        # chapter 2: joint embedding
+        Finding(
+            "collapse",
+            "With the invariance term alone, the embeddings collapse",
+            "VICReg (Bardes et al., 2022)",
+            "−log10 of the embedding spread after training, invariance only",
+            "the same for full VICReg",
+            1.0,
+            _collapse,
+            unit="orders of magnitude",
+        ),
+        Finding(
+            "simclr_clusters",
+            "SimCLR clusters the classes without labels",
+            "SimCLR (Chen et al., 2020)",
+            "test NCC accuracy (fine), last stage",
+            "the same network untrained",
+            0.05,
+            final_vs_initial("SimCLR"),
+            book_verdict="inconclusive",
+        ),
+        Finding(
+            "barlow_clusters",
+            "Barlow Twins clusters the classes without labels",
+            "Barlow Twins (Zbontar et al., 2021)",
+            "test NCC accuracy (fine), last stage",
+            "the same network untrained",
+            0.05,
+            final_vs_initial("Barlow Twins"),
+            book_verdict="held",
+        ),
+        # chapter 3: clustering
+        Finding(
+            "semantic_clustering",
+            "SSL training clusters samples by semantic class",
+            ABSTRACT,
+            "VICReg: test NCC accuracy (fine), last stage",
+            "the same network untrained",
+            0.05,
+            final_vs_initial("VICReg"),
+            book_verdict="held",
+        ),
+        Finding(
+            "sample_clustering",
+            "SSL training clusters the views of each image (sample level)",
+            "what the loss asks (views of one image)",
+            "VICReg: sample-level NCC accuracy, last stage",
+            "the same network untrained",
+            0.05,
+            final_vs_initial("VICReg", "sample_ncc", target="sample"),
+        ),
+        Finding(
+            "supervised_tighter",
+            "Training with labels clusters the training set more tightly than SSL",
+            "neural collapse (Papyan et al., 2020)",
+            "train NCC accuracy (fine), supervised",
+            "train NCC accuracy, VICReg",
+            0.02,
+            final_a_vs_final_b("supervised", "VICReg", split="train"),
+        ),
+        # chapter 4: regularization vs invariance
+        Finding(
+            "regularization_clusters",
+            "The regularization term alone clusters the classes",
+            ABSTRACT,
+            "VICReg without invariance: test NCC accuracy (fine)",
+            "the same network untrained",
+            0.05,
+            final_vs_initial("regularization only"),
+            book_verdict="inconclusive",
+        ),
+        Finding(
+            "ratio_drives_clustering",
+            "More weight on the regularization term, more semantic clustering",
+            ABSTRACT,
+            "test NCC accuracy (fine), regularization/invariance ratio 5",
+            "the same at ratio 0.2",
+            0.02,
+            final_a_vs_final_b("ratio 5", "ratio 0.2"),
+        ),
+        Finding(
+            "invariance_drives_sample",
+            "More weight on the invariance term, tighter sample-level clusters",
+            ACCOUNT,
+            "sample-level NCC accuracy, regularization/invariance ratio 0.2",
+            "the same at ratio 5",
+            0.02,
+            final_a_vs_final_b("ratio 0.2", "ratio 5", metric="sample_ncc", target="sample"),
+            book_verdict="not held",
+        ),
+        Finding(
+            "sample_before_semantic",
+            "Sample-level clustering rises before semantic clustering",
+            ACCOUNT,
             "VICReg: share of the final sample-level NCC gain reached after the first epoch",
-            "the same share for semantic (fine) NCC", 0.05, _sample_before_semantic, book_verdict="inconclusive"),
-    Finding("barlow_redundancy_clusters", "Barlow Twins' redundancy-reduction term alone clusters the classes",
-            "the paper's claim, carried to Barlow Twins", "Barlow Twins without the invariance term: test NCC (fine)",
-            "the same network untrained", 0.05, _final_vs_initial("Barlow redundancy only"),
-            book_verdict="inconclusive"),
-    Finding("barlow_redundancy_over_invariance", "In Barlow Twins, the redundancy term alone clusters more "
-            "than the invariance term alone", "the paper's claim, carried to Barlow Twins",
-            "test NCC (fine), redundancy-reduction term only", "the same, invariance term only", 0.02,
-            _final_a_vs_final_b("Barlow redundancy only", "Barlow invariance only"), book_verdict="not held"),
-    # chapter 5: semantic vs random targets
-    Finding("semantic_over_random", "Training improves alignment with semantic classes more than with a random "
-            "function of the image", ABSTRACT, "gain over the untrained network of test NCC accuracy, true classes",
-            "the same gain for a random function of the image (k-means of a random projection of the pixels)",
-            0.05, _PER_METHOD["semantic_over_random"]("VICReg"), book_verdict="inconclusive"),
-    # chapter 6: hierarchy and depth
-    Finding("coarse_clustering", "SSL training raises NCC at the coarse level (any grouping of clustered classes "
-            "would; the next finding is the control)", ABSTRACT,
-            "VICReg: test NCC accuracy (coarse), last stage", "the same network untrained", 0.05,
-            _final_vs_initial("VICReg", target="coarse"), book_verdict="held"),
-    Finding("coarse_beyond_fine", "The coarse level gains more than random groupings of the same fine classes",
-            ABSTRACT, "gain over the untrained network of test NCC accuracy, coarse groups",
-            "the same gain for random groups of the same sizes", 0.02, _PER_METHOD["coarse_beyond_fine"]("VICReg"),
-            book_verdict="inconclusive"),
-    Finding("deeper_gains_more", "Training raises alignment more in deeper layers", ABSTRACT,
-            "gain over the untrained network of test NCC accuracy (fine), last stage, at equal dimension",
-            "the same gain at the first stage", 0.02, _PER_METHOD["deeper_gains_more"]("VICReg"),
-            book_verdict="inconclusive"),
-    Finding("coarse_deeper_than_fine", "Depth adds more for the coarse level than for random groupings of "
-            "the same classes", ABSTRACT,
+            "the same share for semantic (fine) NCC",
+            0.05,
+            _sample_before_semantic,
+            book_verdict="inconclusive",
+        ),
+        Finding(
+            "barlow_redundancy_clusters",
+            "Barlow Twins' redundancy-reduction term alone clusters the classes",
+            "the paper's claim, carried to Barlow Twins",
+            "Barlow Twins without the invariance term: test NCC (fine)",
+            "the same network untrained",
+            0.05,
+            final_vs_initial("Barlow redundancy only"),
+            book_verdict="inconclusive",
+        ),
+        Finding(
+            "barlow_redundancy_over_invariance",
+            "In Barlow Twins, the redundancy term alone clusters more "
+            "than the invariance term alone",
+            "the paper's claim, carried to Barlow Twins",
+            "test NCC (fine), redundancy-reduction term only",
+            "the same, invariance term only",
+            0.02,
+            final_a_vs_final_b("Barlow redundancy only", "Barlow invariance only"),
+            book_verdict="not held",
+        ),
+        # chapter 5: semantic vs random targets
+        Finding(
+            "semantic_over_random",
+            "Training improves alignment with semantic classes more than with a random "
+            "function of the image",
+            ABSTRACT,
+            "gain over the untrained network of test NCC accuracy, true classes",
+            "the same gain for a random function of the image (k-means of a random projection of "
+            "the pixels)",
+            0.05,
+            _PER_METHOD["semantic_over_random"]("VICReg"),
+            book_verdict="inconclusive",
+        ),
+        # chapter 6: hierarchy and depth
+        Finding(
+            "coarse_clustering",
+            "SSL training raises NCC at the coarse level (any grouping of clustered classes "
+            "would; the next finding is the control)",
+            ABSTRACT,
+            "VICReg: test NCC accuracy (coarse), last stage",
+            "the same network untrained",
+            0.05,
+            final_vs_initial("VICReg", target="coarse"),
+            book_verdict="held",
+        ),
+        Finding(
+            "coarse_beyond_fine",
+            "The coarse level gains more than random groupings of the same fine classes",
+            ABSTRACT,
+            "gain over the untrained network of test NCC accuracy, coarse groups",
+            "the same gain for random groups of the same sizes",
+            0.02,
+            _PER_METHOD["coarse_beyond_fine"]("VICReg"),
+            book_verdict="inconclusive",
+        ),
+        Finding(
+            "deeper_gains_more",
+            "Training raises alignment more in deeper layers",
+            ABSTRACT,
+            "gain over the untrained network of test NCC accuracy (fine), last stage, at equal "
+            "dimension",
+            "the same gain at the first stage",
+            0.02,
+            _PER_METHOD["deeper_gains_more"]("VICReg"),
+            book_verdict="inconclusive",
+        ),
+        Finding(
+            "coarse_deeper_than_fine",
+            "Depth adds more for the coarse level than for random groupings of the same classes",
+            ABSTRACT,
             "coarse level: gain at the last stage minus gain at the first, at equal dimension",
-            "the same for random groups of the same sizes", 0.02, _coarse_deeper_than_random_groups(),
-            book_verdict="held"),
-    # compression
-    Finding("compression", "SSL training lowers the effective rank of the features (a compression proxy)",
-            ABSTRACT, "VICReg: effective rank of the last stage's standardised test features, as a share of its width",
-            "the same network untrained", 0.05, _PER_METHOD["compression"]("VICReg"), lower_is_better=True,
-            book_verdict="held"),
-)}
+            "the same for random groups of the same sizes",
+            0.02,
+            coarse_deeper_than_random_groups(),
+            book_verdict="held",
+        ),
+        # compression
+        Finding(
+            "compression",
+            "SSL training lowers the effective rank of the features (a compression proxy)",
+            ABSTRACT,
+            "VICReg: effective rank of the last stage's standardised test features, as a share of "
+            "its width",
+            "the same network untrained",
+            0.05,
+            _PER_METHOD["compression"]("VICReg"),
+            lower_is_better=True,
+            book_verdict="held",
+        ),
+    )
+}
 
-_PER_METHOD_VERDICTS = {  # the book's build, per (finding, method); written after the runs were read
-    ("semantic_over_random", "SimCLR"): "not held", ("semantic_over_random", "Barlow Twins"): "not held",
-    ("coarse_beyond_fine", "SimCLR"): "inconclusive", ("coarse_beyond_fine", "Barlow Twins"): "inconclusive",
-    ("deeper_gains_more", "SimCLR"): "inconclusive", ("deeper_gains_more", "Barlow Twins"): "inconclusive",
-    ("compression", "SimCLR"): "held", ("compression", "Barlow Twins"): "held",
+# The book's build, per (finding, method); written after the runs were read.
+_PER_METHOD_VERDICTS = {
+    ("semantic_over_random", "SimCLR"): "not held",
+    ("semantic_over_random", "Barlow Twins"): "not held",
+    ("coarse_beyond_fine", "SimCLR"): "inconclusive",
+    ("coarse_beyond_fine", "Barlow Twins"): "inconclusive",
+    ("deeper_gains_more", "SimCLR"): "inconclusive",
+    ("deeper_gains_more", "Barlow Twins"): "inconclusive",
+    ("compression", "SimCLR"): "held",
+    ("compression", "Barlow Twins"): "held",
 }
 
 
@@ -428,14 +626,27 @@ def per_method(key: str) -> dict[str, str]:
 PER_METHOD = tuple(_PER_METHOD)
 VARIANTS = frozenset(k for key in PER_METHOD for m, k in per_method(key).items() if m != "VICReg")
 
-for _key, _factory in _PER_METHOD.items():
-    for _method, _k in per_method(_key).items():
-        if _method != "VICReg":
-            _base = FINDINGS[_key]
-            FINDINGS[_k] = dataclasses.replace(
-                _base, key=_k, claim=f"{_base.claim} ({_method})",
-                measurement=_base.measurement.replace("VICReg: ", "") + f" ({_method})",
-                compute=_factory(_method), book_verdict=_PER_METHOD_VERDICTS[_key, _method])
+
+def _per_method_variants(findings: dict[str, Finding]) -> dict[str, Finding]:
+    """The SimCLR and Barlow Twins versions of the VICReg findings of :data:`PER_METHOD`:
+    the same claim and threshold, measured by the same factory on the method's runs."""
+    variants = {}
+    for key, factory in _PER_METHOD.items():
+        base = findings[key]
+        for method, k in per_method(key).items():
+            if method != "VICReg":
+                variants[k] = dataclasses.replace(
+                    base,
+                    key=k,
+                    claim=f"{base.claim} ({method})",
+                    measurement=base.measurement.replace("VICReg: ", "") + f" ({method})",
+                    compute=factory(method),
+                    book_verdict=_PER_METHOD_VERDICTS[key, method],
+                )
+    return variants
+
+
+FINDINGS.update(_per_method_variants(FINDINGS))
 
 
 def finding(key: str) -> Finding:

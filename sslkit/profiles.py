@@ -4,12 +4,12 @@ A profile is a small frozen dataclass. Experiments take a profile as an argument
 never read globals; :func:`get_profile` is the one place that looks at the
 ``SSLKIT_PROFILE`` environment variable.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import os
 from dataclasses import dataclass
-
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,16 @@ class Profile:
     eval_every: int = 1
     seeds: tuple[int, ...] = (0, 1, 2)
 
-    def replace(self, **changes) -> "Profile":
+    def eval_epochs(self) -> list[int]:
+        """The epochs whose backbone is snapshotted for evaluation: 0 (the untrained
+        network), every ``eval_every`` epochs, and the last.
+
+        >>> PROFILES["smoke"].eval_epochs()
+        [0, 4, 8, 12]
+        """
+        return sorted({0, self.epochs, *range(0, self.epochs + 1, max(1, self.eval_every))})
+
+    def replace(self, **changes) -> Profile:
         """A copy with some settings changed, e.g. ``profile.replace(epochs=2)``."""
         return dataclasses.replace(self, **changes)
 
@@ -68,31 +77,63 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     # Seconds on a laptop; used by the tests (a few seconds per run). 8x8 digits, tiny ConvNet.
     "smoke": Profile(
-        name="smoke", dataset="digits", backbone="convnet", widths=(16, 32, 64),
-        train_size=None, eval_size=None, epochs=12, batch_size=128, lr=5e-3,
-        projector=(128, 128), eval_every=4,
+        name="smoke",
+        dataset="digits",
+        backbone="convnet",
+        widths=(16, 32, 64),
+        train_size=None,
+        eval_size=None,
+        epochs=12,
+        batch_size=128,
+        lr=5e-3,
+        projector=(128, 128),
+        eval_every=4,
     ),
     # Minutes on 2 CPU cores, seconds to minutes on a GPU; the default everywhere and the profile
     # the book is built with.
     # About 15 s per joint-embedding run (27 steps per epoch), so that every finding gets 3 seeds
     # and the whole book builds from an empty cache within its 20-minute budget.
     "cpu": Profile(
-        name="cpu", dataset="fashion-mnist", backbone="convnet", widths=(8, 16, 32, 64),
-        train_size=7_000, eval_size=2_000, epochs=5, batch_size=256, lr=3e-3,
-        projector=(256, 256), eval_every=1,
+        name="cpu",
+        dataset="fashion-mnist",
+        backbone="convnet",
+        widths=(8, 16, 32, 64),
+        train_size=7_000,
+        eval_size=2_000,
+        epochs=5,
+        batch_size=256,
+        lr=3e-3,
+        projector=(256, 256),
+        eval_every=1,
     ),
     # CIFAR-100 and ResNet-18, by name only: from under an hour to hours per chapter on a
     # Colab T4, the most for the chapters with sweeps (`python -m sslkit plan --profile gpu`).
     "gpu": Profile(
-        name="gpu", dataset="cifar100", backbone="resnet18", train_size=None,
-        eval_size=10_000, epochs=50, batch_size=512, lr=2e-3, weight_decay=1e-4,
-        projector=(2048, 2048), eval_every=10,
+        name="gpu",
+        dataset="cifar100",
+        backbone="resnet18",
+        train_size=None,
+        eval_size=10_000,
+        epochs=50,
+        batch_size=512,
+        lr=2e-3,
+        weight_decay=1e-4,
+        projector=(2048, 2048),
+        eval_every=10,
     ),
     # Close to published schedules (hours on one GPU).
     "paper": Profile(
-        name="paper", dataset="cifar100", backbone="resnet18", train_size=None,
-        eval_size=None, epochs=400, batch_size=512, lr=2e-3, weight_decay=1e-4,
-        projector=(8192, 8192, 8192), eval_every=50,
+        name="paper",
+        dataset="cifar100",
+        backbone="resnet18",
+        train_size=None,
+        eval_size=None,
+        epochs=400,
+        batch_size=512,
+        lr=2e-3,
+        weight_decay=1e-4,
+        projector=(8192, 8192, 8192),
+        eval_every=50,
     ),
 }
 

@@ -9,6 +9,7 @@
 
 The chapters and the CLI call the same functions, so they share the cache.
 """
+
 from __future__ import annotations
 
 import functools
@@ -22,29 +23,58 @@ import torch
 
 from . import data as data_mod
 from .cache import cached, config_hash
-from .evaluation import (METRICS, calibrate_batchnorm, evaluate_features, extract_features, project_stages,
-                         sample_ncc)
+from .cost import warn_if_long
+from .evaluation import (
+    METRICS,
+    calibrate_batchnorm,
+    evaluate_features,
+    extract_features,
+    measure_sample_ncc,
+    project_stages,
+)
 from .methods import Method, loss_function, make_method
 from .models import SSLModel, build_backbone
 from .profiles import Profile, get_profile
-from .runtime import seed_everything
+from .runtime import register_cache
+from .seeds import EVAL_SUBSET, TRAIN_SUBSET, generator, stream_seed
 from .targets import make_targets
 from .train import fit
 
-__all__ = ["Run", "train", "train_config", "datasets_for", "build_model", "default_device", "SAMPLE_LEVEL_IMAGES",
-           "SAMPLE_LEVEL_VIEWS", "TRAIN_FIELDS"]
+__all__ = [
+    "Run",
+    "train",
+    "train_config",
+    "datasets_for",
+    "build_model",
+    "default_device",
+    "SAMPLE_LEVEL_IMAGES",
+    "SAMPLE_LEVEL_VIEWS",
+    "TRAIN_FIELDS",
+]
 
-# Sample-level NCC: this many test images, this many views of each for the centres (and again for the queries).
+# Sample-level NCC: this many test images, this many views of each for the centres (and again for
+# the queries).
 SAMPLE_LEVEL_IMAGES = 256
 SAMPLE_LEVEL_VIEWS = 8
-# The profile settings that change a trained network (the train cache key); eval_size only changes evaluations.
-TRAIN_FIELDS = ("dataset", "backbone", "widths", "train_size", "epochs", "batch_size", "lr", "weight_decay",
-                "projector", "eval_every")
+# The profile settings that change a trained network (the train cache key); eval_size only changes
+# evaluations.
+TRAIN_FIELDS = (
+    "dataset",
+    "backbone",
+    "widths",
+    "train_size",
+    "epochs",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "projector",
+    "eval_every",
+)
 
 
 # Features of recently evaluated snapshots, kept in memory so that several metrics and
 # targets of one snapshot extract them once (oldest dropped first; a few MB each on `cpu`).
-_FEATURES: dict = {}
+_FEATURES: dict = register_cache({})
 _FEATURES_KEPT = 32
 
 
@@ -52,30 +82,31 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+@register_cache
 @functools.lru_cache(maxsize=8)
-def _load(name: str, split: str) -> data_mod.Dataset:
-    return data_mod.load(name, split)
+def _load(name: str, split: str, download: bool = True) -> data_mod.Dataset:
+    return data_mod.load(name, split, download=download)
 
 
-def datasets_for(profile: Profile):
+def datasets_for(profile: Profile, download: bool = True):
     """(SSL training set, evaluation train set, evaluation test set) of a profile.
 
-    The evaluation train set is a fixed subset of the images SSL trained on.
+    The evaluation train set is a fixed subset of the images SSL trained on. ``download``:
+    allow a download when the files are nowhere on this machine.
     """
-    train_set = _load(profile.dataset, "train").subset(profile.train_size, seed=0)
-    test = _load(profile.dataset, "test").subset(profile.eval_size, seed=1)
-    return train_set, train_set.subset(profile.eval_size, seed=1), test
+    train_set = _load(profile.dataset, "train", download).subset(
+        profile.train_size, seed=TRAIN_SUBSET
+    )
+    test = _load(profile.dataset, "test", download).subset(profile.eval_size, seed=EVAL_SUBSET)
+    return train_set, train_set.subset(profile.eval_size, seed=EVAL_SUBSET), test
 
 
 def build_model(method: Method, profile: Profile, dataset) -> SSLModel:
     """Backbone of the profile plus the method's head."""
-    backbone = build_backbone(profile.backbone, dataset.channels, dataset.images.shape[-1], profile.widths)
+    backbone = build_backbone(
+        profile.backbone, dataset.channels, dataset.images.shape[-1], profile.widths
+    )
     return SSLModel(backbone, method.make_head(backbone.out_dim))
-
-
-def eval_epochs(profile: Profile) -> list[int]:
-    """Epoch 0 (the untrained network), every ``eval_every`` epochs, and the last."""
-    return sorted({0, profile.epochs, *range(0, profile.epochs + 1, max(1, profile.eval_every))})
 
 
 @dataclass
@@ -95,6 +126,7 @@ class Run:
     snapshots: dict[int, dict] = field(repr=False)
     key: str = ""
     device: torch.device = field(default_factory=default_device, repr=False)
+    _hashes: dict = field(default_factory=dict, repr=False)  # epoch -> weights hash
 
     @property
     def backbone(self):
@@ -113,7 +145,8 @@ class Run:
         return sorted(self.snapshots)
 
     def backbone_at(self, epoch: int):
-        """A copy of the backbone with its weights at ``epoch`` (one of :attr:`epochs`), in eval mode.
+        """A copy of the backbone with its weights at ``epoch`` (one of :attr:`epochs`), in eval
+        mode.
 
         At epoch 0 (the untrained network, the control) its BatchNorm statistics are
         measured on the evaluation training images (:func:`~sslkit.evaluation.calibrate_batchnorm`):
@@ -122,8 +155,12 @@ class Run:
         if epoch not in self.snapshots:
             raise KeyError(f"no snapshot at epoch {epoch}; this run has {self.epochs}")
         train_set, _, _ = datasets_for(self.profile)
-        net = build_backbone(self.profile.backbone, train_set.channels, train_set.images.shape[-1],
-                             self.profile.widths)
+        net = build_backbone(
+            self.profile.backbone,
+            train_set.channels,
+            train_set.images.shape[-1],
+            self.profile.widths,
+        )
         net.load_state_dict(self.snapshots[epoch])
         net = net.to(self.device).eval()
         if epoch == 0:
@@ -138,11 +175,18 @@ class Run:
         return df.pivot_table(index=key, columns="metric", values="value")
 
     def collapsed(self) -> bool:
-        """Whether the trainer recorded a collapse warning (embedding spread below its threshold)."""
+        """Whether the trainer recorded a collapse warning (embedding spread below its
+        threshold)."""
         return bool((self.history.metric == "collapse").any())
 
-    def evaluate(self, targets=("fine", "coarse"), metrics=("ncc", "cdnv"), epochs=None,
-                 sample_level: bool = False, dim=None) -> pd.DataFrame:
+    def evaluate(
+        self,
+        targets=("fine", "coarse"),
+        metrics=("ncc", "cdnv"),
+        epochs=None,
+        sample_level: bool = False,
+        dim=None,
+    ) -> pd.DataFrame:
         """Metrics of this run's backbone snapshots at every stage, one tidy row per value.
 
         Each (epoch, target, metric) is cached on its own in the *evaluate* cache, so asking
@@ -167,22 +211,32 @@ class Run:
         if unknown:
             raise ValueError(f"unknown metrics {sorted(unknown)}; choose from {METRICS}")
         epochs = self.epochs if epochs is None else list(epochs)
-        frames = [self._evaluate_epoch(e, tuple(targets), tuple(metrics), sample_level, dim) for e in epochs]
+        frames = [
+            self._evaluate_epoch(e, tuple(targets), tuple(metrics), sample_level, dim)
+            for e in epochs
+        ]
         return pd.concat(frames, ignore_index=True)
 
     def _snapshot_key(self, epoch: int) -> dict:
-        """What identifies the evaluations of one snapshot: the run and the epoch; except at
-        epoch 0, where every method of one seed starts from the same weights, so the key is
-        the weights themselves and all those runs share one evaluation."""
-        if epoch == 0:
-            return dict(untrained=_weights_hash(self.snapshots[0]), seed=self.seed,
-                        data=[self.profile.dataset, self.profile.train_size])
-        return dict(run=self.key, epoch=epoch)
+        """What identifies the evaluations of one snapshot: its weights (a hash of their
+        values), the evaluation images (their fingerprints), the seed (random targets and
+        projections draw from its streams), and whether BatchNorm is calibrated on the data
+        (epoch 0 only). Every method of one seed starts from the same weights, so their
+        epoch-0 evaluations are one; a network trained again gets evaluated again."""
+        if epoch not in self._hashes:
+            self._hashes[epoch] = _weights_hash(self.snapshots[epoch])
+        _, eval_train, eval_test = datasets_for(self.profile)
+        return dict(
+            weights=self._hashes[epoch],
+            seed=self.seed,
+            data=[eval_train.fingerprint(), eval_test.fingerprint()],
+            batchnorm="calibrated on the evaluation images" if epoch == 0 else "trained",
+        )
 
     def _evaluate_epoch(self, epoch, targets, metrics, sample_level, dim=None) -> pd.DataFrame:
         prof = self.profile
         snapshot = self._snapshot_key(epoch)
-        base = dict(**snapshot, eval_size=prof.eval_size, untrained_batchnorm="from the data")
+        base = dict(snapshot)
         if dim is not None:
             base["dim"] = dim
             base["projection"] = "orthonormal, seeded by the run's seed"
@@ -193,8 +247,10 @@ class Run:
             if key not in _FEATURES:
                 net = self.backbone_at(epoch)
                 mean, std = eval_train.mean_std()
-                _FEATURES[key] = {"train": extract_features(net, eval_train.images, mean, std, stages=True),
-                                  "test": extract_features(net, eval_test.images, mean, std, stages=True)}
+                _FEATURES[key] = {
+                    "train": extract_features(net, eval_train.images, mean, std, stages=True),
+                    "test": extract_features(net, eval_test.images, mean, std, stages=True),
+                }
                 while len(_FEATURES) > _FEATURES_KEPT:
                     _FEATURES.pop(next(iter(_FEATURES)))
             return _FEATURES[key]
@@ -202,6 +258,7 @@ class Run:
         frames = []
         for name in targets:
             for metric in metrics:
+
                 def compute(name=name, metric=metric):
                     labels = make_targets(name, eval_train, eval_test, seed=self.seed)
                     f = features()
@@ -209,45 +266,98 @@ class Run:
                     if dim is not None:
                         xtr, xte = project_stages(xtr, xte, dim, seed=self.seed)
                     return {"rows": evaluate_features(xtr, xte, labels, self.stage_names, metric)}
-                rows = cached("evaluate", {**base, "target": name, "metric": metric}, compute)["rows"]
+
+                rows = cached("evaluate", {**base, "target": name, "metric": metric}, compute)[
+                    "rows"
+                ]
                 frames.append(rows.assign(target=name))
         if sample_level:
+
             def compute_sample():
                 net = self.backbone_at(epoch)
-                g = torch.Generator(device=self.device).manual_seed(1234)
+                g = generator(self.seed, "sample_views", device=self.device)
                 meth = make_method(self.method, eval_train, projector=prof.projector, **self.loss)
-                value = sample_ncc(net, eval_test.images[:SAMPLE_LEVEL_IMAGES], meth.view_augment,
-                                   n_views=SAMPLE_LEVEL_VIEWS, generator=g)
-                return {"rows": pd.DataFrame([dict(stage=self.last_stage, split="test", metric="sample_ncc",
-                                                   value=value)])}
-            sample_key = dict(base, run=self.key, epoch=epoch)  # the views depend on the method's augmentation
-            rows = cached("evaluate", {**sample_key, "target": "sample", "metric": "sample_ncc",
-                                       "images": SAMPLE_LEVEL_IMAGES, "views": SAMPLE_LEVEL_VIEWS},
-                          compute_sample)["rows"]
+                value = measure_sample_ncc(
+                    net,
+                    eval_test.images[:SAMPLE_LEVEL_IMAGES],
+                    meth.view_augment,
+                    n_views=SAMPLE_LEVEL_VIEWS,
+                    generator=g,
+                )
+                return {
+                    "rows": pd.DataFrame(
+                        [
+                            dict(
+                                stage=self.last_stage,
+                                split="test",
+                                metric="sample_ncc",
+                                value=value,
+                            )
+                        ]
+                    )
+                }
+
+            sample_key = dict(base, method=self.method)  # the views are the method's
+            rows = cached(
+                "evaluate",
+                {
+                    **sample_key,
+                    "target": "sample",
+                    "metric": "sample_ncc",
+                    "images": SAMPLE_LEVEL_IMAGES,
+                    "views": SAMPLE_LEVEL_VIEWS,
+                },
+                compute_sample,
+            )["rows"]
             frames.append(rows.assign(target="sample"))
         out = pd.concat(frames, ignore_index=True)
         out.insert(0, "epoch", epoch)
         return out[["epoch", "stage", "target", "split", "metric", "value"]]
 
-    def value(self, metric: str, epoch: int, split: str = "test", target: str = "fine",
-              stage: str | None = None, dim=None) -> float:
-        """One evaluated number, e.g. ``run.value("ncc", run.epochs[-1])``; ``stage`` defaults to the last."""
+    def value(
+        self,
+        metric: str,
+        epoch: int,
+        split: str = "test",
+        target: str = "fine",
+        stage: str | None = None,
+        dim=None,
+    ) -> float:
+        """One evaluated number, e.g. ``run.value("ncc", run.epochs[-1])``; ``stage`` defaults to
+        the last."""
         stage = stage or self.last_stage
         sample = metric == "sample_ncc"
-        df = self.evaluate(targets=() if sample else (target,), metrics=() if sample else (metric,),
-                           epochs=[epoch], sample_level=sample, dim=dim)
+        df = self.evaluate(
+            targets=() if sample else (target,),
+            metrics=() if sample else (metric,),
+            epochs=[epoch],
+            sample_level=sample,
+            dim=dim,
+        )
         df = df[(df.metric == metric) & (df.split == split) & (df.stage == stage)]
         if df.empty:
             raise KeyError(f"no {metric}/{split}/{target}/{stage} at epoch {epoch}")
         return float(df.value.iloc[0])
 
-    def final(self, metric: str, split: str = "test", target: str = "fine", stage: str | None = None,
-              dim=None) -> float:
+    def final(
+        self,
+        metric: str,
+        split: str = "test",
+        target: str = "fine",
+        stage: str | None = None,
+        dim=None,
+    ) -> float:
         """The metric at the last epoch."""
         return self.value(metric, self.epochs[-1], split, target, stage, dim)
 
-    def initial(self, metric: str, split: str = "test", target: str = "fine", stage: str | None = None,
-                dim=None) -> float:
+    def initial(
+        self,
+        metric: str,
+        split: str = "test",
+        target: str = "fine",
+        stage: str | None = None,
+        dim=None,
+    ) -> float:
         """The metric at epoch 0: the untrained network of the same seed."""
         return self.value(metric, 0, split, target, stage, dim)
 
@@ -263,14 +373,16 @@ def _weights_hash(state: dict) -> str:
 
 
 def _check_loss_arguments(method: str, loss: dict) -> dict:
-    """Loss keywords validated against the loss's signature, numbers finite, as floats."""
+    """Loss keywords validated against the loss's signature, numbers finite, as floats, with
+    every default filled in (so ``{}`` and the defaults spelled out are one configuration)."""
     fn = loss_function(method)
     if fn is None:
         if loss:
             raise ValueError(f"method {method!r} takes no loss arguments, got {sorted(loss)}")
         return {}
-    valid = [p for p in inspect.signature(fn).parameters if p not in ("z1", "z2")]
-    out = {}
+    params = inspect.signature(fn).parameters
+    valid = [p for p in params if p not in ("z1", "z2")]
+    out = {p: float(params[p].default) for p in valid}  # the defaults, spelled out or not
     for k, v in loss.items():
         if k not in valid:
             raise ValueError(f"unknown loss argument {k!r} for {method}; valid: {', '.join(valid)}")
@@ -284,16 +396,31 @@ def _check_loss_arguments(method: str, loss: dict) -> dict:
     return out
 
 
-def train_config(method: str, profile: Profile, seed: int, loss: dict) -> dict:
+def train_config(method: str, profile: Profile, seed: int, loss: dict, data: str) -> dict:
     """The train cache key of one run: the profile settings that change a trained network,
-    the method, the seed and the validated loss arguments."""
+    the method, the seed, the validated loss arguments (defaults filled in) and the
+    fingerprint of the training images (:meth:`~sslkit.data.Dataset.fingerprint`)."""
     loss = _check_loss_arguments(method, dict(loss or {}))
-    return dict(method=method, profile={k: getattr(profile, k) for k in TRAIN_FIELDS}, seed=seed, loss=loss)
+    return dict(
+        method=method,
+        profile={k: getattr(profile, k) for k in TRAIN_FIELDS},
+        seed=seed,
+        loss=loss,
+        data=data,
+    )
 
 
-def train(method: str = "vicreg", profile: str | Profile | None = None, *, seed: int = 0,
-          loss: dict | None = None, epochs: int | None = None, cache: bool = True, device=None,
-          progress: bool | None = None) -> Run:
+def train(
+    method: str = "vicreg",
+    profile: str | Profile | None = None,
+    *,
+    seed: int = 0,
+    loss: dict | None = None,
+    epochs: int | None = None,
+    cache: bool = True,
+    device=None,
+    progress: bool | None = None,
+) -> Run:
     """Train ``method`` under ``profile`` with ``seed``, or load the cached network.
 
     Parameters
@@ -313,34 +440,69 @@ def train(method: str = "vicreg", profile: str | Profile | None = None, *, seed:
     prof = get_profile(profile)
     if epochs is not None:
         prof = prof.replace(epochs=epochs)
-    config = train_config(method, prof, seed, loss)
+    train_set, _, _ = datasets_for(prof)
+    config = train_config(method, prof, seed, loss, train_set.fingerprint())
     loss = config["loss"]
     device = torch.device(device) if device is not None else default_device()
-    train_set, _, _ = datasets_for(prof)
     meth = make_method(method, train_set, projector=prof.projector, **loss)
-    snap_epochs = eval_epochs(prof)
+    snap_epochs = prof.eval_epochs()
 
     def compute():
-        from .plan import warn_if_long
-
-        warn_if_long(method, prof)
-        seed_everything(seed)  # same seed, same initial backbone for every method
-        model = build_model(meth, prof, train_set)
+        # Same seed, same initial backbone for every method; the caller's random state is
+        # left as it was.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(stream_seed(seed, "weights"))
+            model = build_model(meth, prof, train_set)
+        warn_if_long(model, method, prof)
         snapshots = {}
 
         def snapshot(m, epoch):
-            snapshots[str(epoch)] = {k: v.detach().cpu().clone() for k, v in m.backbone.state_dict().items()}
+            snapshots[str(epoch)] = {
+                k: v.detach().cpu().clone() for k, v in m.backbone.state_dict().items()
+            }
 
-        history = fit(model, meth, train_set.to(device), epochs=prof.epochs, batch_size=prof.batch_size,
-                      lr=prof.lr, weight_decay=prof.weight_decay, seed=seed, callbacks=[snapshot],
-                      eval_epochs=snap_epochs, progress=progress, device=device)
-        return dict(history=history, snapshots=snapshots,
-                    state_dict={k: v.cpu() for k, v in model.state_dict().items()})
+        history = fit(
+            model,
+            meth,
+            train_set.to(device),
+            epochs=prof.epochs,
+            batch_size=prof.batch_size,
+            lr=prof.lr,
+            weight_decay=prof.weight_decay,
+            seed=seed,
+            callbacks=[snapshot],
+            eval_epochs=snap_epochs,
+            progress=progress,
+            device=device,
+        )
+        return dict(
+            history=history,
+            snapshots=snapshots,
+            state_dict={k: v.cpu() for k, v in model.state_dict().items()},
+        )
 
-    result = cached("train", config, compute, enabled=cache)
+    def check(result: dict) -> None:
+        """A stored run must load into this model, with every snapshot, all finite."""
+        missing = {"history", "snapshots", "state_dict"} - set(result)
+        if missing:
+            raise ValueError(f"missing {sorted(missing)}")
+        if sorted(int(e) for e in result["snapshots"]) != snap_epochs:
+            raise ValueError(f"snapshots at {sorted(result['snapshots'])}, expected {snap_epochs}")
+        model = build_model(meth, prof, train_set)
+        for state in (result["state_dict"], *result["snapshots"].values()):
+            target = (
+                model.state_dict() if state is result["state_dict"] else model.backbone.state_dict()
+            )
+            if set(state) != set(target) or any(state[k].shape != target[k].shape for k in state):
+                raise ValueError("weights of another architecture")
+            if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
+                raise ValueError("non-finite weights")
+
+    result = cached("train", config, compute, enabled=cache, validate=check)
     model = build_model(meth, prof, train_set)
     model.load_state_dict(result["state_dict"])
     model.to(device).eval()
     snapshots = {int(e): s for e, s in result["snapshots"].items()}
-    return Run(method, prof, seed, loss, model, result["history"], snapshots, config_hash(config), device)
-
+    return Run(
+        method, prof, seed, loss, model, result["history"], snapshots, config_hash(config), device
+    )

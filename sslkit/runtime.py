@@ -1,29 +1,44 @@
-"""Process-wide settings of a run: seeds and progress bars.
+"""Process-wide state of sslkit: progress bars, mixed precision, and the in-memory
+caches of higher modules.
 
 Kept apart from the training loop so that the cache, the CLI and the chapters can use
-them without importing :mod:`sslkit.train`.
+them without importing :mod:`sslkit.train`. Random streams are :mod:`sslkit.seeds`' job.
+
+In-memory caches (what :func:`clear_caches` empties): loaded datasets and extracted features
+(:mod:`sslkit.runs`), measured findings (:mod:`sslkit.paper`) and counted operations
+(:mod:`sslkit.plan`). Each is registered here by the module that owns it with
+:func:`register_cache`, so one call forgets them all, e.g. after the data on disk changed.
+The disk caches (:mod:`sslkit.cache`) are not touched.
 """
+
 from __future__ import annotations
 
 import os
-import random
 import sys
+from pathlib import Path
 
-import numpy as np
 import torch
 
-__all__ = ["seed_everything", "progress_enabled", "autocast_dtype"]
+__all__ = [
+    "user_cache_home",
+    "progress_enabled",
+    "autocast_dtype",
+    "register_cache",
+    "clear_caches",
+]
+
+_CACHES: list = []
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+def user_cache_home() -> Path:
+    """The user's cache folder: ``$XDG_CACHE_HOME``, else ``~/.cache`` (the XDG base
+    directory rule); sslkit keeps its data and results under ``sslkit/`` in it."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
 
 
 def progress_enabled() -> bool:
-    """Progress bars unless ``TQDM_DISABLE=1`` or stderr is not interactive (a notebook counts as interactive)."""
+    """Progress bars unless ``TQDM_DISABLE=1`` or stderr is not interactive (a notebook counts as
+    interactive)."""
     if os.environ.get("TQDM_DISABLE", "") not in ("", "0"):
         return False
     return "ipykernel" in sys.modules or sys.stderr.isatty()
@@ -37,3 +52,18 @@ def autocast_dtype(device) -> torch.dtype | None:
     if device.type != "cuda":
         return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else None
+
+
+def register_cache(cache):
+    """Register an in-memory cache (a ``functools.lru_cache`` function or anything with
+    ``clear()``) so that :func:`clear_caches` empties it; returns ``cache``."""
+    if not (hasattr(cache, "cache_clear") or hasattr(cache, "clear")):
+        raise TypeError(f"{cache!r} has neither cache_clear() nor clear()")
+    _CACHES.append(cache)
+    return cache
+
+
+def clear_caches() -> None:
+    """Forget every in-memory result of this process (see the module doc); disk caches stay."""
+    for cache in _CACHES:
+        (cache.cache_clear if hasattr(cache, "cache_clear") else cache.clear)()

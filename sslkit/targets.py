@@ -12,10 +12,13 @@ has a name understood by :func:`make_targets`:
   fixed random projection of the pixels, as many as there are classes
   (:func:`random_function_targets`).
 """
+
 from __future__ import annotations
 
 import numpy as np
 import torch
+
+from .seeds import stream_seed
 
 __all__ = ["random_targets", "random_grouping", "random_function_targets", "make_targets"]
 
@@ -38,9 +41,13 @@ def random_targets(labels, randomness: float, seed: int = 0) -> torch.Tensor:
     """
     y = torch.as_tensor(np.asarray(labels) if not isinstance(labels, torch.Tensor) else labels)
     if y.ndim != 1 or torch.is_floating_point(y):
-        raise ValueError(f"labels must be a 1-D integer array, got {y.dtype} of shape {tuple(y.shape)}")
+        raise ValueError(
+            f"labels must be a 1-D integer array, got {y.dtype} of shape {tuple(y.shape)}"
+        )
     if not 0.0 <= float(randomness) <= 1.0:
-        raise ValueError(f"randomness must be in [0, 1] (the fraction of labels shuffled), got {randomness}")
+        raise ValueError(
+            f"randomness must be in [0, 1] (the fraction of labels shuffled), got {randomness}"
+        )
     n = len(y)
     m = int(round(float(randomness) * n))
     out = y.clone()
@@ -53,7 +60,9 @@ def random_targets(labels, randomness: float, seed: int = 0) -> torch.Tensor:
     return out
 
 
-def random_grouping(fine_labels, coarse_labels, seed: int = 0, num_classes: int | None = None) -> torch.Tensor:
+def random_grouping(
+    fine_labels, coarse_labels, seed: int = 0, num_classes: int | None = None
+) -> torch.Tensor:
     """Coarse-like targets with no meaning: the fine classes dealt into random groups of the
     coarse groups' sizes (in fine classes per group).
 
@@ -72,21 +81,28 @@ def random_grouping(fine_labels, coarse_labels, seed: int = 0, num_classes: int 
     fine = torch.as_tensor(fine_labels)
     coarse = torch.as_tensor(coarse_labels)
     if fine.shape != coarse.shape or fine.ndim != 1:
-        raise ValueError(f"fine and coarse labels must be 1-D of one length, got {tuple(fine.shape)} "
-                         f"and {tuple(coarse.shape)}")
+        raise ValueError(
+            f"fine and coarse labels must be 1-D of one length, got {tuple(fine.shape)} "
+            f"and {tuple(coarse.shape)}"
+        )
     k = num_classes or int(fine.max()) + 1
     parent = torch.full((k,), -1, dtype=torch.long)
     parent[fine] = coarse.long()
     if (parent < 0).any():
-        raise ValueError(f"fine classes {torch.nonzero(parent < 0).flatten().tolist()} have no sample, so "
-                         "their coarse group is unknown; pass labels that cover every fine class")
+        raise ValueError(
+            f"fine classes {torch.nonzero(parent < 0).flatten().tolist()} have no sample, so "
+            "their coarse group is unknown; pass labels that cover every fine class"
+        )
     g = torch.Generator().manual_seed(int(seed))
-    new_parent = parent[torch.randperm(k, generator=g)]  # the same multiset of group sizes, dealt at random
+    new_parent = parent[
+        torch.randperm(k, generator=g)
+    ]  # the same multiset of group sizes, dealt at random
     return new_parent[fine]
 
 
-def random_function_targets(train_images, test_images, k: int, seed: int = 0, dim: int = 32,
-                            iterations: int = 25):
+def random_function_targets(
+    train_images, test_images, k: int, seed: int = 0, dim: int = 32, iterations: int = 25
+):
     """Targets that are a function of the image but carry no semantics by design.
 
     Each image's pixels (scaled to [0, 1]) are mapped by one fixed random Gaussian
@@ -114,7 +130,9 @@ def random_function_targets(train_images, test_images, k: int, seed: int = 0, di
 def make_targets(name: str, train, test, seed: int = 0):
     """``(train_targets, test_targets)`` of a named target for two datasets (see the module doc).
 
-    Random targets depend on ``seed``; the train and test sets get independent draws.
+    Random targets draw from the named streams of run ``seed`` (:mod:`sslkit.seeds`): the
+    train and test sets get independent draws of shuffled labels, one grouping of the
+    classes serves both sets, and a random function is fitted once and applied to both.
     """
     if name == "fine":
         return train.labels, test.labels
@@ -122,17 +140,26 @@ def make_targets(name: str, train, test, seed: int = 0):
         return train.coarse_labels, test.coarse_labels
     if name == "coarse_random":
         # one grouping of the classes, from the dataset's class lists, applied to both sets
-        k = len(train.classes)
-        return (random_grouping(train.labels, train.coarse_labels, seed, k),
-                random_grouping(test.labels, test.coarse_labels, seed, k))
+        k, g = len(train.classes), stream_seed(seed, "grouping")
+        return (
+            random_grouping(train.labels, train.coarse_labels, g, k),
+            random_grouping(test.labels, test.coarse_labels, g, k),
+        )
     if name == "random_function":
-        return random_function_targets(train.images, test.images, len(train.classes), seed)
+        return random_function_targets(
+            train.images, test.images, len(train.classes), stream_seed(seed, "random_function")
+        )
     if name.startswith("random_"):
         try:
             r = float(name.removeprefix("random_"))
         except ValueError:
             r = -1.0
         if 0.0 <= r <= 1.0:
-            return random_targets(train.labels, r, seed=seed), random_targets(test.labels, r, seed=seed + 1)
-    raise ValueError(f"unknown target {name!r}; use fine, coarse, coarse_random, random_function or random_R "
-                     "with R in [0, 1]")
+            return (
+                random_targets(train.labels, r, seed=stream_seed(seed, "targets_train")),
+                random_targets(test.labels, r, seed=stream_seed(seed, "targets_test")),
+            )
+    raise ValueError(
+        f"unknown target {name!r}; use fine, coarse, coarse_random, random_function or random_R "
+        "with R in [0, 1]"
+    )

@@ -11,18 +11,22 @@ Multi-GPU: the loop only touches the model through ``model(...)`` and the optimi
 draws its shuffling from a generator, so wrapping the model in ``DistributedDataParallel``
 and sharding the permutation by rank is the whole change (left to a later issue).
 """
+
 from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 import pandas as pd
 import torch
 
 from .cache import atomic_save, safe_load, to_payload
-from .runtime import autocast_dtype, progress_enabled, seed_everything
+from .runtime import autocast_dtype, progress_enabled
+from .seeds import generator
 
 __all__ = ["fit", "CollapseWarning"]
 
@@ -37,6 +41,7 @@ def _lr_lambda(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
             return (step + 1) / warmup_steps
         t = (step - warmup_steps) / max(1, total_steps - warmup_steps)
         return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
     return f
 
 
@@ -55,16 +60,40 @@ class _History:
 
     def __init__(self, previous: pd.DataFrame | None = None):
         self.rows: list[dict] = []
-        self.frames: list[pd.DataFrame] = [previous] if previous is not None and len(previous) else []
+        self.frames: list[pd.DataFrame] = (
+            [previous] if previous is not None and len(previous) else []
+        )
+        self.last: dict[str, float] = {}  # the last step's loss terms (all finite)
+        self._sums: dict[str, float] = {}
+        self._steps = 0
 
     def add(self, **row) -> None:
         self.rows.append(row)
 
+    def add_step(self, epoch: int, step: int, out) -> None:
+        """One optimiser step's total loss and named terms."""
+        self.last = {"total": out.total.item(), **{k: v.item() for k, v in out.terms.items()}}
+        for k, v in self.last.items():
+            self.add(epoch=epoch, phase="step", step=step, metric=k, value=v)
+            self._sums[k] = self._sums.get(k, 0.0) + v
+        self._steps += 1
+
+    def end_epoch(self, epoch: int, step: int) -> dict[str, float]:
+        """Add and return the epoch's mean of every term; start the next epoch's sums."""
+        means = {k: v / self._steps for k, v in self._sums.items()}
+        for k, v in means.items():
+            self.add(epoch=epoch, phase="epoch", step=step, metric=k, value=v)
+        self._sums, self._steps = {}, 0
+        return means
+
     def add_eval(self, epoch: int, result) -> None:
         if result is None:
             return
-        df = result.copy() if isinstance(result, pd.DataFrame) else pd.DataFrame(
-            [dict(metric=k, value=float(v)) for k, v in dict(result).items()])
+        df = (
+            result.copy()
+            if isinstance(result, pd.DataFrame)
+            else pd.DataFrame([dict(metric=k, value=float(v)) for k, v in dict(result).items()])
+        )
         if len(df):
             df.insert(0, "epoch", epoch)
             df.insert(1, "phase", "eval")
@@ -72,14 +101,25 @@ class _History:
 
     def frame(self) -> pd.DataFrame:
         parts = [f for f in self.frames + [pd.DataFrame(self.rows)] if len(f)]
-        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-            columns=["epoch", "phase", "step", "metric", "value"])
+        return (
+            pd.concat(parts, ignore_index=True)
+            if parts
+            else pd.DataFrame(columns=["epoch", "phase", "step", "metric", "value"])
+        )
 
 
 def _save_checkpoint(folder, epoch: int, model, opt, sched, gen, history: _History) -> None:
-    state = to_payload(dict(model=model.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(),
-                            generator=gen.get_state(), torch_rng=torch.get_rng_state(), epoch=epoch,
-                            history=history.frame()))
+    state = to_payload(
+        dict(
+            model=model.state_dict(),
+            optimizer=opt.state_dict(),
+            scheduler=sched.state_dict(),
+            generator=gen.get_state(),
+            torch_rng=torch.get_rng_state(),
+            epoch=epoch,
+            history=history.frame(),
+        )
+    )
     atomic_save(state, Path(folder) / f"epoch_{epoch}.pt")
     atomic_save(state, Path(folder) / "last.pt")
 
@@ -88,8 +128,9 @@ def _load_checkpoint(path, device, model, opt, sched, gen) -> tuple[int, pd.Data
     try:
         state = safe_load(path, map_location=device)
     except Exception as e:
-        raise ValueError(f"cannot resume from {path}: not a readable sslkit checkpoint "
-                         f"({type(e).__name__}: {e})") from e
+        raise ValueError(
+            f"cannot resume from {path}: not a readable sslkit checkpoint ({type(e).__name__}: {e})"
+        ) from e
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])
@@ -98,24 +139,126 @@ def _load_checkpoint(path, device, model, opt, sched, gen) -> tuple[int, pd.Data
     return int(state["epoch"]), state["history"]
 
 
-def _gradients_finite(params) -> bool:
-    grads = [p.grad for p in params if p.grad is not None]
-    return not grads or bool(torch.isfinite(torch.stack(torch._foreach_norm(grads))).all())
+def _all_finite(tensors) -> bool:
+    """Whether every tensor is finite, with one fused norm per group (no loop over elements)."""
+    tensors = [t for t in tensors if t is not None]
+    return not tensors or bool(torch.isfinite(torch.stack(torch._foreach_norm(tensors))).all())
 
 
-def fit(model, method, data, *, epochs: int, batch_size: int = 256, lr: float = 1e-3,
-        weight_decay: float = 1e-4, seed: int = 0, callbacks: Iterable[Callable] = (),
-        eval_epochs: Iterable[int] | None = None, checkpoint_dir=None, checkpoint_every: int = 0,
-        resume=None, progress: bool | None = None, collapse_threshold: float = 0.05,
-        device=None) -> pd.DataFrame:
+def _backward(out, params, epoch: int, step: int, last_finite: dict) -> None:
+    """``out.total.backward()``, or ``FloatingPointError`` (weights untouched) on a non-finite
+    loss or gradient, naming the epoch, the step and the last finite loss terms."""
+    finite_loss = bool(torch.isfinite(out.total))
+    if finite_loss:
+        out.total.backward()
+    if finite_loss and _all_finite([p.grad for p in params]):
+        return
+    what = f"loss ({out.total.item()})" if not finite_loss else "gradient"
+    raise FloatingPointError(
+        f"non-finite {what} at epoch {epoch}, step {step}; the weights were not updated. "
+        f"Last finite loss terms: {last_finite or '(none: the first step failed)'}. "
+        "Lower the learning rate or check the input data."
+    )
+
+
+class _Quiet:
+    """A progress bar that shows nothing: iterates like ``range(n)``."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __iter__(self):
+        return iter(range(self.n))
+
+    def set_postfix(self, **kwargs) -> None:
+        pass
+
+
+def _progress_bar(n: int, desc: str, show: bool):
+    if not show:
+        return _Quiet(n)
+    with warnings.catch_warnings():  # tqdm.auto warns in a Jupyter without ipywidgets
+        warnings.simplefilter("ignore")
+        from tqdm.auto import tqdm  # lazy: only when a bar is shown (tqdm.auto probes Jupyter)
+    return tqdm(range(n), desc=desc, leave=False)
+
+
+@dataclass
+class _EpochEnd:
+    """What happens between epochs: the collapse check, evaluation callbacks at their
+    epochs, and checkpoints. Parameters are checked to be finite before any of them is
+    written, so a diverged network is never stored."""
+
+    callbacks: list
+    eval_epochs: set
+    epochs: int
+    collapse_threshold: float
+    checkpoint_dir: object = None
+    checkpoint_every: int = 0
+
+    def checkpoint_to(self, folder, every: int) -> None:
+        """Checkpoint to ``folder`` every ``every`` epochs and at the last (both, or neither)."""
+        if (folder is None) != (not every):
+            raise ValueError("give checkpoint_dir and checkpoint_every (≥ 1) together, or neither")
+        self.checkpoint_dir, self.checkpoint_every = folder, every
+
+    def evaluate(self, model, epoch: int, history: _History) -> None:
+        if epoch in self.eval_epochs:
+            for cb in self.callbacks:
+                history.add_eval(epoch, cb(model, epoch))
+
+    def __call__(self, model, epoch: int, step: int, history: _History, opt, sched, gen) -> None:
+        means = history.end_epoch(epoch, step)
+        spread = means.get("embedding_std")
+        if spread is not None and spread < self.collapse_threshold:
+            history.add(epoch=epoch, phase="warning", step=step, metric="collapse", value=spread)
+            warnings.warn(
+                f"epoch {epoch}: the embeddings collapsed (embedding_std {spread:.4f} < "
+                f"{self.collapse_threshold})",
+                CollapseWarning,
+                stacklevel=3,
+            )
+        if not _all_finite(list(model.parameters())):
+            raise FloatingPointError(
+                f"the weights are not finite after epoch {epoch} (the loss and gradients were); "
+                "nothing "
+                "was stored. Lower the learning rate."
+            )
+        self.evaluate(model, epoch, history)
+        if self.checkpoint_dir is not None and (
+            epoch % self.checkpoint_every == 0 or epoch == self.epochs
+        ):
+            _save_checkpoint(self.checkpoint_dir, epoch, model, opt, sched, gen, history)
+
+
+def fit(
+    model,
+    method,
+    data,
+    *,
+    epochs: int,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    weight_decay: float = 1e-4,
+    seed: int = 0,
+    callbacks: Iterable[Callable] = (),
+    eval_epochs: Iterable[int] | None = None,
+    checkpoint_dir=None,
+    checkpoint_every: int = 0,
+    resume=None,
+    progress: bool | None = None,
+    collapse_threshold: float = 0.05,
+    device=None,
+) -> pd.DataFrame:
     """Train ``model`` with ``method`` on ``data`` and return the history.
 
     Parameters
     ----------
     model : torch.nn.Module
-        Moved to ``device`` (default: ``data``'s device) in channels_last memory format
-        (faster convolutions on the CPU too); under bfloat16 autocast on a GPU that
-        computes it natively (:func:`~sslkit.runtime.autocast_dtype`), else in float32.
+        Trained as it comes (its weights are seeded by whoever built it, e.g.
+        :func:`sslkit.runs.train`), moved to ``device`` (default: ``data``'s device) in
+        channels_last memory format, under bfloat16 autocast on a GPU that computes it
+        natively (:func:`~sslkit.runtime.autocast_dtype`), else in float32.
     method : callable ``(model, images, labels, generator) -> LossOutput``
     data : :class:`sslkit.data.Dataset`
         Moved to the device as a whole once; batches are slices of a shuffled index.
@@ -123,7 +266,8 @@ def fit(model, method, data, *, epochs: int, batch_size: int = 256, lr: float = 
         AdamW with one epoch of linear warm-up, then cosine decay to 0, stepped per batch.
         The last incomplete batch is dropped (batch statistics need full batches).
     seed : int
-        Seeds the weights' RNG, shuffling and augmentation: a CPU run is repeatable.
+        The run's seed: shuffling, augmentations and pretext labels draw from its
+        ``batches`` stream (:mod:`sslkit.seeds`), so a CPU run is repeatable.
     callbacks : callables ``(model, epoch) -> DataFrame | dict | None``
         Run at ``eval_epochs`` (default: 0 and ``epochs``; 0 is before training). A dict
         becomes rows ``metric=value``; a DataFrame is appended as is; ``None`` adds nothing.
@@ -138,92 +282,71 @@ def fit(model, method, data, *, epochs: int, batch_size: int = 256, lr: float = 
     Raises
     ------
     FloatingPointError
-        On a NaN/Inf loss or gradient, naming the epoch, step and the last finite loss terms.
+        On a NaN/Inf loss, gradient or weight, naming the epoch, step and the last finite loss
+        terms.
     """
-    if epochs < 0 or batch_size < 2:
-        raise ValueError(f"need epochs ≥ 0 and batch_size ≥ 2, got {epochs} and {batch_size}")
-    if (checkpoint_dir is None) != (not checkpoint_every):
-        raise ValueError("give checkpoint_dir and checkpoint_every (≥ 1) together, or neither")
-    device = torch.device(device) if device is not None else data.device
+    device, n_batches = _check_arguments(data, epochs, batch_size, device)
     data = data.to(device)
-    n_batches = len(data) // batch_size
-    if n_batches == 0:
-        raise ValueError(f"batch_size {batch_size} is larger than the dataset ({len(data)} samples); "
-                         "lower batch_size")
-    if resume is None:
-        seed_everything(seed)
-    model = model.to(device)
-    amp = autocast_dtype(device)
-    model = model.to(memory_format=torch.channels_last)
+    model = model.to(device, memory_format=torch.channels_last)
     params = list(model.parameters())
-    opt = _adamw(params, lr, weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(n_batches, epochs * n_batches))
-    gen = torch.Generator(device=device).manual_seed(seed)
-    eval_epochs = sorted(set(eval_epochs if eval_epochs is not None else (0, epochs)))
-    callbacks = list(callbacks)
-    start, previous = 1, None
-    if resume is not None:
-        done, previous = _load_checkpoint(resume, device, model, opt, sched, gen)
-        start = done + 1
-    history = _History(previous)
-
-    def run_callbacks(epoch: int) -> None:
-        for cb in callbacks:
-            history.add_eval(epoch, cb(model, epoch))
-
-    if start == 1 and 0 in eval_epochs:
-        run_callbacks(0)
+    opt, sched = _optimiser(params, lr, weight_decay, n_batches, epochs)
+    gen = generator(seed, "batches", device=device)
+    start, history = _resume(resume, device, model, opt, sched, gen)
+    evals = set(eval_epochs if eval_epochs is not None else (0, epochs))
+    end_epoch = _EpochEnd(list(callbacks), evals, epochs, collapse_threshold)
+    end_epoch.checkpoint_to(checkpoint_dir, checkpoint_every)
+    if start == 1:
+        end_epoch.evaluate(model, 0, history)
     show = progress_enabled() if progress is None else progress
-    if show:
-        with warnings.catch_warnings():  # tqdm.auto warns in a Jupyter without ipywidgets
-            warnings.simplefilter("ignore")
-            from tqdm.auto import tqdm
-
+    amp = autocast_dtype(device)
     step = (start - 1) * n_batches
-    last_finite: dict[str, float] = {}
     model.train()
     for epoch in range(start, epochs + 1):
         perm = torch.randperm(len(data), device=device, generator=gen)
-        sums: dict[str, float] = {}
-        bar = tqdm(range(n_batches), desc=f"epoch {epoch}/{epochs}", leave=False) if show else range(n_batches)
+        bar = _progress_bar(n_batches, f"epoch {epoch}/{epochs}", show)
         for b in bar:
-            idx = perm[b * batch_size:(b + 1) * batch_size]
-            images = data.images[idx]
-            if images.ndim == 4:
-                images = images.contiguous(memory_format=torch.channels_last)
+            idx = perm[b * batch_size : (b + 1) * batch_size]
+            images = _channels_last(data.images[idx])
             with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
                 out = method(model, images, data.labels[idx], gen)
             opt.zero_grad(set_to_none=True)
-            finite_loss = bool(torch.isfinite(out.total))
-            if finite_loss:
-                out.total.backward()
-            if not finite_loss or not _gradients_finite(params):
-                what = f"loss ({out.total.item()})" if not finite_loss else "gradient"
-                raise FloatingPointError(
-                    f"non-finite {what} at epoch {epoch}, step {step + 1}; the weights were not updated. "
-                    f"Last finite loss terms: {last_finite or '(none: the first step failed)'}. "
-                    "Lower the learning rate or check the input data.")
+            _backward(out, params, epoch, step + 1, history.last)
             opt.step()
             sched.step()
             step += 1
-            values = {"total": out.total.item(), **{k: v.item() for k, v in out.terms.items()}}
-            last_finite = values
-            for k, v in values.items():
-                history.add(epoch=epoch, phase="step", step=step, metric=k, value=v)
-                sums[k] = sums.get(k, 0.0) + v
-            if show:
-                bar.set_postfix(loss=f"{values['total']:.3f}")
-        means = {k: v / n_batches for k, v in sums.items()}
-        for k, v in means.items():
-            history.add(epoch=epoch, phase="epoch", step=step, metric=k, value=v)
-        if "embedding_std" in means and means["embedding_std"] < collapse_threshold:
-            history.add(epoch=epoch, phase="warning", step=step, metric="collapse", value=means["embedding_std"])
-            warnings.warn(f"epoch {epoch}: the embeddings collapsed (embedding_std "
-                          f"{means['embedding_std']:.4f} < {collapse_threshold})", CollapseWarning,
-                          stacklevel=2)
-        if epoch in eval_epochs:
-            run_callbacks(epoch)
-        if checkpoint_dir is not None and (epoch % checkpoint_every == 0 or epoch == epochs):
-            _save_checkpoint(checkpoint_dir, epoch, model, opt, sched, gen, history)
+            history.add_step(epoch, step, out)
+            bar.set_postfix(loss=f"{history.last['total']:.3f}")
+        end_epoch(model, epoch, step, history, opt, sched, gen)
     model.eval()
     return history.frame()
+
+
+def _check_arguments(data, epochs: int, batch_size: int, device) -> tuple[torch.device, int]:
+    """The device to train on and the number of full batches per epoch, or a clear error."""
+    if epochs < 0 or batch_size < 2:
+        raise ValueError(f"need epochs ≥ 0 and batch_size ≥ 2, got {epochs} and {batch_size}")
+    n_batches = len(data) // batch_size
+    if n_batches == 0:
+        raise ValueError(
+            f"batch_size {batch_size} is larger than the dataset ({len(data)} samples); "
+            "lower batch_size"
+        )
+    return (torch.device(device) if device is not None else data.device), n_batches
+
+
+def _optimiser(params, lr: float, weight_decay: float, n_batches: int, epochs: int):
+    """AdamW, and its schedule: one epoch of linear warm-up, then cosine decay, per batch."""
+    opt = _adamw(params, lr, weight_decay)
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(n_batches, epochs * n_batches))
+
+
+def _resume(checkpoint, device, model, opt, sched, gen) -> tuple[int, _History]:
+    """The first epoch to train and the history so far: 1 and an empty one, or from a checkpoint."""
+    if checkpoint is None:
+        return 1, _History()
+    done, previous = _load_checkpoint(checkpoint, device, model, opt, sched, gen)
+    return done + 1, _History(previous)
+
+
+def _channels_last(images: torch.Tensor) -> torch.Tensor:
+    return images.contiguous(memory_format=torch.channels_last) if images.ndim == 4 else images

@@ -12,6 +12,7 @@ from sslkit.targets import random_targets  # noqa: E402
 def test_pct_and_glue_print_nothing_in_a_notebook(capsys):
     assert book.pct(0.8234) == "82.3%" and book.pct(1.0, 0) == "100%"
     assert book.glue("x", 3) is None  # no bare value left as a cell's output
+    assert capsys.readouterr().out == ""  # and nothing printed either (display=False)
 
 
 def test_exercise_checkers_accept_the_reference():
@@ -22,33 +23,57 @@ def test_exercise_checkers_accept_the_reference():
     assert exercises.check_cdnv(metrics.cdnv)
     assert exercises.check_random_targets(random_targets)
     assert exercises.check_nt_xent(lambda a, b, t: losses.nt_xent(a, b, t).total)
-    assert exercises.check_barlow_terms(lambda a, b: tuple(losses.barlow_twins(a, b, eps=0.0).terms.values()))
-    from sslkit.paper import regularization_ratio
-    assert exercises.check_regularization_ratio(regularization_ratio)
+    assert exercises.check_barlow_terms(
+        lambda a, b: tuple(losses.barlow_twins(a, b, eps=0.0).terms.values())
+    )
+    assert exercises.check_regularization_ratio(losses.regularization_ratio)
     assert exercises.check_effective_rank(metrics.effective_rank)
 
 
 def test_exercise_checkers_reject_common_mistakes():
     with pytest.raises(AssertionError, match="not rotated correctly"):
-        exercises.check_rotation(lambda x, k: torch.stack([torch.rot90(x[i], -int(k[i]), (-2, -1)) for i in range(len(x))]))
+        exercises.check_rotation(
+            lambda x, k: torch.stack(
+                [torch.rot90(x[i], -int(k[i]), (-2, -1)) for i in range(len(x))]
+            )
+        )
     with pytest.raises(AssertionError, match="invariance"):
-        exercises.check_invariance_loss(lambda a, b: ((a - b) ** 2).sum(1).mean())  # forgot to divide by D
+        exercises.check_invariance_loss(
+            lambda a, b: ((a - b) ** 2).sum(1).mean()
+        )  # forgot to divide by D
     with pytest.raises(AssertionError, match="variance"):
         exercises.check_variance_loss(lambda z: torch.relu(1 - z.std(0)).mean() * 2)
     with pytest.raises(AssertionError, match="CDNV"):
         exercises.check_cdnv(lambda x, y: metrics.cdnv(x, y) * 2)
     with pytest.raises(AssertionError, match="NT-Xent"):  # off by a constant
         exercises.check_nt_xent(lambda a, b, t: losses.nt_xent(a, b, t).total + 0.1)
-    with pytest.raises(AssertionError, match="redundancy"):  # the off-diagonal term counted twice over
-        exercises.check_barlow_terms(lambda a, b: (losses.barlow_twins(a, b).terms["invariance"],
-                                                   2 * losses.barlow_twins(a, b).terms["redundancy"]))
+    with pytest.raises(
+        AssertionError, match="redundancy"
+    ):  # the off-diagonal term counted twice over
+        exercises.check_barlow_terms(
+            lambda a, b: (
+                losses.barlow_twins(a, b).terms["invariance"],
+                2 * losses.barlow_twins(a, b).terms["redundancy"],
+            )
+        )
     with pytest.raises(AssertionError, match="math.inf"):
-        exercises.check_regularization_ratio(lambda loss: loss.get("var_weight", 25) / max(loss.get("inv_weight", 25), 1e-9))
+        exercises.check_regularization_ratio(
+            lambda loss: loss.get("var_weight", 25) / max(loss.get("inv_weight", 25), 1e-9)
+        )
     with pytest.raises(AssertionError, match="centre the features"):  # forgot to centre
-        exercises.check_effective_rank(lambda x: float(torch.exp(-(lambda p: (p * p.clamp_min(1e-30).log()).sum())(
-            torch.linalg.svdvals(x) / torch.linalg.svdvals(x).sum()))))
+        exercises.check_effective_rank(
+            lambda x: float(
+                torch.exp(
+                    -(lambda p: (p * p.clamp_min(1e-30).log()).sum())(
+                        torch.linalg.svdvals(x) / torch.linalg.svdvals(x).sum()
+                    )
+                )
+            )
+        )
     with pytest.raises(AssertionError, match="class sizes"):
-        exercises.check_random_targets(lambda y, r, s: torch.randint(0, 10, y.shape) if r > 0 else y)
+        exercises.check_random_targets(
+            lambda y, r, s: torch.randint(0, 10, y.shape) if r > 0 else y
+        )
 
 
 def test_plots_return_figures():
@@ -58,10 +83,13 @@ def test_plots_return_figures():
     fig = plots.views_grid(ds.images[:2], v1, n_views=3)
     assert len(fig.axes) == 2 * 4
     import pandas as pd
+
     seeds = pd.DataFrame(dict(epoch=[0, 0, 1, 1], value=[0.1, 0.3, 0.5, 0.9], seed=[0, 1, 0, 1]))
     fig = plots.plot_seeds(seeds, "epoch", chance=0.1)
     line = fig.axes[0].lines[0]
     assert line.get_ydata().tolist() == pytest.approx([0.2, 0.7])  # the mean over seeds
     band = fig.axes[0].collections[0].get_paths()[0].vertices[:, 1]
-    assert band.min() == pytest.approx(0.1) and band.max() == pytest.approx(0.9)  # the range of the seeds
+    assert band.min() == pytest.approx(0.1) and band.max() == pytest.approx(
+        0.9
+    )  # the range of the seeds
     matplotlib.pyplot.close("all")

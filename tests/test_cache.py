@@ -24,20 +24,35 @@ def test_cached_computes_once_and_reloads(tmp_path):
 
 
 def test_int_and_float_spellings_share_one_entry():
-    assert cache.config_hash({"loss": {"inv_weight": 0}}) == cache.config_hash({"loss": {"inv_weight": 0.0}})
-    assert cache.config_hash({"loss": {"inv_weight": 0}}) != cache.config_hash({"loss": {"inv_weight": 1}})
+    assert cache.config_hash({"loss": {"inv_weight": 0}}) == cache.config_hash(
+        {"loss": {"inv_weight": 0.0}}
+    )
+    assert cache.config_hash({"loss": {"inv_weight": 0}}) != cache.config_hash(
+        {"loss": {"inv_weight": 1}}
+    )
     with pytest.raises(ValueError, match="finite"):
         cache.config_hash({"w": float("nan")})
 
 
 def test_dataframes_round_trip_through_weights_only_loading(tmp_path):
-    df = pd.DataFrame({"epoch": [0, 1, 2], "phase": ["eval", "step", "step"], "step": [float("nan"), 1.0, 2.0],
-                       "stage": ["stage1", None, None], "value": [0.5, 0.25, 0.125], "flag": [True, False, True]})
+    df = pd.DataFrame(
+        {
+            "epoch": [0, 1, 2],
+            "phase": ["eval", "step", "step"],
+            "step": [float("nan"), 1.0, 2.0],
+            "stage": ["stage1", None, None],
+            "value": [0.5, 0.25, 0.125],
+            "flag": [True, False, True],
+        }
+    )
     out = cache.cached("demo", {"k": 1}, lambda: {"history": df, "n": 3}, root=tmp_path)
     again = cache.cached("demo", {"k": 1}, lambda: pytest.fail("should load"), root=tmp_path)
     for got in (out, again):
-        pd.testing.assert_frame_equal(got["history"].astype({"phase": object, "stage": object}),
-                                      df.astype({"phase": object, "stage": object}), check_dtype=False)
+        pd.testing.assert_frame_equal(
+            got["history"].astype({"phase": object, "stage": object}),
+            df.astype({"phase": object, "stage": object}),
+            check_dtype=False,
+        )
     assert again["n"] == 3
 
 

@@ -1,9 +1,12 @@
 """Static checks of the chapters: what the build cannot see (Colab cell, outputs, exercises)."""
+
 import json
 import pathlib
 import re
 
 import pytest
+
+from sslkit import book, paper
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
@@ -37,8 +40,12 @@ def test_first_code_cell_installs_sslkit_only_in_colab(path):
     first = next("".join(c["source"]) for c in cells(path) if c["cell_type"] == "code")
     assert '"google.colab" in sys.modules' in first
     url, branch = config_value("url"), config_value("branch")
-    assert f"sslkit @ git+{url}@{branch}" in first, "run tools/set_repository.py to sync with _config.yml"
-    assert not re.search(r"pip install[^\n]*\btorch", first), "the Colab cell must not (re)install torch"
+    assert f"sslkit @ git+{url}@{branch}" in first, (
+        "run tools/set_repository.py to sync with _config.yml"
+    )
+    assert not re.search(r"pip install[^\n]*\btorch", first), (
+        "the Colab cell must not (re)install torch"
+    )
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
@@ -59,16 +66,13 @@ def test_exercises_with_hidden_solutions_and_a_checked_one(path):
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
 def test_findings_are_reported_with_a_scoreboard_and_numbers_glued(path):
-    from sslkit import paper
-
     text = "".join("".join(c["source"]) for c in cells(path))
     code = [("".join(c["source"])) for c in cells(path) if c["cell_type"] == "code"]
     assert "show_scoreboard(" in text, "every chapter shows the scoreboard of its findings"
     if path.stem != "07_what_we_found":
         assert "show_scoreboard(" in code[-1], "the scoreboard closes the chapter"
     glued = set(re.findall(r'book\.glue\(\s*f?"([^"]+)"', text))
-    glued |= {f"{k}_{s}" for k in paper.FINDINGS for s in ("effect", "ci", "verdict", "value", "control")
-              if f'"{k}"' in text}
+    glued |= {f"{k}_{s}" for k in paper.FINDINGS for s in book.REPORT_GLUES if f'"{k}"' in text}
     if "book.setup(chapter=" in text:  # the chapter's estimated run time, glued by book.setup
         glued |= {"run_count", "run_time_cpu", "run_time_t4"}
     prefixes = tuple(g.split("{")[0] for g in glued if "{" in g)  # names built in a loop
@@ -84,7 +88,9 @@ def test_set_repository_tool_round_trip(tmp_path, monkeypatch):
     (tmp_path / "chapters").mkdir()
     shutil.copy(ROOT / "_config.yml", tmp_path / "_config.yml")
     shutil.copy(CHAPTERS[0], tmp_path / "chapters" / CHAPTERS[0].name)
-    spec = importlib.util.spec_from_file_location("set_repository", ROOT / "tools" / "set_repository.py")
+    spec = importlib.util.spec_from_file_location(
+        "set_repository", ROOT / "tools" / "set_repository.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     monkeypatch.setattr(mod, "ROOT", tmp_path)
@@ -103,8 +109,12 @@ def test_a_chapter_runs_outside_the_book_build_on_the_smoke_profile(tmp_path, mo
     monkeypatch.setenv("SSLKIT_PROFILE", "smoke")
     monkeypatch.delenv("SSLKIT_BOOK_BUILD", raising=False)
     nb = nbformat.read(ROOT / "chapters" / "06_hierarchy_and_depth.ipynb", as_version=4)
-    NotebookClient(nb, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(ROOT / "chapters")}}).execute()
+    NotebookClient(
+        nb,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(ROOT / "chapters")}},
+    ).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     text = "".join(o.get("text", "") for o in outputs)

@@ -1,10 +1,10 @@
 """The coursework edition (sslkit.course): student notebooks without solutions, otter tests
 that call the book's checkers, and a grader that gives full marks, zero and partial marks."""
+
 import copy
 import html
 import json
 import pathlib
-import re
 
 import pytest
 
@@ -19,20 +19,37 @@ def md(text):
 
 
 def code(text):
-    return {"cell_type": "code", "metadata": {}, "source": text, "outputs": [], "execution_count": None}
+    return {
+        "cell_type": "code",
+        "metadata": {},
+        "source": text,
+        "outputs": [],
+        "execution_count": None,
+    }
 
 
-TOY = {"metadata": {}, "nbformat": 4, "nbformat_minor": 5, "cells": [
-    code('import sys\nif "google.colab" in sys.modules:\n    %pip install -q "sslkit @ git+https://x/y@main"'),
-    code("import torch\nfrom sslkit import metrics"),
-    md("Some prose.\n\n```{exercise} Written one\n:label: ex-w\nWhy?\n```\n\n"
-       "```{solution} ex-w\n:class: dropdown\nBecause of the SECRET-WRITTEN reason.\n```\n\n"
-       "```{exercise} Coded one\n:label: ex-c\nWrite `my_sq(x)`.\n```\n\n"
-       "```{solution-start} ex-c\n:class: dropdown\n```\n\nSECRET-GATED explanation."),
-    code("from sslkit import exercises\n\n\ndef my_sq(x):\n    return x * x  # SECRET-CODE\n\n\n"
-         "exercises.check_invariance_loss(my_sq)\nprint('SECRET-PRINT')"),
-    md("```{solution-end}\n```\n\nProse after the exercises."),
-]}
+TOY = {
+    "metadata": {},
+    "nbformat": 4,
+    "nbformat_minor": 5,
+    "cells": [
+        code(
+            'import sys\nif "google.colab" in sys.modules:\n    %pip install -q "sslkit @ git+https://x/y@main"'
+        ),
+        code("import torch\nfrom sslkit import metrics"),
+        md(
+            "Some prose.\n\n```{exercise} Written one\n:label: ex-w\nWhy?\n```\n\n"
+            "```{solution} ex-w\n:class: dropdown\nBecause of the SECRET-WRITTEN reason.\n```\n\n"
+            "```{exercise} Coded one\n:label: ex-c\nWrite `my_sq(x)`.\n```\n\n"
+            "```{solution-start} ex-c\n:class: dropdown\n```\n\nSECRET-GATED explanation."
+        ),
+        code(
+            "from sslkit import exercises\n\n\ndef my_sq(x):\n    return x * x  # SECRET-CODE\n\n\n"
+            "exercises.check_invariance_loss(my_sq)\nprint('SECRET-PRINT')"
+        ),
+        md("```{solution-end}\n```\n\nProse after the exercises."),
+    ],
+}
 
 
 def test_split_removes_every_solution_and_stubs_the_graded_one():
@@ -58,13 +75,24 @@ def test_a_stub_defines_the_function_and_it_raises_a_hint():
         env["my_sq"](2)
 
 
-@pytest.mark.parametrize("broken, message", [
-    (lambda nb: nb["cells"][4].update(source="Prose without an end."), "no solution-end"),
-    (lambda nb: nb["cells"][2].update(source=nb["cells"][2]["source"].replace(":label: ex-w\n", "")),
-     "has no :label:"),
-    (lambda nb: nb["cells"][2].update(source=nb["cells"][2]["source"].replace("{solution} ex-w", "{solution} ex-x")),
-     "refers to 'ex-x'"),
-])
+@pytest.mark.parametrize(
+    "broken, message",
+    [
+        (lambda nb: nb["cells"][4].update(source="Prose without an end."), "no solution-end"),
+        (
+            lambda nb: nb["cells"][2].update(
+                source=nb["cells"][2]["source"].replace(":label: ex-w\n", "")
+            ),
+            "has no :label:",
+        ),
+        (
+            lambda nb: nb["cells"][2].update(
+                source=nb["cells"][2]["source"].replace("{solution} ex-w", "{solution} ex-x")
+            ),
+            "refers to 'ex-x'",
+        ),
+    ],
+)
 def test_malformed_exercises_are_refused_with_a_message(broken, message):
     nb = copy.deepcopy(TOY)
     broken(nb)
@@ -84,8 +112,10 @@ def test_prose_that_uses_a_solutions_glue_is_refused():
 
 def test_a_chapter_the_edition_cannot_build_from_says_why():
     nested = copy.deepcopy(TOY)
-    nested["cells"][3]["source"] = ("def helper():\n    def my_sq(x):\n        return x\n    return my_sq\n\n\n"
-                                    "exercises.check_invariance_loss(my_sq)")
+    nested["cells"][3]["source"] = (
+        "def helper():\n    def my_sq(x):\n        return x\n    return my_sq\n\n\n"
+        "exercises.check_invariance_loss(my_sq)"
+    )
     with pytest.raises(ValueError, match="does not define it at the top level"):
         course.split(nested, "toy")
     no_install = copy.deepcopy(TOY)
@@ -97,10 +127,16 @@ def test_a_chapter_the_edition_cannot_build_from_says_why():
 def test_the_student_notebook_installs_otter_and_starts_the_grader():
     student, _ = course.student_notebook(TOY, "toy")
     first, grader = student["cells"][:2]
-    assert '"sslkit[course] @ git+https://x/y@main"' in first["source"] and "torch" not in first["source"]
+    assert (
+        '"sslkit[course] @ git+https://x/y@main"' in first["source"]
+        and "torch" not in first["source"]
+    )
     assert course.GRADER_TAG in grader["metadata"]["tags"]
-    assert 'grader = course.grader({\n    "ex_c": ("check_invariance_loss", "my_sq")\n})' in grader["source"]
-    assert "import torch" in grader["source"]          # the chapter's imports, for the answers
+    assert (
+        'grader = grading.grader({\n    "ex_c": ("check_invariance_loss", "my_sq")\n})'
+        in grader["source"]
+    )
+    assert "import torch" in grader["source"]  # the chapter's imports, for the answers
     tags = [c["metadata"].get("tags", []) for c in student["cells"] if c["cell_type"] == "code"]
     ignored = [course.IGNORE_TAG in t for t in tags]
     assert ignored == [True, False, True, False, False]  # install, grader, imports, answer, check
@@ -108,6 +144,7 @@ def test_the_student_notebook_installs_otter_and_starts_the_grader():
 
 
 # --- the real chapters ------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def editions():
@@ -117,7 +154,9 @@ def editions():
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
 def test_every_chapter_has_an_auto_graded_exercise(path, editions):
     _, exercises = editions[path.stem]
-    assert any(e.graded for e in exercises), f"{path.stem}: no exercise calls exercises.check_*(my_*)"
+    assert any(e.graded for e in exercises), (
+        f"{path.stem}: no exercise calls exercises.check_*(my_*)"
+    )
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
@@ -132,28 +171,58 @@ def test_student_notebooks_hold_no_solution_text(path, editions):
 
 # A planted wrong answer per auto-graded exercise, and a word the checker's message must contain.
 WRONG = {
-    "ex_intro_ncc": ("def my_ncc(features, labels):\n    return 1 - metrics.ncc_accuracy(features, labels)",
-                     "NCC accuracy"),
-    "ex_pretext_rotate": ("def my_rotate(images, k):\n    return torch.stack([torch.rot90(x, -int(r), dims=(-2, -1))"
-                          " for x, r in zip(images, k)])", "counter-clockwise"),
-    "ex_joint_inv": ("def my_invariance(z1, z2):\n    return ((z1 - z2) ** 2).sum(1).mean()", "invariance loss"),
-    "ex_contrastive_ntxent": ("def my_nt_xent(z1, z2, temperature):\n    return losses.nt_xent(z1, z2, 1.0).total",
-                              "NT-Xent"),
-    "ex_cluster_cdnv": ("def my_cdnv(features, labels):\n    return metrics.cdnv(features, labels) * 1.01", "CDNV"),
-    "ex_cluster_erank": ("def my_effective_rank(features):\n    s = torch.linalg.svdvals(features.double())\n"
-                         "    p = s / s.sum()\n    return torch.exp(-(p * p.log()).sum()).item()",
-                         "centre the features"),
-    "ex_reg_terms": ("def my_vicreg_terms(z1, z2):\n    t = losses.vicreg(z1, z2).terms\n"
-                     "    return t['invariance'], 2 * t['variance'], t['covariance']", "variance term"),
-    "ex_reg_barlow": ("def my_barlow_terms(z1, z2):\n    t = losses.barlow_twins(z1, z2, eps=0.0).terms\n"
-                      "    return t['redundancy'], t['invariance']", "invariance (on-diagonal) term"),
-    "ex_ratio_code": ("def my_ratio(loss):\n    return loss.get('var_weight', 25.0) / loss.get('inv_weight', 25.0)",
-                      "raised ZeroDivisionError: float division by zero on loss = "),
-    "ex_random_impl": ("def my_random_targets(labels, randomness, seed):\n"
-                       "    g = torch.Generator().manual_seed(seed)\n"
-                       "    return torch.randint(0, 10, labels.shape, generator=g)", "class sizes changed"),
+    "ex_intro_ncc": (
+        "def my_ncc(features, labels):\n    return 1 - metrics.ncc_accuracy(features, labels)",
+        "NCC accuracy",
+    ),
+    "ex_pretext_rotate": (
+        "def my_rotate(images, k):\n    return torch.stack([torch.rot90(x, -int(r), dims=(-2, -1))"
+        " for x, r in zip(images, k)])",
+        "counter-clockwise",
+    ),
+    "ex_joint_inv": (
+        "def my_invariance(z1, z2):\n    return ((z1 - z2) ** 2).sum(1).mean()",
+        "invariance loss",
+    ),
+    "ex_contrastive_ntxent": (
+        "def my_nt_xent(z1, z2, temperature):\n    return losses.nt_xent(z1, z2, 1.0).total",
+        "NT-Xent",
+    ),
+    "ex_cluster_cdnv": (
+        "def my_cdnv(features, labels):\n    return metrics.cdnv(features, labels) * 1.01",
+        "CDNV",
+    ),
+    "ex_cluster_erank": (
+        "def my_effective_rank(features):\n    s = torch.linalg.svdvals(features.double())\n"
+        "    p = s / s.sum()\n    return torch.exp(-(p * p.log()).sum()).item()",
+        "centre the features",
+    ),
+    "ex_reg_terms": (
+        "def my_vicreg_terms(z1, z2):\n    t = losses.vicreg(z1, z2).terms\n"
+        "    return t['invariance'], 2 * t['variance'], t['covariance']",
+        "variance term",
+    ),
+    "ex_reg_barlow": (
+        "def my_barlow_terms(z1, z2):\n    t = losses.barlow_twins(z1, z2, eps=0.0).terms\n"
+        "    return t['redundancy'], t['invariance']",
+        "invariance (on-diagonal) term",
+    ),
+    "ex_ratio_code": (
+        "def my_ratio(loss):\n"
+        "    return loss.get('var_weight', 25.0) / loss.get('inv_weight', 25.0)",
+        "raised ZeroDivisionError: float division by zero on loss = ",
+    ),
+    "ex_random_impl": (
+        "def my_random_targets(labels, randomness, seed):\n"
+        "    g = torch.Generator().manual_seed(seed)\n"
+        "    return torch.randint(0, 10, labels.shape, generator=g)",
+        "class sizes changed",
+    ),
     "ex_hier_cdnv": ("def my_cdnv(x, y):\n    return float('nan')", "CDNV"),
-    "ex_found_var": ("def my_variance(z):\n    return torch.relu(1 - z.std(0)).sum()", "variance loss"),
+    "ex_found_var": (
+        "def my_variance(z):\n    return torch.relu(1 - z.std(0)).sum()",
+        "variance loss",
+    ),
 }
 
 
@@ -186,18 +255,27 @@ def test_every_graded_exercise_has_a_planted_wrong_answer(editions):
     assert sorted(ex.question for _, _, ex in _graded(editions)) == sorted(WRONG)
 
 
-def test_reference_answers_pass_stubs_and_planted_errors_fail_with_a_message(editions, tmp_path, monkeypatch):
-    for chapter, student, ex in _graded(editions):
-        stub = next(c["source"] for c in student["cells"]
-                    if ex.function in c["source"] and course.ANSWER_TAG in c["metadata"].get("tags", []))
+def test_reference_answers_pass_stubs_and_planted_errors_fail_with_a_message(
+    editions, tmp_path, monkeypatch
+):
+    for _chapter, student, ex in _graded(editions):
+        stub = next(
+            c["source"]
+            for c in student["cells"]
+            if ex.function in c["source"] and course.ANSWER_TAG in c["metadata"].get("tags", [])
+        )
         reference = _run_test(ex, _answer_env(student, ex.code[0], tmp_path, monkeypatch))
-        assert reference.passed_all and reference.grade == 1, f"{ex.label}: reference fails: {reference.summary()}"
+        assert reference.passed_all and reference.grade == 1, (
+            f"{ex.label}: reference fails: {reference.summary()}"
+        )
         untouched = _run_test(ex, _answer_env(student, stub, tmp_path, monkeypatch))
         assert untouched.grade == 0 and "still raises NotImplementedError" in untouched.summary()
         wrong, word = WRONG[ex.question]
         planted = _run_test(ex, _answer_env(student, wrong, tmp_path, monkeypatch))
         assert planted.grade == 0, f"{ex.label}: the planted wrong answer passes"
-        assert word in planted.summary(), f"{ex.label}: message does not name the problem: {planted.summary()}"
+        assert word in planted.summary(), (
+            f"{ex.label}: message does not name the problem: {planted.summary()}"
+        )
 
 
 def test_a_missing_function_is_named_in_the_message(editions, tmp_path, monkeypatch):
@@ -207,6 +285,7 @@ def test_a_missing_function_is_named_in_the_message(editions, tmp_path, monkeypa
 
 
 # --- the edition, end to end with otter run ----------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
@@ -237,7 +316,9 @@ def test_build_writes_notebooks_autograders_and_an_answer_key(built):
 def test_the_grader_scores_a_folder_full_zero_and_partial(built, tmp_path):
     out, _ = built
     student = json.loads((out / "notebooks" / "03_clustering.ipynb").read_text())
-    _, exercises = course.split(json.loads((ROOT / "chapters" / "03_clustering.ipynb").read_text()), "03_clustering")
+    _, exercises = course.split(
+        json.loads((ROOT / "chapters" / "03_clustering.ipynb").read_text()), "03_clustering"
+    )
     reference = [e.code[0] for e in exercises if e.graded]
     assert len(reference) == 2
     subs = tmp_path / "submissions"
@@ -247,13 +328,21 @@ def test_the_grader_scores_a_folder_full_zero_and_partial(built, tmp_path):
     (subs / "ada" / "03_clustering.ipynb").write_text(json.dumps(_paste(student, reference)))
     (subs / "bob" / "03_clustering.ipynb").write_text(json.dumps(student))
     (subs / "cy" / "03_clustering.ipynb").write_text(
-        json.dumps(_paste(student, [WRONG["ex_cluster_cdnv"][0], reference[1]])))
+        json.dumps(_paste(student, [WRONG["ex_cluster_cdnv"][0], reference[1]]))
+    )
     (subs / "dan").mkdir()
     (subs / "dan" / "03_clustering.ipynb").write_text("{ not json")
     table = course.grade(subs, out / "autograder", tmp_path / "scores.csv")
-    scores = {r.submission.split("/")[0]: (r.total, r.possible) for r in table.itertuples() if r.submission[0] != "d"}
+    scores = {
+        r.submission.split("/")[0]: (r.total, r.possible)
+        for r in table.itertuples()
+        if r.submission[0] != "d"
+    }
     assert scores == {"ada": (2, 2), "bob": (0, 2), "cy": (1, 2)}
-    assert "not a readable notebook" in table.set_index("submission").loc["dan/03_clustering.ipynb", "error"]
+    assert (
+        "not a readable notebook"
+        in table.set_index("submission").loc["dan/03_clustering.ipynb", "error"]
+    )
     cy = table.set_index("submission").loc["cy/03_clustering.ipynb"]
     assert cy["ex_cluster_cdnv"] == 0 and cy["ex_cluster_erank"] == 1 and "CDNV" in cy["feedback"]
     assert (tmp_path / "scores.csv").read_text().startswith("submission,chapter,total,possible")
@@ -262,8 +351,9 @@ def test_the_grader_scores_a_folder_full_zero_and_partial(built, tmp_path):
 def test_grading_a_notebook_that_is_not_a_chapter_says_so(built, tmp_path):
     out, _ = built
     (tmp_path / "subs").mkdir()
-    (tmp_path / "subs" / "other.ipynb").write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4,
-                                                               "nbformat_minor": 5}))
+    (tmp_path / "subs" / "other.ipynb").write_text(
+        json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+    )
     table = course.grade(tmp_path / "subs", out / "autograder", tmp_path / "s.csv")
     assert "no autograder for chapter None" in table.loc[0, "error"]
 
@@ -272,11 +362,15 @@ def test_the_answer_key_shows_this_builds_numbers():
     ran = copy.deepcopy(TOY)
     ran["cells"][3]["outputs"] = [
         {"output_type": "stream", "name": "stdout", "text": "SQUARED 4\n"},
-        {"output_type": "display_data", "metadata": {"scrapbook": {"name": "sq_value"}},
-         "data": {"application/papermill.record/text/plain": "'4.0%'"}},
+        {
+            "output_type": "display_data",
+            "metadata": {"scrapbook": {"name": "sq_value"}},
+            "data": {"application/papermill.record/text/plain": "'4.0%'"},
+        },
     ]
     ran["cells"][2]["source"] = ran["cells"][2]["source"].replace(
-        "SECRET-GATED explanation.", "It gives {glue:text}`sq_value`.")
+        "SECRET-GATED explanation.", "It gives {glue:text}`sq_value`."
+    )
     _, exercises = course.split(ran, "toy")
     key = course.answer_key(exercises, {"toy": course._glue_and_outputs(ran)})
     assert "It gives 4.0%." in key and "SQUARED 4" in key
@@ -292,7 +386,7 @@ def test_the_student_sites_config_hides_solutions_and_launch_buttons():
     assert config["sphinx"]["config"]["hide_solutions"] is True
     assert "launch_buttons" not in config and config["html"]["use_repository_button"] is False
     assert config["title"].endswith("(student edition)")
-    for kept in ("bibtex_bibfiles", "parse", "repository"):   # everything else as in the book
+    for kept in ("bibtex_bibfiles", "parse", "repository"):  # everything else as in the book
         assert config[kept] == book[kept]
     assert config["sphinx"]["extra_extensions"] == book["sphinx"]["extra_extensions"]
 
@@ -300,7 +394,9 @@ def test_the_student_sites_config_hides_solutions_and_launch_buttons():
 def test_a_checker_names_what_came_back_when_it_is_not_a_number():
     from sslkit import exercises
 
-    with pytest.raises(AssertionError, match=r"invariance loss for N=4, D=3: expected one number, got \(4, 3\)"):
+    with pytest.raises(
+        AssertionError, match=r"invariance loss for N=4, D=3: expected one number, got \(4, 3\)"
+    ):
         exercises.check_invariance_loss(lambda a, b: (a - b) ** 2)
     with pytest.raises(AssertionError, match="raised ZeroDivisionError: .* on z1, z2 of shape"):
         exercises.check_invariance_loss(lambda a, b: 1 / 0)

@@ -10,7 +10,9 @@ from sslkit import data
 
 
 def write_idx(path, array: np.ndarray, magic_type=0x08, truncate=0):
-    header = bytes([0, 0, magic_type, array.ndim]) + b"".join(struct.pack(">i", s) for s in array.shape)
+    header = bytes([0, 0, magic_type, array.ndim]) + b"".join(
+        struct.pack(">i", s) for s in array.shape
+    )
     payload = header + array.astype(np.uint8).tobytes()
     if truncate:
         payload = payload[:-truncate]
@@ -39,6 +41,7 @@ def no_system_data(monkeypatch, tmp_path):
         raise RuntimeError("network disabled in tests")
 
     import torchvision.datasets as tvd
+
     monkeypatch.setattr(tvd, "FashionMNIST", refuse)
     monkeypatch.setattr(tvd, "CIFAR10", refuse)
     monkeypatch.setattr(tvd, "CIFAR100", refuse)
@@ -62,7 +65,8 @@ def test_fashion_mnist_reads_idx_from_root(tmp_path, no_system_data):
     assert ds.images.shape == (12, 1, 28, 28) and ds.images.dtype == torch.uint8
     assert np.array_equal(ds.images[:, 0].numpy(), imgs)
     assert np.array_equal(ds.labels.numpy(), labs)
-    # garment groups: T-shirt 0, Pullover 2, Coat 4, Shirt 6 -> upper body; Trouser 1, Dress 3 -> 1; ...
+    # garment groups: T-shirt 0, Pullover 2, Coat 4, Shirt 6 -> upper body; Trouser 1, Dress 3 -> 1;
+    # ...
     expected = np.array([0, 1, 0, 1, 0, 2, 0, 2, 3, 2])[labs]
     assert np.array_equal(ds.coarse_labels.numpy(), expected)
     assert ds.classes[9] == "Ankle boot" and ds.coarse_classes[2] == "footwear"
@@ -131,8 +135,13 @@ def fake_cifar100(folder, n=10, seed=0):
             pickle.dump({b"data": x, b"fine_labels": fine, b"coarse_labels": coarse}, f)
         written[split] = (x, fine, coarse)
     with open(d / "meta", "wb") as f:
-        pickle.dump({b"fine_label_names": [s.encode() for s in fine_names],
-                     b"coarse_label_names": [s.encode() for s in coarse_names]}, f)
+        pickle.dump(
+            {
+                b"fine_label_names": [s.encode() for s in fine_names],
+                b"coarse_label_names": [s.encode() for s in coarse_names],
+            },
+            f,
+        )
     return written
 
 
@@ -149,7 +158,18 @@ def test_cifar100_coarse_labels_come_from_the_archive(tmp_path, no_system_data):
 def test_cifar10_animals_vs_vehicles(tmp_path, no_system_data):
     d = tmp_path / "cifar-10-batches-py"
     d.mkdir()
-    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    names = [
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    ]
     for i in range(1, 6):
         with open(d / f"data_batch_{i}", "wb") as f:
             pickle.dump({b"data": np.zeros((10, 3072), np.uint8), b"labels": list(range(10))}, f)
@@ -173,6 +193,7 @@ def test_corrupt_cifar_pickle(tmp_path, no_system_data):
 class _Exploit:
     def __reduce__(self):
         import os
+
         return (os.system, ("touch PWNED",))
 
 
@@ -181,7 +202,9 @@ def test_a_planted_cifar_pickle_cannot_run_code(tmp_path, no_system_data, monkey
     fake_cifar100(tmp_path)
     with open(tmp_path / "cifar-100-python" / "train", "wb") as f:
         pickle.dump({b"data": _Exploit()}, f)
-    with pytest.raises(data.CorruptDataError, match="posix.system is not part of the CIFAR format|system"):
+    with pytest.raises(
+        data.CorruptDataError, match="posix.system is not part of the CIFAR format|system"
+    ):
         data.load("cifar100", "train", root=tmp_path)
     assert not (tmp_path / "PWNED").exists()
     with open(tmp_path / "cifar-100-python" / "train", "wb") as f:
@@ -193,8 +216,14 @@ def test_a_planted_cifar_pickle_cannot_run_code(tmp_path, no_system_data, monkey
 def test_cifar_wrong_row_length(tmp_path, no_system_data):
     fake_cifar100(tmp_path)
     with open(tmp_path / "cifar-100-python" / "test", "wb") as f:
-        pickle.dump({b"data": np.zeros((4, 100), np.uint8), b"fine_labels": [0] * 4,
-                     b"coarse_labels": [0] * 4}, f)
+        pickle.dump(
+            {
+                b"data": np.zeros((4, 100), np.uint8),
+                b"fine_labels": [0] * 4,
+                b"coarse_labels": [0] * 4,
+            },
+            f,
+        )
     with pytest.raises(data.CorruptDataError, match="3072"):
         data.load("cifar100", "test", root=tmp_path)
 
@@ -207,13 +236,21 @@ def test_subset_is_fixed_and_select_keeps_everything_aligned():
     assert ds.subset(None) is ds
     idx = torch.tensor([5, 0, 7])
     s = ds.select(idx)
-    assert torch.equal(s.images, ds.images[idx]) and torch.equal(s.coarse_labels, ds.coarse_labels[idx])
+    assert torch.equal(s.images, ds.images[idx]) and torch.equal(
+        s.coarse_labels, ds.coarse_labels[idx]
+    )
 
 
 def test_dataset_rejects_mismatched_labels():
     with pytest.raises(data.CorruptDataError, match="labels"):
-        data.Dataset("x", torch.zeros(3, 1, 2, 2, dtype=torch.uint8), torch.zeros(2, dtype=torch.long),
-                     torch.zeros(3, dtype=torch.long), ("a",), ("b",))
+        data.Dataset(
+            "x",
+            torch.zeros(3, 1, 2, 2, dtype=torch.uint8),
+            torch.zeros(2, dtype=torch.long),
+            torch.zeros(3, dtype=torch.long),
+            ("a",),
+            ("b",),
+        )
 
 
 def test_mean_std_matches_numpy():
@@ -237,6 +274,7 @@ def test_a_silent_server_times_out_with_the_three_ways_to_get_the_data(tmp_path,
     threading.Thread(target=lambda: accepted.append(server.accept()), daemon=True).start()
     url = f"http://127.0.0.1:{server.getsockname()[1]}/"
     from torchvision.datasets import FashionMNIST
+
     monkeypatch.setattr(FashionMNIST, "mirrors", [url])
     monkeypatch.setenv("SSLKIT_DOWNLOAD_TIMEOUT", "1")
     monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", tmp_path / "none")
@@ -261,17 +299,26 @@ def test_an_explicit_root_is_used_or_fails(tmp_path):
 def test_negative_cifar_labels_are_rejected(tmp_path, no_system_data):
     fake_cifar100(tmp_path)
     with open(tmp_path / "cifar-100-python" / "test", "wb") as f:
-        pickle.dump({b"data": np.zeros((4, 3072), np.uint8), b"fine_labels": [0, 1, -1, 2],
-                     b"coarse_labels": [0] * 4}, f)
+        pickle.dump(
+            {
+                b"data": np.zeros((4, 3072), np.uint8),
+                b"fine_labels": [0, 1, -1, 2],
+                b"coarse_labels": [0] * 4,
+            },
+            f,
+        )
     with pytest.raises(data.CorruptDataError, match="out of range"):
         data.load("cifar100", "test", root=tmp_path)
 
 
 def test_a_corrupt_gzip_stream_names_the_file(tmp_path, no_system_data):
     import gzip as gz
+
     fake_fashion(tmp_path)
     path = tmp_path / "train-labels-idx1-ubyte.gz"
     raw = gz.compress(b"\x00\x00\x08\x01" + b"\x00" * 200)
-    path.write_bytes(raw[:12] + bytes(b ^ 0xFF for b in raw[12:30]) + raw[30:])  # a damaged deflate stream
+    path.write_bytes(
+        raw[:12] + bytes(b ^ 0xFF for b in raw[12:30]) + raw[30:]
+    )  # a damaged deflate stream
     with pytest.raises(data.CorruptDataError, match="train-labels-idx1-ubyte.gz"):
         data.load("fashion-mnist", root=tmp_path)

@@ -1,11 +1,12 @@
 """Findings, verdicts and scoreboards, on planted runs whose outcome is known."""
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from scipy import stats
 
-from sslkit import analysis, book, data, paper, profiles
+from sslkit import analysis, book, configs, data, paper, profiles, runtime
 
 PROFILE = profiles.get_profile("smoke")
 
@@ -45,7 +46,8 @@ class FakeRun:
 
 
 class World:
-    """``holds=True``: every claim is planted true; ``holds=False``: every claim is planted false."""
+    """``holds=True``: every claim is planted true; ``holds=False``: every claim is planted
+    false."""
 
     def __init__(self, holds):
         self.holds = holds
@@ -78,8 +80,13 @@ class World:
 
 def planted(monkeypatch, holds):
     world = World(holds)
-    monkeypatch.setattr(paper, "runs", lambda name, prof=None, seeds=None: [
-        FakeRun(name, s, world) for s in (seeds or PROFILE.seeds)])
+    monkeypatch.setattr(
+        paper,
+        "trained",
+        lambda name, prof=None, seeds=None: [
+            FakeRun(name, s, world) for s in (seeds or PROFILE.seeds)
+        ],
+    )
     n, k = 300, 10
     labels = torch.arange(n) % k
 
@@ -90,10 +97,12 @@ def planted(monkeypatch, holds):
         else:  # pixels independent of the labels, drawn afresh for each split
             g = torch.Generator().manual_seed(0 if split == "train" else 1)
             images = torch.randint(0, 256, (n, 1, 4, 4), dtype=torch.uint8, generator=g)
-        return data.Dataset("planted", images, labels, labels % 2, tuple(map(str, range(k))), ("a", "b"))
+        return data.Dataset(
+            "planted", images, labels, labels % 2, tuple(map(str, range(k))), ("a", "b")
+        )
 
-    monkeypatch.setattr(data, "load", lambda name, split="train", **kw: dataset(split))
-    paper._measure.cache_clear()
+    monkeypatch.setattr(paper, "load", lambda name, split="train", **kw: dataset(split))
+    runtime.clear_caches()
 
 
 @pytest.mark.parametrize("key", list(paper.FINDINGS))
@@ -108,27 +117,39 @@ def test_every_finding_holds_where_planted_true_and_fails_where_planted_false(mo
 def finding_with(effects, threshold=0.05):
     def compute(prof, seeds):
         return pd.DataFrame({"seed": range(len(effects)), "value": effects, "control": 0.0})
+
     return paper.Finding("demo", "a demo claim", "a test", "value", "zero", threshold, compute)
 
 
-@pytest.mark.parametrize("effects, verdict", [
-    ([0.30, 0.31, 0.29], "held"),
-    ([-0.10, -0.12, -0.09], "not held"),
-    ([0.00, 0.20, 0.10], "inconclusive"),  # the interval contains the threshold
-    ([0.30], "inconclusive"),  # one seed: no interval
-])
+@pytest.mark.parametrize(
+    "effects, verdict",
+    [
+        ([0.30, 0.31, 0.29], "held"),
+        ([-0.10, -0.12, -0.09], "not held"),
+        ([0.00, 0.20, 0.10], "inconclusive"),  # the interval contains the threshold
+        ([0.30], "inconclusive"),  # one seed: no interval
+    ],
+)
 def test_verdict_follows_the_confidence_interval(effects, verdict):
-    paper._measure.cache_clear()
+    runtime.clear_caches()
     v = finding_with(effects).measure(PROFILE, seeds=tuple(range(len(effects))))
     assert v.verdict == verdict
     assert v.effect == pytest.approx(np.mean(effects))
 
 
 def test_lower_is_better_flips_the_sign():
-    paper._measure.cache_clear()
+    runtime.clear_caches()
     f = finding_with([-0.3, -0.31, -0.29])
-    f = paper.Finding(f.key, f.claim, f.source, f.measurement, f.control, f.threshold, f.compute,
-                      lower_is_better=True)
+    f = paper.Finding(
+        f.key,
+        f.claim,
+        f.source,
+        f.measurement,
+        f.control,
+        f.threshold,
+        f.compute,
+        lower_is_better=True,
+    )
     assert f.measure(PROFILE).verdict == "held"
 
 
@@ -143,16 +164,28 @@ def test_t_interval_agrees_with_scipy():
 
 
 def test_gain_over_init_is_last_minus_epoch_zero():
-    ev = pd.DataFrame({"run": "a", "seed": 0, "stage": "s", "target": "fine", "split": "test", "metric": "ncc",
-                       "epoch": [2, 0, 1], "value": [0.9, 0.4, 0.6]})
+    ev = pd.DataFrame(
+        {
+            "run": "a",
+            "seed": 0,
+            "stage": "s",
+            "target": "fine",
+            "split": "test",
+            "metric": "ncc",
+            "epoch": [2, 0, 1],
+            "value": [0.9, 0.4, 0.6],
+        }
+    )
     assert analysis.gain_over_init(ev).gain.tolist() == pytest.approx([0.5])
 
 
 def test_within_run_correlation_reads_one_run_only():
     class Run:
         def losses(self):
-            return pd.DataFrame({"variance": [3.0, 2.0, 1.0, 0.5], "invariance": [1.0, 2.0, 3.0, 4.0]},
-                                index=pd.Index([1, 2, 3, 4], name="epoch"))
+            return pd.DataFrame(
+                {"variance": [3.0, 2.0, 1.0, 0.5], "invariance": [1.0, 2.0, 3.0, 4.0]},
+                index=pd.Index([1, 2, 3, 4], name="epoch"),
+            )
 
     ev = pd.DataFrame({"epoch": [0, 1, 2, 3, 4], "value": [0.1, 0.2, 0.3, 0.4, 0.5]})
     rho = analysis.within_run_correlation(Run(), ev)
@@ -166,7 +199,11 @@ def test_scoreboard_shows_not_held_and_never_raises(monkeypatch, capsys):
     keys = ["sample_clustering", "ratio_drives_clustering"]  # both held in the book's build
     table = book.scoreboard(paper.measure_all(PROFILE, keys))
     assert list(table.verdict) == ["not held", "not held"]
-    assert list(table["the book's build"]) == [paper.finding(k).book_verdict for k in keys] == ["held", "held"]
+    assert (
+        list(table["the book's build"])
+        == [paper.finding(k).book_verdict for k in keys]
+        == ["held", "held"]
+    )
     assert {"control", "effect", "95% CI", "verdict", "seeds"} <= set(table.columns)
     book.show_scoreboard(keys, PROFILE)
     assert "differs from the book's" in capsys.readouterr().out
@@ -218,18 +255,28 @@ def test_mean_over_seeds_reads_the_chosen_epoch():
 
 
 def test_the_ratio_sweep_has_seven_distinct_ratios():
-    ratios = [paper.regularization_ratio(paper.CONFIGS[name][1]) for name in paper.RATIOS.values()]
-    assert ratios == list(paper.RATIOS) and len(set(ratios)) == 7
+    ratios = [
+        configs.regularization_ratio(configs.CONFIGS[name][1]) for name in configs.RATIOS.values()
+    ]
+    assert ratios == list(configs.RATIOS) and len(set(ratios)) == 7
 
 
 def test_per_method_findings_measure_each_methods_runs(monkeypatch):
     keys = paper.per_method("coarse_beyond_fine")
-    assert keys == {"VICReg": "coarse_beyond_fine", "SimCLR": "coarse_beyond_fine_simclr",
-                    "Barlow Twins": "coarse_beyond_fine_barlow"}
+    assert keys == {
+        "VICReg": "coarse_beyond_fine",
+        "SimCLR": "coarse_beyond_fine_simclr",
+        "Barlow Twins": "coarse_beyond_fine_barlow",
+    }
     asked = []
-    monkeypatch.setattr(paper, "runs", lambda name, prof=None, seeds=None: asked.append(name) or [
-        FakeRun(name, s, World(True)) for s in (seeds or PROFILE.seeds)])
-    paper._measure.cache_clear()
+    monkeypatch.setattr(
+        paper,
+        "trained",
+        lambda name, prof=None, seeds=None: (
+            asked.append(name) or [FakeRun(name, s, World(True)) for s in (seeds or PROFILE.seeds)]
+        ),
+    )
+    runtime.clear_caches()
     paper.finding(keys["SimCLR"]).measure(PROFILE)
     assert asked == ["SimCLR"]
     with pytest.raises(KeyError, match="not measured per method"):
@@ -239,5 +286,14 @@ def test_per_method_findings_measure_each_methods_runs(monkeypatch):
 def test_a_seed_without_a_measurement_makes_the_verdict_inconclusive():
     def compute(prof, seeds):
         return pd.DataFrame({"seed": [0, 1, 2], "value": [0.5, float("nan"), 0.5], "control": 0.0})
-    v = paper.Finding("gapped", "a claim", "a test", "value", "zero", 0.05, compute).measure(PROFILE)
+
+    v = paper.Finding("gapped", "a claim", "a test", "value", "zero", 0.05, compute).measure(
+        PROFILE
+    )
     assert v.verdict == "inconclusive" and v.effect == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("seeds, message", [((), "seeds is empty"), ((0, 0, 0), "repeat a seed")])
+def test_empty_or_repeated_seeds_are_refused(seeds, message):
+    with pytest.raises(ValueError, match=message):
+        finding_with([0.3, 0.3, 0.3]).measure(PROFILE, seeds=seeds)

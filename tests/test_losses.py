@@ -50,7 +50,8 @@ def test_vicreg_hand_computed_tiny_case():
     z = torch.tensor([[1.0, 0.0], [-1.0, 0.0]], dtype=torch.float64)
     out = losses.vicreg(z, z.clone())
     assert out.terms["invariance"].item() == 0.0
-    # dim 0: var = 2 -> std>1 -> 0; dim 1: var 0 -> 1 - sqrt(1e-4) = 0.99; mean over dims, avg of branches
+    # dim 0: var = 2 -> std>1 -> 0; dim 1: var 0 -> 1 - sqrt(1e-4) = 0.99; mean over dims, avg of
+    # branches
     assert out.terms["variance"].item() == pytest.approx(0.99 / 2)
     assert out.terms["covariance"].item() == 0.0  # the two dimensions are uncorrelated
     assert out.total.item() == pytest.approx(25 * 0.99 / 2)
@@ -66,7 +67,10 @@ def test_vicreg_weights_switch_terms_off_but_terms_are_still_reported():
 
 def test_nt_xent_matches_a_loop_over_views():
     g = torch.Generator().manual_seed(1)
-    z1, z2 = torch.randn(5, 3, generator=g, dtype=torch.float64), torch.randn(5, 3, generator=g, dtype=torch.float64)
+    z1, z2 = (
+        torch.randn(5, 3, generator=g, dtype=torch.float64),
+        torch.randn(5, 3, generator=g, dtype=torch.float64),
+    )
     t = 0.3
     z = torch.nn.functional.normalize(torch.cat([z1, z2]), dim=1)
     n = 5
@@ -78,7 +82,9 @@ def test_nt_xent_matches_a_loop_over_views():
         total += -math.log(num / den)
     out = losses.nt_xent(z1, z2, temperature=t)
     assert out.total.item() == pytest.approx(total / (2 * n), rel=1e-9)
-    assert out.total.item() == pytest.approx(out.terms["alignment"].item() / t + out.terms["uniformity"].item())
+    assert out.total.item() == pytest.approx(
+        out.terms["alignment"].item() / t + out.terms["uniformity"].item()
+    )
 
 
 def test_nt_xent_is_low_for_matching_views():
@@ -99,7 +105,9 @@ def test_cross_entropy_reports_accuracy():
     logits = torch.tensor([[2.0, 0.0], [0.0, 2.0], [3.0, 0.0]])
     out = losses.cross_entropy(logits, torch.tensor([0, 1, 1]))
     assert out.terms["accuracy"].item() == pytest.approx(2 / 3)
-    expected = -(2 * math.log(math.exp(2) / (1 + math.exp(2))) + math.log(1 / (1 + math.exp(3)))) / 3
+    expected = (
+        -(2 * math.log(math.exp(2) / (1 + math.exp(2))) + math.log(1 / (1 + math.exp(3)))) / 3
+    )
     assert out.total.item() == pytest.approx(expected, rel=1e-6)
 
 

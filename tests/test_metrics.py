@@ -9,7 +9,9 @@ from sslkit import metrics
 
 
 def blobs(n=600, d=16, k=5, spread=1.2, seed=0, labels_offset=0):
-    centres = np.random.default_rng(1234).normal(size=(k, d)) * spread  # shared by train and test sets
+    centres = (
+        np.random.default_rng(1234).normal(size=(k, d)) * spread
+    )  # shared by train and test sets
     rng = np.random.default_rng(seed)
     y = rng.integers(0, k, size=n)
     x = centres[y] + rng.normal(size=(n, d))
@@ -22,7 +24,9 @@ def test_ncc_agrees_with_nearest_centroid():
     ref = NearestCentroid().fit(x, y)
     assert metrics.ncc_accuracy(x, y) == pytest.approx(ref.score(x, y), abs=1e-12)
     assert metrics.ncc_accuracy(tx, ty, x, y) == pytest.approx(ref.score(tx, ty), abs=1e-12)
-    assert metrics.ncc_accuracy(torch.from_numpy(x), torch.from_numpy(y)) == pytest.approx(ref.score(x, y))
+    assert metrics.ncc_accuracy(torch.from_numpy(x), torch.from_numpy(y)) == pytest.approx(
+        ref.score(x, y)
+    )
 
 
 def test_ncc_with_arbitrary_label_values():
@@ -41,7 +45,11 @@ def test_cdnv_matches_a_numpy_loop():
     x, y = blobs(k=4)
     mus = [x[y == c].mean(0) for c in range(4)]
     var = [((x[y == c] - mus[c]) ** 2).sum(1).mean() for c in range(4)]
-    vals = [(var[i] + var[j]) / (2 * ((mus[i] - mus[j]) ** 2).sum()) for i in range(4) for j in range(i + 1, 4)]
+    vals = [
+        (var[i] + var[j]) / (2 * ((mus[i] - mus[j]) ** 2).sum())
+        for i in range(4)
+        for j in range(i + 1, 4)
+    ]
     assert metrics.cdnv(x, y) == pytest.approx(np.mean(vals), rel=1e-6)
 
 
@@ -67,7 +75,9 @@ def test_linear_probe_matches_sklearn_logistic_regression():
 def test_linear_probe_weights_match_sklearn_objective():
     x, y = blobs(n=400, d=8, k=3, spread=0.5, seed=2)
     acc, W, b, mean, std = metrics.linear_probe(x, y, x, y, C=0.5, max_iter=500, return_model=True)
-    ref = LogisticRegression(C=0.5, max_iter=5000, tol=1e-10).fit((x - mean.numpy()) / std.numpy(), y)
+    ref = LogisticRegression(C=0.5, max_iter=5000, tol=1e-10).fit(
+        (x - mean.numpy()) / std.numpy(), y
+    )
     # multinomial logits are defined up to a shift per sample: compare centred logits
     ours = ((x - mean.numpy()) / std.numpy()) @ W.numpy() + b.numpy()
     theirs = ref.decision_function((x - mean.numpy()) / std.numpy())
@@ -81,7 +91,9 @@ def test_knn_agrees_with_sklearn():
     tx, ty = blobs(n=200, spread=0.6, seed=4)
     for metric in ("cosine", "euclidean"):
         ref = KNeighborsClassifier(n_neighbors=7, metric=metric, algorithm="brute").fit(x, y)
-        assert metrics.knn_accuracy(x, y, tx, ty, k=7, metric=metric) == pytest.approx(ref.score(tx, ty))
+        assert metrics.knn_accuracy(x, y, tx, ty, k=7, metric=metric) == pytest.approx(
+            ref.score(tx, ty)
+        )
 
 
 def test_sample_level_ncc():
@@ -105,9 +117,13 @@ def test_bad_inputs_are_explained():
     with pytest.raises(ValueError, match="integers"):
         metrics.ncc_accuracy(np.zeros((4, 2)), np.zeros(4))
     with pytest.raises(ValueError, match="both"):
-        metrics.ncc_accuracy(np.zeros((4, 2)), np.zeros(4, dtype=int), ref_features=np.zeros((4, 2)))
+        metrics.ncc_accuracy(
+            np.zeros((4, 2)), np.zeros(4, dtype=int), ref_features=np.zeros((4, 2))
+        )
     with pytest.raises(ValueError, match="k must"):
-        metrics.knn_accuracy(np.zeros((4, 2)), np.zeros(4, dtype=int), np.zeros((2, 2)), np.zeros(2, dtype=int), k=9)
+        metrics.knn_accuracy(
+            np.zeros((4, 2)), np.zeros(4, dtype=int), np.zeros((2, 2)), np.zeros(2, dtype=int), k=9
+        )
 
 
 def test_fast_paths_agree_with_the_formulas():
@@ -124,7 +140,9 @@ def test_fast_paths_agree_with_the_formulas():
     codes, _ = metrics._encode(y)
     counts = torch.bincount(codes)
     var = metrics._within_class_variance(x, codes, centres, counts)
-    plain = torch.stack([((x[y == c].double() - x[y == c].double().mean(0)) ** 2).sum(1).mean() for c in classes])
+    plain = torch.stack(
+        [((x[y == c].double() - x[y == c].double().mean(0)) ** 2).sum(1).mean() for c in classes]
+    )
     assert torch.allclose(var, plain, rtol=1e-5)
 
 
@@ -133,8 +151,12 @@ def test_non_finite_features_are_rejected_with_the_row_count(bad):
     x = torch.randn(20, 3)
     x[[2, 5], 1] = bad
     y = torch.arange(20) % 2
-    for fn, args in [(metrics.ncc_accuracy, (x, y)), (metrics.cdnv, (x, y)),
-                     (metrics.linear_probe, (x, y, x, y)), (metrics.knn_accuracy, (x, y, x, y, 3))]:
+    for fn, args in [
+        (metrics.ncc_accuracy, (x, y)),
+        (metrics.cdnv, (x, y)),
+        (metrics.linear_probe, (x, y, x, y)),
+        (metrics.knn_accuracy, (x, y, x, y, 3)),
+    ]:
         with pytest.raises(ValueError, match="non-finite values .* in 2 of 20 rows"):
             fn(*args)
 
@@ -146,7 +168,9 @@ def test_empty_inputs_are_explained():
 
 def test_knn_dimension_mismatch_is_explained():
     with pytest.raises(ValueError, match="train_x has 3 dimensions, test_x 4"):
-        metrics.knn_accuracy(torch.randn(10, 3), torch.arange(10) % 2, torch.randn(5, 4), torch.arange(5) % 2, k=3)
+        metrics.knn_accuracy(
+            torch.randn(10, 3), torch.arange(10) % 2, torch.randn(5, 4), torch.arange(5) % 2, k=3
+        )
 
 
 def test_effective_rank_counts_equal_directions_and_matches_the_formula():
@@ -158,7 +182,9 @@ def test_effective_rank_counts_equal_directions_and_matches_the_formula():
     y = torch.randn(50, 6, generator=g) * torch.tensor([5.0, 2, 1, 1, 0.1, 0.01])
     s = np.linalg.svd(y.numpy() - y.numpy().mean(0), compute_uv=False)
     p = s / s.sum()
-    assert metrics.effective_rank(y) == pytest.approx(float(np.exp(-(p * np.log(p)).sum())), rel=1e-6)
+    assert metrics.effective_rank(y) == pytest.approx(
+        float(np.exp(-(p * np.log(p)).sum())), rel=1e-6
+    )
     assert 1 < metrics.effective_rank(y) < 6
 
 
@@ -196,8 +222,12 @@ def test_standardised_effective_rank_ignores_the_scale_of_each_dimension():
     g = torch.Generator().manual_seed(3)
     x = torch.randn(500, 8, generator=g)
     scaled = x * torch.tensor([10.0, 5, 2, 1, 1, 0.5, 0.2, 0.1])
-    assert metrics.effective_rank(scaled) < 0.8 * metrics.effective_rank(x)  # raw spectrum: scale counts
-    assert metrics.effective_rank(scaled, standardize=True) == pytest.approx(metrics.effective_rank(x, standardize=True))
+    assert metrics.effective_rank(scaled) < 0.8 * metrics.effective_rank(
+        x
+    )  # raw spectrum: scale counts
+    assert metrics.effective_rank(scaled, standardize=True) == pytest.approx(
+        metrics.effective_rank(x, standardize=True)
+    )
     assert metrics.effective_rank(torch.ones(5, 3), standardize=True) == 0.0
 
 
@@ -207,6 +237,7 @@ def test_the_smallest_stage_is_only_rotated():
     g = torch.Generator().manual_seed(1)
     train = [torch.randn(30, 4, generator=g), torch.randn(30, 16, generator=g)]
     (small, _), _ = project_stages(train, train, "smallest", seed=2)
+
     def distances(x):
         return torch.cdist(x, x, compute_mode="donot_use_mm_for_euclid_dist")
 
@@ -223,7 +254,7 @@ def test_uniformity_matches_the_formula_and_prefers_spread_points():
     direct = np.log(np.mean([np.exp(-2 * float(((u[i] - u[j]) ** 2).sum())) for i, j in pairs]))
     assert metrics.uniformity(x) == pytest.approx(direct, rel=1e-9)
     clumped = torch.tensor([[1.0, 0.0, 0.0]]) + 0.05 * torch.randn(30, 3, generator=g)
-    assert metrics.uniformity(clumped) > metrics.uniformity(x)          # clumped: less uniform
+    assert metrics.uniformity(clumped) > metrics.uniformity(x)  # clumped: less uniform
     assert metrics.uniformity(5 * x) == pytest.approx(metrics.uniformity(x))  # scale-free
     with pytest.raises(ValueError, match="at least 2 samples"):
         metrics.uniformity(x[:1])

@@ -1,4 +1,5 @@
 """The cost of a chapter before it runs: operation counts, cached runs, estimates, defaults."""
+
 import json
 import pathlib
 import re
@@ -6,7 +7,7 @@ import re
 import pytest
 import torch
 
-from sslkit import paper, plan, profiles, runs
+from sslkit import configs, cost, plan, profiles, runs
 from sslkit.models import ResNet18, build_backbone
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -17,13 +18,18 @@ def reference_macs(model, channels, side):
     total = []
 
     def conv(m, inp, out):
-        total.append(out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1])
+        total.append(
+            out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+        )
 
     def linear(m, inp, out):
         total.append(out.numel() * m.in_features)
 
-    hooks = [m.register_forward_hook(conv if isinstance(m, torch.nn.Conv2d) else linear)
-             for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    hooks = [
+        m.register_forward_hook(conv if isinstance(m, torch.nn.Conv2d) else linear)
+        for m in model.modules()
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))
+    ]
     with torch.no_grad():
         model.eval()(torch.zeros(1, channels, side, side))
     for h in hooks:
@@ -33,25 +39,42 @@ def reference_macs(model, channels, side):
 
 def test_cifar_resnet18_costs_about_half_a_gigamac_per_image():
     net = ResNet18(3)
-    flops = plan.forward_flops(net, 3, 32)
+    flops = cost.forward_flops(net, 3, 32)
     assert flops / 2 == pytest.approx(reference_macs(net, 3, 32), rel=0.01)
     assert flops / 2 == pytest.approx(0.556e9, rel=0.02)  # the CIFAR ResNet-18's known ~0.56 GMAC
 
 
 def test_convnet_count_matches_the_layer_by_layer_reference():
     net = build_backbone("convnet", 1, 28, (8, 16, 32, 64))
-    assert plan.forward_flops(net, 1, 28) / 2 == pytest.approx(reference_macs(net, 1, 28), rel=0.01)
+    assert cost.forward_flops(net, 1, 28) / 2 == pytest.approx(reference_macs(net, 1, 28), rel=0.01)
 
 
 def test_training_costs_three_passes_per_view_plus_evaluation():
     prof = profiles.get_profile("smoke")
-    cost = plan.run_cost("vicreg", prof)
-    per_image = plan._model_flops("vicreg", prof.backbone, prof.widths, prof.projector, prof.dataset)
+    per_image = plan.flops_per_image("vicreg", prof)
+    vicreg = cost.run_cost("vicreg", prof, per_image)
     steps = prof.epochs * (1437 // prof.batch_size)
-    evaluation = len(runs.eval_epochs(prof)) * (1437 + 360) * per_image
-    assert cost.steps == steps
-    assert cost.flops == pytest.approx(3 * 2 * per_image * steps * prof.batch_size + evaluation)
-    assert plan.run_cost("supervised", prof).flops < cost.flops  # one view, not two
+    evaluation = len(prof.eval_epochs()) * (1437 + 360) * per_image
+    assert vicreg.steps == steps
+    assert vicreg.flops == pytest.approx(3 * 2 * per_image * steps * prof.batch_size + evaluation)
+    # one view, not two
+    assert (
+        cost.run_cost("supervised", prof, plan.flops_per_image("supervised", prof)).flops
+        < vicreg.flops
+    )
+
+
+def test_the_plan_counts_the_model_that_train_builds(monkeypatch):
+    prof = profiles.get_profile("smoke").replace(epochs=1, eval_every=1)
+    counted = []
+    monkeypatch.setattr(
+        runs,
+        "warn_if_long",
+        lambda model, method, p: counted.append(cost.forward_flops(model, 1, 8)),
+    )
+    run = runs.train("vicreg", prof, seed=0, progress=False, cache=False)
+    assert counted == [plan.flops_per_image("vicreg", prof)]  # one count, on the model that trained
+    assert run.epochs == prof.eval_epochs()
 
 
 def test_plan_lists_every_run_and_counts_the_cached_ones():
@@ -79,35 +102,59 @@ def test_with_a_gpu_the_default_profile_fits_fifteen_t4_minutes_per_chapter(monk
 def test_each_chapter_uses_only_the_configurations_its_plan_lists():
     for path in sorted((ROOT / "chapters").glob("*.ipynb")):
         chapter = path.stem.split("_")[0]
-        code = "".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
-        named = {name for name in paper.CONFIGS if re.search(rf'"{re.escape(name)}"', code)}
-        if "paper.RATIOS" in code:
-            named |= set(paper.RATIOS.values())
-        assert named <= set(plan.CHAPTER_CONFIGS[chapter]), (chapter, named - set(plan.CHAPTER_CONFIGS[chapter]))
+        code = "".join(
+            "".join(c["source"])
+            for c in json.loads(path.read_text())["cells"]
+            if c["cell_type"] == "code"
+        )
+        named = {name for name in configs.CONFIGS if re.search(rf'"{re.escape(name)}"', code)}
+        if "configs.RATIOS" in code:
+            named |= set(configs.RATIOS.values())
+        assert named <= set(plan.CHAPTER_CONFIGS[chapter]), (
+            chapter,
+            named - set(plan.CHAPTER_CONFIGS[chapter]),
+        )
         assert f'book.setup(chapter="{chapter}")' in code or chapter == "00"
 
 
 def test_a_long_run_prints_its_estimate_and_the_smaller_profile(capsys):
-    seconds = plan.warn_if_long("vicreg", profiles.get_profile("gpu"))
+    gpu = profiles.get_profile("gpu")
+    resnet = torch.nn.Sequential(ResNet18(3), torch.nn.Linear(512, 2048))
+    seconds = cost.warn_if_long(resnet, "vicreg", gpu)
     assert seconds > 600
     out = capsys.readouterr().out
     assert "estimated at" in out and "SSLKIT_PROFILE=cpu" in out
-    plan.warn_if_long("vicreg", profiles.get_profile("smoke"))
+    cost.warn_if_long(
+        build_backbone("convnet", 1, 8, (16, 32, 64)), "vicreg", profiles.get_profile("smoke")
+    )
     assert capsys.readouterr().out == ""
 
 
 def test_durations_read_naturally():
-    assert [plan.fmt_duration(s) for s in (0.1, 42, 600, 9000)] == ["0 s", "42 s", "10 min", "2.5 h"]
+    assert [cost.fmt_duration(s) for s in (0.1, 42, 600, 9000)] == [
+        "0 s",
+        "42 s",
+        "10 min",
+        "2.5 h",
+    ]
 
 
 def test_cli_plan_prints_the_chapter_and_the_throughput_table():
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "sslkit", "plan", "--profile", "smoke", "--chapter", "01"],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "sslkit", "plan", "--profile", "smoke", "--chapter", "01"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     assert "0 of 6 runs cached" in out.stdout and "T4" in out.stdout and "estimate" in out.stdout
-    summary = subprocess.run([sys.executable, "-m", "sslkit", "plan", "--profile", "smoke"],
-                             capture_output=True, text=True, timeout=300)
+    summary = subprocess.run(
+        [sys.executable, "-m", "sslkit", "plan", "--profile", "smoke"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert summary.returncode == 0 and "04b" in summary.stdout

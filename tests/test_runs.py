@@ -4,7 +4,7 @@ import sys
 import pytest
 import torch
 
-from sslkit import profiles, runs
+from sslkit import profiles, runs, runtime
 
 
 @pytest.fixture()
@@ -24,7 +24,9 @@ def test_smoke_vicreg_loss_falls_and_views_of_an_image_cluster():
 
 @pytest.mark.parametrize("method", ["simclr", "barlow", "rotation", "jigsaw", "supervised"])
 def test_each_methods_loss_falls(method):
-    run = runs.train(method, profiles.get_profile("smoke").replace(epochs=6, eval_every=6), progress=False)
+    run = runs.train(
+        method, profiles.get_profile("smoke").replace(epochs=6, eval_every=6), progress=False
+    )
     total = run.losses().total
     assert total.iloc[-1] < total.iloc[0], total.tolist()
 
@@ -53,9 +55,13 @@ def test_runs_are_cached_by_configuration_and_seed(monkeypatch, fast):
 
 def test_new_targets_and_metrics_never_retrain(monkeypatch, fast):
     run = runs.train("vicreg", fast, progress=False)
-    monkeypatch.setattr(runs, "fit", lambda *a, **k: pytest.fail("a new evaluation retrained the network"))
+    monkeypatch.setattr(
+        runs, "fit", lambda *a, **k: pytest.fail("a new evaluation retrained the network")
+    )
     again = runs.train("vicreg", fast, progress=False)
-    ev = again.evaluate(targets=("fine", "random_1", "coarse_random"), metrics=("ncc", "knn"), sample_level=True)
+    ev = again.evaluate(
+        targets=("fine", "random_1", "coarse_random"), metrics=("ncc", "knn"), sample_level=True
+    )
     assert set(ev.epoch) == set(run.epochs) == {0, 1, 2}
     assert set(ev.stage) == {"stage1", "stage2", "stage3"}  # real stage names, no "last" alias
     assert set(ev.target) == {"fine", "random_1", "coarse_random", "sample"}
@@ -66,8 +72,10 @@ def test_new_targets_and_metrics_never_retrain(monkeypatch, fast):
 def test_evaluations_are_cached_per_metric(monkeypatch, fast):
     run = runs.train("vicreg", fast, progress=False)
     first = run.evaluate(targets=("fine",), metrics=("ncc",))
-    runs._FEATURES.clear()  # nothing in memory: only the disk cache can answer
-    monkeypatch.setattr(runs, "extract_features", lambda *a, **k: pytest.fail("recomputed features"))
+    runtime.clear_caches()  # nothing in memory: only the disk cache can answer
+    monkeypatch.setattr(
+        runs, "extract_features", lambda *a, **k: pytest.fail("recomputed features")
+    )
     again = run.evaluate(targets=("fine",), metrics=("ncc",))
     assert first.equals(again)
 
@@ -102,27 +110,44 @@ def test_profiles_default_and_errors(monkeypatch):
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "sslkit", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "sslkit", *args], capture_output=True, text=True, timeout=300
+    )
 
 
 def test_cli_train_prints_a_summary_and_shares_the_api_cache(monkeypatch):
-    out = cli("train", "--method", "vicreg", "--profile", "smoke", "--epochs", "1", "--threads", "2",
-              "--loss", "inv_weight=0")
+    out = cli(
+        "train",
+        "--method",
+        "vicreg",
+        "--profile",
+        "smoke",
+        "--epochs",
+        "1",
+        "--threads",
+        "2",
+        "--loss",
+        "inv_weight=0",
+    )
     assert out.returncode == 0, out.stderr
     assert "ncc" in out.stdout and "→" in out.stdout and "variance" in out.stdout
-    monkeypatch.setattr(runs, "fit", lambda *a, **k: pytest.fail("the API did not find the CLI's run"))
+    monkeypatch.setattr(
+        runs, "fit", lambda *a, **k: pytest.fail("the API did not find the CLI's run")
+    )
     runs.train("vicreg", "smoke", epochs=1, loss={"inv_weight": 0})
 
 
 def test_cli_errors_are_one_line_with_exit_code_2(tmp_path):
     out = cli("--help")
     assert out.returncode == 0 and "train" in out.stdout and "clean-cache" in out.stdout
-    for args, expected in [(("train", "--profile", "smoke", "--loss", "bogus"), "KEY=VALUE"),
-                           (("train", "--profile", "smoke", "--loss", "inv_wieght=0"), "valid: inv_weight"),
-                           (("train", "--profile", "smoke", "--loss", "inv_weight=nan"), "finite"),
-                           (("train", "--profile", "smoke", "--threads", "-3"), "--threads"),
-                           (("data", "imagenet"), "Known datasets"),
-                           (("clean-cache", "--root", str(tmp_path)), "does not look like an sslkit cache")]:
+    for args, expected in [
+        (("train", "--profile", "smoke", "--loss", "bogus"), "KEY=VALUE"),
+        (("train", "--profile", "smoke", "--loss", "inv_wieght=0"), "valid: inv_weight"),
+        (("train", "--profile", "smoke", "--loss", "inv_weight=nan"), "finite"),
+        (("train", "--profile", "smoke", "--threads", "-3"), "--threads"),
+        (("data", "imagenet"), "Known datasets"),
+        (("clean-cache", "--root", str(tmp_path)), "does not look like an sslkit cache"),
+    ]:
         (tmp_path / "x").mkdir(exist_ok=True)
         out = cli(*args)
         assert out.returncode == 2, (args, out.stderr)
@@ -137,7 +162,7 @@ def test_cli_profiles_rejects_an_unknown_profile(monkeypatch):
 
 def test_features_are_extracted_once_per_snapshot_for_many_metrics(monkeypatch, fast):
     run = runs.train("vicreg", fast, progress=False)
-    runs._FEATURES.clear()
+    runtime.clear_caches()
     calls = []
     real = runs.extract_features
     monkeypatch.setattr(runs, "extract_features", lambda *a, **k: calls.append(1) or real(*a, **k))
@@ -171,10 +196,90 @@ def test_runs_of_one_seed_share_the_untrained_evaluation(monkeypatch, fast):
     b = runs.train("barlow", fast, progress=False)
     c = runs.train("vicreg", fast, seed=1, progress=False)
     first = a.evaluate(targets=("fine",), metrics=("ncc", "cdnv"), epochs=[0])
-    runs._FEATURES.clear()
-    monkeypatch.setattr(runs, "extract_features", lambda *a, **k: pytest.fail("epoch 0 evaluated twice"))
+    runtime.clear_caches()
+    monkeypatch.setattr(
+        runs, "extract_features", lambda *a, **k: pytest.fail("epoch 0 evaluated twice")
+    )
     assert b.evaluate(targets=("fine",), metrics=("ncc", "cdnv"), epochs=[0]).equals(first)
-    with pytest.raises(pytest.fail.Exception, match="evaluated twice"):  # another seed: other weights
+    with pytest.raises(
+        pytest.fail.Exception, match="evaluated twice"
+    ):  # another seed: other weights
         c.evaluate(targets=("fine",), metrics=("ncc",), epochs=[0])
     assert runs._weights_hash(a.snapshots[0]) == runs._weights_hash(b.snapshots[0])
     assert runs._weights_hash(a.snapshots[0]) != runs._weights_hash(a.snapshots[fast.epochs])
+
+
+def test_the_data_are_part_of_every_key(monkeypatch, fast):
+    """Reliability: a relabelled copy of the data never returns results of the real data."""
+    run = runs.train("vicreg", fast, progress=False)
+    true_ncc = run.final("ncc")
+    real_load = runs._load.__wrapped__
+
+    def shuffled(name, split, download=True):
+        ds = real_load(name, split, download)
+        g = torch.Generator().manual_seed(0)
+        return ds.select(torch.arange(len(ds))).__class__(
+            ds.name, ds.images, ds.labels[torch.randperm(len(ds), generator=g)],
+            ds.coarse_labels, ds.classes, ds.coarse_classes,
+        )  # fmt: skip
+
+    runtime.clear_caches()
+    monkeypatch.setattr(runs, "_load", shuffled)
+    calls = []
+    real_fit = runs.fit
+    monkeypatch.setattr(runs, "fit", lambda *a, **k: calls.append(1) or real_fit(*a, **k))
+    relabelled = runs.train("vicreg", fast, progress=False)
+    assert calls == [1]  # other data, another network
+    assert relabelled.final("ncc") != true_ncc
+
+
+def test_evaluations_are_keyed_by_the_weights(fast):
+    """Reliability: a network trained again into other weights is evaluated again."""
+    run = runs.train("vicreg", fast, progress=False)
+    before = run.final("ncc")
+    last = run.epochs[-1]
+    run.snapshots[last] = {
+        k: v * 0 if k.endswith("weight") else v for k, v in run.snapshots[last].items()
+    }
+    run._hashes.clear()
+    runtime.clear_caches()
+    assert run.final("ncc") != before
+
+
+def test_default_loss_arguments_spelled_out_share_the_entry():
+    prof = profiles.get_profile("smoke")
+    spelled = runs.train_config("vicreg", prof, 0, {"var_weight": 25}, "data")
+    assert spelled == runs.train_config("vicreg", prof, 0, {}, "data")
+    assert spelled["loss"] == {"inv_weight": 25.0, "var_weight": 25.0, "cov_weight": 1.0}
+
+
+@pytest.mark.parametrize("fault", ["shape", "missing", "nan"])
+def test_a_stored_run_that_loads_but_is_wrong_is_recomputed(monkeypatch, fast, fault):
+    from sslkit import cache
+
+    run = runs.train("vicreg", fast, progress=False)
+    path = next((cache.cache_root() / "train").glob("*.pt"))
+    entry = torch.load(path, weights_only=True)
+    state = entry["result"]["state_dict"]
+    name = next(k for k in state if k.endswith("weight"))
+    if fault == "shape":
+        state[name] = state[name][:1]
+    elif fault == "missing":
+        del entry["result"]["snapshots"]
+    else:
+        state[name] = state[name] * float("nan")
+    torch.save(entry, path)
+    runtime.clear_caches()
+    with pytest.warns(cache.CacheWarning, match=path.name):
+        again = runs.train("vicreg", fast, progress=False)
+    for k, v in run.model.state_dict().items():
+        assert torch.equal(v, again.model.state_dict()[k]), k
+
+
+def test_weights_that_overflow_are_never_stored(fast):
+    one_step = fast.replace(lr=1e39, epochs=1, train_size=fast.batch_size)  # inf after the step
+    with pytest.raises(FloatingPointError, match="weights are not finite after epoch 1"):
+        runs.train("vicreg", one_step, progress=False)
+    from sslkit import cache
+
+    assert not list((cache.cache_root() / "train").glob("*.pt"))

@@ -50,6 +50,7 @@ def test_random_grouping_is_one_map_for_train_and_test():
     assert [mapping[c] for c in test.tolist()] == b.tolist()
     assert sorted(torch.bincount(a[:10]).tolist()) == sorted(torch.bincount(coarse_of).tolist())
     import pytest
+
     with pytest.raises(ValueError, match="have no sample"):
         random_grouping(torch.tensor([0, 2]), torch.tensor([0, 1]), num_classes=3)
 
@@ -65,6 +66,8 @@ def test_random_function_targets_are_kmeans_clusters_of_the_images():
     kind = torch.arange(300) % 3
     images = (base[kind] + torch.randn(300, 1, 6, 6, generator=g) * 3).clamp(0, 255).to(torch.uint8)
     ytr, yte = random_function_targets(images[:200], images[200:], k=3, seed=1)
-    assert adjusted_rand_score(kind[:200], ytr) == 1.0 and adjusted_rand_score(kind[200:], yte) == 1.0
+    assert (
+        adjusted_rand_score(kind[:200], ytr) == 1.0 and adjusted_rand_score(kind[200:], yte) == 1.0
+    )
     again = random_function_targets(images[:200], images[200:], k=3, seed=1)
     assert torch.equal(again[0], ytr)  # a fixed function for a fixed seed

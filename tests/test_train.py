@@ -22,7 +22,9 @@ def tiny(method, ds, seed=0):
 
 def short_fit(ds, method_name="vicreg", epochs=2, **kw):
     method = make_method(method_name, ds, projector=(32, 32))
-    return fit(tiny(method, ds), method, ds, epochs=epochs, batch_size=64, lr=1e-3, progress=False, **kw)
+    return fit(
+        tiny(method, ds), method, ds, epochs=epochs, batch_size=64, lr=1e-3, progress=False, **kw
+    )
 
 
 def test_history_is_tidy_and_records_every_term(digits):
@@ -116,13 +118,23 @@ def test_nan_gradient_stops_before_the_update_and_names_the_step(digits, tmp_pat
         calls["n"] += 1
         z = model(images.float())
         scale = torch.tensor(float("inf")) if calls["n"] == 4 else torch.tensor(1.0)
-        loss = (z * 0).sum() * scale if calls["n"] == 4 else z.pow(2).mean()  # finite value, NaN gradient
+        loss = (
+            (z * 0).sum() * scale if calls["n"] == 4 else z.pow(2).mean()
+        )  # finite value, NaN gradient
         return LossOutput(torch.nan_to_num(loss), {"thing": loss.detach()})
 
     model = SSLModel(ConvNet(1, (4,), image_size=8), torch.nn.Linear(4, 2))
     with pytest.raises(FloatingPointError, match=r"non-finite gradient at epoch 1, step 4"):
-        fit(model, poisoned, digits, epochs=2, batch_size=64, progress=False, checkpoint_dir=tmp_path,
-            checkpoint_every=1)
+        fit(
+            model,
+            poisoned,
+            digits,
+            epochs=2,
+            batch_size=64,
+            progress=False,
+            checkpoint_dir=tmp_path,
+            checkpoint_every=1,
+        )
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert not list(tmp_path.iterdir())  # no checkpoint with bad weights
 
@@ -141,7 +153,22 @@ def test_mixed_precision_only_where_the_gpu_computes_bfloat16(monkeypatch):
     from sslkit.runtime import autocast_dtype
 
     assert autocast_dtype("cpu") is None
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    monkeypatch.setattr(
+        torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation
+    )
     assert autocast_dtype("cuda") is None  # emulated only (a T4): plain float32
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
     assert autocast_dtype("cuda") is torch.bfloat16
+
+
+def test_fit_reads_in_one_screen():
+    """The loop shows forward, loss, backward and step; the rest lives in named helpers."""
+    import ast
+    import inspect
+
+    from sslkit import train
+
+    tree = ast.parse(inspect.getsource(train))
+    fn = next(n for n in tree.body if getattr(n, "name", "") == "fit")
+    body = fn.body[1:]  # after the docstring
+    assert body[-1].end_lineno - body[0].lineno + 1 <= 40

@@ -2,6 +2,7 @@
 
 Usage: python tools/set_repository.py https://github.com/OWNER/REPO [BRANCH]
 """
+
 import json
 import pathlib
 import re
