@@ -8,6 +8,7 @@ profiles     list the profiles and their settings
 data         load a dataset and describe it
 clean-cache  delete sslkit's cached runs (only in a folder sslkit created)
 plan         each chapter's runs, how many are cached, operations and estimated time per device
+evidence     the stored evidence: ``evidence scale`` runs (or resumes) the scale study
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sys
 import pandas as pd
 import torch
 
+from . import scale
 from .cache import cache_root, clean
 from .cost import THROUGHPUT, fmt_duration
 from .data import load
@@ -125,6 +127,16 @@ def _plan(args) -> int:
     return 0
 
 
+def _evidence(args) -> int:
+    if args.what == "scale":
+        seeds = tuple(args.seeds)
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise ValueError(f"--seeds must list distinct seeds, got {args.seeds}")
+        table = scale.study(args.designs, tuple(args.methods), seeds)
+        print(f"{len(table)} rows in {scale.TABLE}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m sslkit",
@@ -191,6 +203,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--chapter", default=None, choices=list(CHAPTER_CONFIGS), help="list one chapter's runs"
     )
     pl.set_defaults(func=_plan)
+    ev = sub.add_parser(
+        "evidence", help="the stored evidence: the scale study (resumable; rows kept as they come)"
+    )
+    ev.add_argument("what", choices=["scale"], help="scale: how big the experiment must be")
+    ev.add_argument("--designs", nargs="+", choices=list(scale.DESIGNS), default=None)
+    ev.add_argument(
+        "--methods", nargs="+", choices=list(METHODS), default=list(scale.STUDY_METHODS)
+    )
+    ev.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ev.set_defaults(func=_evidence)
     return parser
 
 

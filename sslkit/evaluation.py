@@ -28,7 +28,7 @@ __all__ = [
     "METRICS",
 ]
 
-METRICS = ("ncc", "cdnv", "probe", "knn", "erank")
+METRICS = ("ncc", "whitened_ncc", "cdnv", "probe", "knn", "erank")
 
 
 @torch.no_grad()
@@ -97,7 +97,9 @@ def evaluate_features(
     labels : (train_labels, test_labels)
     stage_names : the stages' names, in the same order
     metric : ``"ncc"`` and ``"cdnv"`` give a train and a test row (NCC scores both splits
-        against the *train* centres); ``"probe"`` and ``"knn"`` are fit on train and scored
+        against the *train* centres); ``"whitened_ncc"`` is NCC after ZCA whitening fitted on
+        the train features (:func:`~sslkit.metrics.whitened_ncc_accuracy`), train and test
+        rows; ``"probe"`` and ``"knn"`` are fit on train and scored
         on test; ``"erank"`` (:func:`~sslkit.metrics.effective_rank` of the standardised
         features, so that rescaling a dimension does not count) ignores the labels.
 
@@ -115,6 +117,11 @@ def evaluate_features(
             values = {
                 "train": metrics.ncc_accuracy(xtr, ytr),
                 "test": metrics.ncc_accuracy(xte, yte, xtr, ytr),
+            }
+        elif metric == "whitened_ncc":
+            values = {
+                "train": metrics.whitened_ncc_accuracy(xtr, ytr),
+                "test": metrics.whitened_ncc_accuracy(xte, yte, xtr, ytr),
             }
         elif metric == "cdnv":
             values = {"train": metrics.cdnv(xtr, ytr), "test": metrics.cdnv(xte, yte)}

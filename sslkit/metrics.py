@@ -4,6 +4,8 @@ Every function accepts torch tensors or NumPy arrays (N×D features, N integer l
 and runs on the features' device. ``labels`` need not be 0..K−1: any integers work.
 
 - :func:`ncc_accuracy`: nearest class-centre accuracy (the paper's main clustering measure).
+- :func:`whitened_ncc_accuracy`: NCC after ZCA whitening (:func:`zca_whitener`), which a
+  linear reshaping of the features cannot raise.
 - :func:`cdnv`: class-distance normalised variance (Galanti et al., ICLR 2022).
 - :func:`linear_probe`: full-batch multinomial logistic regression.
 - :func:`knn_accuracy`: k-nearest-neighbour vote.
@@ -34,6 +36,9 @@ __all__ = [
     "knn_accuracy",
     "sample_ncc",
     "effective_rank",
+    "zca_whitener",
+    "whitened_ncc_accuracy",
+    "WHITEN_EPS",
     "uniformity",
 ]
 
@@ -141,6 +146,48 @@ def ncc_accuracy(
         )
     nearest = _nearest_centre(x, centres)  # argmin_c ‖x − μ_c‖
     return (classes[nearest] == y).double().mean().item()
+
+
+# ZCA's regulariser, relative to the mean eigenvalue of the covariance: directions with less
+# than a thousandth of the average spread are damped rather than blown up (they are mostly
+# noise, and a dead ReLU gives exactly zero spread).
+WHITEN_EPS = 1e-3
+
+
+def zca_whitener(features: ArrayLike, eps: float = WHITEN_EPS) -> tuple[torch.Tensor, torch.Tensor]:
+    """ZCA whitening fitted on ``features``: the mean ``μ`` and the matrix
+    ``W = U (Λ + ε·mean(Λ))^(−1/2) Uᵀ`` from the eigendecomposition ``U Λ Uᵀ`` of their
+    covariance (float64); ``(x − μ) W`` has (almost) identity covariance. Any invertible
+    linear map of the features gives the same whitened features up to a rotation, which no
+    Euclidean measure sees."""
+    x = _as_features(features).double()
+    if not eps > 0:
+        raise ValueError(f"eps must be positive (a share of the mean eigenvalue), got {eps}")
+    mu = x.mean(0)
+    lam, U = torch.linalg.eigh((x - mu).T @ (x - mu) / len(x))
+    lam = lam.clamp_min(0)
+    floor = eps * lam.mean() if lam.mean() > 0 else torch.tensor(1.0, dtype=lam.dtype)
+    return mu, (U * (lam + floor).rsqrt()) @ U.T
+
+
+def whitened_ncc_accuracy(
+    features: ArrayLike,
+    labels: ArrayLike,
+    ref_features: ArrayLike | None = None,
+    ref_labels: ArrayLike | None = None,
+    eps: float = WHITEN_EPS,
+) -> float:
+    """NCC accuracy after ZCA whitening fitted on the reference features (:func:`zca_whitener`).
+
+    Raw NCC rises when a network merely spreads and decorrelates its features; after
+    whitening, a linear reshaping of the features no longer counts, so a gain here is
+    class information that no linear map of the control's features had (the book's
+    "whitened NCC" ruler)."""
+    x = _as_features(features).double()
+    ref = x if ref_features is None else _as_features(ref_features, "ref_features").double()
+    ref_y = labels if ref_features is None else ref_labels
+    mu, w = zca_whitener(ref, eps)
+    return ncc_accuracy((x - mu) @ w, labels, (ref.to(x.device) - mu) @ w, ref_y)
 
 
 def _nearest_centre(x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:

@@ -114,6 +114,8 @@ class Finding:
     unit: str = "points"
     # What the book's prose states for the cpu profile and its seeds; written after the
     # runs were read (the threshold was not), and checked by every build of the book.
+    # Re-recorded once when every random stream became a named stream of the run's seed
+    # (sslkit.seeds): 13 of 34 verdicts moved with the draws alone, at 3 seeds.
     book_verdict: str = "held"
     lower_is_better: bool = False
 
@@ -406,7 +408,7 @@ FINDINGS: dict[str, Finding] = {
             "the same network untrained",
             0.01,
             final_vs_initial("rotation", "probe"),
-            book_verdict="held",
+            book_verdict="inconclusive",
         ),
         # chapter 2: joint embedding
         Finding(
@@ -427,7 +429,7 @@ FINDINGS: dict[str, Finding] = {
             "the same network untrained",
             0.05,
             final_vs_initial("SimCLR"),
-            book_verdict="inconclusive",
+            book_verdict="held",
         ),
         Finding(
             "barlow_clusters",
@@ -477,7 +479,7 @@ FINDINGS: dict[str, Finding] = {
             "the same network untrained",
             0.05,
             final_vs_initial("regularization only"),
-            book_verdict="inconclusive",
+            book_verdict="held",
         ),
         Finding(
             "ratio_drives_clustering",
@@ -516,7 +518,7 @@ FINDINGS: dict[str, Finding] = {
             "the same network untrained",
             0.05,
             final_vs_initial("Barlow redundancy only"),
-            book_verdict="inconclusive",
+            book_verdict="not held",
         ),
         Finding(
             "barlow_redundancy_over_invariance",
@@ -527,7 +529,7 @@ FINDINGS: dict[str, Finding] = {
             "the same, invariance term only",
             0.02,
             final_a_vs_final_b("Barlow redundancy only", "Barlow invariance only"),
-            book_verdict="not held",
+            book_verdict="inconclusive",
         ),
         # chapter 5: semantic vs random targets
         Finding(
@@ -552,7 +554,7 @@ FINDINGS: dict[str, Finding] = {
             "the same network untrained",
             0.05,
             final_vs_initial("VICReg", target="coarse"),
-            book_verdict="held",
+            book_verdict="inconclusive",
         ),
         Finding(
             "coarse_beyond_fine",
@@ -562,7 +564,7 @@ FINDINGS: dict[str, Finding] = {
             "the same gain for random groups of the same sizes",
             0.02,
             _PER_METHOD["coarse_beyond_fine"]("VICReg"),
-            book_verdict="inconclusive",
+            book_verdict="held",
         ),
         Finding(
             "deeper_gains_more",
@@ -583,7 +585,7 @@ FINDINGS: dict[str, Finding] = {
             "the same for random groups of the same sizes",
             0.02,
             coarse_deeper_than_random_groups(),
-            book_verdict="held",
+            book_verdict="inconclusive",
         ),
         # compression
         Finding(
@@ -603,10 +605,10 @@ FINDINGS: dict[str, Finding] = {
 
 # The book's build, per (finding, method); written after the runs were read.
 _PER_METHOD_VERDICTS = {
-    ("semantic_over_random", "SimCLR"): "not held",
-    ("semantic_over_random", "Barlow Twins"): "not held",
-    ("coarse_beyond_fine", "SimCLR"): "inconclusive",
-    ("coarse_beyond_fine", "Barlow Twins"): "inconclusive",
+    ("semantic_over_random", "SimCLR"): "inconclusive",
+    ("semantic_over_random", "Barlow Twins"): "inconclusive",
+    ("coarse_beyond_fine", "SimCLR"): "held",
+    ("coarse_beyond_fine", "Barlow Twins"): "held",
     ("deeper_gains_more", "SimCLR"): "inconclusive",
     ("deeper_gains_more", "Barlow Twins"): "inconclusive",
     ("compression", "SimCLR"): "held",

@@ -56,6 +56,7 @@ SEED_BAND = ("pi", 100)  # the band of every multi-seed curve: the range over th
 
 METRIC_LABELS = {
     "ncc": "NCC accuracy",
+    "whitened_ncc": "whitened NCC accuracy",
     "probe": "linear-probe accuracy",
     "knn": "kNN accuracy",
     "cdnv": "CDNV (lower = tighter clusters)",

@@ -16,6 +16,7 @@ import functools
 import hashlib
 import inspect
 import math
+import time
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -126,6 +127,7 @@ class Run:
     snapshots: dict[int, dict] = field(repr=False)
     key: str = ""
     device: torch.device = field(default_factory=default_device, repr=False)
+    seconds: float = math.nan  # training's wall time on the machine that trained it
     _hashes: dict = field(default_factory=dict, repr=False)  # epoch -> weights hash
 
     @property
@@ -448,6 +450,7 @@ def train(
     snap_epochs = prof.eval_epochs()
 
     def compute():
+        started = time.perf_counter()
         # Same seed, same initial backbone for every method; the caller's random state is
         # left as it was.
         with torch.random.fork_rng(devices=[]):
@@ -479,6 +482,7 @@ def train(
             history=history,
             snapshots=snapshots,
             state_dict={k: v.cpu() for k, v in model.state_dict().items()},
+            seconds=time.perf_counter() - started,
         )
 
     def check(result: dict) -> None:
@@ -504,5 +508,14 @@ def train(
     model.to(device).eval()
     snapshots = {int(e): s for e, s in result["snapshots"].items()}
     return Run(
-        method, prof, seed, loss, model, result["history"], snapshots, config_hash(config), device
+        method,
+        prof,
+        seed,
+        loss,
+        model,
+        result["history"],
+        snapshots,
+        config_hash(config),
+        device,
+        seconds=float(result.get("seconds", math.nan)),
     )

@@ -258,3 +258,32 @@ def test_uniformity_matches_the_formula_and_prefers_spread_points():
     assert metrics.uniformity(5 * x) == pytest.approx(metrics.uniformity(x))  # scale-free
     with pytest.raises(ValueError, match="at least 2 samples"):
         metrics.uniformity(x[:1])
+
+
+def test_whitened_ncc_cannot_be_fooled_by_a_linear_map():
+    """Planted: features that differ from the control only by an invertible linear map. Raw
+    NCC sees a gain; whitened NCC sees none (the map added no class information)."""
+    rng = np.random.default_rng(0)
+    x, y = blobs(n=900, d=12, k=4, spread=0.6, seed=1)
+    tx, ty = blobs(n=600, d=12, k=4, spread=0.6, seed=2)
+    q1, q2 = (np.linalg.qr(rng.normal(size=(12, 12)))[0] for _ in range(2))
+    a = q1 @ np.diag(np.geomspace(0.2, 3, 12)) @ q2  # squash, stretch and mix (above ZCA's floor)
+    x_c, tx_c = x @ a, tx @ a  # the "control": a reshaped copy
+    raw = metrics.ncc_accuracy(tx, ty, x, y) - metrics.ncc_accuracy(tx_c, ty, x_c, y)
+    white = metrics.whitened_ncc_accuracy(tx, ty, x, y) - metrics.whitened_ncc_accuracy(
+        tx_c, ty, x_c, y
+    )
+    assert abs(raw) > 0.05, raw  # raw NCC moves under a linear map
+    assert abs(white) < 1e-9, white  # whitened NCC does not
+
+
+def test_zca_whitener_gives_identity_covariance_and_refuses_bad_eps():
+    x, _ = blobs(n=2000, d=6, seed=3)
+    x = x @ np.random.default_rng(1).normal(size=(6, 6))
+    mu, w = metrics.zca_whitener(x, eps=1e-9)
+    z = (torch.from_numpy(x).double() - mu) @ w
+    cov = z.T @ z / len(z)
+    assert torch.allclose(cov, torch.eye(6, dtype=cov.dtype), atol=1e-5)
+    assert torch.allclose(w, w.T)  # ZCA: the symmetric whitener, closest to the identity
+    with pytest.raises(ValueError, match="eps must be positive"):
+        metrics.zca_whitener(x, eps=0)

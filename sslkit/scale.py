@@ -1,0 +1,188 @@
+"""How big must the experiment be? The scale study that chooses the ``reference`` profile.
+
+An effect measured on a network that has not learned says nothing about what SSL learns. The
+study asks, for each **design** (the ``cpu`` profile with more training images, more epochs
+or wider channels) and each method, over several seeds, whether training ends above its two
+floors on each of the three rulers:
+
+- rulers: test NCC, whitened NCC (:func:`sslkit.metrics.whitened_ncc_accuracy`) and the
+  linear probe, on the fine classes at the last stage;
+- floors: the same network untrained (epoch 0 of the run, BatchNorm calibrated on the data)
+  and raw pixels of the same evaluation images (:func:`pixel_floor`);
+- and, for VICReg, the variance hinge and the embedding spread at the end (a hinge far from 0
+  means training stopped early in VICReg's own terms), and the seconds each run took here.
+
+Runs are trained and evaluated through :func:`sslkit.runs.train` and
+:meth:`~sslkit.runs.Run.evaluate`, the book's own path and caches. One tidy table
+(:data:`TABLE`) gains the rows of each run as soon as it is measured, so a study stopped at
+any point resumes where it stopped: ``python -m sslkit evidence scale``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from . import metrics
+from .profiles import Profile, get_profile
+from .runs import datasets_for, train
+
+__all__ = [
+    "DESIGNS",
+    "STUDY_METHODS",
+    "RULERS",
+    "TABLE",
+    "design_profile",
+    "pixel_floor",
+    "measure",
+    "study",
+    "load_study",
+]
+
+# Changes of the cpu profile, from the book's own scale up to about 4 minutes a run on 2 cores.
+# Each doubles one thing at a time, then the last two together: images, epochs, widths.
+DESIGNS: dict[str, dict] = {
+    "book": dict(train_size=7_000, epochs=5, widths=(8, 16, 32, 64)),
+    "4x epochs": dict(train_size=7_000, epochs=20, widths=(8, 16, 32, 64)),
+    "2x images, 2x epochs, 2x widths": dict(train_size=14_000, epochs=10, widths=(16, 32, 64, 128)),
+}
+STUDY_METHODS = ("vicreg", "simclr", "barlow", "supervised")
+RULERS = ("ncc", "whitened_ncc", "probe")
+# Where the study's rows live: inside the package, so a pip install carries them.
+TABLE = Path(__file__).resolve().parent / "evidence" / "scale" / "scale_study.csv"
+# Snapshots evaluated per run (epoch 0, the last, and evenly between): the learning curves.
+CURVE_POINTS = 5
+
+
+def design_profile(design: str, base: str | Profile = "cpu") -> Profile:
+    """The profile of one design of :data:`DESIGNS`: ``base`` with the design's changes, and
+    a snapshot every ``epochs / CURVE_POINTS`` epochs for the learning curves."""
+    if design not in DESIGNS:
+        raise ValueError(f"unknown design {design!r}; the designs are: {', '.join(DESIGNS)}")
+    changes = DESIGNS[design]
+    every = max(1, changes["epochs"] // CURVE_POINTS)
+    return get_profile(base).replace(name=f"scale: {design}", eval_every=every, **changes)
+
+
+def pixel_floor(profile: Profile) -> dict[str, float]:
+    """The three rulers on raw pixels (scaled to [0, 1]) of the profile's evaluation images:
+    the floor a representation has to beat before it adds anything to the image itself."""
+    _, eval_train, eval_test = datasets_for(profile)
+    xtr, xte = (d.images.flatten(1).float() / 255 for d in (eval_train, eval_test))
+    ytr, yte = eval_train.labels, eval_test.labels
+    return {
+        "ncc": metrics.ncc_accuracy(xte, yte, xtr, ytr),
+        "whitened_ncc": metrics.whitened_ncc_accuracy(xte, yte, xtr, ytr),
+        "probe": metrics.linear_probe(xtr, ytr, xte, yte),
+    }
+
+
+def measure(method: str, design: str, seed: int, base: str | Profile = "cpu") -> pd.DataFrame:
+    """Train (or load) one run of the study and measure it: one row per (epoch, ruler) on the
+    test images, epoch 0 being the untrained floor, with the run's seconds and, for VICReg,
+    its final variance hinge and embedding spread."""
+    prof = design_profile(design, base)
+    started = time.perf_counter()
+    run = train(method, prof, seed=seed, progress=False)
+    trained = time.perf_counter() - started
+    evals = run.evaluate(targets=("fine",), metrics=RULERS)
+    seconds_eval = time.perf_counter() - started - trained
+    rows = evals[(evals.split == "test") & (evals.stage == run.last_stage)]
+    losses = run.losses()
+    last = losses.iloc[-1] if len(losses) else pd.Series(dtype=float)
+    return pd.DataFrame(
+        dict(
+            design=design,
+            method=method,
+            seed=seed,
+            epoch=rows.epoch.to_numpy(),
+            ruler=rows.metric.to_numpy(),
+            value=rows.value.to_numpy(),
+            train_seconds=run.seconds if math.isfinite(run.seconds) else trained,
+            eval_seconds=seconds_eval,
+            variance_hinge=float(last.get("variance", math.nan)),
+            embedding_spread=float(last.get("embedding_std", math.nan)),
+            config=run.key,
+        )
+    )
+
+
+def load_study(path: Path = TABLE) -> pd.DataFrame:
+    """The study's table (empty, with its columns, before the first run)."""
+    if Path(path).is_file():
+        return pd.read_csv(path)
+    return pd.DataFrame(columns=["design", "method", "seed", "epoch", "ruler", "value"])
+
+
+def _write(table: pd.DataFrame, path: Path) -> None:
+    """Write the CSV through a temporary file and a rename: an interrupted write never
+    leaves half a table."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    table.to_csv(tmp, index=False, float_format="%.6g")
+    os.replace(tmp, path)
+
+
+def _manifest(path: Path, floors: dict) -> None:
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    manifest = dict(
+        what="scale study: the three rulers against the two floors, by design and method",
+        sslkit_commit=commit or "unknown",
+        torch=torch.__version__,
+        device=torch.cuda.get_device_name()
+        if torch.cuda.is_available()
+        else platform.processor() or platform.machine(),
+        threads=torch.get_num_threads(),
+        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        designs={
+            k: {f: list(v) if isinstance(v, tuple) else v for f, v in d.items()}
+            for k, d in DESIGNS.items()
+        },  # fmt: skip
+        pixel_floor=floors,
+    )
+    path.with_name("manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+
+
+def study(
+    designs=None,
+    methods=STUDY_METHODS,
+    seeds=(0, 1, 2),
+    path: Path = TABLE,
+    base: str | Profile = "cpu",
+    log=print,
+) -> pd.DataFrame:
+    """Measure every (design, method, seed) not yet in the table at ``path``, appending each
+    run's rows as soon as it is measured; returns the whole table."""
+    path = Path(path)
+    designs = list(designs or DESIGNS)
+    table = load_study(path)
+    done = set(zip(table.design, table.method, table.seed))
+    todo = [(d, m, s) for d in designs for m in methods for s in seeds if (d, m, s) not in done]
+    floors = pixel_floor(design_profile(designs[0], base))
+    _manifest(path, floors)
+    log(f"scale study: {len(done)} runs measured, {len(todo)} to go; pixels: {floors}")
+    for i, (design, method, seed) in enumerate(todo, 1):
+        rows = measure(method, design, seed, base)
+        table = pd.concat([table, rows], ignore_index=True) if len(table) else rows
+        _write(table, path)
+        took = rows.train_seconds.iloc[0] + rows.eval_seconds.iloc[0]
+        log(f"[{i}/{len(todo)}] {design} | {method} | seed {seed}: {took:.0f} s")
+    return table
