@@ -239,8 +239,7 @@ class LinkChecker:
                 found.append(f"link to {shown} returns HTTP {status}")
             elif fragment and ids is not None and urllib.parse.unquote(fragment) not in ids:
                 found.append(
-                    f"link to {shown}: no element with id {urllib.parse.unquote(fragment)!r} on "
-                    "that page"
+                    f"link to {shown}: no element with id {urllib.parse.unquote(fragment)!r} on that page"
                 )
         return found
 
@@ -281,15 +280,13 @@ def launch(playwright, executable: str | None = None):
 _FACTS_JS = r"""
 async () => {
   const settle = (img) => img.complete ? null : new Promise(r => {
-    img.addEventListener('load', r, {once: true}); img.addEventListener('error', r, {once: true});
-    });
+    img.addEventListener('load', r, {once: true}); img.addEventListener('error', r, {once: true}); });
   const imgs = [...document.images];
   imgs.forEach(i => { if (i.loading === 'lazy') i.loading = 'eager'; });
   await Promise.race([Promise.all(imgs.map(settle)), new Promise(r => setTimeout(r, 15000))]);
   if (window.MathJax && MathJax.startup && MathJax.startup.promise) await MathJax.startup.promise;
 
-  const article = document.querySelector('article.bd-article') || document.querySelector('main') ||
-  document.body;
+  const article = document.querySelector('article.bd-article') || document.querySelector('main') || document.body;
   const prose = article.cloneNode(true);
   prose.querySelectorAll('pre, code, script, style, mjx-container, .highlight, .cell_input')
        .forEach(e => e.remove());
@@ -299,60 +296,47 @@ async () => {
                          && e.getBoundingClientRect().height > 0;
   const solutions = [...article.querySelectorAll('.solution')];
   return {
-    brokenImages: imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i =>
-    i.getAttribute('src')),
+    brokenImages: imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute('src')),
     // Figures: loaded images and inline SVG plots; not the icons of copy buttons.
     figures: [...article.querySelectorAll('.cell_output img, figure img, .cell_output svg')]
-               .filter(i => !i.closest('button') && (i.tagName.toLowerCase() === 'svg' ||
-               i.naturalWidth > 0)).length,
+               .filter(i => !i.closest('button') && (i.tagName.toLowerCase() === 'svg' || i.naturalWidth > 0)).length,
     proseText: text(prose),
     // The prose with each typeset formula replaced by a marker, to find stray dollar signs.
     mathMarked: (() => { const c = article.cloneNode(true);
                          c.querySelectorAll('mjx-container').forEach(m => m.replaceWith('⟦MATH⟧'));
-                         c.querySelectorAll('pre, code, script, style, .highlight,
-                         .cell_input').forEach(e => e.remove());
+                         c.querySelectorAll('pre, code, script, style, .highlight, .cell_input').forEach(e => e.remove());
                          return text(c); })(),
     // Text outputs of code cells: what the cell's last value or print showed, and its stderr.
     textOutputs: [...article.querySelectorAll('.cell_output .output')].map(o => ({
-        kind: o.classList.contains('stderr') ? 'stderr' : o.classList.contains('stream') ? 'stream'
-        : 'value',
+        kind: o.classList.contains('stderr') ? 'stderr' : o.classList.contains('stream') ? 'stream' : 'value',
         text: (o.textContent || '').trim() })).filter(o => o.text),
     viewportWidth: document.documentElement.clientWidth,
     // The figures of code cells: natural and shown size, and where they sit in the window.
     figureImages: [...article.querySelectorAll('.cell_output img')]
       .filter(i => !i.closest('button') && i.naturalWidth > 0)
       .map(i => { const r = i.getBoundingClientRect();
-                  return {src: i.currentSrc || i.src, natural: i.naturalWidth, shown: r.width, left:
-                  r.left, right: r.right}; }),
+                  return {src: i.currentSrc || i.src, natural: i.naturalWidth, shown: r.width, left: r.left, right: r.right}; }),
     // Wider than the window: the reader would have to scroll the whole page sideways.
-    overflow: Math.max(0, document.documentElement.scrollWidth -
-    document.documentElement.clientWidth),
-    untypesetMath: [...article.querySelectorAll('.math')].filter(m =>
-    !m.querySelector('mjx-container'))
+    overflow: Math.max(0, document.documentElement.scrollWidth - document.documentElement.clientWidth),
+    untypesetMath: [...article.querySelectorAll('.math')].filter(m => !m.querySelector('mjx-container'))
                      .map(m => text(m).slice(0, 60)),
-    mathErrors: [...article.querySelectorAll('mjx-merror')].map(m =>
-    m.getAttribute('data-mjx-error') || text(m)),
+    mathErrors: [...article.querySelectorAll('mjx-merror')].map(m => m.getAttribute('data-mjx-error') || text(m)),
     pasted: [...article.querySelectorAll('.pasted-text, .pasted-inline')].map(text),
-    sphinxErrors: [...article.querySelectorAll('.problematic, .system-message')].map(e =>
-    text(e).slice(0, 80)),
+    sphinxErrors: [...article.querySelectorAll('.problematic, .system-message')].map(e => text(e).slice(0, 80)),
     emptyOutputs: [...article.querySelectorAll('.cell_output')]
-                    .filter(o => !text(o) && ![...o.querySelectorAll('img, svg, table, iframe,
-                    video, canvas')]
+                    .filter(o => !text(o) && ![...o.querySelectorAll('img, svg, table, iframe, video, canvas')]
                                                 .some(m => !m.closest('button'))).length,
     exercises: [...article.querySelectorAll('.exercise')].map(e => ({
         title: text(e.querySelector('.admonition-title') || e),
-        body: text(e).length - text(e.querySelector('.admonition-title') ||
-        document.createElement('p')).length })),
+        body: text(e).length - text(e.querySelector('.admonition-title') || document.createElement('p')).length })),
     solutions: solutions.map(s => ({
         id: s.id,
         title: text(s.querySelector('.admonition-title') || s).slice(0, 60),
         shown: [...s.children].filter(c => !c.classList.contains('admonition-title')).some(visible),
         hasButton: !!s.querySelector('.toggle-button') })),
     links: [...document.querySelectorAll('a[href]')].map(a => a.href)
-             .filter(h => { try { return new URL(h).origin === location.origin; } catch (e) { return
-             false; } }),
-    colab: [...document.querySelectorAll('a[href]')].map(a => a.href).filter(h =>
-    h.includes('colab.research.google.com')),
+             .filter(h => { try { return new URL(h).origin === location.origin; } catch (e) { return false; } }),
+    colab: [...document.querySelectorAll('a[href]')].map(a => a.href).filter(h => h.includes('colab.research.google.com')),
   };
 }
 """
@@ -528,15 +512,13 @@ def _figure_problems(facts, server: BookServer) -> list[str]:
             dpi = png_dpi(r.read())
         if dpi is None:
             found.append(
-                f"figure {name} declares no resolution (a PNG without pHYs): its text size is "
-                "unknown"
+                f"figure {name} declares no resolution (a PNG without pHYs): its text size is unknown"
             )
             continue
         px = SMALLEST_FONT_PT * dpi / 72 / ratio
         if px < MIN_TEXT_PX:
             found.append(
-                f"text in figure {name} renders at {px:.1f} px, under {MIN_TEXT_PX:g} px: draw "
-                "fewer "
+                f"text in figure {name} renders at {px:.1f} px, under {MIN_TEXT_PX:g} px: draw fewer "
                 "panels per row (a 2×2 grid) or a narrower figure"
             )
     return found
@@ -552,8 +534,7 @@ def _output_problems(facts) -> list[str]:
             found.append(f"stderr or a warning in an output: {first!r}")
         elif OUTPUT_REPR.search(out["text"]):
             found.append(
-                "a Python or pandas repr in an output: "
-                f"{OUTPUT_REPR.search(out['text']).group(0)!r}"
+                f"a Python or pandas repr in an output: {OUTPUT_REPR.search(out['text']).group(0)!r}"
             )
         elif out["kind"] == "value" and BARE_VALUE.match(out["text"]):
             found.append(f"a cell shows a bare value where no output was meant: {out['text']!r}")

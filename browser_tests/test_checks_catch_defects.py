@@ -109,8 +109,8 @@ DEFECTS = {
     ),
     "pandas repr": (
         _insert(
-            '<div class="cell_output docutils container"><div class="output stream '
-            'highlight-myst-ansi">'
+            '<div class="cell_output docutils container">'
+            '<div class="output stream highlight-myst-ansi">'
             "<pre>method    jigsaw\nName: stage, dtype: str</pre></div></div>"
         ),
         "pandas repr",
