@@ -223,8 +223,7 @@ def cached(
     result = compute()
     if enabled:
         try:
-            root.mkdir(parents=True, exist_ok=True)
-            (root / MARKER).touch()
+            _claim(root)
             if path.parent.is_dir():
                 _remove_stale_temporaries(path.parent)
             atomic_save({"config": expected, "result": to_payload(result)}, path)
@@ -233,25 +232,52 @@ def cached(
     return result
 
 
+# The kinds of entry, each in a subfolder of the cache root; nothing else is ever deleted.
+KINDS = ("train", "evaluate")
+
+
+def _claim(root: Path) -> None:
+    """Write the marker into ``root`` if it is new or empty (or already marked): a folder that
+    holds other things, such as ``~/.cache``, is never marked, so :func:`clean` refuses it."""
+    if (root / MARKER).is_file():
+        return
+    root.mkdir(parents=True, exist_ok=True)
+    if not any(root.iterdir()):
+        (root / MARKER).touch()
+    else:
+        warnings.warn(
+            f"{root} already holds files that sslkit did not write, so it is not marked as "
+            "sslkit's cache and `clean-cache` will refuse it; point SSLKIT_CACHE at a folder "
+            "of its own",
+            CacheWarning,
+            stacklevel=3,
+        )
+
+
 def clean(root=None) -> int:
     """Delete sslkit's cache entries (and stale temporary files) under ``root``; return how many.
 
-    Only ``<root>/<kind>/*.pt`` files are deleted, and only when ``root`` holds the
-    :data:`MARKER` that sslkit writes: a folder such as ``~/.cache`` is refused.
+    Only files ``<root>/<kind>/*.pt`` (and ``.*.tmp``) of the kinds :data:`KINDS` are
+    deleted, never through a symbolic link, and only when ``root`` holds the :data:`MARKER`
+    that sslkit writes into a new or empty folder: a folder such as ``~/.cache`` is refused.
+    A kind's folder left empty is removed; no other folder is.
     """
     root = Path(root) if root is not None else cache_root()
     if not root.exists():
         return 0
     if not (root / MARKER).is_file():
         raise ValueError(
-            f"{root} does not look like an sslkit cache (no {MARKER} file in it); nothing deleted. "
-            "Point SSLKIT_CACHE at the folder sslkit created, or delete it by hand."
+            f"{root} does not look like an sslkit cache (no {MARKER} file in it); nothing "
+            "deleted. Point SSLKIT_CACHE at the folder sslkit created, or delete it by hand."
         )
     removed = 0
-    for kind in root.iterdir():
-        if not kind.is_dir():
+    for name in KINDS:
+        kind = root / name
+        if kind.is_symlink() or not kind.is_dir():
             continue
         for f in list(kind.glob("*.pt")) + list(kind.glob(".*.tmp")):
+            if f.is_symlink() or not f.is_file():
+                continue
             f.unlink()
             removed += 1
         if not any(kind.iterdir()):

@@ -45,7 +45,7 @@ import subprocess
 import sys
 
 from .book import REPORT_GLUES
-from .grading import grade, test_source
+from .grading import GRADE_TIMEOUT, grade, test_source
 
 # The book's checkout: the build reads its chapters and configuration from here.
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -402,6 +402,27 @@ def answer_key(
     return "\n".join(parts)
 
 
+# What the build writes into its output folder, and the marker that says the folder is its own.
+OUTPUTS = ("notebooks", "autograder", "site")
+BUILD_MARKER = ".sslkit-student-edition"
+
+
+def _claim_output(out: pathlib.Path) -> None:
+    """Make ``out`` the build's own folder, or refuse it: a build replaces its subfolders
+    (:data:`OUTPUTS`), so it never touches a folder holding any of them that an earlier
+    build did not create (``--out .`` in a project with its own ``notebooks/``)."""
+    if out.exists() and not (out / BUILD_MARKER).is_file():
+        theirs = [sub for sub in (*OUTPUTS, "answer_key.html") if (out / sub).exists()]
+        if theirs:
+            raise ValueError(
+                f"{out} holds {', '.join(theirs)} that sslkit.course did not write (no "
+                f"{BUILD_MARKER} file); nothing was deleted. Choose another --out, such as "
+                "_build/student, or move those files away."
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / BUILD_MARKER).touch()
+
+
 def chapters(root: pathlib.Path = ROOT) -> list[pathlib.Path]:
     return sorted((root / "chapters").glob("*.ipynb"))
 
@@ -413,7 +434,8 @@ def build(
     key to ``out``. ``executed``: the book's jupyter-cache (``_build/.jupyter_cache``), whose
     outputs the site shows; without it the site is left out."""
     out = pathlib.Path(out)
-    for sub in ("notebooks", "autograder", "site"):
+    _claim_output(out)
+    for sub in OUTPUTS:
         shutil.rmtree(out / sub, ignore_errors=True)
     (out / "notebooks").mkdir(parents=True)
     (out / "autograder").mkdir()
@@ -550,6 +572,12 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("folder", type=pathlib.Path)
     g.add_argument("--autograder", default="_build/student/autograder", type=pathlib.Path)
     g.add_argument("--out", default="scores.csv", type=pathlib.Path)
+    g.add_argument(
+        "--timeout",
+        type=float,
+        default=GRADE_TIMEOUT,
+        help=f"seconds per notebook before it is stopped (default {GRADE_TIMEOUT:g})",
+    )
     args = parser.parse_args(argv)
     if args.command == "build":
         executed = args.executed if args.executed.exists() else None
@@ -569,7 +597,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.folder.is_dir():
         parser.error(f"{args.folder} is not a folder of notebooks")
-    table = grade(args.folder, args.autograder, args.out)
+    print(
+        "Student code runs with your rights on this machine (not a sandbox): grade in a "
+        "container, a virtual machine or an unprivileged account.",
+        file=sys.stderr,
+    )
+    table = grade(args.folder, args.autograder, args.out, timeout=args.timeout)
     print(table.drop(columns=["feedback"], errors="ignore").to_string(index=False))
     print(f"scores written to {args.out}")
     return 0

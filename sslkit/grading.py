@@ -13,8 +13,12 @@ It needs no checkout of the book: the build of the coursework edition is :mod:`s
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import re
+import signal
+import subprocess
+import sys
 
 import pandas as pd
 
@@ -69,12 +73,31 @@ def grader(questions: dict[str, tuple[str, str]], tests_dir: str = "tests"):
     return otter.Notebook(tests_dir=str(path))
 
 
-def grade(folder: pathlib.Path, autograders: pathlib.Path, out_csv: pathlib.Path):
+# Seconds one notebook may take to grade before it is stopped (an endless loop in a submission
+# must not hang the class's grading); a notebook runs only the grader and answer cells.
+GRADE_TIMEOUT = 300.0
+
+
+def grade(
+    folder: pathlib.Path,
+    autograders: pathlib.Path,
+    out_csv: pathlib.Path,
+    timeout: float = GRADE_TIMEOUT,
+) -> pd.DataFrame:
     """Grade every notebook under ``folder`` with its chapter's autograder (``otter run``, no
     container) and write one row per submission to ``out_csv``: total, possible, a column per
-    question, and the checkers' messages for what failed."""
-    from otter.api import grade_submission  # lazy: otter-grader is the optional 'course' extra
+    question, and the checkers' messages for what failed.
 
+    Each notebook is graded in a process of its own, stopped after ``timeout`` seconds; one
+    that cannot be graded (unreadable, no autograder, timed out, crashed) gets an ``error``
+    and a blank total, and the others are graded. The CSV is rewritten after every notebook,
+    so an interrupted run keeps what it graded.
+
+    Student code runs with the rights of the user who grades, on this machine: this is not
+    a sandbox. Grade in a container, a virtual machine or an unprivileged account.
+    """
+    if not timeout > 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout}")
     rows = []
     for nb_path in sorted(pathlib.Path(folder).rglob("*.ipynb")):
         if ".ipynb_checkpoints" in nb_path.parts:
@@ -84,6 +107,7 @@ def grade(folder: pathlib.Path, autograders: pathlib.Path, out_csv: pathlib.Path
             meta = json.loads(nb_path.read_text(encoding="utf-8")).get("metadata", {})
         except (OSError, ValueError) as e:
             rows.append({**row, "error": f"not a readable notebook: {e}"})
+            _write_csv(rows, out_csv)
             continue
         # The chapter from the notebook's metadata, else from its file name (03_clustering….ipynb).
         chapter = meta.get("sslkit", {}).get("chapter") or next(
@@ -101,24 +125,63 @@ def grade(folder: pathlib.Path, autograders: pathlib.Path, out_csv: pathlib.Path
                 f"no autograder for chapter {chapter!r} in {autograders}: is this a student "
                 "notebook of the book (metadata 'sslkit.chapter')?"
             )
-            rows.append(row)
-            continue
-        try:
-            results = grade_submission(str(nb_path), str(zip_path), quiet=True)
-        except Exception as e:  # noqa: BLE001 - one broken submission must not stop the others
-            rows.append({**row, "total": 0, "error": f"grading failed: {type(e).__name__}: {e}"})
-            continue
-        row.update(total=results.total, possible=results.possible)
-        messages = []
-        for name in results.test_files:
-            row[name] = results.get_score(name)
-            if row[name] < results.get_result(name).possible:
-                messages.append(f"{name}: {_failure(results.get_result(name))}")
-        row["feedback"] = " | ".join(messages)
+        else:
+            row.update(_grade_in_subprocess(nb_path, zip_path, timeout))
         rows.append(row)
+        _write_csv(rows, out_csv)
+    return _write_csv(rows, out_csv)
+
+
+def _write_csv(rows: list[dict], out_csv) -> pd.DataFrame:
     table = pd.DataFrame(rows)
-    table.to_csv(out_csv, index=False)
+    tmp = pathlib.Path(f"{out_csv}.tmp")
+    table.to_csv(tmp, index=False)
+    os.replace(tmp, out_csv)
     return table
+
+
+def _grade_in_subprocess(nb_path: pathlib.Path, zip_path: pathlib.Path, timeout: float) -> dict:
+    """One notebook graded by ``python -m sslkit.grading NOTEBOOK ZIP`` in a new process
+    group, killed whole (kernels included) when it runs past ``timeout`` seconds."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sslkit.grading", str(nb_path), str(zip_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        return {"error": f"grading stopped after {timeout:g} s: does a cell loop forever?"}
+    lines = [line for line in out.splitlines() if line.startswith(_RESULT)]
+    if proc.returncode != 0 or not lines:
+        last = (err or out).strip().splitlines()[-1:] or ["no output"]
+        return {"error": f"grading failed (exit {proc.returncode}): {last[0]}"}
+    return json.loads(lines[-1].removeprefix(_RESULT))
+
+
+_RESULT = "SSLKIT-GRADE-RESULT "
+
+
+def _grade_one(nb_path: str, zip_path: str) -> dict:
+    """The scores of one notebook (what the child process prints as its last line)."""
+    from otter.api import grade_submission  # lazy: otter-grader is the optional 'course' extra
+
+    try:
+        results = grade_submission(nb_path, zip_path, quiet=True)
+    except Exception as e:  # noqa: BLE001 - reported in the notebook's row
+        return {"error": f"grading failed: {type(e).__name__}: {e}"}
+    row = {"total": results.total, "possible": results.possible}
+    messages = []
+    for name in results.test_files:
+        row[name] = results.get_score(name)
+        if row[name] < results.get_result(name).possible:
+            messages.append(f"{name}: {_failure(results.get_result(name))}")
+    row["feedback"] = " | ".join(messages)
+    return row
 
 
 def _failure(test_file) -> str:
@@ -126,3 +189,7 @@ def _failure(test_file) -> str:
     text = test_file.summary() if hasattr(test_file, "summary") else str(test_file)
     found = re.findall(r"(?:AssertionError|NotImplementedError|Error): (.+)", text)
     return found[-1].strip() if found else text.strip().splitlines()[-1]
+
+
+if __name__ == "__main__":  # the child process of _grade_in_subprocess
+    print(_RESULT + json.dumps(_grade_one(sys.argv[1], sys.argv[2])), flush=True)

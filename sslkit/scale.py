@@ -158,6 +158,7 @@ def _manifest(path: Path, floors: dict) -> None:
         },  # fmt: skip
         pixel_floor=floors,
     )
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.with_name("manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
 
 

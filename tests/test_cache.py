@@ -134,3 +134,30 @@ def test_cache_root_follows_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("SSLKIT_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert cache.cache_root() == tmp_path / "xdg" / "sslkit" / "runs"
+
+
+def test_clean_never_follows_a_symlink_out_of_the_cache(tmp_path):
+    """Planted: a link inside the cache to a foreign folder, and a linked entry."""
+    root, foreign = tmp_path / "runs", tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "weights.pt").write_text("precious")
+    cache.cached("train", {"k": 1}, lambda: {"v": 1}, root=root)
+    (root / "evaluate").symlink_to(foreign, target_is_directory=True)
+    (root / "train" / "linked.pt").symlink_to(foreign / "weights.pt")
+    (root / "mine").mkdir()  # a folder sslkit did not create
+    assert cache.clean(root) == 1
+    assert (foreign / "weights.pt").read_text() == "precious"
+    assert (root / "mine").is_dir()
+
+
+def test_a_folder_with_other_files_is_never_marked_so_clean_refuses_it(tmp_path):
+    """Planted: SSLKIT_CACHE=~/.cache, a folder that holds another project's files."""
+    home_cache = tmp_path / "dot-cache"
+    (home_cache / "myproj").mkdir(parents=True)
+    (home_cache / "myproj" / "model.pt").write_text("precious")
+    with pytest.warns(cache.CacheWarning, match="not marked as sslkit's cache"):
+        cache.cached("train", {"k": 1}, lambda: {"v": 1}, root=home_cache)
+    assert not (home_cache / cache.MARKER).exists()
+    with pytest.raises(ValueError, match="does not look like an sslkit cache"):
+        cache.clean(home_cache)
+    assert (home_cache / "myproj" / "model.pt").exists()

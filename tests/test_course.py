@@ -6,9 +6,10 @@ import html
 import json
 import pathlib
 
+import pandas as pd
 import pytest
 
-from sslkit import course
+from sslkit import course, grading
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CHAPTERS = course.chapters(ROOT)
@@ -400,3 +401,38 @@ def test_a_checker_names_what_came_back_when_it_is_not_a_number():
         exercises.check_invariance_loss(lambda a, b: (a - b) ** 2)
     with pytest.raises(AssertionError, match="raised ZeroDivisionError: .* on z1, z2 of shape"):
         exercises.check_invariance_loss(lambda a, b: 1 / 0)
+
+
+def test_the_build_refuses_an_output_folder_it_did_not_create(tmp_path):
+    """Planted: `build --out .` in a project with its own notebooks and site."""
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "thesis.ipynb").write_text("{}")
+    (tmp_path / "site").mkdir()
+    with pytest.raises(ValueError, match="did not write"):
+        course.build(tmp_path, root=ROOT)
+    assert (tmp_path / "notebooks" / "thesis.ipynb").read_text() == "{}"
+    assert (tmp_path / "site").is_dir()
+
+
+def test_an_endless_loop_times_out_alone_and_the_others_are_graded(built, tmp_path):
+    """Planted: `while True: pass` in one submission; a timeout stops it, not the class."""
+    out, _ = built
+    student = json.loads((out / "notebooks" / "03_clustering.ipynb").read_text())
+    _, exercises = course.split(
+        json.loads((ROOT / "chapters" / "03_clustering.ipynb").read_text()), "03_clustering"
+    )
+    reference = [e.code[0] for e in exercises if e.graded]
+    (tmp_path / "subs" / "ada").mkdir(parents=True)
+    (tmp_path / "subs" / "zed").mkdir()
+    (tmp_path / "subs" / "ada" / "03_clustering.ipynb").write_text(
+        json.dumps(_paste(student, reference))
+    )
+    (tmp_path / "subs" / "zed" / "03_clustering.ipynb").write_text(
+        json.dumps(_paste(student, ["while True:\n    pass", reference[1]]))
+    )
+    table = grading.grade(tmp_path / "subs", out / "autograder", tmp_path / "s.csv", timeout=45)
+    rows = table.set_index("submission")
+    assert rows.loc["ada/03_clustering.ipynb", "total"] == 2
+    assert "stopped after 45 s" in rows.loc["zed/03_clustering.ipynb", "error"]
+    assert pd.isna(rows.loc["zed/03_clustering.ipynb", "total"])  # blank, never 0
+    assert len(pd.read_csv(tmp_path / "s.csv")) == 2

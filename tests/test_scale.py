@@ -13,7 +13,7 @@ def tiny(monkeypatch):
 
 
 def test_a_study_measures_three_rulers_at_every_snapshot_and_resumes(monkeypatch, tmp_path, tiny):
-    path = tmp_path / "study.csv"
+    path = tmp_path / "new folder" / "study.csv"  # the study makes its folder
     table = scale.study([tiny], ("vicreg",), (0, 1), path=path, base="smoke", log=lambda *a: None)
     assert set(table.ruler) == set(scale.RULERS)
     assert set(table.epoch) == {0, 1, 2}  # epoch 0 is the untrained floor
