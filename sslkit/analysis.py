@@ -37,6 +37,8 @@ def t_interval(values, confidence: float = 0.95) -> tuple[float, float, float]:
     >>> round(m, 3), round(lo, 3), round(hi, 3)
     (2.0, -0.484, 4.484)
     """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1 (e.g. 0.95), got {confidence}")
     x = np.asarray(list(values), dtype=float)
     if x.ndim != 1 or len(x) == 0:
         raise ValueError(f"need a non-empty 1-D list of values, got shape {x.shape}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 
 import pandas as pd
@@ -216,12 +217,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What a user's input can raise: one line on stderr and exit code 2, never a traceback
+# (SSLKIT_DEBUG=1 shows it, for developers).
+USER_ERRORS = (ValueError, KeyError, FileNotFoundError, FloatingPointError, RuntimeError, TypeError)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, KeyError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (*USER_ERRORS, MemoryError) as e:
+        if os.environ.get("SSLKIT_DEBUG", "") not in ("", "0"):
+            raise
+        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if isinstance(e, MemoryError) or "out of memory" in message.lower():
+            message += (
+                " — out of memory: lower batch_size or eval_size (a smaller profile, e.g. "
+                "--profile cpu), or use fewer --threads"
+            )
+        print(f"error: {message}", file=sys.stderr)
         return 2
 
 

@@ -63,7 +63,14 @@ def _as_features(x, name="features") -> torch.Tensor:
 
 
 def _as_labels(y, n: int, device, name="labels") -> torch.Tensor:
-    y = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y).to(device)
+    if not isinstance(y, torch.Tensor):
+        y = np.asarray(y)
+        if y.dtype.kind not in "iub":
+            raise ValueError(
+                f"{name} must be integers, got {y.dtype} values such as {y.ravel()[:3].tolist()}; "
+                "map them to 0..K−1 first, e.g. with np.unique(labels, return_inverse=True)[1]"
+            )
+    y = torch.as_tensor(y).to(device)
     if y.ndim != 1 or len(y) != n:
         raise ValueError(
             f"{name} must be 1-D with one entry per row of the features ({n}); "
@@ -83,6 +90,8 @@ def _check_train_test(train_x, train_y, test_x, test_y):
     ty = _as_labels(test_y, len(tx), x.device, "test_y")
     if tx.shape[1] != x.shape[1]:
         raise ValueError(f"train_x has {x.shape[1]} dimensions, test_x {tx.shape[1]}")
+    if len(torch.unique(y)) < 2:
+        raise ValueError(f"train_y holds one class only ({y[0].item()}): nothing to classify")
     return x, y, tx, ty
 
 
@@ -102,11 +111,11 @@ def _encode(y: torch.Tensor):
 
 
 def _centres(x: torch.Tensor, codes: torch.Tensor, k: int):
-    """Class means from codes, as one matrix product (one-hot K×N times N×D), and counts."""
-    onehot = torch.zeros(k, len(x), dtype=x.dtype, device=x.device)
-    onehot[codes, torch.arange(len(x), device=x.device)] = 1
-    counts = onehot.sum(1)
-    return (onehot @ x) / counts[:, None], counts
+    """Class means from codes, and counts: per-class sums by ``index_add_`` (memory O(K·D),
+    however many classes; a one-hot K×N matrix would be O(K·N))."""
+    counts = torch.bincount(codes, minlength=k).to(x.dtype)
+    sums = torch.zeros(k, x.shape[1], dtype=x.dtype, device=x.device).index_add_(0, codes, x)
+    return sums / counts[:, None], counts
 
 
 def class_centres(features: ArrayLike, labels: ArrayLike) -> tuple[torch.Tensor, torch.Tensor]:
@@ -143,6 +152,17 @@ def ncc_accuracy(
             raise ValueError(f"ref_features have {rx.shape[1]} dimensions, features {x.shape[1]}")
         centres, classes = class_centres(
             rx, _as_labels(ref_labels, len(rx), x.device, "ref_labels")
+        )
+    if len(classes) < 2:
+        raise ValueError(
+            f"NCC needs at least two classes, got only {classes.tolist()}: every sample would be "
+            "nearest its own class's centre"
+        )
+    unseen = torch.unique(y[~torch.isin(y, classes)])
+    if len(unseen):
+        raise ValueError(
+            f"labels {unseen.tolist()[:10]} have no reference sample, so no centre: their samples "
+            "can never be classified right; give every class a sample in the reference set"
         )
     nearest = _nearest_centre(x, centres)  # argmin_c ‖x − μ_c‖
     return (classes[nearest] == y).double().mean().item()
@@ -213,7 +233,14 @@ def cdnv(features: ArrayLike, labels: ArrayLike) -> float:
     var = _within_class_variance(x, codes, centres, counts)  # Var_c = mean_{x in c} ‖x − μ_c‖²
     mu = centres.double()
     i, j = torch.triu_indices(k, k, offset=1, device=x.device)  # all pairs i < j
-    return ((var[i] + var[j]) / (2 * ((mu[i] - mu[j]) ** 2).sum(1))).mean().item()
+    dist = ((mu[i] - mu[j]) ** 2).sum(1)
+    if (dist == 0).any():
+        same = (i[dist == 0][0].item(), j[dist == 0][0].item())
+        raise ValueError(
+            f"classes {classes[same[0]].item()} and {classes[same[1]].item()} have the same centre "
+            "(constant or collapsed features?): their CDNV is undefined"
+        )
+    return ((var[i] + var[j]) / (2 * dist)).mean().item()
 
 
 def _within_class_variance(x, codes, centres, counts) -> torch.Tensor:

@@ -60,6 +60,44 @@ class Profile:
     eval_every: int = 1
     seeds: tuple[int, ...] = (0, 1, 2)
 
+    def __post_init__(self):
+        """Every setting checked once, with what was wrong and what is expected."""
+
+        def positive_int(name, value, minimum=1):
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ValueError(
+                    f"profile {self.name!r}: {name} must be an integer ≥ {minimum}, got {value!r}"
+                )
+
+        positive_int("epochs", self.epochs, 0)
+        positive_int("batch_size", self.batch_size, 2)
+        positive_int("eval_every", self.eval_every)
+        for name in ("train_size", "eval_size"):
+            if getattr(self, name) is not None:
+                positive_int(name, getattr(self, name))
+        for name in ("widths", "projector"):
+            values = getattr(self, name)
+            if not isinstance(values, tuple) or not values:
+                raise ValueError(
+                    f"profile {self.name!r}: {name} must be a non-empty tuple, got {values!r}"
+                )
+            for v in values:
+                positive_int(name, v)
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"profile {self.name!r}: seeds must be distinct, got {self.seeds!r}")
+        for s in self.seeds:
+            positive_int("seeds", s, 0)
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0 and self.lr < float("inf")):
+            raise ValueError(
+                f"profile {self.name!r}: lr must be a positive number, got {self.lr!r}"
+            )
+        if not (
+            isinstance(self.weight_decay, (int, float)) and 0 <= self.weight_decay < float("inf")
+        ):
+            raise ValueError(
+                f"profile {self.name!r}: weight_decay must be ≥ 0, got {self.weight_decay!r}"
+            )
+
     def eval_epochs(self) -> list[int]:
         """The epochs whose backbone is snapshotted for evaluation: 0 (the untrained
         network), every ``eval_every`` epochs, and the last.

@@ -99,6 +99,13 @@ def datasets_for(profile: Profile, download: bool = True):
         profile.train_size, seed=TRAIN_SUBSET
     )
     test = _load(profile.dataset, "test", download).subset(profile.eval_size, seed=EVAL_SUBSET)
+    if profile.eval_size is not None and profile.eval_size < 5 * train_set.num_classes:
+        raise ValueError(
+            f"profile {profile.name!r}: eval_size {profile.eval_size} leaves fewer than 5 images "
+            f"per class of {train_set.num_classes}; the metrics would measure the draw, not the "
+            "features. "
+            f"Use eval_size ≥ {5 * train_set.num_classes}, or None for all images"
+        )
     return train_set, train_set.subset(profile.eval_size, seed=EVAL_SUBSET), test
 
 
@@ -212,6 +219,11 @@ class Run:
         unknown = set(metrics) - set(METRICS)
         if unknown:
             raise ValueError(f"unknown metrics {sorted(unknown)}; choose from {METRICS}")
+        if not (targets and metrics) and not sample_level:
+            raise ValueError(
+                "nothing to evaluate: give at least one target and one metric "
+                f"(metrics from {METRICS}), or sample_level=True"
+            )
         epochs = self.epochs if epochs is None else list(epochs)
         frames = [
             self._evaluate_epoch(e, tuple(targets), tuple(metrics), sample_level, dim)

@@ -297,3 +297,8 @@ def test_a_seed_without_a_measurement_makes_the_verdict_inconclusive():
 def test_empty_or_repeated_seeds_are_refused(seeds, message):
     with pytest.raises(ValueError, match=message):
         finding_with([0.3, 0.3, 0.3]).measure(PROFILE, seeds=seeds)
+
+
+def test_t_interval_checks_its_confidence():
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        analysis.t_interval([1.0, 2.0], confidence=95)

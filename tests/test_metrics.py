@@ -122,7 +122,7 @@ def test_bad_inputs_are_explained():
         )
     with pytest.raises(ValueError, match="k must"):
         metrics.knn_accuracy(
-            np.zeros((4, 2)), np.zeros(4, dtype=int), np.zeros((2, 2)), np.zeros(2, dtype=int), k=9
+            np.zeros((4, 2)), np.arange(4) % 2, np.zeros((2, 2)), np.zeros(2, dtype=int), k=9
         )
 
 
@@ -287,3 +287,29 @@ def test_zca_whitener_gives_identity_covariance_and_refuses_bad_eps():
     assert torch.allclose(w, w.T)  # ZCA: the symmetric whitener, closest to the identity
     with pytest.raises(ValueError, match="eps must be positive"):
         metrics.zca_whitener(x, eps=0)
+
+
+def test_degenerate_input_raises_with_the_reason():
+    x, y = blobs(n=60, d=4, k=3)
+    with pytest.raises(ValueError, match="at least two classes"):
+        metrics.ncc_accuracy(x, np.zeros(60, dtype=int))
+    test_y = y.copy()
+    test_y[:5] = 7  # a class the reference set never saw
+    with pytest.raises(ValueError, match=r"labels \[7\] have no reference sample"):
+        metrics.ncc_accuracy(x, test_y, x, y)
+    with pytest.raises(ValueError, match="same centre"):
+        metrics.cdnv(np.ones((60, 4)), y)
+    with pytest.raises(ValueError, match="must be integers.*np.unique"):
+        metrics.ncc_accuracy(x, np.array(["cat", "dog", "cow"] * 20))
+    with pytest.raises(ValueError, match="one class only"):
+        metrics.linear_probe(x, np.zeros(60, dtype=int), x, y)
+
+
+def test_ncc_with_many_classes_keeps_memory_linear():
+    """15,000 distinct labels: class sums by index_add_, never a K×N one-hot matrix."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(30_000, 8, generator=g)
+    y = torch.arange(30_000) % 15_000
+    assert metrics.ncc_accuracy(x, y) == pytest.approx(
+        NearestCentroid().fit(x.numpy(), y.numpy()).score(x.numpy(), y.numpy()), abs=1e-12
+    )

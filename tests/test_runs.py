@@ -147,6 +147,11 @@ def test_cli_errors_are_one_line_with_exit_code_2(tmp_path):
         (("train", "--profile", "smoke", "--threads", "-3"), "--threads"),
         (("data", "imagenet"), "Known datasets"),
         (("clean-cache", "--root", str(tmp_path)), "does not look like an sslkit cache"),
+        (("train", "--profile", "smoke", "--loss", "inv_weight=1e39", "--no-cache"), "non-finite"),
+        (
+            ("train", "--method", "simclr", "--profile", "smoke", "--loss", "temperature=1e-30"),
+            "non-finite",
+        ),
     ]:
         (tmp_path / "x").mkdir(exist_ok=True)
         out = cli(*args)
@@ -283,3 +288,32 @@ def test_weights_that_overflow_are_never_stored(fast):
     from sslkit import cache
 
     assert not list((cache.cache_root() / "train").glob("*.pt"))
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        (dict(epochs=-1), "epochs"),
+        (dict(batch_size=1), "batch_size"),
+        (dict(eval_every=0), "eval_every"),
+        (dict(train_size=0), "train_size"),
+        (dict(widths=()), "widths"),
+        (dict(seeds=(0, 0)), "seeds"),
+        (dict(lr=0.0), "lr"),
+        (dict(epochs=2.5), "epochs"),
+    ],
+)
+def test_a_profile_with_a_bad_setting_names_it(change, field):
+    with pytest.raises(ValueError, match=field):
+        profiles.get_profile("smoke").replace(**change)
+
+
+def test_an_evaluation_set_too_small_for_its_classes_is_refused():
+    with pytest.raises(ValueError, match="eval_size 1 leaves fewer than 5 images per class"):
+        runs.datasets_for(profiles.get_profile("smoke").replace(eval_size=1))
+
+
+def test_evaluating_nothing_is_refused(fast):
+    run = runs.train("vicreg", fast, progress=False)
+    with pytest.raises(ValueError, match="nothing to evaluate"):
+        run.evaluate(metrics=())
