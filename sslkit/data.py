@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import pickle
+import signal
 import socket
+import threading
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -232,14 +235,45 @@ def download_timeout() -> float:
     return seconds
 
 
+def download_deadline() -> float:
+    """Seconds a whole download may take: ``$SSLKIT_DOWNLOAD_DEADLINE``, else 1800."""
+    value = os.environ.get("SSLKIT_DOWNLOAD_DEADLINE", "1800")
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise ValueError(
+            f"SSLKIT_DOWNLOAD_DEADLINE must be a positive number of seconds, got {value!r}"
+        )
+    return seconds
+
+
 def _download(fetch) -> None:
-    """Run torchvision's ``fetch()`` with a socket timeout: its ``urlopen`` has none, so a
-    server that accepts the connection and never answers would hang forever."""
+    """Run torchvision's ``fetch()`` with a socket timeout (its ``urlopen`` has none, so a
+    server that accepts the connection and never answers would hang forever) and a total
+    deadline (a server that drips one byte every few seconds never trips a socket timeout).
+    The deadline is a SIGALRM timer, so it applies in the main thread, where notebooks and
+    the command line run."""
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(download_timeout())
+    deadline = download_deadline()
+    timed = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+
+    def expire(signum, frame):
+        raise TimeoutError(
+            f"the download took longer than {deadline:g} s (SSLKIT_DOWNLOAD_DEADLINE)"
+        )
+
+    if timed:
+        handler = signal.signal(signal.SIGALRM, expire)
+        signal.setitimer(signal.ITIMER_REAL, deadline)
     try:
         fetch()
     finally:
+        if timed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, handler)
         socket.setdefaulttimeout(previous)
 
 
@@ -281,39 +315,52 @@ def _load_digits(split: str) -> Dataset:
 # --------------------------------------------------------------------------- IDX (MNIST format)
 
 
+# No IDX file sslkit reads is larger (Fashion-MNIST's training images: 47 MB); a header that
+# promises more is corrupt, or a decompression bomb.
+MAX_IDX_BYTES = 256 * 2**20
+
+
 def read_idx(path: Path) -> np.ndarray:
     """Read an IDX file (``.gz`` or plain), checking its magic number and length.
 
     The format (LeCun et al.): two zero bytes, a type code (0x08 = uint8), the number of
-    dimensions, then one big-endian int32 per dimension, then the data.
+    dimensions, then one big-endian int32 per dimension, then the data. The header is read
+    first and the data with a bound (the size it promises, at most :data:`MAX_IDX_BYTES`),
+    so a corrupt header or a gzip bomb is refused without filling the memory.
     """
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
-            raw = f.read()
+            magic = f.read(4)
+            if len(magic) < 4 or magic[:3] != b"\x00\x00\x08" or magic[3] not in (1, 2, 3):
+                raise CorruptDataError(
+                    f"{path}: wrong IDX magic number {magic.hex() or '(empty)'}, "
+                    "expected 00000801 (labels) or 00000803 (images)"
+                )
+            dims = f.read(4 * magic[3])
+            if len(dims) < 4 * magic[3]:
+                raise CorruptDataError(f"{path}: truncated IDX header")
+            shape = tuple(int.from_bytes(dims[4 * i : 4 * i + 4], "big") for i in range(magic[3]))
+            size = math.prod(shape)  # a Python int: no overflow
+            if size > MAX_IDX_BYTES:
+                raise CorruptDataError(
+                    f"{path}: IDX header promises shape {shape} ({size:,} bytes), more than any "
+                    f"dataset sslkit reads ({MAX_IDX_BYTES:,}); the file is corrupt"
+                )
+            raw = f.read(size + 1)  # one byte more than promised tells a too-long file
     except (OSError, EOFError, zlib.error) as e:
         raise CorruptDataError(
             f"{path}: cannot be read as {'gzip' if opener is gzip.open else 'IDX'} ({e}); "
             "delete it and provide the file again"
         ) from e
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or raw[3] not in (1, 2, 3):
+    if len(raw) != size:
         raise CorruptDataError(
-            f"{path}: wrong IDX magic number {raw[:4].hex() or '(empty)'}, "
-            "expected 00000801 (labels) or 00000803 (images)"
+            f"{path}: IDX header promises shape {shape} ({size + 4 + 4 * len(shape)} bytes) "
+            f"but the file has {'more' if len(raw) > size else len(raw) + 4 + 4 * len(shape)} "
+            "bytes; it is truncated or corrupt"
         )
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise CorruptDataError(f"{path}: truncated IDX header")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(shape))
-    if len(raw) != expected:
-        raise CorruptDataError(
-            f"{path}: IDX header promises shape {shape} ({expected} bytes) "
-            f"but the file has {len(raw)} bytes; it is truncated or corrupt"
-        )
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+    return np.frombuffer(raw, dtype=np.uint8).reshape(shape)
 
 
 _IDX_FILES = {
@@ -423,11 +470,27 @@ def _unpickle(path: Path) -> dict:
     return d
 
 
-def _get(d: dict, key: str):
+def _get(d: dict, key: str, path: Path | None = None):
     for k in (key.encode(), key):
         if k in d:
             return d[k]
-    raise CorruptDataError(f"CIFAR pickle lacks the key {key!r} (has {list(d)[:6]})")
+    raise CorruptDataError(f"{path or 'CIFAR pickle'}: lacks the key {key!r} (has {list(d)[:6]})")
+
+
+def _integers(d: dict, key: str, path: Path, low: int, high: int) -> np.ndarray:
+    """``d[key]`` as int64, refused (naming the file) unless every value is an integer in
+    ``[low, high]``: a label 0.7 is not truncated, a pixel 300 not wrapped to 44."""
+    try:
+        x = np.asarray(_get(d, key, path))
+    except (TypeError, ValueError) as e:  # ragged or unconvertible
+        raise CorruptDataError(f"{path}: {key} is not an array of numbers ({e})") from e
+    if x.dtype.kind not in "iub":
+        raise CorruptDataError(f"{path}: {key} must hold integers, got {x.dtype}")
+    if x.size and (x.min() < low or x.max() > high):
+        raise CorruptDataError(
+            f"{path}: {key} holds values from {x.min()} to {x.max()}, out of range [{low}, {high}]"
+        )
+    return x.astype(np.int64)
 
 
 def _load_cifar(name: str, split: str, root, download: bool) -> Dataset:
@@ -453,16 +516,16 @@ def _load_cifar(name: str, split: str, root, download: bool) -> Dataset:
         if not path.is_file():
             raise CorruptDataError(f"{path} is missing; the {name} folder {folder} is incomplete")
         d = _unpickle(path)
-        x = np.asarray(_get(d, "data"), dtype=np.uint8)
+        x = _integers(d, "data", path, 0, 255).astype(np.uint8)
         if x.ndim != 2 or x.shape[1] != 3072:
             raise CorruptDataError(f"{path}: data of shape {x.shape}, expected N×3072")
-        y = np.asarray(_get(d, "labels" if name == "cifar10" else "fine_labels"), dtype=np.int64)
+        y = _integers(d, "labels" if name == "cifar10" else "fine_labels", path, 0, 99)
         if len(y) != len(x):
             raise CorruptDataError(f"{path}: {len(x)} images but {len(y)} labels")
         data.append(x)
         fine.append(y)
         if name == "cifar100":
-            coarse.append(np.asarray(_get(d, "coarse_labels"), dtype=np.int64))
+            coarse.append(_integers(d, "coarse_labels", path, 0, 19))
     meta = _unpickle(folder / meta_name)
     images = torch.from_numpy(np.concatenate(data).reshape(-1, 3, 32, 32))
     fine_t = torch.from_numpy(np.concatenate(fine))

@@ -19,6 +19,7 @@ import re
 import signal
 import subprocess
 import sys
+import zipfile
 
 import pandas as pd
 
@@ -110,17 +111,14 @@ def grade(
             _write_csv(rows, out_csv)
             continue
         # The chapter from the notebook's metadata, else from its file name (03_clustering….ipynb).
+        # Only the course's own autograders, by name: the metadata cannot point anywhere else.
+        known = {z.stem: z for z in sorted(pathlib.Path(autograders).glob("*.zip"))}
         chapter = meta.get("sslkit", {}).get("chapter") or next(
-            (
-                z.stem
-                for z in sorted(pathlib.Path(autograders).glob("*.zip"))
-                if nb_path.stem.startswith(z.stem)
-            ),
-            None,
+            (stem for stem in known if nb_path.stem.startswith(stem)), None
         )
         row["chapter"] = chapter
-        zip_path = pathlib.Path(autograders) / f"{chapter}.zip"
-        if chapter is None or not zip_path.exists():
+        zip_path = known.get(chapter)
+        if zip_path is None:
             row["error"] = (
                 f"no autograder for chapter {chapter!r} in {autograders}: is this a student "
                 "notebook of the book (metadata 'sslkit.chapter')?"
@@ -166,6 +164,12 @@ def _grade_in_subprocess(nb_path: pathlib.Path, zip_path: pathlib.Path, timeout:
 _RESULT = "SSLKIT-GRADE-RESULT "
 
 
+def _points_of(zip_path) -> float:
+    """The points an autograder gives: one per test file (each of :func:`test_source`'s is 1)."""
+    with zipfile.ZipFile(zip_path) as z:
+        return float(sum(n.startswith("tests/") and n.endswith(".py") for n in z.namelist()))
+
+
 def _grade_one(nb_path: str, zip_path: str) -> dict:
     """The scores of one notebook (what the child process prints as its last line)."""
     from otter.api import grade_submission  # lazy: otter-grader is the optional 'course' extra
@@ -175,6 +179,13 @@ def _grade_one(nb_path: str, zip_path: str) -> dict:
     except Exception as e:  # noqa: BLE001 - reported in the notebook's row
         return {"error": f"grading failed: {type(e).__name__}: {e}"}
     row = {"total": results.total, "possible": results.possible}
+    expected = _points_of(zip_path)
+    if results.possible != expected:
+        return {
+            "possible": results.possible,
+            "error": f"the notebook was graded out of {results.possible:g} points, its autograder "
+            f"gives {expected:g}: were its tests overwritten? Grade it again from a fresh copy",
+        }
     messages = []
     for name in results.test_files:
         row[name] = results.get_score(name)

@@ -376,6 +376,26 @@ class Run:
         return self.value(metric, 0, split, target, stage, dim)
 
 
+def _fit_or_explain_memory(prof: Profile, *args, **kwargs):
+    """:func:`~sslkit.train.fit`, with an allocator's out-of-memory error turned into a
+    ``MemoryError`` that names the settings to lower."""
+    try:
+        return fit(*args, **kwargs)
+    except (RuntimeError, MemoryError) as e:
+        text = str(e).lower()
+        if (
+            not isinstance(e, MemoryError)
+            and "out of memory" not in text
+            and "can't allocate" not in text
+        ):
+            raise
+        raise MemoryError(
+            f"out of memory training on the {prof.name!r} profile (batch_size {prof.batch_size}, "
+            f"widths {prof.widths}): lower batch_size (profile.replace(batch_size=...)) or pick a "
+            "smaller profile"
+        ) from e
+
+
 def _weights_hash(state: dict) -> str:
     """A SHA-256 of a state dict's names, shapes and values (equal weights, equal hash)."""
     h = hashlib.sha256()
@@ -476,7 +496,8 @@ def train(
                 k: v.detach().cpu().clone() for k, v in m.backbone.state_dict().items()
             }
 
-        history = fit(
+        history = _fit_or_explain_memory(
+            prof,
             model,
             meth,
             train_set.to(device),

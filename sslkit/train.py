@@ -108,9 +108,23 @@ class _History:
         )
 
 
-def _save_checkpoint(folder, epoch: int, model, opt, sched, gen, history: _History) -> None:
+def _describe(model, method, batch_size: int, epochs: int, lr: float, weight_decay: float) -> dict:
+    """What a checkpoint must match to be resumed: the method, the architecture (every
+    parameter's shape), the batch size and the schedule."""
+    return dict(
+        method=str(getattr(method, "name", type(method).__name__)),
+        batch_size=int(batch_size),
+        epochs=int(epochs),
+        lr=float(lr),
+        weight_decay=float(weight_decay),
+        shapes={k: list(v.shape) for k, v in model.state_dict().items()},
+    )
+
+
+def _save_checkpoint(folder, epoch: int, model, opt, sched, gen, history: _History, run: dict):
     state = to_payload(
         dict(
+            run=run,
             model=model.state_dict(),
             optimizer=opt.state_dict(),
             scheduler=sched.state_dict(),
@@ -124,13 +138,24 @@ def _save_checkpoint(folder, epoch: int, model, opt, sched, gen, history: _Histo
     atomic_save(state, Path(folder) / "last.pt")
 
 
-def _load_checkpoint(path, device, model, opt, sched, gen) -> tuple[int, pd.DataFrame]:
+def _load_checkpoint(path, device, model, opt, sched, gen, run) -> tuple[int, pd.DataFrame]:
     try:
         state = safe_load(path, map_location=device)
     except Exception as e:
         raise ValueError(
             f"cannot resume from {path}: not a readable sslkit checkpoint ({type(e).__name__}: {e})"
         ) from e
+    saved = state.get("run", {})
+    differs = [k for k in run if k in saved and saved[k] != run[k]]
+    if differs:
+        shown = {k: (saved[k], run[k]) for k in differs if k != "shapes"}
+        if "shapes" in differs:
+            shown["architecture"] = "other layers or widths"
+        raise ValueError(
+            f"cannot resume from {path}: it was saved by another run; (checkpoint, this run): "
+            f"{shown}. Resume with the same method, network, batch size and schedule, or start "
+            "afresh"
+        )
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])
@@ -195,12 +220,13 @@ class _EpochEnd:
     collapse_threshold: float
     checkpoint_dir: object = None
     checkpoint_every: int = 0
+    run: dict | None = None  # what a checkpoint must match to be resumed (_describe)
 
-    def checkpoint_to(self, folder, every: int) -> None:
+    def checkpoint_to(self, folder, every: int, run: dict) -> None:
         """Checkpoint to ``folder`` every ``every`` epochs and at the last (both, or neither)."""
         if (folder is None) != (not every):
             raise ValueError("give checkpoint_dir and checkpoint_every (≥ 1) together, or neither")
-        self.checkpoint_dir, self.checkpoint_every = folder, every
+        self.checkpoint_dir, self.checkpoint_every, self.run = folder, every, run
 
     def evaluate(self, model, epoch: int, history: _History) -> None:
         if epoch in self.eval_epochs:
@@ -228,7 +254,7 @@ class _EpochEnd:
         if self.checkpoint_dir is not None and (
             epoch % self.checkpoint_every == 0 or epoch == self.epochs
         ):
-            _save_checkpoint(self.checkpoint_dir, epoch, model, opt, sched, gen, history)
+            _save_checkpoint(self.checkpoint_dir, epoch, model, opt, sched, gen, history, self.run)
 
 
 def fit(
@@ -291,10 +317,11 @@ def fit(
     params = list(model.parameters())
     opt, sched = _optimiser(params, lr, weight_decay, n_batches, epochs)
     gen = generator(seed, "batches", device=device)
-    start, history = _resume(resume, device, model, opt, sched, gen)
+    run = _describe(model, method, batch_size, epochs, lr, weight_decay)
+    start, history = _resume(resume, device, model, opt, sched, gen, run)
     evals = set(eval_epochs if eval_epochs is not None else (0, epochs))
     end_epoch = _EpochEnd(list(callbacks), evals, epochs, collapse_threshold)
-    end_epoch.checkpoint_to(checkpoint_dir, checkpoint_every)
+    end_epoch.checkpoint_to(checkpoint_dir, checkpoint_every, run)
     if start == 1:
         end_epoch.evaluate(model, 0, history)
     show = progress_enabled() if progress is None else progress
@@ -340,11 +367,11 @@ def _optimiser(params, lr: float, weight_decay: float, n_batches: int, epochs: i
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(n_batches, epochs * n_batches))
 
 
-def _resume(checkpoint, device, model, opt, sched, gen) -> tuple[int, _History]:
+def _resume(checkpoint, device, model, opt, sched, gen, run) -> tuple[int, _History]:
     """The first epoch to train and the history so far: 1 and an empty one, or from a checkpoint."""
     if checkpoint is None:
         return 1, _History()
-    done, previous = _load_checkpoint(checkpoint, device, model, opt, sched, gen)
+    done, previous = _load_checkpoint(checkpoint, device, model, opt, sched, gen, run)
     return done + 1, _History(previous)
 
 

@@ -161,3 +161,16 @@ def test_a_folder_with_other_files_is_never_marked_so_clean_refuses_it(tmp_path)
     with pytest.raises(ValueError, match="does not look like an sslkit cache"):
         cache.clean(home_cache)
     assert (home_cache / "myproj" / "model.pt").exists()
+
+
+def test_cache_files_honour_the_umask_so_a_group_can_share_them(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o002)
+    try:
+        cache.cached("train", {"k": 1}, lambda: {"v": 1}, root=tmp_path / "shared")
+    finally:
+        os.umask(old)
+    entry = next((tmp_path / "shared" / "train").glob("*.pt"))
+    assert stat.S_IMODE(entry.stat().st_mode) == 0o664  # not mkstemp's 0600

@@ -436,3 +436,29 @@ def test_an_endless_loop_times_out_alone_and_the_others_are_graded(built, tmp_pa
     assert "stopped after 45 s" in rows.loc["zed/03_clustering.ipynb", "error"]
     assert pd.isna(rows.loc["zed/03_clustering.ipynb", "total"])  # blank, never 0
     assert len(pd.read_csv(tmp_path / "s.csv")) == 2
+
+
+def test_only_the_courses_own_autograders_grade_and_overwritten_tests_are_flagged(built, tmp_path):
+    """Planted: metadata naming a zip outside the autograder folder, and a submission that
+    deletes its tests while it is graded (it would read "0 of 0 possible")."""
+    out, _ = built
+    student = json.loads((out / "notebooks" / "03_clustering.ipynb").read_text())
+    (tmp_path / "evil.zip").write_bytes((out / "autograder" / "03_clustering.zip").read_bytes())
+    elsewhere = copy.deepcopy(student)
+    elsewhere["metadata"]["sslkit"]["chapter"] = "../evil"
+    wiper = _paste(
+        student,
+        ["import glob, os\nfor f in glob.glob('tests/*.py'):\n    os.remove(f)", "x = 1"],
+    )
+    (tmp_path / "subs").mkdir()
+    (tmp_path / "subs" / "a.ipynb").write_text(json.dumps(elsewhere))
+    (tmp_path / "subs" / "b.ipynb").write_text(json.dumps(wiper))
+    rows = grading.grade(tmp_path / "subs", out / "autograder", tmp_path / "s.csv").set_index(
+        "submission"
+    )
+    assert "no autograder for chapter '../evil'" in rows.loc["a.ipynb", "error"]
+    assert pd.isna(rows.loc["b.ipynb", "total"])
+    assert (
+        "tests overwritten" in rows.loc["b.ipynb", "error"]
+        or "grading failed" in (rows.loc["b.ipynb", "error"])
+    )

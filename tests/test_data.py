@@ -322,3 +322,80 @@ def test_a_corrupt_gzip_stream_names_the_file(tmp_path, no_system_data):
     )  # a damaged deflate stream
     with pytest.raises(data.CorruptDataError, match="train-labels-idx1-ubyte.gz"):
         data.load("fashion-mnist", root=tmp_path)
+
+
+def test_an_idx_header_that_promises_too_much_is_refused_by_name(tmp_path, no_system_data):
+    fake_fashion(tmp_path)
+    header = bytes([0, 0, 8, 3]) + b"".join(struct.pack(">I", 2**31 - 1) for _ in range(3))
+    with gzip.open(tmp_path / "train-images-idx3-ubyte.gz", "wb") as f:
+        f.write(header + b"\x00" * 100)
+    with pytest.raises(data.CorruptDataError, match="train-images-idx3-ubyte.gz.*more than any"):
+        data.load("fashion-mnist", root=tmp_path)
+
+
+def test_a_gzip_bomb_is_read_only_as_far_as_its_header_promises(tmp_path, no_system_data):
+    fake_fashion(tmp_path)
+    header = bytes([0, 0, 8, 1]) + struct.pack(">I", 12)
+    with gzip.open(tmp_path / "train-labels-idx1-ubyte.gz", "wb", compresslevel=9) as f:
+        f.write(header)
+        for _ in range(100):  # 100 MB of zeros in about 100 kB
+            f.write(bytes(2**20))
+    with pytest.raises(data.CorruptDataError, match="train-labels-idx1-ubyte.gz.*more bytes"):
+        data.load("fashion-mnist", root=tmp_path)
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        (b"fine_labels", [0, 1, 0.7, 2], "must hold integers"),
+        (b"data", np.full((4, 3072), 300), "out of range"),
+        (b"coarse_labels", "abc", "must hold integers"),
+    ],
+)
+def test_cifar_values_are_never_coerced(tmp_path, no_system_data, key, value, message):
+    fake_cifar100(tmp_path)
+    d = {
+        b"data": np.zeros((4, 3072), np.uint8),
+        b"fine_labels": [0, 1, 2, 3],
+        b"coarse_labels": [0] * 4,
+    }
+    d[key] = value
+    with open(tmp_path / "cifar-100-python" / "test", "wb") as f:
+        pickle.dump(d, f)
+    with pytest.raises(data.CorruptDataError, match=f"cifar-100-python/test: .*{message}"):
+        data.load("cifar100", "test", root=tmp_path)
+
+
+def test_a_server_that_drips_bytes_hits_the_total_deadline(monkeypatch):
+    """Planted: a local server that sends one byte every 0.3 s, far below any socket timeout."""
+    import http.server
+    import threading
+    import time
+    import urllib.request
+
+    class Drip(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+            try:
+                for _ in range(100):
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(0.3)
+            except OSError:
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Drip)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    monkeypatch.setenv("SSLKIT_DOWNLOAD_DEADLINE", "1.5")
+    started = time.monotonic()
+    try:
+        with pytest.raises(TimeoutError, match="SSLKIT_DOWNLOAD_DEADLINE"):
+            data._download(lambda: urllib.request.urlopen(url).read())
+    finally:
+        server.shutdown()
+    assert time.monotonic() - started < 5

@@ -317,3 +317,12 @@ def test_evaluating_nothing_is_refused(fast):
     run = runs.train("vicreg", fast, progress=False)
     with pytest.raises(ValueError, match="nothing to evaluate"):
         run.evaluate(metrics=())
+
+
+def test_out_of_memory_names_the_setting_to_lower(monkeypatch, fast):
+    def full(*args, **kwargs):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried 9 GB")
+
+    monkeypatch.setattr(runs, "fit", full)
+    with pytest.raises(MemoryError, match="lower batch_size"):
+        runs.train("vicreg", fast, progress=False)

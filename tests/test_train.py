@@ -172,3 +172,25 @@ def test_fit_reads_in_one_screen():
     fn = next(n for n in tree.body if getattr(n, "name", "") == "fit")
     body = fn.body[1:]  # after the docstring
     assert body[-1].end_lineno - body[0].lineno + 1 <= 40
+
+
+@pytest.mark.parametrize(
+    "change, named",
+    [
+        (dict(method_name="simclr"), "method"),
+        (dict(batch_size=32), "batch_size"),
+        (dict(epochs=6), "epochs"),
+        (dict(widths=(8, 32)), "architecture"),
+    ],
+)
+def test_resuming_another_runs_checkpoint_is_refused_naming_what_differs(
+    digits, tmp_path, change, named
+):
+    short_fit(digits, epochs=4, checkpoint_dir=tmp_path, checkpoint_every=2)
+    method = make_method(change.get("method_name", "vicreg"), digits, projector=(32, 32))
+    torch.manual_seed(0)
+    backbone = ConvNet(1, change.get("widths", (8, 16)), image_size=8)
+    model = SSLModel(backbone, method.make_head(backbone.out_dim))
+    with pytest.raises(ValueError, match=f"saved by another run.*{named}"):
+        fit(model, method, digits, epochs=change.get("epochs", 4), lr=1e-3, progress=False,
+            batch_size=change.get("batch_size", 64), resume=tmp_path / "epoch_2.pt")  # fmt: skip
