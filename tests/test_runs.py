@@ -137,7 +137,9 @@ def test_cli_train_prints_a_summary_and_shares_the_api_cache(monkeypatch):
     runs.train("vicreg", "smoke", epochs=1, loss={"inv_weight": 0})
 
 
-def test_cli_errors_are_one_line_with_exit_code_2(tmp_path):
+def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
+    from sslkit.cli import main
+
     out = cli("--help")
     assert out.returncode == 0 and "train" in out.stdout and "clean-cache" in out.stdout
     for args, expected in [
@@ -154,9 +156,13 @@ def test_cli_errors_are_one_line_with_exit_code_2(tmp_path):
         ),
     ]:
         (tmp_path / "x").mkdir(exist_ok=True)
-        out = cli(*args)
-        assert out.returncode == 2, (args, out.stderr)
-        assert expected in out.stderr and "Traceback" not in out.stderr, (args, out.stderr)
+        capsys.readouterr()
+        code = main(list(args))  # in this process: the same main() the command runs
+        err = capsys.readouterr().err
+        assert code == 2, (args, err)
+        assert expected in err and len(err.strip().splitlines()) == 1, (args, err)
+    out = cli("train", "--profile", "smoke", "--loss", "inv_weight=1e39", "--no-cache")
+    assert out.returncode == 2 and "non-finite" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_cli_profiles_rejects_an_unknown_profile(monkeypatch):
