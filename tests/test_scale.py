@@ -42,3 +42,38 @@ def test_the_pixel_floor_is_measured_on_the_evaluation_images():
 def test_an_unknown_design_is_named():
     with pytest.raises(ValueError, match="unknown design 'huge'"):
         scale.design_profile("huge")
+
+
+def planted_study(gains: dict, seconds: dict, pixel_gap=0.05):
+    """A study table: each design's final value = untrained + its gain (+ a little seed noise)."""
+    rows = []
+    for design, gain in gains.items():
+        for method in scale.STUDY_METHODS:
+            for seed in range(3):
+                for ruler in scale.RULERS:
+                    base = 0.5 + 0.01 * seed
+                    for epoch, value in ((0, base), (5, base + gain + 0.002 * seed)):
+                        rows.append(
+                            dict(design=design, method=method, seed=seed, epoch=epoch,
+                                 ruler=ruler, value=value, train_seconds=seconds[design])
+                        )  # fmt: skip
+    return pd.DataFrame(rows), {r: 0.5 + pixel_gap for r in scale.RULERS}
+
+
+def test_the_reference_is_the_cheapest_design_above_both_floors():
+    table, pixels = planted_study(
+        {"small": 0.02, "long": 0.2, "wide": 0.3}, {"small": 10, "long": 60, "wide": 200}
+    )
+    s = scale.summary(table, pixels)
+    row = s[(s.design == "long") & (s.method == "vicreg") & (s.ruler == "ncc")].iloc[0]
+    assert row.over_untrained == pytest.approx(0.2 + 0.002) and row.seeds == 3
+    assert row.over_pixels == pytest.approx(0.2 + 0.002 + 0.51 - 0.55)
+    design, meets, checks = scale.choose_reference(s)
+    assert (design, meets) == ("long", True)  # "small" stays below the pixels
+    assert not checks.loc[("small", "vicreg"), "above pixels, NCC"]
+
+
+def test_with_no_design_above_both_floors_the_best_is_named_as_not_meeting_it():
+    table, pixels = planted_study({"a": 0.01, "b": 0.03}, {"a": 10, "b": 20}, pixel_gap=0.2)
+    design, meets, _ = scale.choose_reference(scale.summary(table, pixels))
+    assert meets is False and design == "a"  # both pass the same checks: the cheaper one
