@@ -17,6 +17,7 @@ import argparse
 import dataclasses
 import os
 import sys
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -133,8 +134,8 @@ def _evidence(args) -> int:
         seeds = tuple(args.seeds)
         if not seeds or len(set(seeds)) != len(seeds):
             raise ValueError(f"--seeds must list distinct seeds, got {args.seeds}")
-        table = scale.study(args.designs, tuple(args.methods), seeds)
-        print(f"{len(table)} rows in {scale.TABLE}")
+        table = scale.study(args.designs, tuple(args.methods), seeds, path=args.out)
+        print(f"{len(table)} rows in {args.out}")
     return 0
 
 
@@ -213,13 +214,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--methods", nargs="+", choices=list(METHODS), default=list(scale.STUDY_METHODS)
     )
     ev.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ev.add_argument(
+        "--out",
+        type=Path,
+        default=scale.TABLE,
+        help="the study's table (default: the one in the package, sslkit/evidence/scale/)",
+    )
     ev.set_defaults(func=_evidence)
     return parser
 
 
 # What a user's input can raise: one line on stderr and exit code 2, never a traceback
 # (SSLKIT_DEBUG=1 shows it, for developers).
-USER_ERRORS = (ValueError, KeyError, FileNotFoundError, FloatingPointError, RuntimeError, TypeError)
+USER_ERRORS = (
+    ValueError,
+    KeyError,
+    FileNotFoundError,
+    PermissionError,
+    FloatingPointError,
+    RuntimeError,
+    TypeError,
+)
 
 
 def main(argv=None) -> int:
@@ -235,7 +250,7 @@ def main(argv=None) -> int:
                 " — out of memory: lower batch_size or eval_size (a smaller profile, e.g. "
                 "--profile cpu), or use fewer --threads"
             )
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {message} (SSLKIT_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 2
 
 

@@ -45,7 +45,10 @@ import subprocess
 import sys
 
 from .book import REPORT_GLUES
-from .grading import GRADE_TIMEOUT, grade, test_source
+
+# grader and run_check: student notebooks and autograders built before the split call
+# course.grader and sslkit.course.run_check, and keep working.
+from .grading import GRADE_TIMEOUT, grade, grader, run_check, test_source  # noqa: F401
 
 # The book's checkout: the build reads its chapters and configuration from here.
 ROOT = pathlib.Path(__file__).resolve().parent.parent

@@ -267,12 +267,12 @@ def _download(fetch) -> None:
 
     if timed:
         handler = signal.signal(signal.SIGALRM, expire)
-        signal.setitimer(signal.ITIMER_REAL, deadline)
+        earlier = signal.setitimer(signal.ITIMER_REAL, deadline)  # another timer, kept
     try:
         fetch()
     finally:
         if timed:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.setitimer(signal.ITIMER_REAL, *earlier)  # 0 if there was none
             signal.signal(signal.SIGALRM, handler)
         socket.setdefaulttimeout(previous)
 
@@ -477,9 +477,10 @@ def _get(d: dict, key: str, path: Path | None = None):
     raise CorruptDataError(f"{path or 'CIFAR pickle'}: lacks the key {key!r} (has {list(d)[:6]})")
 
 
-def _integers(d: dict, key: str, path: Path, low: int, high: int) -> np.ndarray:
-    """``d[key]`` as int64, refused (naming the file) unless every value is an integer in
-    ``[low, high]``: a label 0.7 is not truncated, a pixel 300 not wrapped to 44."""
+def _integers(d: dict, key: str, path: Path, low: int, high: int, dtype=np.int64) -> np.ndarray:
+    """``d[key]`` as ``dtype``, refused (naming the file) unless every value is an integer in
+    ``[low, high]``: a label 0.7 is not truncated, a pixel 300 not wrapped to 44. The range
+    is checked on the array as stored, and it is cast once (no int64 copy of the images)."""
     try:
         x = np.asarray(_get(d, key, path))
     except (TypeError, ValueError) as e:  # ragged or unconvertible
@@ -490,7 +491,7 @@ def _integers(d: dict, key: str, path: Path, low: int, high: int) -> np.ndarray:
         raise CorruptDataError(
             f"{path}: {key} holds values from {x.min()} to {x.max()}, out of range [{low}, {high}]"
         )
-    return x.astype(np.int64)
+    return x.astype(dtype, copy=False)
 
 
 def _load_cifar(name: str, split: str, root, download: bool) -> Dataset:
@@ -516,7 +517,7 @@ def _load_cifar(name: str, split: str, root, download: bool) -> Dataset:
         if not path.is_file():
             raise CorruptDataError(f"{path} is missing; the {name} folder {folder} is incomplete")
         d = _unpickle(path)
-        x = _integers(d, "data", path, 0, 255).astype(np.uint8)
+        x = _integers(d, "data", path, 0, 255, dtype=np.uint8)
         if x.ndim != 2 or x.shape[1] != 3072:
             raise CorruptDataError(f"{path}: data of shape {x.shape}, expected N×3072")
         y = _integers(d, "labels" if name == "cifar10" else "fine_labels", path, 0, 99)

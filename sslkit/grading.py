@@ -19,6 +19,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import zipfile
 
 import pandas as pd
@@ -105,7 +106,7 @@ def grade(
             continue
         row = {"submission": str(nb_path.relative_to(folder))}
         try:
-            meta = json.loads(nb_path.read_text(encoding="utf-8")).get("metadata", {})
+            chapter = _chapter_of(json.loads(nb_path.read_text(encoding="utf-8")))
         except (OSError, ValueError) as e:
             rows.append({**row, "error": f"not a readable notebook: {e}"})
             _write_csv(rows, out_csv)
@@ -113,9 +114,7 @@ def grade(
         # The chapter from the notebook's metadata, else from its file name (03_clustering….ipynb).
         # Only the course's own autograders, by name: the metadata cannot point anywhere else.
         known = {z.stem: z for z in sorted(pathlib.Path(autograders).glob("*.zip"))}
-        chapter = meta.get("sslkit", {}).get("chapter") or next(
-            (stem for stem in known if nb_path.stem.startswith(stem)), None
-        )
+        chapter = chapter or next((stem for stem in known if nb_path.stem.startswith(stem)), None)
         row["chapter"] = chapter
         zip_path = known.get(chapter)
         if zip_path is None:
@@ -130,6 +129,17 @@ def grade(
     return _write_csv(rows, out_csv)
 
 
+def _chapter_of(nb) -> str | None:
+    """The chapter a notebook's metadata names (``metadata.sslkit.chapter``), or None; a
+    notebook that is not a JSON object is refused with ``ValueError``."""
+    if not isinstance(nb, dict):
+        raise ValueError(f"a notebook is a JSON object, this one is a {type(nb).__name__}")
+    meta = nb.get("metadata")
+    sslkit = meta.get("sslkit") if isinstance(meta, dict) else None
+    chapter = sslkit.get("chapter") if isinstance(sslkit, dict) else None
+    return chapter if isinstance(chapter, str) else None
+
+
 def _write_csv(rows: list[dict], out_csv) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     tmp = pathlib.Path(f"{out_csv}.tmp")
@@ -139,29 +149,49 @@ def _write_csv(rows: list[dict], out_csv) -> pd.DataFrame:
 
 
 def _grade_in_subprocess(nb_path: pathlib.Path, zip_path: pathlib.Path, timeout: float) -> dict:
-    """One notebook graded by ``python -m sslkit.grading NOTEBOOK ZIP`` in a new process
-    group, killed whole (kernels included) when it runs past ``timeout`` seconds."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sslkit.grading", str(nb_path), str(zip_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    """One notebook graded by ``python -m sslkit.grading NOTEBOOK ZIP RESULT`` in a process
+    of its own, which writes its scores to the file RESULT (never to the output that student
+    code shares). Past ``timeout`` seconds it is killed with every process it started, the
+    notebook's kernel included (Jupyter starts kernels in sessions of their own)."""
+    with tempfile.TemporaryDirectory(prefix="sslkit-grade-") as tmp:
+        result = pathlib.Path(tmp) / "result.json"
+        with open(pathlib.Path(tmp) / "log.txt", "w+") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "sslkit.grading", str(nb_path), str(zip_path), str(result)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _kill_tree(proc)
+                return {"error": f"grading stopped after {timeout:g} s: does a cell loop forever?"}
+            finally:
+                _kill_tree(proc)  # what a finished grader left running, too
+            log.seek(0)
+            last = log.read().strip().splitlines()[-1:] or ["no output"]
+        if proc.returncode != 0 or not result.is_file():
+            return {"error": f"grading failed (exit {proc.returncode}): {last[0]}"}
+        return json.loads(result.read_text())
+
+
+def _kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL a process and all its descendants, whatever session they moved to."""
+    import psutil  # lazy: comes with IPython, which otter-grader (the 'course' extra) brings
+
     try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
+        children = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        children = []
+    for p in [*children]:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        return {"error": f"grading stopped after {timeout:g} s: does a cell loop forever?"}
-    lines = [line for line in out.splitlines() if line.startswith(_RESULT)]
-    if proc.returncode != 0 or not lines:
-        last = (err or out).strip().splitlines()[-1:] or ["no output"]
-        return {"error": f"grading failed (exit {proc.returncode}): {last[0]}"}
-    return json.loads(lines[-1].removeprefix(_RESULT))
-
-
-_RESULT = "SSLKIT-GRADE-RESULT "
+    proc.wait()
 
 
 def _points_of(zip_path) -> float:
@@ -184,7 +214,7 @@ def _grade_one(nb_path: str, zip_path: str) -> dict:
         return {
             "possible": results.possible,
             "error": f"the notebook was graded out of {results.possible:g} points, its autograder "
-            f"gives {expected:g}: were its tests overwritten? Grade it again from a fresh copy",
+            f"gives {expected:g}: were its tests deleted or overwritten? Grade a fresh copy",
         }
     messages = []
     for name in results.test_files:
@@ -203,4 +233,4 @@ def _failure(test_file) -> str:
 
 
 if __name__ == "__main__":  # the child process of _grade_in_subprocess
-    print(_RESULT + json.dumps(_grade_one(sys.argv[1], sys.argv[2])), flush=True)
+    pathlib.Path(sys.argv[3]).write_text(json.dumps(_grade_one(sys.argv[1], sys.argv[2])))

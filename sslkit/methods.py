@@ -29,6 +29,7 @@ __all__ = [
     "JigsawPuzzle",
     "Supervised",
     "make_method",
+    "canonical_name",
     "loss_function",
     "METHODS",
 ]
@@ -159,8 +160,14 @@ class Supervised:
 ALIASES = {"barlow_twins": "barlow", "barlow twins": "barlow"}
 
 
+def canonical_name(name: str) -> str:
+    """A method's one spelling (:data:`METHODS`): ``"VICReg"`` → ``"vicreg"``,
+    ``"Barlow Twins"`` → ``"barlow"``; an unknown name is refused with the known ones."""
+    return _key(name)
+
+
 def _key(name: str) -> str:
-    key = name.lower()
+    key = str(name).lower()
     key = ALIASES.get(key, key)
     if key not in METHODS:
         raise ValueError(f"unknown method {name!r}; known methods: {', '.join(METHODS)}")

@@ -5,7 +5,8 @@ and runs on the features' device. ``labels`` need not be 0..K−1: any integers 
 
 - :func:`ncc_accuracy`: nearest class-centre accuracy (the paper's main clustering measure).
 - :func:`whitened_ncc_accuracy`: NCC after ZCA whitening (:func:`zca_whitener`), which a
-  linear reshaping of the features cannot raise.
+  linear reshaping of the features cannot raise (exactly so for maps that keep every
+  direction above the whitening floor :data:`WHITEN_EPS`).
 - :func:`cdnv`: class-distance normalised variance (Galanti et al., ICLR 2022).
 - :func:`linear_probe`: full-batch multinomial logistic regression.
 - :func:`knn_accuracy`: k-nearest-neighbour vote.
@@ -177,9 +178,10 @@ WHITEN_EPS = 1e-3
 def zca_whitener(features: ArrayLike, eps: float = WHITEN_EPS) -> tuple[torch.Tensor, torch.Tensor]:
     """ZCA whitening fitted on ``features``: the mean ``μ`` and the matrix
     ``W = U (Λ + ε·mean(Λ))^(−1/2) Uᵀ`` from the eigendecomposition ``U Λ Uᵀ`` of their
-    covariance (float64); ``(x − μ) W`` has (almost) identity covariance. Any invertible
+    covariance (float64); ``(x − μ) W`` has (almost) identity covariance. An invertible
     linear map of the features gives the same whitened features up to a rotation, which no
-    Euclidean measure sees."""
+    Euclidean measure sees, as long as it keeps every direction's variance well above the
+    floor ``ε·mean(Λ)`` (below it, a direction is damped rather than whitened)."""
     x = _as_features(features).double()
     if not eps > 0:
         raise ValueError(f"eps must be positive (a share of the mean eigenvalue), got {eps}")

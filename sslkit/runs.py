@@ -12,7 +12,6 @@ The chapters and the CLI call the same functions, so they share the cache.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import inspect
 import math
@@ -33,7 +32,7 @@ from .evaluation import (
     measure_sample_ncc,
     project_stages,
 )
-from .methods import Method, loss_function, make_method
+from .methods import Method, canonical_name, loss_function, make_method
 from .models import SSLModel, build_backbone
 from .profiles import Profile, get_profile
 from .runtime import register_cache
@@ -83,13 +82,32 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-@register_cache
-@functools.lru_cache(maxsize=8)
+_DATA: dict = register_cache({})  # (name, split) -> Dataset: one copy, however it was asked for
+
+
 def _load(name: str, split: str, download: bool = True) -> data_mod.Dataset:
-    return data_mod.load(name, split, download=download)
+    if (name, split) not in _DATA:
+        _DATA[name, split] = data_mod.load(name, split, download=download)
+    return _DATA[name, split]
 
 
 def datasets_for(profile: Profile, download: bool = True):
+    """(SSL training set, evaluation train set, evaluation test set) of a profile, the same
+    objects on every call (so each computes its fingerprint and statistics once).
+
+    The evaluation train set is a fixed subset of the images SSL trained on. ``download``:
+    allow a download when the files are nowhere on this machine.
+    """
+    key = (profile.dataset, profile.train_size, profile.eval_size)
+    if key not in _SUBSETS:
+        _SUBSETS[key] = _datasets_for(profile, download)
+    return _SUBSETS[key]
+
+
+_SUBSETS: dict = register_cache({})
+
+
+def _datasets_for(profile: Profile, download: bool):
     """(SSL training set, evaluation train set, evaluation test set) of a profile.
 
     The evaluation train set is a fixed subset of the images SSL trained on. ``download``:
@@ -471,6 +489,7 @@ def train(
     The backbone is snapshotted at epoch 0, every ``profile.eval_every`` epochs and at
     the end; evaluate the snapshots with :meth:`Run.evaluate`.
     """
+    method = canonical_name(method)  # one spelling, one cache entry
     prof = get_profile(profile)
     if epochs is not None:
         prof = prof.replace(epochs=epochs)

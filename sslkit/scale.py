@@ -34,8 +34,9 @@ import torch
 
 from . import metrics
 from .analysis import t_interval
+from .cache import config_hash
 from .profiles import Profile, get_profile
-from .runs import datasets_for, train
+from .runs import datasets_for, train, train_config
 
 __all__ = [
     "DESIGNS",
@@ -121,11 +122,18 @@ def measure(method: str, design: str, seed: int, base: str | Profile = "cpu") ->
     )
 
 
+def _key(method: str, design: str, seed: int, base) -> str:
+    """The train cache key a run of the study has (its ``config`` column)."""
+    prof = design_profile(design, base)
+    data = datasets_for(prof)[0].fingerprint()
+    return config_hash(train_config(method, prof, seed, {}, data))
+
+
 def load_study(path: Path = TABLE) -> pd.DataFrame:
     """The study's table (empty, with its columns, before the first run)."""
     if Path(path).is_file():
         return pd.read_csv(path)
-    return pd.DataFrame(columns=["design", "method", "seed", "epoch", "ruler", "value"])
+    return pd.DataFrame(columns=["design", "method", "seed", "epoch", "ruler", "value", "config"])
 
 
 def _write(table: pd.DataFrame, path: Path) -> None:
@@ -180,8 +188,15 @@ def study(
     path = Path(path)
     designs = list(designs or DESIGNS)
     table = load_study(path)
+    # A run counts as measured only if its rows come from the configuration it has now
+    # (same design, code of the cache keys and data): older rows are dropped and measured again.
+    wanted = {(d, m, s): _key(m, d, s, base) for d in designs for m in methods for s in seeds}
+    if len(table):
+        current = [wanted.get((d, m, s), c) == c for d, m, s, c in
+                   zip(table.design, table.method, table.seed, table.config)]  # fmt: skip
+        table = table[current].reset_index(drop=True)
     done = set(zip(table.design, table.method, table.seed))
-    todo = [(d, m, s) for d in designs for m in methods for s in seeds if (d, m, s) not in done]
+    todo = [k for k in wanted if k not in done]
     floors = pixel_floor(design_profile(designs[0], base))
     _manifest(path, floors)
     log(f"scale study: {len(done)} runs measured, {len(todo)} to go; pixels: {floors}")

@@ -114,7 +114,8 @@ def test_function_local_imports_state_their_reason():
 
 
 def test_lower_layers_never_import_higher_ones():
-    """DESIGN.md: losses, metrics, augment and data know nothing of training, runs or the book."""
+    """The intended shape: losses, metrics, augment and data know nothing of training, runs
+    or the book (README, "The package")."""
     edges = graph(sources())
     higher = {
         "train",

@@ -26,11 +26,14 @@ def test_a_study_measures_three_rulers_at_every_snapshot_and_resumes(monkeypatch
     assert scale.study([tiny], ("vicreg",), (0, 1), path=path, base="smoke", log=print).shape == (
         table.shape
     )
-    table[table.seed == 0].to_csv(path, index=False)
+    stale = table.copy()
+    stale.loc[stale.seed == 1, "config"] = "from older code"  # measured by another configuration
+    stale.to_csv(path, index=False)
     monkeypatch.undo()
     monkeypatch.setattr(scale, "DESIGNS", {"tiny": dict(train_size=None, epochs=2, widths=(8, 16))})
     again = scale.study([tiny], ("vicreg",), (0, 1), path=path, base="smoke", log=lambda *a: None)
     assert sorted(again.seed.unique()) == [0, 1] and len(again) == len(table)
+    assert "from older code" not in set(again.config)  # the stale run was measured again
 
 
 def test_the_pixel_floor_is_measured_on_the_evaluation_images():
