@@ -80,3 +80,17 @@ def test_with_no_design_above_both_floors_the_best_is_named_as_not_meeting_it():
     table, pixels = planted_study({"a": 0.01, "b": 0.03}, {"a": 10, "b": 20}, pixel_gap=0.2)
     design, meets, _ = scale.choose_reference(scale.summary(table, pixels))
     assert meets is False and design == "a"  # both pass the same checks: the cheaper one
+
+
+def test_the_reference_profile_is_the_design_the_stored_study_chose():
+    """The stored study, read by the rule fixed in code, picks the `reference` profile."""
+    from sslkit.runs import TRAIN_FIELDS
+
+    study = scale.summary(scale.load_study(), scale.load_pixel_floor())
+    design, meets, _ = scale.choose_reference(study)
+    chosen, reference = scale.design_profile(design), scale.get_profile("reference")
+    assert meets
+    assert all(
+        getattr(chosen, f) == getattr(reference, f) for f in TRAIN_FIELDS if f != "eval_every"
+    )
+    assert len(reference.seeds) >= 8
