@@ -257,16 +257,15 @@ def choose_reference(summary: pd.DataFrame) -> tuple[str, bool, pd.DataFrame]:
     pixels`` on test NCC). With no design that meets it: the design that passes the most
     checks (the cheaper one on a tie), reported as not meeting it."""
     joint = summary[summary.method.isin(JOINT_EMBEDDING)]
-    checks = joint.groupby(["design", "method"], sort=False).apply(
-        lambda g: pd.Series(
-            {
-                "above untrained, all rulers": bool((g.over_untrained_lo > 0).all())
-                and len(g) == len(RULERS),
-                "above pixels, NCC": bool((g[g.ruler == "ncc"].over_pixels_lo > 0).all()),
-            }
-        ),
-        include_groups=False,
-    )
+    rows = {}
+    for (design, method), g in joint.groupby(["design", "method"], sort=False):
+        rows[design, method] = {
+            "above untrained, all rulers": bool((g.over_untrained_lo > 0).all())
+            and len(g) == len(RULERS),
+            "above pixels, NCC": bool((g[g.ruler == "ncc"].over_pixels_lo > 0).all()),
+        }
+    checks = pd.DataFrame.from_dict(rows, orient="index")
+    checks.index.names = ["design", "method"]
     passed = checks.groupby(level="design", sort=False).sum().sum(axis=1)
     needed = checks.groupby(level="design", sort=False).size() * checks.shape[1]
     seconds = joint.groupby("design", sort=False).seconds.mean()
