@@ -221,32 +221,26 @@ def _roots(root) -> list[Path]:
     return [Path(env)] if env else []
 
 
-def download_timeout() -> float:
-    """Seconds a download may wait for the server: ``$SSLKIT_DOWNLOAD_TIMEOUT``, else 60."""
-    value = os.environ.get("SSLKIT_DOWNLOAD_TIMEOUT", "60")
+def _seconds_from_env(name: str, default: str) -> float:
+    """A positive number of seconds from the environment variable ``name``."""
+    value = os.environ.get(name, default)
     try:
         seconds = float(value)
     except ValueError:
         seconds = -1.0
     if not seconds > 0:
-        raise ValueError(
-            f"SSLKIT_DOWNLOAD_TIMEOUT must be a positive number of seconds, got {value!r}"
-        )
+        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
     return seconds
+
+
+def download_timeout() -> float:
+    """Seconds a download may wait for the server: ``$SSLKIT_DOWNLOAD_TIMEOUT``, else 60."""
+    return _seconds_from_env("SSLKIT_DOWNLOAD_TIMEOUT", "60")
 
 
 def download_deadline() -> float:
     """Seconds a whole download may take: ``$SSLKIT_DOWNLOAD_DEADLINE``, else 1800."""
-    value = os.environ.get("SSLKIT_DOWNLOAD_DEADLINE", "1800")
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = -1.0
-    if not seconds > 0:
-        raise ValueError(
-            f"SSLKIT_DOWNLOAD_DEADLINE must be a positive number of seconds, got {value!r}"
-        )
-    return seconds
+    return _seconds_from_env("SSLKIT_DOWNLOAD_DEADLINE", "1800")
 
 
 def _download(fetch) -> None:
