@@ -354,7 +354,7 @@ def test_the_grader_scores_a_folder_full_zero_and_partial(built, tmp_path):
     )
     rows = table.set_index("submission")
     assert "no autograder for chapter '../evil'" in rows.loc["dan/other.ipynb", "error"]
-    assert "tests overwritten" in rows.loc["dan/wiped.ipynb", "error"]
+    assert "tests deleted or overwritten" in rows.loc["dan/wiped.ipynb", "error"]
     assert pd.isna(rows.loc["dan/wiped.ipynb", "total"])  # blank, never 0
     cy = table.set_index("submission").loc["cy/03_clustering.ipynb"]
     assert cy["ex_cluster_cdnv"] == 0 and cy["ex_cluster_erank"] == 1 and "CDNV" in cy["feedback"]

@@ -103,7 +103,7 @@ def test_profiles_default_and_errors(monkeypatch):
     assert profiles.get_profile().name == "smoke"
     monkeypatch.delenv("SSLKIT_PROFILE")
     assert profiles.get_profile().name == "cpu"
-    with pytest.raises(ValueError, match="smoke, cpu, gpu, paper"):
+    with pytest.raises(ValueError, match="smoke, cpu, reference, gpu, paper"):
         profiles.get_profile("huge")
     assert profiles.get_profile("cpu").replace(epochs=1).epochs == 1
     assert len(profiles.get_profile("cpu").seeds) >= 3
