@@ -139,6 +139,15 @@ def _evidence(args) -> int:
     return 0
 
 
+def _add_profile(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--profile",
+        default=None,
+        choices=list(PROFILES),
+        help="profile (default: $SSLKIT_PROFILE, else cpu)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m sslkit",
@@ -152,12 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--method", default="vicreg", choices=METHODS, help="training method (default vicreg)"
     )
-    t.add_argument(
-        "--profile",
-        default=None,
-        choices=list(PROFILES),
-        help="profile (default: $SSLKIT_PROFILE, else cpu)",
-    )
+    _add_profile(t)
     t.add_argument(
         "--epochs", type=int, default=None, help="override the profile's number of epochs"
     )
@@ -195,12 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser(
         "plan", help="each chapter's runs, cached runs, operations and estimated time per device"
     )
-    pl.add_argument(
-        "--profile",
-        default=None,
-        choices=list(PROFILES),
-        help="profile (default: $SSLKIT_PROFILE, else cpu)",
-    )
+    _add_profile(pl)
     pl.add_argument(
         "--chapter", default=None, choices=list(CHAPTER_CONFIGS), help="list one chapter's runs"
     )

@@ -61,6 +61,21 @@ CIFAR10_COARSE_CLASSES = ("animal", "vehicle")
 CIFAR10_FINE_TO_COARSE = (1, 1, 0, 0, 0, 0, 0, 0, 1, 1)
 
 
+def fingerprint_tensors(named, *extra: str) -> str:
+    """A SHA-256 (16 hex digits) of ``(label, tensor)`` pairs, in order: each label, dtype,
+    shape and the tensor's bytes, then the ``extra`` strings. Equal tensors, equal
+    fingerprint: what the caches use to know their data (:meth:`Dataset.fingerprint`) and
+    their weights (:mod:`sslkit.runs`)."""
+    h = hashlib.sha256()
+    for label, t in named:
+        t = t.detach().cpu().contiguous()
+        h.update(f"{label}{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    for text in extra:
+        h.update(text.encode())
+    return h.hexdigest()[:16]
+
+
 class DataNotFoundError(FileNotFoundError):
     """The dataset's files are not on this machine and could not be downloaded."""
 
@@ -127,13 +142,9 @@ class Dataset:
         the data (:mod:`sslkit.runs`), so a changed or relabelled file never returns a result
         computed on other data."""
         if self._fingerprint is None:
-            h = hashlib.sha256()
-            for t in (self.images, self.labels, self.coarse_labels):
-                t = t.detach().cpu().contiguous()
-                h.update(f"{t.dtype}:{tuple(t.shape)}".encode())
-                h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-            h.update("\x1f".join(self.classes + ("|",) + self.coarse_classes).encode())
-            self._fingerprint = h.hexdigest()[:16]
+            tensors = [("", t) for t in (self.images, self.labels, self.coarse_labels)]
+            names = "\x1f".join(self.classes + ("|",) + self.coarse_classes)
+            self._fingerprint = fingerprint_tensors(tensors, names)
         return self._fingerprint
 
     def hierarchy(self):

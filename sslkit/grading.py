@@ -165,10 +165,9 @@ def _grade_in_subprocess(nb_path: pathlib.Path, zip_path: pathlib.Path, timeout:
             try:
                 proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                _kill_tree(proc)
                 return {"error": f"grading stopped after {timeout:g} s: does a cell loop forever?"}
             finally:
-                _kill_tree(proc)  # what a finished grader left running, too
+                _kill_tree(proc)  # a grader past its time, or what a finished one left running
             log.seek(0)
             last = log.read().strip().splitlines()[-1:] or ["no output"]
         if proc.returncode != 0 or not result.is_file():

@@ -12,7 +12,6 @@ The chapters and the CLI call the same functions, so they share the cache.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import math
 import time
@@ -108,11 +107,7 @@ _SUBSETS: dict = register_cache({})
 
 
 def _datasets_for(profile: Profile, download: bool):
-    """(SSL training set, evaluation train set, evaluation test set) of a profile.
-
-    The evaluation train set is a fixed subset of the images SSL trained on. ``download``:
-    allow a download when the files are nowhere on this machine.
-    """
+    """:func:`datasets_for`, computed: the fixed subsets, and the check of ``eval_size``."""
     train_set = _load(profile.dataset, "train", download).subset(
         profile.train_size, seed=TRAIN_SUBSET
     )
@@ -415,13 +410,8 @@ def _fit_or_explain_memory(prof: Profile, *args, **kwargs):
 
 
 def _weights_hash(state: dict) -> str:
-    """A SHA-256 of a state dict's names, shapes and values (equal weights, equal hash)."""
-    h = hashlib.sha256()
-    for name in sorted(state):
-        t = state[name].detach().cpu().contiguous()
-        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()[:16]
+    """A fingerprint of a state dict's names, shapes and values (equal weights, equal hash)."""
+    return data_mod.fingerprint_tensors((f"{name}:", state[name]) for name in sorted(state))
 
 
 def _check_loss_arguments(method: str, loss: dict) -> dict:
