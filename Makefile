@@ -11,7 +11,7 @@ export TQDM_DISABLE ?= 1
 # The book is built with the cpu profile unless SSLKIT_PROFILE says otherwise.
 export SSLKIT_PROFILE ?= cpu
 
-.PHONY: book test browser-test student install bench clean clean-cache
+.PHONY: book test browser-test student install bench clean clean-cache evidence verify-evidence
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -50,6 +50,16 @@ student: $(STAMP)
 	$(BIN)/python -m sslkit.course build --out $(STUDENT) --executed _build/.jupyter_cache
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/jupyter-book build $(STUDENT)/site -W --keep-going -n -q
 	@echo "Student edition: $(CURDIR)/$(STUDENT)/ (notebooks/, autograder/, answer_key.html, site/_build/html)"
+
+# The evidence store (sslkit/evidence/reference/): every configuration the findings use, 8 seeds,
+# at the reference scale; resumable (hours on 2 CPU cores; commit the tables as they grow).
+evidence: $(STAMP)
+	$(BIN)/python -m sslkit evidence build --profile reference
+
+# Re-train a fixed sample of the store's runs from scratch and compare every stored value it can
+# recompute (sslkit/verify.py); a difference beyond the tolerance fails, naming run and metric.
+verify-evidence: $(STAMP)
+	$(BIN)/python -m sslkit evidence verify --profile reference
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

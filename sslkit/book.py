@@ -5,12 +5,13 @@
   nothing, or a plain print, in Colab or Jupyter where myst-nb may be missing).
 - :func:`report` measures a :class:`~sslkit.paper.Finding` and glues its numbers.
 
-The build policy: the prose of the book is written for the verdicts of the ``cpu``
-profile with its default seeds. In *that* build (``SSLKIT_BOOK_BUILD=1``, set by ``make
-book``) a verdict that differs from what the prose states fails the cell, so the text can
-never contradict the numbers. Everywhere else (Colab, another profile or seed, a
-student's edit) nothing raises: the chapter prints one line where the run differs from
-the book's, and its scoreboard shows the verdicts.
+The build policy: the prose states the verdicts of the **reference evidence store**
+(:mod:`sslkit.store`; 8 seeds at a scale where SSL has learned), recorded once in
+:mod:`sslkit.recorded`. In the book's build (``SSLKIT_BOOK_BUILD=1``, set by ``make book``)
+a stated verdict that differs from the recorded one fails the cell, so the text can never
+contradict the numbers. The chapters' live runs (``cpu``, 3 seeds) are shown beside the
+reference and never checked against it: where they differ, the chapter says so. Everywhere
+else (Colab, another profile or seed, a student's edit) nothing raises.
 """
 
 from __future__ import annotations
@@ -20,11 +21,14 @@ import os
 import pandas as pd
 import torch
 
+from . import store, verify
+from .configs import store_only
 from .cost import fmt_duration
 from .paper import finding
 from .plan import chapter_plan
 from .plots import use_style
 from .profiles import Profile, get_profile
+from .recorded import PROFILE as RECORDED_PROFILE
 
 __all__ = [
     "setup",
@@ -34,6 +38,8 @@ __all__ = [
     "scoreboard",
     "show_scoreboard",
     "strict",
+    "stated",
+    "evidence_line",
     "BOOK_PROFILE",
 ]
 
@@ -87,7 +93,9 @@ def pct(x: float, digits: int = 1) -> str:
 
 
 def strict(profile: Profile, seeds=None) -> bool:
-    """Whether this is the book's own build, where a verdict that contradicts the prose fails."""
+    """Whether this is the book's own build of its live runs (``cpu`` profile, default seeds),
+    where a live verdict that the prose states must match (only for a finding the evidence
+    store does not hold yet)."""
     return (
         os.environ.get("SSLKIT_BOOK_BUILD", "") == "1"
         and profile.name == BOOK_PROFILE
@@ -95,61 +103,152 @@ def strict(profile: Profile, seeds=None) -> bool:
     )
 
 
-# What :func:`report` glues for a finding ``key``: ``{key}_{part}`` for each part.
+def stated(key: str):
+    """The finding's :class:`~sslkit.paper.Verdict` on the reference evidence store (what the
+    prose states), or ``None`` where the store does not hold its runs. Never trains."""
+    try:
+        with store_only():
+            return finding(key).measure(RECORDED_PROFILE)
+    except LookupError:
+        return None
+
+
+# What :func:`report` glues for a finding ``key``: ``{key}_{part}`` for each part, from the
+# reference evidence (the prose states it), and ``{key}_live_{part}`` from this run.
 REPORT_GLUES = ("effect", "ci", "verdict", "value", "control")
 
 
-def report(key: str, profile: Profile, seeds=None):
-    """Measure the finding ``key`` and glue ``{key}_effect``, ``{key}_ci``, ``{key}_verdict``,
-    ``{key}_value`` and ``{key}_control`` for the prose; returns the :class:`~sslkit.paper.Verdict`.
-
-    In the book's build a verdict other than the one the prose states raises
-    ``AssertionError``; anywhere else it prints one line and carries on.
-    """
-    f = finding(key)
-    v = f.measure(profile, seeds)
-    parts = {
+def _parts(f, v) -> dict:
+    return {
         "effect": f.fmt(v.effect),
         "ci": f"{f.fmt(v.lo)} to {f.fmt(v.hi)}",
         "verdict": v.verdict,
         "value": f.fmt_level(v.value),
         "control": f.fmt_level(v.control),
     }
-    for part in REPORT_GLUES:
-        glue(f"{key}_{part}", parts[part])
-    line = (
-        f"{f.claim}: effect {f.fmt(v.effect)} (95% CI {f.fmt(v.lo)} to {f.fmt(v.hi)}, {v.n} seeds; "
-        f"threshold {f.fmt(f.threshold)}) → {v.verdict}"
+
+
+def _line(f, v) -> str:
+    return (
+        f"{f.claim}: effect {f.fmt(v.effect)} (95% CI {f.fmt(v.lo)} to {f.fmt(v.hi)}, {v.n} "
+        f"seeds; threshold {f.fmt(f.threshold)}) → {v.verdict}"
     )
-    if v.verdict != f.book_verdict:
+
+
+def report(key: str, profile: Profile, seeds=None):
+    """Measure the finding ``key`` on the reference evidence and on this run, and glue both:
+    ``{key}_effect``, ``_ci``, ``_verdict``, ``_value``, ``_control`` from the evidence the
+    prose states (the store; this run where the store does not hold the finding), and the same
+    with ``{key}_live_`` from this run. Returns this run's :class:`~sslkit.paper.Verdict`.
+
+    In the book's build (``SSLKIT_BOOK_BUILD=1``) a stated verdict other than the one recorded
+    (:data:`sslkit.recorded.RECORDED`) raises ``AssertionError``: the prose would contradict
+    the numbers. A live verdict that differs from the reference prints one line; it never
+    raises, in the book's build or a reader's run.
+    """
+    f = finding(key)
+    live = f.measure(profile, seeds)
+    ref = stated(key)
+    main = ref if ref is not None else live
+    for part, value in _parts(f, main).items():
+        glue(f"{key}_{part}", value)
+    for part, value in _parts(f, live).items():
+        glue(f"{key}_live_{part}", value)
+    glue(f"{key}_evidence", _evidence_label(ref, main))
+    if main.verdict != f.book_verdict:
         message = (
-            f"The book's text says '{f.book_verdict}' for this claim; this run says '{v.verdict}'. "
-            f"[{line}]"
+            f"The book's text says '{f.book_verdict}' for this claim; the "
+            f"{_evidence_label(ref, main)} says '{main.verdict}'. [{_line(f, main)}]"
         )
-        if strict(profile, seeds):
+        if os.environ.get("SSLKIT_BOOK_BUILD", "") == "1" and (
+            ref is not None or strict(profile, seeds)
+        ):
             raise AssertionError(
                 message + " The prose of the book would contradict its numbers: "
                 "update the text (never the threshold)."
             )
-        print(f"ⓘ Your run differs from the book's: {message}")
-    else:
-        print(f"{line} (as the book states)")
-    return v
+        print(f"ⓘ {message}")
+    print(f"reference: {_line(f, ref)}" if ref is not None else "reference: not in the store")
+    print(f"this run:  {_line(f, live)}")
+    if ref is not None and live.verdict != ref.verdict:
+        print(
+            f"ⓘ This run ({profile.name}, {live.n} seeds) reads '{live.verdict}' where the "
+            f"reference evidence ({ref.n} seeds) reads '{ref.verdict}': a smaller scale and "
+            "fewer seeds can differ (see the chapter 'How big must the experiment be?')."
+        )
+    return live
 
 
-def scoreboard(verdicts) -> pd.DataFrame:
-    """One row per finding: claim, source, this run, control, effect and its 95% CI across
-    seeds, threshold, verdict, and what the book's build states. Never raises on a verdict."""
-    rows = [v.row() for v in verdicts]
+def _evidence_label(ref, v) -> str:
+    if ref is None:
+        return f"this run ({v.n} seeds)"
+    return f"reference evidence ({v.n} seeds)"
+
+
+def _cell(f, v) -> str:
+    if v is None:
+        return "not in the store"
+    lo, hi = f.fmt(v.lo, short=True), f.fmt(v.hi, short=True)
+    return f"{f.fmt(v.effect, short=True)} [{lo}, {hi}]: {v.verdict}"
+
+
+def scoreboard(keys, profile: Profile, seeds=None) -> pd.DataFrame:
+    """One row per finding: claim, control, threshold, and two columns of effect [95% CI]:
+    verdict, one from the **reference** evidence store (8 seeds, what the prose states) and
+    one from **this run**, with the verdict the book states. Never raises on a verdict."""
+    rows = []
+    for key in keys:
+        f = finding(key)
+        ref, live = stated(key), f.measure(profile, seeds)
+        rows.append(
+            {
+                "claim": f.claim,
+                "control": f.control,
+                "threshold": f.fmt(f.threshold, short=True),
+                "reference": _cell(f, ref),
+                "this run": _cell(f, live),
+                "verdict (reference)": ref.verdict if ref is not None else "",
+                "verdict (this run)": live.verdict,
+                "the book states": f.book_verdict,
+            }
+        )
     return pd.DataFrame(rows).set_index("claim")
 
 
 def show_scoreboard(keys, profile: Profile, seeds=None):
-    """The chapter's closing scoreboard as a styled table (measures what is not measured yet)."""
-    table = scoreboard([finding(k).measure(profile, seeds) for k in keys])
-    differs = table[table.verdict != table["the book's build"]]
-    for claim in differs.index:
-        print(f"ⓘ Your run differs from the book's for: {claim}")
-    return table.style.set_properties(**{"text-align": "left"}).set_table_styles(
+    """The chapter's closing scoreboard as a styled table (measures what is not measured yet),
+    with the evidence it shows underneath."""
+    table = scoreboard(keys, profile, seeds)
+    for claim, row in table.iterrows():
+        if row["verdict (reference)"] and row["verdict (this run)"] != row["verdict (reference)"]:
+            print(f"ⓘ This run differs from the reference evidence for: {claim}")
+    print(evidence_line(profile))
+    shown = table.drop(columns=["verdict (reference)", "verdict (this run)"])
+    return shown.style.set_properties(**{"text-align": "left"}).set_table_styles(
         [{"selector": "td, th", "props": "font-size: 0.85em; padding: 2px 6px;"}]
+    )
+
+
+def evidence_line(profile: Profile) -> str:
+    """Which evidence a scoreboard shows: the store's profile, seeds and date, and this run's."""
+    ref = get_profile(RECORDED_PROFILE)
+    m = store.manifest(ref)
+    runs = m.get("runs", {})
+    dates = sorted(r["date"][:10] for r in runs.values())
+    seeds = sorted({int(k.rsplit("/", 1)[1]) for k in runs})
+    verified = verify.last_result()
+    check = (
+        f"; re-verified in this build by re-training {verified['runs']} runs "
+        f"({verified['values']} values), largest difference {verified['largest']:.2g}"
+        if verified
+        else "; not re-verified in this build (`make verify-evidence`)"
+    )
+    stored = (
+        f"{len(runs)} runs, seeds {seeds[0]}–{seeds[-1]}, built {dates[0]} to {dates[-1]}{check}"
+        if runs
+        else "empty"
+    )
+    return (
+        f"Reference: the {ref.name} evidence store ({stored}). "
+        f"This run: the {profile.name} profile, seeds {list(profile.seeds)}."
     )

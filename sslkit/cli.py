@@ -22,8 +22,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from . import scale
+from . import collect, scale, store, verify
 from .cache import cache_root, clean
+from .configs import CONFIGS
 from .cost import THROUGHPUT, fmt_duration
 from .data import load
 from .methods import METHODS
@@ -130,12 +131,22 @@ def _plan(args) -> int:
 
 
 def _evidence(args) -> int:
+    seeds = None if args.seeds is None else tuple(args.seeds)
+    if seeds is not None and (not seeds or len(set(seeds)) != len(seeds)):
+        raise ValueError(f"--seeds must list distinct seeds, got {args.seeds}")
     if args.what == "scale":
-        seeds = tuple(args.seeds)
-        if not seeds or len(set(seeds)) != len(seeds):
-            raise ValueError(f"--seeds must list distinct seeds, got {args.seeds}")
-        table = scale.study(args.designs, tuple(args.methods), seeds, path=args.out)
+        table = scale.study(args.designs, tuple(args.methods), seeds or (0, 1, 2), path=args.out)
         print(f"{len(table)} rows in {args.out}")
+    elif args.what == "build":
+        prof = get_profile(args.profile or "reference")
+        m = collect.build(prof, args.configs, seeds)
+        print(f"{len(m.get('runs', {}))} runs in {store.folder(prof)}")
+    else:
+        table = verify.verify(args.profile or "reference", result=verify.RESULT)
+        print(
+            f"verified: {len(table)} stored values recomputed, largest difference "
+            f"{table.difference.max():.2g} (tolerance {verify.TOLERANCE})"
+        )
     return 0
 
 
@@ -205,14 +216,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pl.set_defaults(func=_plan)
     ev = sub.add_parser(
-        "evidence", help="the stored evidence: the scale study (resumable; rows kept as they come)"
+        "evidence",
+        help="the stored evidence: the scale study, the evidence store (both resumable) and its "
+        "verification",
     )
-    ev.add_argument("what", choices=["scale"], help="scale: how big the experiment must be")
+    ev.add_argument(
+        "what",
+        choices=["scale", "build", "verify"],
+        help="scale: how big the experiment must be; build: train and evaluate every "
+        "configuration of the findings into the store (sslkit/evidence/<profile>/); verify: "
+        "re-train a sample of the store and compare",
+    )
+    _add_profile(ev)
+    ev.add_argument(
+        "--configs",
+        nargs="+",
+        choices=list(CONFIGS),
+        default=None,
+        help="build: these configurations only (default: all, primary first)",
+    )
     ev.add_argument("--designs", nargs="+", choices=list(scale.DESIGNS), default=None)
     ev.add_argument(
         "--methods", nargs="+", choices=list(METHODS), default=list(scale.STUDY_METHODS)
     )
-    ev.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ev.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        default=None,
+        help="seeds (default: 0 1 2 for scale, the profile's for build)",
+    )
     ev.add_argument(
         "--out",
         type=Path,

@@ -2,19 +2,32 @@
 
 A configuration is a method with loss arguments, named the way the book and the paper
 speak of it ("VICReg", "regularization only", "ratio 5", …). :func:`trained` gives its runs,
-one per seed of a profile, trained or loaded through :func:`sslkit.runs.train` (one cache
-for the chapters, the CLI and the findings).
+one per seed of a profile: from the evidence store (:mod:`sslkit.store`) where it holds
+them, else trained or loaded through :func:`sslkit.runs.train` (one cache for the chapters,
+the CLI and the findings).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 
+from . import store
 from .losses import VICREG_WEIGHTS, regularization_ratio  # noqa: F401  (a configuration's ratio; defined with the loss)
 from .profiles import get_profile
-from .runs import Run, train
+from .runs import train
 
-__all__ = ["CONFIGS", "RATIOS", "RANDOMNESS", "METHODS", "trained", "regularization_ratio"]
+__all__ = [
+    "CONFIGS",
+    "RATIOS",
+    "RANDOMNESS",
+    "METHODS",
+    "SOURCES",
+    "store_only",
+    "trained",
+    "regularization_ratio",
+]
 
 # The configurations the findings rest on: name -> (method, loss arguments).
 CONFIGS: dict[str, tuple[str, dict]] = {
@@ -55,11 +68,46 @@ RATIOS = {
 METHODS = ("VICReg", "SimCLR", "Barlow Twins")
 
 
-def trained(name: str, profile=None, seeds=None) -> list[Run]:
+SOURCES = ("auto", "store", "live")
+_STORE_ONLY = contextvars.ContextVar("store_only", default=False)
+
+
+@contextlib.contextmanager
+def store_only():
+    """Within this block :func:`trained` never trains: it reads the store or raises
+    ``LookupError`` (how the book asks for the reference evidence without training it)."""
+    token = _STORE_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _STORE_ONLY.reset(token)
+
+
+def trained(name: str, profile=None, seeds=None, source: str = "auto") -> list:
     """The runs of a named configuration (:data:`CONFIGS`), one per seed of the profile
-    (or of ``seeds``), each trained or loaded from the train cache."""
+    (or of ``seeds``).
+
+    ``source="auto"`` reads the evidence store when it holds every one of these runs for
+    exactly this profile's settings (:class:`~sslkit.store.StoredRun`), and otherwise trains
+    or loads each from the train cache (:class:`~sslkit.runs.Run`); ``"store"`` and
+    ``"live"`` insist on one. Both kinds answer ``value``, ``final``, ``initial`` and
+    ``losses`` alike, so a finding measures them with the same code.
+    """
     if name not in CONFIGS:
         raise ValueError(f"unknown configuration {name!r}; known: {', '.join(CONFIGS)}")
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
     prof = get_profile(profile)
+    seeds = tuple(seeds or prof.seeds)
+    if source == "auto" and _STORE_ONLY.get():
+        source = "store"
+    if source == "store" or (source == "auto" and store.holds(prof, name, seeds)):
+        if not store.holds(prof, name, seeds):
+            raise LookupError(
+                f"the evidence store of profile {prof.name!r} does not hold {name} for seeds "
+                f"{list(seeds)}; build it with `python -m sslkit evidence build --profile "
+                f"{prof.name}`, or use source='live'"
+            )
+        return store.stored_runs(name, prof, seeds)
     method, loss = CONFIGS[name]
-    return [train(method, prof, seed=s, loss=loss) for s in (seeds or prof.seeds)]
+    return [train(method, prof, seed=s, loss=loss) for s in seeds]

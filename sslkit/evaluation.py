@@ -25,6 +25,7 @@ __all__ = [
     "view_features",
     "embed_2d",
     "project_stages",
+    "pca_stages",
     "METRICS",
 ]
 
@@ -165,6 +166,32 @@ def project_stages(train_feats, test_feats, dim, seed: int = 0):
         )
         out_train.append(xtr @ w)
         out_test.append(xte @ w)
+    return out_train, out_test
+
+
+def pca_stages(train_feats, test_feats, dim="smallest"):
+    """Every stage's features projected on its own top ``dim`` principal directions (fitted on
+    the train features of that stage, centred on their mean; ``"smallest"``: the smallest
+    stage width).
+
+    Unlike a random window (:func:`project_stages`), PCA keeps the most variance each stage
+    has in ``dim`` dimensions, so a low-rank trained stage and a full-rank untrained one lose
+    in the same, deterministic way: stages compare at equal dimension without a draw.
+    """
+    widths = [x.shape[1] for x in train_feats]
+    dim = min(widths) if dim == "smallest" else int(dim)
+    if dim < 1 or dim > min(widths):
+        raise ValueError(
+            f"dim must be between 1 and the smallest stage width {min(widths)}, got {dim}"
+        )
+    out_train, out_test = [], []
+    for xtr, xte in zip(train_feats, test_feats):
+        mean = xtr.mean(0, keepdim=True)
+        centred = (xtr - mean).double()
+        _, vecs = torch.linalg.eigh(centred.T @ centred)  # ascending eigenvalues
+        w = vecs[:, -dim:].flip(1).to(xtr)
+        out_train.append((xtr - mean) @ w)
+        out_test.append((xte - mean) @ w)
     return out_train, out_test
 
 

@@ -249,7 +249,12 @@ def plot_terms(
 def plot_verdicts(verdicts: Sequence, unit: str = "points") -> Figure:
     """Each finding's effect with its 95% CI across seeds (a forest plot), the threshold as a
     tick, coloured by verdict; only the findings measured in ``unit``."""
-    colors = {"held": "#2ca02c", "not held": "#d62728", "inconclusive": "#ff7f0e"}
+    colors = {
+        "held": "#2ca02c",
+        "positive, below threshold": "#1f77b4",
+        "not held": "#d62728",
+        "inconclusive": "#ff7f0e",
+    }
     vs = [v for v in verdicts if v.finding.unit == unit]
     scale = 100 if unit == "points" else 1
     labels = [textwrap.fill(v.finding.claim, 42) for v in vs]

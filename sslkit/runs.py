@@ -29,6 +29,7 @@ from .evaluation import (
     evaluate_features,
     extract_features,
     measure_sample_ncc,
+    pca_stages,
     project_stages,
 )
 from .methods import Method, canonical_name, loss_function, make_method
@@ -159,6 +160,11 @@ class Run:
         return self.backbone.stage_names
 
     @property
+    def out_dim(self) -> int:
+        """Width of the backbone's last stage (the features the findings measure)."""
+        return self.backbone.out_dim
+
+    @property
     def last_stage(self) -> str:
         return self.backbone.stage_names[-1]
 
@@ -222,8 +228,9 @@ class Run:
         epochs : which snapshots (default: all of :attr:`epochs`)
         sample_level : also measure sample-level NCC (``target="sample"``, ``metric="sample_ncc"``)
         dim : measure every stage after a fixed random projection to ``dim`` dimensions
-            (``"smallest"``: the smallest stage width), to compare stages at equal
-            dimension (:func:`~sslkit.evaluation.project_stages`)
+            (``"smallest"``: the smallest stage width; :func:`~sslkit.evaluation.project_stages`),
+            or, with ``"pca"``, on its top principal directions, as many as the smallest stage
+            width (:func:`~sslkit.evaluation.pca_stages`), to compare stages at equal dimension
 
         Returns
         -------
@@ -264,7 +271,10 @@ class Run:
         prof = self.profile
         snapshot = self._snapshot_key(epoch)
         base = dict(snapshot)
-        if dim is not None:
+        if dim == "pca":
+            base["dim"] = dim
+            base["projection"] = "per-stage PCA to the smallest width, fitted on the train features"
+        elif dim is not None:
             base["dim"] = dim
             base["projection"] = "orthonormal, seeded by the run's seed"
         _, eval_train, eval_test = datasets_for(prof)
@@ -282,16 +292,26 @@ class Run:
                     _FEATURES.pop(next(iter(_FEATURES)))
             return _FEATURES[key]
 
+        projected = {}
+
+        def features_at_dim():
+            """The features as the metrics see them (projected once for all targets)."""
+            if not projected:
+                xtr, xte = features()["train"], features()["test"]
+                if dim == "pca":
+                    xtr, xte = pca_stages(xtr, xte)
+                elif dim is not None:
+                    xtr, xte = project_stages(xtr, xte, dim, seed=self.seed)
+                projected.update(train=xtr, test=xte)
+            return projected["train"], projected["test"]
+
         frames = []
         for name in targets:
             for metric in metrics:
 
                 def compute(name=name, metric=metric):
                     labels = make_targets(name, eval_train, eval_test, seed=self.seed)
-                    f = features()
-                    xtr, xte = f["train"], f["test"]
-                    if dim is not None:
-                        xtr, xte = project_stages(xtr, xte, dim, seed=self.seed)
+                    xtr, xte = features_at_dim()
                     return {"rows": evaluate_features(xtr, xte, labels, self.stage_names, metric)}
 
                 rows = cached("evaluate", {**base, "target": name, "metric": metric}, compute)[
@@ -462,6 +482,7 @@ def train(
     cache: bool = True,
     device=None,
     progress: bool | None = None,
+    stop_after: int | None = None,
 ) -> Run:
     """Train ``method`` under ``profile`` with ``seed``, or load the cached network.
 
@@ -475,6 +496,9 @@ def train(
         against the loss's signature before anything trains.
     epochs : int, optional
         Override the profile's epochs (0 = the untrained network only).
+    stop_after : int, optional
+        Train only the first epochs of the run, up to this one, on the full run's schedule
+        (never cached: it is not the run of the key; see :mod:`sslkit.verify`).
 
     The backbone is snapshotted at epoch 0, every ``profile.eval_every`` epochs and at
     the end; evaluate the snapshots with :meth:`Run.evaluate`.
@@ -488,7 +512,8 @@ def train(
     loss = config["loss"]
     device = torch.device(device) if device is not None else default_device()
     meth = make_method(method, train_set, projector=prof.projector, **loss)
-    snap_epochs = prof.eval_epochs()
+    snap_epochs = [e for e in prof.eval_epochs() if stop_after is None or e <= stop_after]
+    cache = cache and stop_after is None
 
     def compute():
         started = time.perf_counter()
@@ -519,6 +544,7 @@ def train(
             eval_epochs=snap_epochs,
             progress=progress,
             device=device,
+            stop_after=stop_after,
         )
         return dict(
             history=history,

@@ -11,6 +11,11 @@ has a name understood by :func:`make_targets`:
 - ``"random_function"``: a function of the image with no semantics: k-means clusters of a
   fixed random projection of the pixels, as many as there are classes
   (:func:`random_function_targets`).
+
+A random control is a distribution, not one draw: ``"coarse_random@3"`` or
+``"random_function@3"`` is draw 3 of that control (its own stream key), and :func:`draws`
+names the :data:`DRAWS` draws whose mean is the control of a finding, their spread its null
+distribution. The name without ``@`` is the single draw the live chapters show.
 """
 
 from __future__ import annotations
@@ -20,7 +25,32 @@ import torch
 
 from .seeds import stream_seed
 
-__all__ = ["random_targets", "random_grouping", "random_function_targets", "make_targets"]
+__all__ = [
+    "random_targets",
+    "random_grouping",
+    "random_function_targets",
+    "make_targets",
+    "draws",
+    "DRAWS",
+    "DRAWN",
+]
+
+# Draws per seed of every random control: the control of a finding is their mean (at least
+# 20, so that one lucky or unlucky draw cannot decide a verdict).
+DRAWS = 20
+# The targets that are random controls, drawn again with ``@d``.
+DRAWN = ("coarse_random", "random_function")
+
+
+def draws(name: str, n: int | None = None) -> tuple[str, ...]:
+    """The names of ``n`` (default :data:`DRAWS`) draws of the random control ``name``.
+
+    >>> draws("coarse_random", 3)
+    ('coarse_random@0', 'coarse_random@1', 'coarse_random@2')
+    """
+    if name not in DRAWN:
+        raise ValueError(f"{name!r} is not a random control; these are: {', '.join(DRAWN)}")
+    return tuple(f"{name}@{d}" for d in range(DRAWS if n is None else n))
 
 
 def random_targets(labels, randomness: float, seed: int = 0) -> torch.Tensor:
@@ -134,20 +164,34 @@ def make_targets(name: str, train, test, seed: int = 0):
     train and test sets get independent draws of shuffled labels, one grouping of the
     classes serves both sets, and a random function is fitted once and applied to both.
     """
+    base, _, draw = name.partition("@")
+    if draw:
+        if base not in DRAWN or not draw.isdigit():
+            raise ValueError(
+                f"unknown target {name!r}: only {' and '.join(DRAWN)} are drawn again, as "
+                "NAME@D with D a non-negative integer"
+            )
+        keys = (int(draw),)
+        name = base
+    else:
+        keys = ()
     if name == "fine":
         return train.labels, test.labels
     if name == "coarse":
         return train.coarse_labels, test.coarse_labels
     if name == "coarse_random":
         # one grouping of the classes, from the dataset's class lists, applied to both sets
-        k, g = len(train.classes), stream_seed(seed, "grouping")
+        k, g = len(train.classes), stream_seed(seed, "grouping", *keys)
         return (
             random_grouping(train.labels, train.coarse_labels, g, k),
             random_grouping(test.labels, test.coarse_labels, g, k),
         )
     if name == "random_function":
         return random_function_targets(
-            train.images, test.images, len(train.classes), stream_seed(seed, "random_function")
+            train.images,
+            test.images,
+            len(train.classes),
+            stream_seed(seed, "random_function", *keys),
         )
     if name.startswith("random_"):
         try:
@@ -160,6 +204,6 @@ def make_targets(name: str, train, test, seed: int = 0):
                 random_targets(test.labels, r, seed=stream_seed(seed, "targets_test")),
             )
     raise ValueError(
-        f"unknown target {name!r}; use fine, coarse, coarse_random, random_function or random_R "
-        "with R in [0, 1]"
+        f"unknown target {name!r}; use fine, coarse, coarse_random, random_function (or a draw "
+        "of either, NAME@D) or random_R with R in [0, 1]"
     )

@@ -275,6 +275,7 @@ def fit(
     progress: bool | None = None,
     collapse_threshold: float = 0.05,
     device=None,
+    stop_after: int | None = None,
 ) -> pd.DataFrame:
     """Train ``model`` with ``method`` on ``data`` and return the history.
 
@@ -304,6 +305,9 @@ def fit(
     collapse_threshold : float
         An epoch whose mean ``embedding_std`` is below it adds a ``collapse`` row and a
         :class:`CollapseWarning`.
+    stop_after : int, optional
+        Stop after this epoch, with the schedule of all ``epochs`` (the first epochs of the
+        full run, exactly: how the evidence store is re-verified).
 
     Raises
     ------
@@ -328,7 +332,8 @@ def fit(
     amp = autocast_dtype(device)
     step = (start - 1) * n_batches
     model.train()
-    for epoch in range(start, epochs + 1):
+    last = epochs if stop_after is None else min(epochs, stop_after)
+    for epoch in range(start, last + 1):
         perm = torch.randperm(len(data), device=device, generator=gen)
         bar = _progress_bar(n_batches, f"epoch {epoch}/{epochs}", show)
         for b in bar:

@@ -18,8 +18,7 @@ class FakeRun:
     stage_names = ("stage1", "stage2", "stage3")
     epochs = [0, 1, 2]
 
-    class backbone:
-        out_dim = 1
+    out_dim = 1
 
     def __init__(self, config, seed, world):
         self.config, self.seed, self.world = config, seed, world
@@ -65,7 +64,8 @@ class World:
             return -0.2 if self.holds else 0.05
         if not self.holds:  # training changes nothing anywhere, except it hurts a little
             return -0.05
-        if target in ("random_1", "random_function", "coarse_random") or stage == "stage1":
+        control = target.partition("@")[0] in ("random_1", "random_function", "coarse_random")
+        if control or stage == "stage1":
             return 0.0
         if config == "Barlow invariance only":
             return 0.0
@@ -102,6 +102,9 @@ def planted(monkeypatch, holds):
         )
 
     monkeypatch.setattr(paper, "load", lambda name, split="train", **kw: dataset(split))
+    # raw pixels sit at the untrained level: a network that gains beats them, one that loses
+    # falls below
+    monkeypatch.setattr(paper, "pixel_floor", lambda prof: dict.fromkeys(paper.RULERS, 0.5))
     runtime.clear_caches()
 
 
@@ -111,7 +114,9 @@ def test_every_finding_holds_where_planted_true_and_fails_where_planted_false(mo
     planted(monkeypatch, holds=True)
     assert f.measure(PROFILE).verdict == "held"
     planted(monkeypatch, holds=False)
-    assert f.measure(PROFILE).verdict == "not held"
+    # not held, or an effect the interval puts between 0 and the threshold (random pixels
+    # cluster a little above chance by luck)
+    assert f.measure(PROFILE).verdict in ("not held", paper.BELOW)
 
 
 def finding_with(effects, threshold=0.05):
@@ -126,6 +131,8 @@ def finding_with(effects, threshold=0.05):
     [
         ([0.30, 0.31, 0.29], "held"),
         ([-0.10, -0.12, -0.09], "not held"),
+        ([0.00, 0.02, 0.01], "not held"),  # under the threshold, and not above 0
+        ([0.02, 0.021, 0.019], "positive, below threshold"),  # an effect, smaller than claimed
         ([0.00, 0.20, 0.10], "inconclusive"),  # the interval contains the threshold
         ([0.30], "inconclusive"),  # one seed: no interval
     ],
@@ -194,32 +201,59 @@ def test_within_run_correlation_reads_one_run_only():
         analysis.within_run_correlation(Run(), ev.iloc[:3])
 
 
-def test_scoreboard_shows_not_held_and_never_raises(monkeypatch, capsys):
-    planted(monkeypatch, holds=False)
-    keys = ["sample_clustering", "ratio_drives_clustering"]  # both held in the book's build
-    table = book.scoreboard(paper.measure_all(PROFILE, keys))
-    assert list(table.verdict) == ["not held", "not held"]
-    assert (
-        list(table["the book's build"])
-        == [paper.finding(k).book_verdict for k in keys]
-        == ["held", "held"]
-    )
-    assert {"control", "effect", "95% CI", "verdict", "seeds"} <= set(table.columns)
+def reference_reads(monkeypatch, holds, keys):
+    """The reference evidence (``book.stated``) planted as ``holds`` for ``keys``."""
+    planted(monkeypatch, holds=holds)
+    reference = {k: paper.finding(k).measure(PROFILE, seeds=tuple(range(8))) for k in keys}
+    monkeypatch.setattr(book, "stated", lambda key: reference.get(key))
+
+
+def test_scoreboard_shows_the_reference_and_this_run_and_never_raises(monkeypatch, capsys):
+    keys = ["sample_clustering", "ratio_drives_clustering"]
+    reference_reads(monkeypatch, True, keys)
+    for k in keys:
+        monkeypatch.setitem(paper.RECORDED, k, "held")
+    planted(monkeypatch, holds=False)  # this run: every claim planted false
+    table = book.scoreboard(keys, PROFILE)
+    assert list(table["verdict (reference)"]) == ["held", "held"]
+    assert list(table["verdict (this run)"]) == ["not held", "not held"]
+    assert list(table["the book states"]) == ["held", "held"]
+    assert table["reference"].str.endswith(": held").all()
+    assert table["this run"].str.contains(r"\[.*\]: not held").all()
     book.show_scoreboard(keys, PROFILE)
-    assert "differs from the book's" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "differs from the reference evidence" in out and "Reference: the reference" in out
 
 
-def test_report_fails_only_in_the_books_own_build(monkeypatch, capsys):
+def test_the_build_fails_only_where_the_stated_evidence_contradicts_the_prose(monkeypatch, capsys):
+    key = "semantic_clustering"
+    reference_reads(monkeypatch, True, [key])
     planted(monkeypatch, holds=False)
-    monkeypatch.delenv("SSLKIT_BOOK_BUILD", raising=False)
-    book.report("semantic_clustering", PROFILE)  # a reader's run: a line, no exception
-    assert "Your run differs from the book's" in capsys.readouterr().out
+    monkeypatch.setitem(paper.RECORDED, key, "held")
     monkeypatch.setenv("SSLKIT_BOOK_BUILD", "1")
-    book.report("semantic_clustering", PROFILE)  # smoke is not the book's profile
+    book.report(key, PROFILE)  # this run differs from the reference: a line, never an error
+    assert "reads 'not held' where the reference evidence (8 seeds) reads 'held'" in (
+        capsys.readouterr().out
+    )
+    monkeypatch.setitem(paper.RECORDED, key, "not held")  # the prose says otherwise
+    with pytest.raises(AssertionError, match="never the threshold"):
+        book.report(key, PROFILE)
+    monkeypatch.delenv("SSLKIT_BOOK_BUILD")
+    book.report(key, PROFILE)  # a reader's run: a line, no exception
+    assert "The book's text says 'not held'" in capsys.readouterr().out
+
+
+def test_without_stored_evidence_the_books_live_build_is_checked(monkeypatch):
+    key = "semantic_clustering"
+    planted(monkeypatch, holds=False)
+    monkeypatch.setattr(book, "stated", lambda key: None)  # the store lacks the finding
+    monkeypatch.setitem(paper.RECORDED, key, "held")
+    monkeypatch.setenv("SSLKIT_BOOK_BUILD", "1")
+    book.report(key, PROFILE)  # smoke is not the book's profile
     cpu = profiles.get_profile("cpu")
     with pytest.raises(AssertionError, match="never the threshold"):
-        book.report("semantic_clustering", cpu)
-    book.report("semantic_clustering", cpu, seeds=(5, 6, 7))  # other seeds: no exception
+        book.report(key, cpu)
+    book.report(key, cpu, seeds=(5, 6, 7))  # other seeds: no exception
 
 
 def test_thresholds_are_written_once():

@@ -313,3 +313,25 @@ def test_ncc_with_many_classes_keeps_memory_linear():
     assert metrics.ncc_accuracy(x, y) == pytest.approx(
         NearestCentroid().fit(x.numpy(), y.numpy()).score(x.numpy(), y.numpy()), abs=1e-12
     )
+
+
+def test_pca_stages_keep_the_top_principal_directions_like_scikit_learn():
+    from sklearn.decomposition import PCA
+
+    from sslkit.evaluation import pca_stages
+
+    g = torch.Generator().manual_seed(0)
+    train = [
+        torch.randn(300, 4, generator=g),
+        torch.randn(300, 16, generator=g) * torch.arange(1, 17),
+    ]
+    test = [torch.randn(50, 4, generator=g), torch.randn(50, 16, generator=g)]
+    out_train, out_test = pca_stages(train, test)
+    assert [x.shape[1] for x in out_train + out_test] == [4, 4, 4, 4]
+    ref = PCA(n_components=4).fit(train[1].numpy())
+    ours = out_test[1].numpy()
+    theirs = ref.transform(test[1].numpy())
+    # the same subspace and coordinates, up to the sign of each direction
+    np.testing.assert_allclose(np.abs(ours), np.abs(theirs), rtol=1e-3, atol=1e-3)
+    with pytest.raises(ValueError, match="smallest stage width"):
+        pca_stages(train, test, dim=5)

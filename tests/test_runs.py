@@ -331,3 +331,14 @@ def test_out_of_memory_names_the_setting_to_lower(monkeypatch, fast):
     monkeypatch.setattr(runs, "fit", full)
     with pytest.raises(MemoryError, match="lower batch_size"):
         runs.train("vicreg", fast, progress=False)
+
+
+def test_stopping_after_the_first_epochs_reproduces_the_full_runs_snapshots():
+    prof = profiles.get_profile("smoke").replace(epochs=4, eval_every=2)
+    full = runs.train("vicreg", prof, seed=0)
+    first = runs.train("vicreg", prof, seed=0, stop_after=2)
+    assert first.epochs == [0, 2] and full.epochs == [0, 2, 4]
+    for k, v in full.snapshots[2].items():
+        assert torch.equal(v, first.snapshots[2][k]), k  # same schedule, same weights
+    again = runs.train("vicreg", prof, seed=0)  # the partial run was never cached as the run
+    assert again.epochs == [0, 2, 4]

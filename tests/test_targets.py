@@ -71,3 +71,25 @@ def test_random_function_targets_are_kmeans_clusters_of_the_images():
     )
     again = random_function_targets(images[:200], images[200:], k=3, seed=1)
     assert torch.equal(again[0], ytr)  # a fixed function for a fixed seed
+
+
+def test_each_draw_of_a_random_control_is_its_own_and_repeatable():
+    from sslkit import data
+    from sslkit.targets import DRAWS, draws, make_targets
+
+    n, k = 200, 10
+    labels = torch.arange(n) % k
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (n, 1, 4, 4), dtype=torch.uint8, generator=g)
+    ds = data.Dataset("t", images, labels, labels % 2, tuple(map(str, range(k))), ("a", "b"))
+    assert len(draws("coarse_random")) == DRAWS >= 20
+    groupings = [make_targets(t, ds, ds, seed=3)[0] for t in draws("coarse_random", 5)]
+    assert len({tuple(x.tolist()) for x in groupings}) > 1  # the draws differ
+    again = make_targets("coarse_random@2", ds, ds, seed=3)[0]
+    assert torch.equal(again, groupings[2])  # and each is repeatable
+    for x in groupings:  # every draw keeps the group sizes
+        assert sorted(x.bincount().tolist()) == sorted((labels % 2).bincount().tolist())
+    with pytest.raises(ValueError, match="NAME@D"):
+        make_targets("fine@1", ds, ds)
+    with pytest.raises(ValueError, match="not a random control"):
+        draws("fine")

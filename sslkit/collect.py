@@ -1,0 +1,163 @@
+"""Collect the evidence: train every configuration the findings use, over the profile's seeds,
+evaluate each run on everything the findings read (:func:`plan`), and add its rows to the
+store (:mod:`sslkit.store`) as soon as it is measured.
+
+``python -m sslkit evidence build --profile reference`` runs :func:`build`. A build stopped
+at any point resumes where it stopped: a run is skipped when the store already holds it
+under the same train cache key (same settings, code version of the key and data).
+"""
+
+from __future__ import annotations
+
+import datetime
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from . import store
+from .configs import CONFIGS, trained
+from .cost import device_kind, estimate_seconds, fmt_duration, run_cost
+from .plan import flops_per_image
+from .profiles import Profile, get_profile
+from .scale import pixel_floor
+from .targets import draws
+
+__all__ = ["plan", "SAMPLE_CURVES", "ORDER", "evaluate_run", "build", "provenance"]
+
+
+def plan() -> tuple:
+    """What every stored run is evaluated on, as ``(targets, metrics, epochs, dim, splits)``.
+
+    ``"all"``: every snapshot (the learning curves); ``"ends"``: the untrained network and the
+    last epoch (what a gain over the untrained network reads). Random controls are stored draw
+    by draw (test split), so that their mean is the control and their spread the null
+    distribution.
+    """
+    controls = (*draws("coarse_random"), *draws("random_function"))
+    return (
+        (("fine",), ("ncc", "whitened_ncc", "probe"), "all", None, ("train", "test")),
+        (("coarse",), ("ncc", "whitened_ncc", "probe"), "ends", None, ("train", "test")),
+        (("fine",), ("cdnv", "knn", "erank"), "ends", None, ("train", "test")),
+        (controls, ("ncc",), "ends", None, ("test",)),
+        (("fine", "coarse", *draws("coarse_random")), ("ncc",), "ends", "pca", ("test",)),
+    )
+
+
+# Sample-level NCC (a few hundred images, eight views each) at every snapshot for the
+# configurations whose learning curve a finding reads, at the ends for the others.
+SAMPLE_CURVES = ("VICReg",)
+# The order runs are built in: the abstract's configurations first, so that a build stopped
+# early has decided the primary claims.
+ORDER = (
+    "VICReg",
+    "regularization only",
+    "SimCLR",
+    "Barlow Twins",
+    "ratio 5",
+    "ratio 0.2",
+    "supervised",
+    "invariance only",
+    "ratio 0.5",
+    "ratio 2",
+    "Barlow invariance only",
+    "Barlow redundancy only",
+    "rotation",
+    "jigsaw",
+)
+
+
+def evaluate_run(run, config: str) -> pd.DataFrame:
+    """Every value of :func:`plan` for one trained run of ``config``, plus its sample-level
+    NCC: one row per value, columns ``epoch, stage, target, metric, split, dim, value``."""
+    frames = []
+    for targets, metrics, epochs, dim, splits in plan():
+        which = run.epochs if epochs == "all" else [0, run.epochs[-1]]
+        df = run.evaluate(targets=targets, metrics=metrics, epochs=which, dim=dim)
+        frames.append(df[df.split.isin(splits)].assign(dim="" if dim is None else dim))
+    which = run.epochs if config in SAMPLE_CURVES else [0, run.epochs[-1]]
+    sample = run.evaluate(targets=(), metrics=(), epochs=which, sample_level=True)
+    frames.append(sample.assign(dim=""))
+    return pd.concat(frames, ignore_index=True)[
+        ["epoch", "stage", "target", "metric", "split", "dim", "value"]
+    ]
+
+
+def provenance() -> dict:
+    """Where and with what the runs were computed: sslkit commit, torch, device, threads."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return dict(
+        sslkit_commit=commit or "unknown",
+        torch=torch.__version__,
+        device=torch.cuda.get_device_name()
+        if torch.cuda.is_available()
+        else platform.processor() or platform.machine(),
+        threads=torch.get_num_threads(),
+    )
+
+
+def build(
+    profile: str | Profile = "reference",
+    configs=None,
+    seeds=None,
+    root: Path | None = None,
+    log=print,
+) -> dict:
+    """Train, evaluate and store every (configuration, seed) the store lacks; returns the
+    manifest. ``configs`` default to :data:`ORDER`, ``seeds`` to the profile's."""
+    prof = get_profile(profile)
+    configs = list(configs or ORDER)
+    unknown = [c for c in configs if c not in CONFIGS]
+    if unknown:
+        raise ValueError(f"unknown configurations {unknown}; known: {', '.join(CONFIGS)}")
+    seeds = tuple(prof.seeds if seeds is None else seeds)
+    held = store.manifest(prof, root)
+    current = held.get("runs", {}) if held.get("profile") == store.profile_settings(prof) else {}
+    todo = [(c, s) for c in configs for s in seeds if f"{c}/{s}" not in current]
+    kind = device_kind()
+    estimate = {
+        c: estimate_seconds(run_cost(CONFIGS[c][0], prof, flops_per_image(CONFIGS[c][0], prof)),
+                            kind)
+        for c in {c for c, _ in todo}
+    }  # fmt: skip
+    left = sum(estimate[c] for c, _ in todo)
+    stored = dict(
+        what=f"the evidence store of the {prof.name} profile",
+        pixel_floor=held.get("pixel_floor") or pixel_floor(prof),
+    )
+    log(f"{len(todo)} runs to build on {kind} (about {fmt_duration(left)} by `sslkit plan`); "
+        f"{len(current)} already stored")  # fmt: skip
+    for i, (config, seed) in enumerate(todo, 1):
+        started = time.perf_counter()
+        (run,) = trained(config, prof, [seed], source="live")
+        trained_at = time.perf_counter()
+        rows = evaluate_run(run, config)
+        losses = run.history[run.history.phase == "epoch"][["epoch", "metric", "value"]]
+        entry = dict(
+            method=run.method,
+            loss=run.loss,
+            key=run.key,
+            out_dim=run.backbone.out_dim,
+            stages=list(run.stage_names),
+            seconds=round(run.seconds, 1),
+            evaluate_seconds=round(time.perf_counter() - trained_at, 1),
+            date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            **provenance(),
+        )
+        store.write_run(prof, config, seed, rows, losses, entry, stored, root)
+        left -= estimate[config]
+        log(f"[{i}/{len(todo)}] {config}, seed {seed}: {time.perf_counter() - started:.0f} s "
+            f"(about {fmt_duration(max(left, 0))} left)")  # fmt: skip
+    return store.manifest(prof, root)

@@ -1,0 +1,143 @@
+"""The evidence store: built, read back through the findings' own code, resumed, verified."""
+
+import gzip
+import json
+
+import pandas as pd
+import pytest
+
+from sslkit import collect, configs, paper, profiles, runtime, store, targets, verify
+
+# A store small enough to build in a test: the smoke profile, 2 epochs, 2 seeds.
+PROFILE = profiles.get_profile("smoke").replace(name="smoke-store", epochs=2, eval_every=1,
+                                                seeds=(0, 1))  # fmt: skip
+CONFIG = "VICReg"
+
+
+DRAWS = 3  # draws of each random control (20 in the book's evidence)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """One store, and one run cache shared by this module's tests (a run trained once)."""
+    root, cache = tmp_path_factory.mktemp("evidence"), tmp_path_factory.mktemp("cache")
+    logs = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(targets, "DRAWS", DRAWS)
+        mp.setenv("SSLKIT_CACHE", str(cache))
+        collect.build(PROFILE, configs=[CONFIG], root=root, log=logs.append)
+    return root, cache, logs
+
+
+@pytest.fixture
+def evidence(built, monkeypatch):
+    root, cache, _ = built
+    monkeypatch.setattr(store, "EVIDENCE", root)
+    monkeypatch.setattr(targets, "DRAWS", DRAWS)
+    monkeypatch.setenv("SSLKIT_CACHE", str(cache))
+    runtime.clear_caches()
+    yield root
+    runtime.clear_caches()
+
+
+def test_the_store_has_tables_and_a_manifest_with_provenance(evidence):
+    m = store.manifest(PROFILE)
+    assert m["profile"] == store.profile_settings(PROFILE)
+    assert set(m["pixel_floor"]) == set(paper.RULERS)
+    assert sorted(m["runs"]) == ["VICReg/0", "VICReg/1"]
+    entry = m["runs"]["VICReg/0"]
+    for field in ("key", "sslkit_commit", "torch", "device", "threads", "date", "seconds"):
+        assert entry[field] not in (None, ""), field
+    evals = store.evaluations(PROFILE)
+    assert list(evals.columns) == store.COLUMNS
+    # every random control is stored draw by draw, at the untrained network and the last epoch
+    drawn = evals[evals.target.str.startswith("coarse_random@")]
+    assert drawn.target.nunique() == DRAWS and set(drawn.epoch) == {0, PROFILE.epochs}
+    with gzip.open(evidence / PROFILE.name / "evaluations.csv.gz", "rt") as f:
+        assert f.readline().strip() == ",".join(store.COLUMNS)
+
+
+def test_a_stored_run_answers_what_the_live_run_answers(evidence):
+    (live,) = configs.trained(CONFIG, PROFILE, [1], source="live")
+    (kept,) = configs.trained(CONFIG, PROFILE, [1])  # auto: the store holds it
+    assert isinstance(kept, store.StoredRun) and not isinstance(live, store.StoredRun)
+    assert kept.epochs == live.epochs and kept.stage_names == live.stage_names
+    assert kept.out_dim == live.out_dim
+    for args in [
+        ("ncc", 2, "test", "fine", None, None),
+        ("probe", 1, "test", "fine", None, None),
+        ("ncc", 0, "test", "coarse_random@2", None, None),
+        ("ncc", 2, "test", "fine", "stage1", "pca"),
+        ("sample_ncc", 2, "test", "sample", None, None),
+    ]:
+        assert kept.value(*args) == pytest.approx(live.value(*args), abs=1e-5), args
+    pd.testing.assert_frame_equal(kept.losses(), live.losses(), check_names=False, atol=1e-5)
+    with pytest.raises(KeyError, match="rebuilt"):
+        kept.value("knn", 1)  # the store keeps kNN at the ends only
+
+
+@pytest.mark.parametrize("key", ["coarse_beyond_fine", "deeper_gains_more"])
+def test_findings_measure_stored_and_live_runs_with_one_code_path(evidence, monkeypatch, key):
+    f = paper.finding(key)
+    stored = f.measure(PROFILE)
+    calls = []
+    real = configs.trained
+
+    def live_only(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs, source="live")
+
+    monkeypatch.setattr(paper, "trained", live_only)
+    runtime.clear_caches()
+    live = f.measure(PROFILE)
+    assert calls and live.effect == pytest.approx(stored.effect, abs=1e-5)
+    assert live.verdict == stored.verdict
+
+
+def test_the_store_is_used_only_for_its_own_settings(evidence):
+    assert store.holds(PROFILE, CONFIG, (0, 1))
+    assert not store.holds(PROFILE, CONFIG, (0, 1, 2))  # a seed it lacks
+    assert not store.holds(PROFILE.replace(lr=1e-3), CONFIG, (0, 1))  # another profile
+    with configs.store_only(), pytest.raises(LookupError, match="evidence build"):
+        configs.trained("SimCLR", PROFILE, (0, 1))
+
+
+def test_a_build_resumes_where_it_stopped(built, evidence):
+    root, _, logs = built
+    assert logs[0].startswith("2 runs to build")
+    again = []
+    collect.build(PROFILE, configs=[CONFIG], root=root, log=again.append)
+    assert again == [again[0]] and again[0].startswith("0 runs to build")
+    m = json.loads((root / PROFILE.name / "manifest.json").read_text())
+    del m["runs"]["VICReg/1"]  # as if the build stopped before this run was written
+    (root / PROFILE.name / "manifest.json").write_text(json.dumps(m))
+    before = len(store.evaluations(PROFILE, root))
+    collect.build(PROFILE, configs=[CONFIG], root=root, log=again.append)
+    assert again[1].startswith("1 runs to build")
+    assert len(store.evaluations(PROFILE, root)) == before  # its old rows were replaced
+
+
+def test_verification_passes_on_the_store_and_fails_on_a_planted_change(evidence):
+    table = verify.verify(PROFILE, sample=(("VICReg", 0),), log=lambda *a: None)
+    assert len(table) > 50 and table.difference.max() <= verify.TOLERANCE
+    path = evidence / PROFILE.name / "evaluations.csv.gz"
+    original = path.read_bytes()
+    evals = pd.read_csv(path, dtype={"dim": str}).fillna({"dim": ""})
+    hit = (evals.config == "VICReg") & (evals.seed == 0) & (evals.epoch == 1)
+    hit &= (evals.metric == "probe") & (evals.stage == "stage3")
+    assert hit.sum() == 1
+    evals.loc[hit, "value"] += 0.05
+    evals.to_csv(path, index=False, compression="gzip")
+    try:
+        with pytest.raises(
+            verify.EvidenceMismatch, match=r"VICReg, seed 0, epoch 1, stage3, fine, probe"
+        ):
+            verify.verify(PROFILE, sample=(("VICReg", 0),), log=lambda *a: None)
+    finally:
+        path.write_bytes(original)
+
+
+def test_the_reference_store_in_the_package_is_small():
+    folder = store.EVIDENCE
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    assert size < 5 * 2**20, f"the evidence store is {size / 2**20:.1f} MB; keep it to a few MB"
