@@ -16,6 +16,8 @@ import pandas as pd
 from scipy import stats
 
 __all__ = [
+    "one_sided_p",
+    "holm",
     "t_interval",
     "seed_summary",
     "collect",
@@ -49,6 +51,37 @@ def t_interval(values, confidence: float = 0.95) -> tuple[float, float, float]:
         return mean, math.nan, math.nan
     half = float(stats.t.ppf(0.5 + confidence / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
     return mean, mean - half, mean + half
+
+
+def one_sided_p(values, threshold: float = 0.0) -> float:
+    """p-value of a one-sided t-test of H0: mean ≤ ``threshold`` on independent per-seed values
+    (small when the values sit clearly above the threshold)."""
+    x = np.asarray(list(values), dtype=float)
+    if len(x) < 2 or not np.isfinite(x).all():
+        return math.nan
+    sd = x.std(ddof=1)
+    if sd == 0:
+        return 0.0 if x.mean() > threshold else 1.0
+    t = (x.mean() - threshold) / (sd / math.sqrt(len(x)))
+    return float(stats.t.sf(t, len(x) - 1))
+
+
+def holm(pvalues, alpha: float = 0.05) -> list[bool]:
+    """Holm's step-down correction: which hypotheses are rejected at family-wise error
+    ``alpha``. Sorted ascending, the i-th smallest p-value (from 0) is compared with
+    ``alpha / (m − i)``; the first that fails stops the rejections.
+
+    >>> holm([0.01, 0.04, 0.03], alpha=0.05)
+    [True, False, False]
+    """
+    p = np.asarray(list(pvalues), dtype=float)
+    m = len(p)
+    rejected = [False] * m
+    for i, j in enumerate(np.argsort(np.where(np.isnan(p), np.inf, p))):
+        if not p[j] <= alpha / (m - i):
+            break
+        rejected[j] = True
+    return rejected
 
 
 def seed_summary(df: pd.DataFrame, by, value: str = "value") -> pd.DataFrame:

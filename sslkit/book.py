@@ -22,9 +22,10 @@ import pandas as pd
 import torch
 
 from . import store, verify
+from .analysis import holm, one_sided_p
 from .configs import store_only
 from .cost import fmt_duration
-from .paper import finding
+from .paper import BELOW, CLUSTERING, PRIMARY, RULER_NAMES, RULERS, finding, ruler_keys
 from .plan import chapter_plan
 from .plots import use_style
 from .profiles import Profile, get_profile
@@ -40,6 +41,10 @@ __all__ = [
     "strict",
     "stated",
     "evidence_line",
+    "evidence",
+    "reading",
+    "rulers_table",
+    "primary_table",
     "BOOK_PROFILE",
 ]
 
@@ -226,6 +231,75 @@ def show_scoreboard(keys, profile: Profile, seeds=None):
     shown = table.drop(columns=["verdict (reference)", "verdict (this run)"])
     return shown.style.set_properties(**{"text-align": "left"}).set_table_styles(
         [{"selector": "td, th", "props": "font-size: 0.85em; padding: 2px 6px;"}]
+    )
+
+
+def evidence(keys, profile: Profile, seeds=None) -> list:
+    """The verdict the prose states for each finding: the reference evidence where the store
+    holds it, else this run's."""
+    return [stated(k) or finding(k).measure(profile, seeds) for k in keys]
+
+
+def reading(verdicts: dict) -> str:
+    """What the three rulers say together about one clustering claim over one floor, from their
+    verdicts (``{"ncc": ..., "whitened_ncc": ..., "probe": ...}``):
+
+    - *class information added*: raw NCC and at least one of the linear-map-proof rulers held;
+    - *geometry only*: raw NCC held, whitened NCC and the probe did not (held nor inconclusive):
+      the features were reshaped, and no class information was added that a linear map of the
+      floor's features lacked;
+    - *no clustering gain*: raw NCC did not hold and was not inconclusive;
+    - *undecided*: any other combination (an inconclusive ruler decides nothing).
+    """
+    ncc, others = verdicts["ncc"], [verdicts["whitened_ncc"], verdicts["probe"]]
+    if ncc == "held" and "held" in others:
+        return "class information added"
+    if ncc == "held" and not {"held", "inconclusive"} & set(others):
+        return "geometry only"
+    if ncc in ("not held", BELOW):
+        return "no clustering gain"
+    return "undecided"
+
+
+def rulers_table(profile: Profile, seeds=None) -> pd.DataFrame:
+    """One row per clustering claim and floor (the untrained network, raw pixels): the effect
+    [95% CI]: verdict on each of the three rulers (reference evidence where stored, else this
+    run), and what they say together (:func:`reading`)."""
+    rows = []
+    for key, config in CLUSTERING.items():
+        keys = ruler_keys(key)
+        for floor in ("untrained", "pixels"):
+            cells, verdicts = {}, {}
+            for ruler in RULERS:
+                k = keys[ruler, floor]
+                (v,) = evidence([k], profile, seeds)
+                cells[RULER_NAMES[ruler]] = _cell(finding(k), v)
+                verdicts[ruler] = v.verdict
+            rows.append(
+                {"configuration": config, "over": "untrained network" if floor == "untrained"
+                 else "raw pixels", **cells, "reading": reading(verdicts)}
+            )  # fmt: skip
+    return pd.DataFrame(rows).set_index(["configuration", "over"])
+
+
+def primary_table(profile: Profile, seeds=None, alpha: float = 0.05) -> pd.DataFrame:
+    """The paper's five claims (:data:`sslkit.paper.PRIMARY`) on the evidence the prose states:
+    effect [95% CI]: verdict, the one-sided p-value that the effect exceeds its threshold, and
+    whether that still holds after Holm's correction across the five (family-wise ``alpha``)."""
+    keys = list(PRIMARY.values())
+    verdicts = evidence(keys, profile, seeds)
+    p = [one_sided_p(v.per_seed.effect.dropna(), finding(k).threshold)
+         for k, v in zip(keys, verdicts)]  # fmt: skip
+    rejected = holm(p, alpha)
+    return pd.DataFrame(
+        {
+            "finding": keys,
+            "evidence": [_cell(finding(k), v) for k, v in zip(keys, verdicts)],
+            "seeds": [v.n for v in verdicts],
+            "p (effect > threshold)": [f"{x:.2g}" for x in p],
+            f"above threshold after Holm (α = {alpha})": ["yes" if r else "no" for r in rejected],
+        },
+        index=pd.Index(list(PRIMARY), name="the abstract's claim"),
     )
 
 

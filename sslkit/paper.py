@@ -27,7 +27,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
 import pandas as pd
+from scipy import stats
 
 from . import scale, store
 from .analysis import t_interval
@@ -51,6 +53,18 @@ __all__ = [
     "per_method_table",
     "PER_METHOD",
     "VARIANTS",
+    "RULER_VARIANTS",
+    "PRIMARY",
+    "RULERS",
+    "CLUSTERING",
+    "VERDICTS",
+    "BELOW",
+    "THRESHOLD_REASONS",
+    "ruler_keys",
+    "final_vs_pixels",
+    "pixel_floor",
+    "level",
+    "gain",
     "EQUAL_DIM",
     "MIN_GAIN_TO_SHARE",
     # measurements: each returns compute(profile, seeds) -> one row per seed (seed, value, control)
@@ -76,6 +90,8 @@ THRESHOLD_REASONS = {
     0.10: "10 points above chance: a task learned beyond doubt, not a lucky batch",
     1.0: "one order of magnitude of embedding spread: a collapse, not a fluctuation",
     0.0: "a floor is to be beaten at all: any margin whose whole interval is above 0",
+    0.3: "a rank correlation of 0.3 across configurations: the conventional lower edge of a "
+    "moderate association",
 }
 
 
@@ -137,6 +153,9 @@ class Finding:
     compute: Callable[[Profile, tuple], pd.DataFrame] = field(repr=False)
     unit: str = "points"
     lower_is_better: bool = False
+    # A correlation per seed: averaged and given its interval on Fisher's z = atanh(r), then
+    # mapped back, so that the bounds stay within [-1, 1].
+    fisher_z: bool = False
 
     @property
     def book_verdict(self) -> str:
@@ -191,7 +210,11 @@ def _measure(f: Finding, prof: Profile, seeds: tuple) -> Verdict:
     sign = -1.0 if f.lower_is_better else 1.0
     df["effect"] = sign * (df.value - df.control)
     measured = df.effect.dropna()
-    effect, lo, hi = t_interval(measured) if len(measured) else (math.nan,) * 3
+    if f.fisher_z and len(measured):  # z = atanh(r), clipped so that r = ±1 stays finite
+        z = np.arctanh(measured.clip(-0.999999, 0.999999))
+        effect, lo, hi = (float(np.tanh(x)) for x in t_interval(z))
+    else:
+        effect, lo, hi = t_interval(measured) if len(measured) else (math.nan,) * 3
     if len(measured) < len(df) or len(df) < 2:  # a seed without a measurement, or one seed only
         verdict = "inconclusive"
     elif lo > f.threshold:
@@ -414,6 +437,9 @@ _PER_METHOD = {
 }
 
 ABSTRACT = "the paper's abstract"
+# A testable reading the abstract implies but does not state (a gain over the untrained
+# network, a ratio, random groupings, an effective rank): said as such.
+DERIVED = "derived from the paper's abstract"
 ACCOUNT = "the paper's account of its training dynamics, as reviews of the paper summarise it"
 FINDINGS: dict[str, Finding] = {
     f.key: f
@@ -517,7 +543,7 @@ FINDINGS: dict[str, Finding] = {
         Finding(
             "regularization_clusters",
             "The regularization term alone clusters the classes",
-            ABSTRACT,
+            DERIVED,
             "VICReg without invariance: test NCC accuracy (fine)",
             "the same network untrained",
             0.05,
@@ -526,7 +552,7 @@ FINDINGS: dict[str, Finding] = {
         Finding(
             "ratio_drives_clustering",
             "More weight on the regularization term, more semantic clustering",
-            ABSTRACT,
+            DERIVED,
             "test NCC accuracy (fine), regularization/invariance ratio 5",
             "the same at ratio 0.2",
             0.02,
@@ -574,7 +600,7 @@ FINDINGS: dict[str, Finding] = {
             "semantic_over_random",
             "Training improves alignment with semantic classes more than with a random "
             "function of the image",
-            ABSTRACT,
+            DERIVED,
             "gain over the untrained network of test NCC accuracy, true classes",
             "the same gain for a random function of the image (k-means of a random projection of "
             "the pixels)",
@@ -586,7 +612,7 @@ FINDINGS: dict[str, Finding] = {
             "coarse_clustering",
             "SSL training raises NCC at the coarse level (any grouping of clustered classes "
             "would; the next finding is the control)",
-            ABSTRACT,
+            DERIVED,
             "VICReg: test NCC accuracy (coarse), last stage",
             "the same network untrained",
             0.05,
@@ -595,7 +621,7 @@ FINDINGS: dict[str, Finding] = {
         Finding(
             "coarse_beyond_fine",
             "The coarse level gains more than random groupings of the same fine classes",
-            ABSTRACT,
+            DERIVED,
             "gain over the untrained network of test NCC accuracy, coarse groups",
             "the same gain for random groups of the same sizes",
             0.02,
@@ -604,7 +630,7 @@ FINDINGS: dict[str, Finding] = {
         Finding(
             "deeper_gains_more",
             "Training raises alignment more in deeper layers",
-            ABSTRACT,
+            DERIVED,
             "gain over the untrained network of test NCC accuracy (fine), last stage, at equal "
             "dimension",
             "the same gain at the first stage",
@@ -614,7 +640,7 @@ FINDINGS: dict[str, Finding] = {
         Finding(
             "coarse_deeper_than_fine",
             "Depth adds more for the coarse level than for random groupings of the same classes",
-            ABSTRACT,
+            DERIVED,
             "coarse level: gain at the last stage minus gain at the first, at equal dimension",
             "the same for random groups of the same sizes",
             0.02,
@@ -624,7 +650,7 @@ FINDINGS: dict[str, Finding] = {
         Finding(
             "compression",
             "SSL training lowers the effective rank of the features (a compression proxy)",
-            ABSTRACT,
+            DERIVED,
             "VICReg: effective rank of the last stage's standardised test features, as a share of "
             "its width",
             "the same network untrained",
@@ -668,6 +694,85 @@ def _per_method_variants(findings: dict[str, Finding]) -> dict[str, Finding]:
 
 
 FINDINGS.update(_per_method_variants(FINDINGS))
+
+# The paper's five claims, as its abstract states them, each with the finding that tests it:
+# the primary claims, reported with a Holm correction across the five (the other findings are
+# secondary: controls, per-method repeats, rulers and floors, ablations).
+PRIMARY = {
+    "SSL clusters by semantic class": "semantic_clustering",
+    "driven by the regularization term": "regularization_clusters",
+    "semantic more than random": "semantic_over_random",
+    "several levels of the label hierarchy": "coarse_beyond_fine",
+    "grows with depth": "deeper_gains_more",
+}
+
+# --------------------------------------------------------------------------- associations
+
+# The self-supervised configurations an association across runs is measured over: every
+# joint-embedding run the findings train, from the one-term ablations to the three methods.
+ASSOCIATION_CONFIGS = (
+    "VICReg",
+    "regularization only",
+    "invariance only",
+    "SimCLR",
+    "Barlow Twins",
+    "ratio 5",
+    "ratio 0.2",
+)
+
+
+def association(x, y, configs=ASSOCIATION_CONFIGS):
+    """Per seed, the Spearman correlation across ``configs`` between two per-run quantities
+    ``x(run)`` and ``y(run)`` (one finding's ``value``; the control is 0, no association)."""
+
+    def compute(prof, seeds):
+        runs = {c: trained(c, prof, seeds) for c in configs}
+        rows = []
+        for i, seed in enumerate(seeds):
+            xs = [x(runs[c][i]) for c in configs]
+            ys = [y(runs[c][i]) for c in configs]
+            rows.append(
+                dict(seed=seed, value=float(stats.spearmanr(xs, ys).statistic), control=0.0)
+            )
+        return pd.DataFrame(rows)
+
+    return compute
+
+
+FINDINGS.update(
+    {
+        f.key: f
+        for f in (
+            Finding(
+                "clustering_helps_classification",
+                "The more a run clusters the classes, the better its features classify them",
+                DERIVED + " (clustering enhances downstream classification)",
+                "per seed, Spearman correlation across the SSL configurations of the test NCC "
+                "gain over the untrained network and the linear-probe gain",
+                "no association (0)",
+                0.3,
+                association(lambda r: gain(r, "ncc", "fine"), lambda r: gain(r, "probe", "fine")),
+                unit="ρ",
+                fisher_z=True,
+            ),
+            Finding(
+                "compression_tracks_clustering",
+                "The runs that cluster more compress more (lower effective rank)",
+                DERIVED + " (clustering compresses the data information)",
+                "per seed, Spearman correlation across the SSL configurations of the test NCC "
+                "gain and the fall of the effective rank (share of the width)",
+                "no association (0)",
+                0.3,
+                association(
+                    lambda r: gain(r, "ncc", "fine"),
+                    lambda r: -gain(r, "erank", "fine") / r.out_dim,
+                ),
+                unit="ρ",
+                fisher_z=True,
+            ),
+        )
+    }
+)
 
 # --------------------------------------------------------------------------- rulers and floors
 
@@ -761,6 +866,7 @@ def _ruler_variants(findings: dict[str, Finding]) -> dict[str, Finding]:
     return variants
 
 
+RULER_VARIANTS = frozenset(_ruler_variants(FINDINGS))
 FINDINGS.update(_ruler_variants(FINDINGS))
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "plot_terms",
     "plot_verdicts",
     "plot_embedding",
+    "plot_scale_study",
     "pipeline_diagram",
     "clusters_toy",
     "COLORS",
@@ -279,6 +280,35 @@ def plot_verdicts(verdicts: Sequence, unit: str = "points") -> Figure:
     handles = {h.get_label(): h for h in ax.get_legend_handles_labels()[0]}
     ax.legend(handles.values(), handles.keys(), fontsize=SMALLEST_FONT_PT, loc="lower right")
     fig.tight_layout()
+    return fig
+
+
+def plot_scale_study(study: pd.DataFrame, pixels: dict) -> Figure:
+    """The scale study's learning curves (:mod:`sslkit.scale`): one panel per design (rows) and
+    ruler (columns), one line per method (mean and 95% band over seeds), the raw-pixel floor as
+    a grey line; epoch 0 is the untrained network."""
+    designs = list(dict.fromkeys(study.design))
+    rulers = list(dict.fromkeys(study.ruler))
+    fig, axes = plt.subplots(len(designs), len(rulers), figsize=(MAX_WIDTH_IN, 2.2 * len(designs)),
+                             sharey="col", squeeze=False)  # fmt: skip
+    names = {"ncc": "NCC", "whitened_ncc": "whitened NCC", "probe": "linear probe"}
+    for i, design in enumerate(designs):
+        for j, ruler in enumerate(rulers):
+            ax = axes[i, j]
+            d = study[(study.design == design) & (study.ruler == ruler)]
+            sns.lineplot(d, x="epoch", y="value", hue="method", errorbar=("ci", 95), ax=ax,
+                         legend=(i == 0 and j == len(rulers) - 1))  # fmt: skip
+            ax.axhline(pixels[ruler], color="0.5", lw=1.5, ls="--", label="raw pixels")
+            if i == 0:
+                ax.set_title(names.get(ruler, ruler), fontsize=SMALLEST_FONT_PT + 1)
+            ax.set_xlabel("epoch" if i == len(designs) - 1 else "")
+            ax.set_ylabel(textwrap.fill(design, 16) if j == 0 else "", fontsize=SMALLEST_FONT_PT)
+    handles, labels = axes[0, -1].get_legend_handles_labels()
+    if axes[0, -1].get_legend() is not None:
+        axes[0, -1].get_legend().remove()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=SMALLEST_FONT_PT,
+               frameon=False)  # fmt: skip
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
 
 

@@ -120,4 +120,47 @@ def test_a_chapter_runs_outside_the_book_build_on_the_smoke_profile(tmp_path, mo
     text = "".join(o.get("text", "") for o in outputs)
     assert "→" in text  # each finding printed its verdict
     html = "".join(str(o.get("data", {}).get("text/html", "")) for o in outputs)
-    assert "the book&#x27;s build" in html or "the book's build" in html  # the scoreboard was shown
+    assert "the book states" in html  # the scoreboard was shown
+
+
+def _glued_comparisons(source: str) -> list[str]:
+    """Glue calls whose value is a word chosen by comparing numbers (``"rises" if a > b else
+    "falls"``): a verdict without a control or a threshold."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "attr", getattr(node.func, "id", "")) == "glue"
+            and len(node.args) >= 2
+        ):
+            for sub in ast.walk(node.args[1]):
+                if isinstance(sub, ast.IfExp) and any(
+                    isinstance(t, ast.Compare) for t in ast.walk(sub.test)
+                ):
+                    found.append(ast.unparse(node.args[0]))
+    return found
+
+
+def test_the_glued_comparison_finder_finds_a_planted_one():
+    planted = 'book.glue("direction", "rises" if a > b else "falls")\nbook.glue("n", len(x))'
+    assert _glued_comparisons(planted) == ["'direction'"]
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_no_glued_comparison_word_that_is_not_a_verdict(path):
+    def python(source):  # IPython magics and shell lines become `pass`, indentation kept
+        return "\n".join(
+            line[: len(line) - len(line.lstrip())] + "pass"
+            if line.lstrip().startswith(("%", "!"))
+            else line
+            for line in source.splitlines()
+        )
+
+    code = [python("".join(c["source"])) for c in cells(path) if c["cell_type"] == "code"]
+    found = [name for src in code for name in _glued_comparisons(src)]
+    assert not found, (
+        f"glued words chosen by comparing means, with no control or threshold: {found}; make "
+        "each a sslkit.paper.Finding (its verdict is glued by book.report) or delete it"
+    )
