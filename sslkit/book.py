@@ -22,10 +22,21 @@ import pandas as pd
 import torch
 
 from . import store, verify
-from .analysis import holm, one_sided_p
-from .configs import store_only
+from .analysis import holm, one_sided_p, t_interval
+from .configs import RATIOS, store_only, trained
 from .cost import fmt_duration
-from .paper import BELOW, CLUSTERING, PRIMARY, RULER_NAMES, RULERS, finding, ruler_keys
+from .paper import (
+    BELOW,
+    CLUSTERING,
+    PER_METHOD,
+    PRIMARY,
+    RULER_NAMES,
+    RULERS,
+    finding,
+    gain,
+    per_method,
+    ruler_keys,
+)
 from .plan import chapter_plan
 from .plots import use_style
 from .profiles import Profile, get_profile
@@ -45,6 +56,8 @@ __all__ = [
     "reading",
     "rulers_table",
     "primary_table",
+    "per_method_table",
+    "ratio_arms_table",
     "BOOK_PROFILE",
 ]
 
@@ -280,6 +293,45 @@ def rulers_table(profile: Profile, seeds=None) -> pd.DataFrame:
                  else "raw pixels", **cells, "reading": reading(verdicts)}
             )  # fmt: skip
     return pd.DataFrame(rows).set_index(["configuration", "over"])
+
+
+def per_method_table(profile: Profile, seeds=None) -> pd.DataFrame:
+    """The measurements repeated per method (:data:`sslkit.paper.PER_METHOD`), one column per
+    method: the evidence the prose states (effect [95% CI]: verdict) and this run's verdict."""
+    rows = {}
+    for key in PER_METHOD:
+        row = {}
+        for method, k in per_method(key).items():
+            f, ref, live = finding(k), stated(k), finding(k).measure(profile, seeds)
+            shown = _cell(f, ref if ref is not None else live)
+            row[method] = f"{shown} (this run: {live.verdict})" if ref is not None else (
+                f"{shown} (this run; not in the store)")  # fmt: skip
+        rows[finding(key).claim] = row
+    return pd.DataFrame(rows).T
+
+
+def ratio_arms_table(profile: Profile, seeds=None) -> pd.DataFrame:
+    """Every arm of the ratio sweep against the untrained network, on the three rulers (effect
+    [95% CI] over seeds, from the evidence store where it holds the arm, else this run), with
+    the arm flagged **degenerate** where its raw NCC interval lies wholly below 0: a run that
+    ends below its own untrained network has learned nothing a comparison can rest on."""
+    rows = []
+    for ratio, config in RATIOS.items():
+        try:
+            with store_only():
+                runs = trained(config, RECORDED_PROFILE)
+            source = f"reference ({len(runs)} seeds)"
+        except LookupError:
+            runs = trained(config, profile, seeds)
+            source = f"this run ({len(runs)} seeds)"
+        row = {"ratio": ratio, "configuration": config, "evidence": source}
+        for ruler in RULERS:
+            effect, lo, hi = t_interval([gain(r, ruler, "fine") for r in runs])
+            row[RULER_NAMES[ruler]] = f"{100 * effect:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+            if ruler == "ncc":
+                row["degenerate"] = "yes" if hi < 0 else ""
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("ratio")
 
 
 def primary_table(profile: Profile, seeds=None, alpha: float = 0.05) -> pd.DataFrame:

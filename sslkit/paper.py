@@ -33,7 +33,7 @@ from scipy import stats
 
 from . import scale, store
 from .analysis import t_interval
-from .configs import METHODS, trained
+from .configs import METHODS, RATIOS, trained
 from .data import load
 from .metrics import ncc_accuracy
 from .profiles import Profile, get_profile
@@ -55,6 +55,8 @@ __all__ = [
     "VARIANTS",
     "RULER_VARIANTS",
     "PRIMARY",
+    "WORKING_RATIOS",
+    "ratio_slope",
     "RULERS",
     "CLUSTERING",
     "VERDICTS",
@@ -156,6 +158,8 @@ class Finding:
     # A correlation per seed: averaged and given its interval on Fisher's z = atanh(r), then
     # mapped back, so that the bounds stay within [-1, 1].
     fisher_z: bool = False
+    # Why the threshold is what it is, where the shared reasons (THRESHOLD_REASONS) do not say.
+    reason: str = ""
 
     @property
     def book_verdict(self) -> str:
@@ -167,7 +171,7 @@ class Finding:
     def threshold_reason(self) -> str:
         """Why the threshold is what it is (:data:`THRESHOLD_REASONS`; a finding of your own
         should have a reason too)."""
-        return THRESHOLD_REASONS.get(self.threshold, "no reason recorded")
+        return self.reason or THRESHOLD_REASONS.get(self.threshold, "no reason recorded")
 
     def fmt(self, x: float, short: bool = False) -> str:
         """An effect in the finding's unit, e.g. ``+12.3 points`` (``+12.3 pts`` when ``short``)."""
@@ -706,6 +710,37 @@ PRIMARY = {
     "grows with depth": "deeper_gains_more",
 }
 
+# --------------------------------------------------------------------------- the ratio sweep
+
+# The ratios over which the sweep's dose-response is read: the runs in which VICReg trains as
+# VICReg (both terms weighted), leaving out the one-term ends and the ratio-0.2 arm, whose
+# runs may end below the untrained network (chapter 4b flags such an arm).
+WORKING_RATIOS = (0.5, 1.0, 2.0, 5.0)
+
+
+def ratio_slope(metric="ncc", target="fine"):
+    """Per seed, the least-squares slope of a ruler after training against log10 of the
+    regularization/invariance ratio, over :data:`WORKING_RATIOS` (points per tenfold ratio);
+    the control is 0, no dose-response."""
+
+    def compute(prof, seeds):
+        x = np.log10(WORKING_RATIOS)
+        runs = [trained(RATIOS[r], prof, seeds) for r in WORKING_RATIOS]
+        rows = []
+        for i, seed in enumerate(seeds):
+            y = [arm[i].final(metric, target=target) for arm in runs]
+            rows.append(dict(seed=seed, value=float(np.polyfit(x, y, 1)[0]), control=0.0))
+        return pd.DataFrame(rows)
+
+    return compute
+
+
+SLOPE_REASON = (
+    "2 points of accuracy per tenfold ratio: over the working range (a tenfold span) the most "
+    "and least regularized runs then differ by about 2 points, the margin the book asks of any "
+    "difference between two runs"
+)
+
 # --------------------------------------------------------------------------- associations
 
 # The self-supervised configurations an association across runs is measured over: every
@@ -743,6 +778,25 @@ FINDINGS.update(
     {
         f.key: f
         for f in (
+            *(
+                Finding(
+                    "ratio_slope" + ("" if metric == "ncc" else f"_{metric}"),
+                    "More weight on the regularization term, more semantic clustering (the "
+                    f"dose-response, {name})",
+                    DERIVED,
+                    f"per seed, slope of test {name} accuracy (fine) against log10 of the "
+                    "regularization/invariance ratio, ratios 0.5 to 5",
+                    "no dose-response (slope 0)",
+                    0.02,
+                    ratio_slope(metric),
+                    reason=SLOPE_REASON,
+                )
+                for metric, name in (
+                    ("ncc", "NCC"),
+                    ("whitened_ncc", "whitened NCC"),
+                    ("probe", "linear probe"),
+                )
+            ),  # fmt: skip
             Finding(
                 "clustering_helps_classification",
                 "The more a run clusters the classes, the better its features classify them",
