@@ -19,10 +19,13 @@ import pandas as pd
 import torch
 
 from . import store
+from .cache import config_hash
 from .configs import CONFIGS, trained
 from .cost import device_kind, estimate_seconds, fmt_duration, run_cost
+from .methods import canonical_name
 from .plan import flops_per_image
 from .profiles import Profile, get_profile
+from .runs import datasets_for, train_config
 from .scale import pixel_floor
 from .targets import draws
 
@@ -86,11 +89,17 @@ def evaluate_run(run, config: str) -> pd.DataFrame:
     ]
 
 
+def _key(config: str, prof: Profile, seed: int, data: str) -> str:
+    method, loss = CONFIGS[config]
+    return config_hash(train_config(canonical_name(method), prof, seed, loss, data))
+
+
 def provenance() -> dict:
-    """Where and with what the runs were computed: sslkit commit, torch, device, threads."""
+    """Where and with what the runs were computed: sslkit commit (``-dirty`` when the working
+    tree had changes), torch, device, threads."""
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
+            ["git", "describe", "--always", "--dirty"],
             cwd=Path(__file__).resolve().parent,
             capture_output=True,
             text=True,
@@ -124,8 +133,17 @@ def build(
         raise ValueError(f"unknown configurations {unknown}; known: {', '.join(CONFIGS)}")
     seeds = tuple(prof.seeds if seeds is None else seeds)
     held = store.manifest(prof, root)
-    current = held.get("runs", {}) if held.get("profile") == store.profile_settings(prof) else {}
-    todo = [(c, s) for c in configs for s in seeds if f"{c}/{s}" not in current]
+    same = held.get("profile") == store.profile_settings(prof)
+    current = held.get("runs", {}) if same else {}
+    data = datasets_for(prof)[0].fingerprint()
+    # a stored run counts only under the train cache key it would have now (same settings,
+    # configuration, code version of the key and data); any other is built again
+    todo = [
+        (c, s)
+        for c in configs
+        for s in seeds
+        if current.get(f"{c}/{s}", {}).get("key") != _key(c, prof, s, data)
+    ]
     kind = device_kind()
     estimate = {
         c: estimate_seconds(run_cost(CONFIGS[c][0], prof, flops_per_image(CONFIGS[c][0], prof)),
@@ -135,7 +153,7 @@ def build(
     left = sum(estimate[c] for c, _ in todo)
     stored = dict(
         what=f"the evidence store of the {prof.name} profile",
-        pixel_floor=held.get("pixel_floor") or pixel_floor(prof),
+        pixel_floor=(same and held.get("pixel_floor")) or pixel_floor(prof),
     )
     log(f"{len(todo)} runs to build on {kind} (about {fmt_duration(left)} by `sslkit plan`); "
         f"{len(current)} already stored")  # fmt: skip

@@ -16,7 +16,7 @@ import math
 from . import store
 from .losses import VICREG_WEIGHTS, regularization_ratio  # noqa: F401  (a configuration's ratio; defined with the loss)
 from .profiles import get_profile
-from .runs import train
+from .runs import filled_loss, train
 
 __all__ = [
     "CONFIGS",
@@ -101,13 +101,14 @@ def trained(name: str, profile=None, seeds=None, source: str = "auto") -> list:
     seeds = tuple(seeds or prof.seeds)
     if source == "auto" and _STORE_ONLY.get():
         source = "store"
-    if source == "store" or (source == "auto" and store.holds(prof, name, seeds)):
-        if not store.holds(prof, name, seeds):
-            raise LookupError(
+    method, loss = CONFIGS[name]
+    expected = dict(method=method, loss=filled_loss(method, loss))
+    if source == "store" or (source == "auto" and store.holds(prof, name, seeds, **expected)):
+        if not store.holds(prof, name, seeds, **expected):
+            raise store.NotStored(
                 f"the evidence store of profile {prof.name!r} does not hold {name} for seeds "
                 f"{list(seeds)}; build it with `python -m sslkit evidence build --profile "
                 f"{prof.name}`, or use source='live'"
             )
         return store.stored_runs(name, prof, seeds)
-    method, loss = CONFIGS[name]
     return [train(method, prof, seed=s, loss=loss) for s in seeds]

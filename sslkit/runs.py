@@ -44,6 +44,7 @@ __all__ = [
     "Run",
     "train",
     "train_config",
+    "filled_loss",
     "datasets_for",
     "build_model",
     "default_device",
@@ -456,6 +457,12 @@ def _check_loss_arguments(method: str, loss: dict) -> dict:
             raise ValueError(f"loss argument {k} must be finite, got {v}")
         out[k] = x
     return out
+
+
+def filled_loss(method: str, loss: dict | None) -> dict:
+    """A configuration's loss arguments as a run stores them: checked, as floats, every default
+    filled in (``{}`` and the defaults spelled out are one configuration)."""
+    return _check_loss_arguments(canonical_name(method), dict(loss or {}))
 
 
 def train_config(method: str, profile: Profile, seed: int, loss: dict, data: str) -> dict:

@@ -46,12 +46,19 @@ __all__ = [
     "stored_runs",
     "evaluations",
     "write_run",
+    "NotStored",
 ]
+
+
+class NotStored(LookupError):
+    """The evidence store does not hold what was asked (a run, a seed, the profile)."""
+
 
 # Where the stores live: inside the package, so that a pip install carries them.
 EVIDENCE = Path(__file__).resolve().parent / "evidence"
 COLUMNS = ["config", "seed", "epoch", "stage", "target", "metric", "split", "dim", "value"]
 LOSS_COLUMNS = ["config", "seed", "epoch", "metric", "value"]
+TABLES = ("evaluations.csv.gz", "losses.csv.gz")
 # The settings that change a stored evaluation: what trains the network, and what evaluates it.
 SETTINGS = (*TRAIN_FIELDS, "eval_size", "eval_every")
 
@@ -75,13 +82,27 @@ def manifest(profile: Profile, root: Path | None = None) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def holds(profile: Profile, config: str, seeds, root: Path | None = None) -> bool:
-    """Whether the store has every seed of ``config`` for exactly this profile's settings
-    (a profile changed since the store was built is never answered from it)."""
+def holds(
+    profile: Profile,
+    config: str,
+    seeds,
+    root: Path | None = None,
+    method: str | None = None,
+    loss: dict | None = None,
+) -> bool:
+    """Whether the store has every seed of ``config`` for exactly this profile's settings and,
+    where given, this ``method`` and (filled-in) ``loss``: a profile or a configuration changed
+    since the store was built is never answered from it. The tables must be there too."""
     m = manifest(profile, root)
     if not m or m.get("profile") != profile_settings(profile):
         return False
-    return all(f"{config}/{s}" in m.get("runs", {}) for s in seeds)
+    if not all((folder(profile, root) / n).is_file() for n in TABLES):
+        return False
+    runs = [m.get("runs", {}).get(f"{config}/{s}") for s in seeds]
+    if any(r is None for r in runs):
+        return False
+    return all((method is None or r["method"] == method) and (loss is None or r["loss"] == loss)
+               for r in runs)  # fmt: skip
 
 
 @register_cache
@@ -106,7 +127,7 @@ def _read(profile: Profile, root: Path | None = None):
     path = folder(profile, root)
     files = [path / n for n in ("manifest.json", "evaluations.csv.gz", "losses.csv.gz")]
     if not all(f.is_file() for f in files):
-        raise FileNotFoundError(
+        raise NotStored(
             f"no evidence store for profile {profile.name!r} at {path}; build it with "
             f"`python -m sslkit evidence build --profile {profile.name}`"
         )
@@ -140,11 +161,25 @@ class StoredRun:
     def last_stage(self) -> str:
         return self.stage_names[-1]
 
+    def __getattr__(self, name):
+        raise AttributeError(
+            f"a stored run keeps evaluations, not weights, so it has no {name!r}; for the "
+            f"network itself train it: configs.trained({self.config!r}, profile, seeds, "
+            "source='live')"
+        )
+
     def value(self, metric, epoch, split="test", target="fine", stage=None, dim=None) -> float:
         """One stored number (see :meth:`sslkit.runs.Run.value`)."""
         if metric == "sample_ncc":
             target = "sample"
-        key = (epoch, stage or self.last_stage, target, metric, split, "" if dim is None else dim)
+        key = (
+            epoch,
+            stage or self.last_stage,
+            target,
+            metric,
+            split,
+            "" if dim is None else str(dim),
+        )
         if key not in self._values:
             raise KeyError(
                 f"the {self.profile.name} evidence store has no {metric}/{split}/{target}/"

@@ -55,8 +55,8 @@ class World:
 
     def share_early(self, metric):
         """Share of the final gain reached at the first evaluation after epoch 0."""
-        if not self.holds:
-            return 0.5
+        if not self.holds:  # the probe overshoots early: its gains do not follow NCC's
+            return 1.5 if metric == "probe" else 0.5
         return 0.8 if metric == "sample_ncc" else 0.3
 
     def __call__(self, config, metric, split, target, stage):
@@ -213,7 +213,7 @@ def reference_reads(monkeypatch, holds, keys):
 
 
 def test_scoreboard_shows_the_reference_and_this_run_and_never_raises(monkeypatch, capsys):
-    keys = ["sample_clustering", "ratio_drives_clustering"]
+    keys = ["sample_clustering", "regularization_clusters"]
     reference_reads(monkeypatch, True, keys)
     for k in keys:
         monkeypatch.setitem(paper.RECORDED, k, "held")
@@ -346,10 +346,11 @@ def test_t_interval_checks_its_confidence():
     "ncc, whitened, probe, expected",
     [
         ("held", "held", "not held", "class information added"),
-        ("held", "not held", paper.BELOW, "geometry only"),
+        ("held", "not held", "not held", "geometry only"),
+        ("held", "not held", paper.BELOW, "geometry, and a small gain in class information"),
         ("held", "inconclusive", "not held", "undecided"),
         ("not held", "held", "held", "no clustering gain"),
-        (paper.BELOW, "not held", "not held", "no clustering gain"),
+        (paper.BELOW, "not held", "not held", "a small clustering gain"),
         ("inconclusive", "held", "held", "undecided"),
     ],
 )

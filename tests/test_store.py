@@ -141,3 +141,17 @@ def test_the_reference_store_in_the_package_is_small():
     folder = store.EVIDENCE
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     assert size < 5 * 2**20, f"the evidence store is {size / 2**20:.1f} MB; keep it to a few MB"
+
+
+def test_a_systematic_shift_fails_even_within_each_values_tolerance():
+    table = pd.DataFrame(
+        dict(config="VICReg", seed=0, epoch=[0, 2, 2, 2], stage="stage1", target="fine",
+             metric="ncc", split="test", dim="", value=[0.5, 0.6, 0.7, 0.8])
+    )  # fmt: skip
+    table["recomputed"] = table.value + [0.0, 0.015, 0.015, 0.015]  # each within 0.04
+    table["difference"] = (table.recomputed - table.value).abs()
+    with pytest.raises(verify.EvidenceMismatch, match="shifted by"):
+        verify.compare(table)
+    table["recomputed"] = table.value + [0.0, 0.015, -0.015, 0.0]  # noise both ways passes
+    table["difference"] = (table.recomputed - table.value).abs()
+    verify.compare(table)
