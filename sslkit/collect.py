@@ -95,18 +95,22 @@ def _key(config: str, prof: Profile, seed: int, data: str) -> str:
 
 
 def provenance() -> dict:
-    """Where and with what the runs were computed: sslkit commit (``-dirty`` when the working
-    tree had changes), torch, device, threads."""
-    try:
-        commit = subprocess.run(
-            ["git", "describe", "--always", "--dirty"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
+    """Where and with what the runs were computed: sslkit commit (``-dirty`` when the package's
+    code had uncommitted changes; the store's own tables do not count), torch, device,
+    threads."""
+    here = Path(__file__).resolve().parent
+
+    def git(*args) -> str:
+        try:
+            out = subprocess.run(["git", *args], cwd=here, capture_output=True, text=True,
+                                 timeout=10)  # fmt: skip
+        except (OSError, subprocess.SubprocessError):
+            return ""
+        return out.stdout.strip() if out.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD")
+    if commit and git("status", "--porcelain", "--", ".", ":(exclude)evidence"):
+        commit += "-dirty"
     return dict(
         sslkit_commit=commit or "unknown",
         torch=torch.__version__,
