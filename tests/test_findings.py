@@ -383,3 +383,10 @@ def test_the_primary_claims_are_the_abstracts_five(monkeypatch):
     table = book.primary_table(PROFILE)
     assert len(table) == 5 and set(table.finding) == set(paper.PRIMARY.values())
     assert (table.iloc[:, -1] == "yes").all()  # planted true, clear of every threshold
+
+
+def test_every_finding_has_a_recorded_verdict_and_no_stale_one():
+    from sslkit import recorded
+
+    assert set(recorded.RECORDED) == set(paper.FINDINGS)
+    assert set(recorded.RECORDED.values()) <= set(paper.VERDICTS)
