@@ -10,13 +10,10 @@ under the same train cache key (same settings, code version of the key and data)
 from __future__ import annotations
 
 import datetime
-import platform
-import subprocess
 import time
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from . import store
 from .cache import config_hash
@@ -26,10 +23,11 @@ from .methods import canonical_name
 from .plan import flops_per_image
 from .profiles import Profile, get_profile
 from .runs import datasets_for, train_config
+from .runtime import provenance
 from .scale import pixel_floor
 from .targets import draws
 
-__all__ = ["plan", "SAMPLE_CURVES", "ORDER", "evaluate_run", "build", "provenance"]
+__all__ = ["plan", "SAMPLE_CURVES", "ORDER", "evaluate_run", "build"]
 
 
 def plan() -> tuple:
@@ -92,33 +90,6 @@ def evaluate_run(run, config: str) -> pd.DataFrame:
 def _key(config: str, prof: Profile, seed: int, data: str) -> str:
     method, loss = CONFIGS[config]
     return config_hash(train_config(canonical_name(method), prof, seed, loss, data))
-
-
-def provenance() -> dict:
-    """Where and with what the runs were computed: sslkit commit (``-dirty`` when the package's
-    code had uncommitted changes; the store's own tables do not count), torch, device,
-    threads."""
-    here = Path(__file__).resolve().parent
-
-    def git(*args) -> str:
-        try:
-            out = subprocess.run(["git", *args], cwd=here, capture_output=True, text=True,
-                                 timeout=10)  # fmt: skip
-        except (OSError, subprocess.SubprocessError):
-            return ""
-        return out.stdout.strip() if out.returncode == 0 else ""
-
-    commit = git("rev-parse", "--short", "HEAD")
-    if commit and git("status", "--porcelain", "--", ".", ":(exclude)evidence"):
-        commit += "-dirty"
-    return dict(
-        sslkit_commit=commit or "unknown",
-        torch=torch.__version__,
-        device=torch.cuda.get_device_name()
-        if torch.cuda.is_available()
-        else platform.processor() or platform.machine(),
-        threads=torch.get_num_threads(),
-    )
 
 
 def build(

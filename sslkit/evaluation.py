@@ -141,6 +141,18 @@ def evaluate_features(
     return pd.DataFrame(rows)
 
 
+def _equal_dim(train_feats, dim) -> int:
+    """The dimension every stage is brought to: ``dim``, or the smallest stage width for
+    ``"smallest"``; refused outside 1..smallest width."""
+    smallest = min(x.shape[1] for x in train_feats)
+    dim = smallest if dim == "smallest" else int(dim)
+    if dim < 1 or dim > smallest:
+        raise ValueError(
+            f"dim must be between 1 and the smallest stage width {smallest}, got {dim}"
+        )
+    return dim
+
+
 def project_stages(train_feats, test_feats, dim, seed: int = 0):
     """Every stage's features through one fixed random orthonormal projection to ``dim``
     dimensions (the same matrix for train and test and for every snapshot of a run of
@@ -152,12 +164,7 @@ def project_stages(train_feats, test_feats, dim, seed: int = 0):
     and a wider one is seen through a random ``dim``-dimensional window.
     ``dim="smallest"`` picks the smallest stage width. Returns the two lists of projected features.
     """
-    widths = [x.shape[1] for x in train_feats]
-    dim = min(widths) if dim == "smallest" else int(dim)
-    if dim < 1 or dim > min(widths):
-        raise ValueError(
-            f"dim must be between 1 and the smallest stage width {min(widths)}, got {dim}"
-        )
+    dim = _equal_dim(train_feats, dim)
     out_train, out_test = [], []
     for i, (xtr, xte) in enumerate(zip(train_feats, test_feats)):
         g = generator(seed, "projection", i)
@@ -178,12 +185,7 @@ def pca_stages(train_feats, test_feats, dim="smallest"):
     has in ``dim`` dimensions, so a low-rank trained stage and a full-rank untrained one lose
     in the same, deterministic way: stages compare at equal dimension without a draw.
     """
-    widths = [x.shape[1] for x in train_feats]
-    dim = min(widths) if dim == "smallest" else int(dim)
-    if dim < 1 or dim > min(widths):
-        raise ValueError(
-            f"dim must be between 1 and the smallest stage width {min(widths)}, got {dim}"
-        )
+    dim = _equal_dim(train_feats, dim)
     out_train, out_test = [], []
     for xtr, xte in zip(train_feats, test_feats):
         mean = xtr.mean(0, keepdim=True)

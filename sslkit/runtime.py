@@ -4,6 +4,8 @@ caches of higher modules.
 Kept apart from the training loop so that the cache, the CLI and the chapters can use
 them without importing :mod:`sslkit.train`. Random streams are :mod:`sslkit.seeds`' job.
 
+:func:`provenance` says where and with what a stored result was computed.
+
 In-memory caches (what :func:`clear_caches` empties): loaded datasets and extracted features
 (:mod:`sslkit.runs`), measured findings (:mod:`sslkit.paper`) and counted operations
 (:mod:`sslkit.plan`). Each is registered here by the module that owns it with
@@ -14,12 +16,15 @@ The disk caches (:mod:`sslkit.cache`) are not touched.
 from __future__ import annotations
 
 import os
+import platform
+import subprocess
 import sys
 from pathlib import Path
 
 import torch
 
 __all__ = [
+    "provenance",
     "user_cache_home",
     "progress_enabled",
     "autocast_dtype",
@@ -67,3 +72,30 @@ def clear_caches() -> None:
     """Forget every in-memory result of this process (see the module doc); disk caches stay."""
     for cache in _CACHES:
         (cache.cache_clear if hasattr(cache, "cache_clear") else cache.clear)()
+
+
+def provenance() -> dict:
+    """Where and with what the runs were computed: sslkit commit (``-dirty`` when the package's
+    code had uncommitted changes; the store's own tables do not count), torch, device,
+    threads."""
+    here = Path(__file__).resolve().parent
+
+    def git(*args) -> str:
+        try:
+            out = subprocess.run(["git", *args], cwd=here, capture_output=True, text=True,
+                                 timeout=10)  # fmt: skip
+        except (OSError, subprocess.SubprocessError):
+            return ""
+        return out.stdout.strip() if out.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD")
+    if commit and git("status", "--porcelain", "--", ".", ":(exclude)evidence"):
+        commit += "-dirty"
+    return dict(
+        sslkit_commit=commit or "unknown",
+        torch=torch.__version__,
+        device=torch.cuda.get_device_name()
+        if torch.cuda.is_available()
+        else platform.processor() or platform.machine(),
+        threads=torch.get_num_threads(),
+    )

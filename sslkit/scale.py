@@ -24,19 +24,17 @@ import datetime
 import json
 import math
 import os
-import platform
-import subprocess
 import time
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from . import metrics
 from .analysis import t_interval
 from .cache import config_hash
 from .profiles import Profile, get_profile
 from .runs import datasets_for, train, train_config
+from .runtime import provenance
 
 __all__ = [
     "DESIGNS",
@@ -146,24 +144,9 @@ def _write(table: pd.DataFrame, path: Path) -> None:
 
 
 def _manifest(path: Path, floors: dict) -> None:
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
     manifest = dict(
         what="scale study: the three rulers against the two floors, by design and method",
-        sslkit_commit=commit or "unknown",
-        torch=torch.__version__,
-        device=torch.cuda.get_device_name()
-        if torch.cuda.is_available()
-        else platform.processor() or platform.machine(),
-        threads=torch.get_num_threads(),
+        **provenance(),
         date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         designs={
             k: {f: list(v) if isinstance(v, tuple) else v for f, v in d.items()}
