@@ -19,6 +19,7 @@ __all__ = [
     "one_sided_p",
     "holm",
     "t_interval",
+    "standard_error",
     "seed_summary",
     "collect",
     "gain_over_init",
@@ -29,11 +30,47 @@ __all__ = [
 ]
 
 
-def t_interval(values, confidence: float = 0.95) -> tuple[float, float, float]:
+def _finite(values, name="values") -> np.ndarray:
+    x = np.asarray(list(values), dtype=float)
+    if x.ndim != 1 or len(x) == 0:
+        raise ValueError(f"need a non-empty 1-D list of {name}, got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name} must be finite, got {x.tolist()}")
+    return x
+
+
+def standard_error(values, subsets=None) -> tuple[float, float]:
+    """The standard error of the mean of per-seed ``values`` and its degrees of freedom.
+
+    Seeds only: ``s / √n`` with ``n − 1`` degrees of freedom. With ``subsets``, the mean
+    effect measured on each of K disjoint evaluation subsets of the test images (the same
+    seeds), the test images' own sampling variance is added: ``SE² = s²/n + s_K²/K``, with
+    ``s_K`` the standard deviation across subsets (a subset has 1/K of the images, so its
+    variance is K times the full set's), and the degrees of freedom of
+    Welch–Satterthwaite (Satterthwaite, 1946): ``SE⁴ / ((s²/n)²/(n−1) + (s_K²/K)²/(K−1))``,
+    capped at the seeds' ``n − 1``, so that adding a source of variance never narrows an
+    interval.
+    """
+    x = _finite(values)
+    seed_var = x.var(ddof=1) / len(x) if len(x) > 1 else math.nan
+    if subsets is None:
+        return math.sqrt(seed_var), len(x) - 1
+    k = _finite(subsets, "subsets")
+    if len(k) < 2:
+        raise ValueError(f"need at least two evaluation subsets, got {len(k)}")
+    eval_var = k.var(ddof=1) / len(k)
+    total = seed_var + eval_var
+    parts = (seed_var**2 / (len(x) - 1) if seed_var > 0 else 0.0) + eval_var**2 / (len(k) - 1)
+    return math.sqrt(total), min(len(x) - 1, total**2 / parts if parts > 0 else math.inf)
+
+
+def t_interval(values, confidence: float = 0.95, subsets=None) -> tuple[float, float, float]:
     """Mean and Student-t confidence interval of independent per-seed values.
 
-    ``mean ± t_{n−1} · s / √n`` with ``s`` the sample standard deviation. With fewer than
-    two values the interval is undefined and returned as NaN.
+    ``mean ± t_{df} · SE`` (:func:`standard_error`): over seeds only, ``SE = s / √n`` and
+    ``df = n − 1``; with ``subsets`` (the mean effect on each evaluation subset of the test
+    images), the interval also covers which test images were drawn. With fewer than two
+    values the interval is undefined and returned as NaN.
 
     >>> m, lo, hi = t_interval([1.0, 2.0, 3.0])
     >>> round(m, 3), round(lo, 3), round(hi, 3)
@@ -41,29 +78,26 @@ def t_interval(values, confidence: float = 0.95) -> tuple[float, float, float]:
     """
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be between 0 and 1 (e.g. 0.95), got {confidence}")
-    x = np.asarray(list(values), dtype=float)
-    if x.ndim != 1 or len(x) == 0:
-        raise ValueError(f"need a non-empty 1-D list of values, got shape {x.shape}")
-    if not np.isfinite(x).all():
-        raise ValueError(f"values must be finite, got {x.tolist()}")
+    x = _finite(values)
     mean = float(x.mean())
     if len(x) < 2:
         return mean, math.nan, math.nan
-    half = float(stats.t.ppf(0.5 + confidence / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+    se, df = standard_error(x, subsets)
+    half = float(stats.t.ppf(0.5 + confidence / 2, df) * se)
     return mean, mean - half, mean + half
 
 
-def one_sided_p(values, threshold: float = 0.0) -> float:
+def one_sided_p(values, threshold: float = 0.0, subsets=None) -> float:
     """p-value of a one-sided t-test of H0: mean ≤ ``threshold`` on independent per-seed values
-    (small when the values sit clearly above the threshold)."""
+    (small when the values sit clearly above the threshold); ``subsets`` as in
+    :func:`t_interval`."""
     x = np.asarray(list(values), dtype=float)
     if len(x) < 2 or not np.isfinite(x).all():
         return math.nan
-    sd = x.std(ddof=1)
-    if sd == 0:
+    se, df = standard_error(x, subsets)
+    if se == 0:
         return 0.0 if x.mean() > threshold else 1.0
-    t = (x.mean() - threshold) / (sd / math.sqrt(len(x)))
-    return float(stats.t.sf(t, len(x) - 1))
+    return float(stats.t.sf((x.mean() - threshold) / se, df))
 
 
 def holm(pvalues, alpha: float = 0.05) -> list[bool]:

@@ -21,10 +21,11 @@ import os
 import pandas as pd
 import torch
 
-from . import store, verify
+from . import store, targets, verify
 from .analysis import holm, one_sided_p, t_interval
 from .configs import RATIOS, store_only, trained
 from .cost import fmt_duration
+from .evaluation import EVAL_SUBSETS
 from .paper import (
     BELOW,
     CLUSTERING,
@@ -71,9 +72,10 @@ def setup(
     """Set torch's CPU threads (``$OMP_NUM_THREADS`` or 2), the book's plot style, and
     return the profile (``$SSLKIT_PROFILE``, else ``cpu``).
 
-    With ``chapter`` (e.g. ``"04b"``), also glue the chapter's estimated run time from an
-    empty cache (``run_time_cpu``, ``run_time_t4``) and its number of runs (``run_count``),
-    computed by :mod:`sslkit.plan` for this profile.
+    Glue the sizes the prose names (``reference_seeds``, ``live_seeds``, ``n_draws``). With
+    ``chapter`` (e.g. ``"04b"``), also glue the chapter's estimated run time from an empty cache
+    (``run_time_cpu``, ``run_time_t4``) and its number of runs (``run_count``), computed by
+    :mod:`sslkit.plan` for this profile.
     """
     threads = threads or int(os.environ.get("OMP_NUM_THREADS", "2") or 2)
     torch.set_num_threads(threads)
@@ -85,6 +87,11 @@ def setup(
         f"{list(prof.seeds)}) | "
         f"device: {device} | torch {torch.__version__} | threads: {torch.get_num_threads()}"
     )
+    # the sizes the prose names: seeds of the reference evidence and of this run, draws of a
+    # random control
+    glue("reference_seeds", len(get_profile(RECORDED_PROFILE).seeds))
+    glue("live_seeds", len(prof.seeds))
+    glue("n_draws", targets.DRAWS)
     if chapter is not None:
         plan = chapter_plan(chapter, prof, cache=False)
         glue("run_count", len(plan))
@@ -354,7 +361,7 @@ def primary_table(profile: Profile, seeds=None, alpha: float = 0.025) -> pd.Data
     keys = list(PRIMARY.values())
     verdicts = evidence(keys, profile, seeds)
     p = [
-        one_sided_p(v.per_seed.effect, finding(k).threshold)
+        one_sided_p(v.per_seed.effect, finding(k).threshold, subsets=v.subsets)
         if v.per_seed.effect.notna().all()
         else float("nan")  # a seed without a measurement: no p-value, as no verdict
         for k, v in zip(keys, verdicts)
@@ -403,6 +410,8 @@ def evidence_line(profile: Profile) -> str:
         else "empty"
     )
     return (
-        f"Reference: the {ref.name} evidence store ({stored}). "
-        f"This run: the {profile.name} profile, seeds {list(profile.seeds)}."
+        f"Reference: the {ref.name} evidence store ({stored}); its intervals cover the seeds "
+        f"and, for findings read from test accuracies, which test images were drawn "
+        f"({EVAL_SUBSETS} evaluation subsets). This run: the {profile.name} profile, seeds "
+        f"{list(profile.seeds)}; its intervals cover the seeds only."
     )

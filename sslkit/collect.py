@@ -19,10 +19,11 @@ from . import store
 from .cache import config_hash
 from .configs import CONFIGS, trained
 from .cost import device_kind, estimate_seconds, fmt_duration, run_cost
+from .evaluation import EVAL_SUBSETS
 from .methods import canonical_name
 from .plan import flops_per_image
 from .profiles import Profile, get_profile
-from .runs import datasets_for, train_config
+from .runs import SAMPLE_METRICS, datasets_for, train_config
 from .runtime import provenance
 from .scale import pixel_floor
 from .targets import draws
@@ -36,7 +37,9 @@ def plan() -> tuple:
     ``"all"``: every snapshot (the learning curves); ``"ends"``: the untrained network and the
     last epoch (what a gain over the untrained network reads). Random controls are stored draw
     by draw (test split), so that their mean is the control and their spread the null
-    distribution.
+    distribution. Every test accuracy is also scored on the :data:`EVAL_SUBSETS` evaluation
+    subsets of the test images (splits ``"test@k"``), so that a finding's interval can cover
+    which test images were drawn.
     """
     controls = (*draws("coarse_random"), *draws("random_function"))
     return (
@@ -77,14 +80,25 @@ def evaluate_run(run, config: str) -> pd.DataFrame:
     frames = []
     for targets, metrics, epochs, dim, splits in plan():
         which = run.epochs if epochs == "all" else [0, run.epochs[-1]]
-        df = run.evaluate(targets=targets, metrics=metrics, epochs=which, dim=dim)
-        frames.append(df[df.split.isin(splits)].assign(dim="" if dim is None else dim))
+        subsets = EVAL_SUBSETS if "test" in splits else 0
+        df = run.evaluate(targets=targets, metrics=metrics, epochs=which, dim=dim, subsets=subsets)
+        keep = df.split.isin(splits) | df.split.str.startswith("test@")
+        frames.append(df[keep].assign(dim="" if dim is None else dim))
     which = run.epochs if config in SAMPLE_CURVES else [0, run.epochs[-1]]
     sample = run.evaluate(targets=(), metrics=(), epochs=which, sample_level=True)
     frames.append(sample.assign(dim=""))
     return pd.concat(frames, ignore_index=True)[
         ["epoch", "stage", "target", "metric", "split", "dim", "value"]
     ]
+
+
+def plan_version() -> str:
+    """A hash of what every stored run is evaluated on (:func:`plan`, the sample-level metrics
+    and curves, the evaluation subsets). A run stored under another version is evaluated again
+    by :func:`build`, from the train cache when it holds the network (no retraining)."""
+    return config_hash(
+        dict(plan=repr(plan()), sample=SAMPLE_METRICS, curves=SAMPLE_CURVES, subsets=EVAL_SUBSETS)
+    )
 
 
 def _key(config: str, prof: Profile, seed: int, data: str) -> str:
@@ -112,20 +126,30 @@ def build(
     current = held.get("runs", {}) if same else {}
     data = datasets_for(prof)[0].fingerprint()
     # a stored run counts only under the train cache key it would have now (same settings,
-    # configuration, code version of the key and data); any other is built again
+    # configuration, code version of the key and data) and the current evaluation plan; any
+    # other is built again (trained only where the train cache lacks it)
+    version = plan_version()
     todo = [
         (c, s)
         for c in configs
         for s in seeds
         if current.get(f"{c}/{s}", {}).get("key") != _key(c, prof, s, data)
+        or current.get(f"{c}/{s}", {}).get("plan") != version
     ]
     kind = device_kind()
-    estimate = {
+    training = {
         c: estimate_seconds(run_cost(CONFIGS[c][0], prof, flops_per_image(CONFIGS[c][0], prof)),
                             kind)
         for c in {c for c, _ in todo}
     }  # fmt: skip
-    left = sum(estimate[c] for c, _ in todo)
+    # a run whose network is stored under the same key is only evaluated again (train cache)
+    estimate = {
+        (c, s): current[f"{c}/{s}"].get("evaluate_seconds", 30)
+        if current.get(f"{c}/{s}", {}).get("key") == _key(c, prof, s, data)
+        else training[c]
+        for c, s in todo
+    }
+    left = sum(estimate.values())
     stored = dict(
         what=f"the evidence store of the {prof.name} profile",
         pixel_floor=(same and held.get("pixel_floor")) or pixel_floor(prof),
@@ -142,6 +166,7 @@ def build(
             method=run.method,
             loss=run.loss,
             key=run.key,
+            plan=version,
             out_dim=run.backbone.out_dim,
             stages=list(run.stage_names),
             seconds=round(run.seconds, 1),
@@ -150,7 +175,7 @@ def build(
             **provenance(),
         )
         store.write_run(prof, config, seed, rows, losses, entry, stored, root)
-        left -= estimate[config]
+        left -= estimate[config, seed]
         log(f"[{i}/{len(todo)}] {config}, seed {seed}: {time.perf_counter() - started:.0f} s "
             f"(about {fmt_duration(max(left, 0))} left)")  # fmt: skip
     return store.manifest(prof, root)

@@ -27,9 +27,18 @@ __all__ = [
     "project_stages",
     "pca_stages",
     "METRICS",
+    "ACCURACIES",
+    "EVAL_SUBSETS",
 ]
 
 METRICS = ("ncc", "whitened_ncc", "cdnv", "probe", "knn", "erank")
+# The metrics that are accuracies on the test images: a mean over images, so they can be scored
+# on evaluation subsets (``subsets`` of :func:`evaluate_features`).
+ACCURACIES = ("ncc", "whitened_ncc", "probe", "knn")
+# Evaluation subsets the evidence store scores each test accuracy on (400 of the reference
+# profile's 2,000 test images each): enough to estimate how much an effect owes to which test
+# images were drawn (sslkit.analysis.standard_error), few enough to keep the store small.
+EVAL_SUBSETS = 5
 
 
 @torch.no_grad()
@@ -87,7 +96,7 @@ def calibrate_batchnorm(backbone, images, mean=None, std=None, batch_size: int =
 
 
 def evaluate_features(
-    train_feats, test_feats, labels, stage_names, metric: str, knn_k: int = 20
+    train_feats, test_feats, labels, stage_names, metric: str, knn_k: int = 20, subsets: int = 0
 ) -> pd.DataFrame:
     """One metric at every stage, from features already extracted.
 
@@ -103,6 +112,11 @@ def evaluate_features(
         rows; ``"probe"`` and ``"knn"`` are fit on train and scored
         on test; ``"erank"`` (:func:`~sslkit.metrics.effective_rank` of the standardised
         features, so that rescaling a dimension does not count) ignores the labels.
+    subsets : for the accuracies (:data:`ACCURACIES`), also score the test images in this many
+        disjoint **evaluation subsets** (image ``i`` in subset ``i mod subsets``), rows with
+        split ``"test@0"``, ``"test@1"``, …: with the model fitted once on train, how much
+        the test accuracy moves between subsets measures how much it owes to which test
+        images were drawn (:func:`sslkit.analysis.t_interval`).
 
     Returns
     -------
@@ -112,29 +126,37 @@ def evaluate_features(
         raise ValueError(f"unknown metric {metric!r}; choose from {METRICS}")
     ytr, yte = labels
     rows = []
+
+    def scored(correct):  # the test accuracy, and each evaluation subset's
+        out = {"test": correct.double().mean().item()}
+        out.update(
+            {f"test@{k}": correct[k::subsets].double().mean().item() for k in range(subsets)}
+        )
+        return out
+
     for stage, xtr, xte in zip(stage_names, train_feats, test_feats):
         ytr, yte = ytr.to(xtr.device), yte.to(xtr.device)
         if metric == "ncc":
             values = {
                 "train": metrics.ncc_accuracy(xtr, ytr),
-                "test": metrics.ncc_accuracy(xte, yte, xtr, ytr),
+                **scored(metrics.ncc_accuracy(xte, yte, xtr, ytr, per_sample=True)),
             }
         elif metric == "whitened_ncc":
             values = {
                 "train": metrics.whitened_ncc_accuracy(xtr, ytr),
-                "test": metrics.whitened_ncc_accuracy(xte, yte, xtr, ytr),
+                **scored(metrics.whitened_ncc_accuracy(xte, yte, xtr, ytr, per_sample=True)),
             }
         elif metric == "cdnv":
             values = {"train": metrics.cdnv(xtr, ytr), "test": metrics.cdnv(xte, yte)}
         elif metric == "probe":
-            values = {"test": metrics.linear_probe(xtr, ytr, xte, yte)}
+            values = scored(metrics.linear_probe(xtr, ytr, xte, yte, per_sample=True))
         elif metric == "erank":
             values = {
                 "train": metrics.effective_rank(xtr, standardize=True),
                 "test": metrics.effective_rank(xte, standardize=True),
             }
         else:
-            values = {"test": metrics.knn_accuracy(xtr, ytr, xte, yte, k=knn_k)}
+            values = scored(metrics.knn_accuracy(xtr, ytr, xte, yte, k=knn_k, per_sample=True))
         rows += [
             dict(stage=stage, split=split, metric=metric, value=v) for split, v in values.items()
         ]

@@ -11,6 +11,8 @@ and runs on the features' device. ``labels`` need not be 0..K−1: any integers 
 - :func:`linear_probe`: full-batch multinomial logistic regression.
 - :func:`knn_accuracy`: k-nearest-neighbour vote.
 - :func:`sample_ncc`: sample-level (augmentation) NCC.
+- :func:`view_tightness`: how close each image's views lie, relative to the distances between
+  images (scale-free).
 - :func:`effective_rank`: how many directions the features use (a compression proxy).
 
 The public functions read like their formulas; the speed tricks (one-hot matrix products,
@@ -36,6 +38,7 @@ __all__ = [
     "linear_probe",
     "knn_accuracy",
     "sample_ncc",
+    "view_tightness",
     "effective_rank",
     "zca_whitener",
     "whitened_ncc_accuracy",
@@ -132,7 +135,8 @@ def ncc_accuracy(
     labels: ArrayLike,
     ref_features: ArrayLike | None = None,
     ref_labels: ArrayLike | None = None,
-) -> float:
+    per_sample: bool = False,
+) -> float | torch.Tensor:
     """Nearest class-centre (NCC) accuracy.
 
     Each sample is assigned the class whose centre ``μ_c`` (mean feature of class ``c`` in
@@ -140,6 +144,8 @@ def ncc_accuracy(
     assigned their own label (Ben-Shaul et al., 2023, §3). Centres come from
     ``ref_features``/``ref_labels`` if given (e.g. train centres scored on test data),
     else from the same set. Agrees with scikit-learn's ``NearestCentroid``.
+    ``per_sample=True`` returns the N booleans (assigned its own label or not) whose mean is
+    the accuracy, e.g. to score subsets of the samples.
     """
     x = _as_features(features)
     y = _as_labels(labels, len(x), x.device)
@@ -166,7 +172,8 @@ def ncc_accuracy(
             "can never be classified right; give every class a sample in the reference set"
         )
     nearest = _nearest_centre(x, centres)  # argmin_c ‖x − μ_c‖
-    return (classes[nearest] == y).double().mean().item()
+    correct = classes[nearest] == y
+    return correct if per_sample else correct.double().mean().item()
 
 
 # ZCA's regulariser, relative to the mean eigenvalue of the covariance: directions with less
@@ -198,18 +205,21 @@ def whitened_ncc_accuracy(
     ref_features: ArrayLike | None = None,
     ref_labels: ArrayLike | None = None,
     eps: float = WHITEN_EPS,
-) -> float:
+    per_sample: bool = False,
+) -> float | torch.Tensor:
     """NCC accuracy after ZCA whitening fitted on the reference features (:func:`zca_whitener`).
 
     Raw NCC rises when a network merely spreads and decorrelates its features; after
     whitening, a linear reshaping of the features no longer counts, so a gain here is
     class information that no linear map of the control's features had (the book's
-    "whitened NCC" ruler)."""
+    "whitened NCC" ruler). ``per_sample``: as in :func:`ncc_accuracy`."""
     x = _as_features(features).double()
     ref = x if ref_features is None else _as_features(ref_features, "ref_features").double()
     ref_y = labels if ref_features is None else ref_labels
     mu, w = zca_whitener(ref, eps)
-    return ncc_accuracy((x - mu) @ w, labels, (ref.to(x.device) - mu) @ w, ref_y)
+    return ncc_accuracy(
+        (x - mu) @ w, labels, (ref.to(x.device) - mu) @ w, ref_y, per_sample=per_sample
+    )
 
 
 def _nearest_centre(x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
@@ -266,6 +276,7 @@ def linear_probe(
     standardize: bool = True,
     whiten: bool = True,
     return_model: bool = False,
+    per_sample: bool = False,
 ) -> float | tuple[float, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Accuracy on the test set of a linear classifier trained on frozen features.
 
@@ -282,8 +293,11 @@ def linear_probe(
     features in memory order.
 
     Returns the test accuracy (float), or ``(accuracy, W, b, mean, std)`` with
-    ``return_model=True`` (``W`` in standardised coordinates, D×K).
+    ``return_model=True`` (``W`` in standardised coordinates, D×K), or with ``per_sample=True``
+    the test samples' booleans (predicted right or not) whose mean is the accuracy.
     """
+    if return_model and per_sample:
+        raise ValueError("ask for return_model or per_sample, not both")
     x, y, tx, ty = _check_train_test(train_x, train_y, test_x, test_y)
     if C <= 0:
         raise ValueError(f"C must be positive, got {C}")
@@ -330,6 +344,8 @@ def linear_probe(
     opt.step(closure)
     W = P @ V
     pred = classes[(((tx.float() - mean) / std) @ W + b).argmax(1)]
+    if per_sample:
+        return pred == ty
     acc = (pred == ty).double().mean().item()
     if return_model:
         return acc, W, b, mean, std
@@ -343,10 +359,12 @@ def knn_accuracy(
     test_y: ArrayLike,
     k: int = 20,
     metric: str = "cosine",
-) -> float:
+    per_sample: bool = False,
+) -> float | torch.Tensor:
     """k-nearest-neighbour accuracy: each test point takes the majority label of its ``k``
     nearest training points (``metric`` ``"cosine"`` or ``"euclidean"``; ties go to the
-    smallest label, as in scikit-learn's ``KNeighborsClassifier``)."""
+    smallest label, as in scikit-learn's ``KNeighborsClassifier``). ``per_sample``: the test
+    samples' booleans instead of their mean."""
     x, y, tx, ty = _check_train_test(train_x, train_y, test_x, test_y)
     if not 1 <= k <= len(x):
         raise ValueError(
@@ -366,7 +384,8 @@ def knn_accuracy(
             idx = torch.cdist(chunk, x).topk(k, dim=1, largest=False).indices
         votes = F.one_hot(codes[idx], len(classes)).sum(1)
         preds.append(votes.argmax(1))
-    return (classes[torch.cat(preds)] == ty).double().mean().item()
+    correct = classes[torch.cat(preds)] == ty
+    return correct if per_sample else correct.double().mean().item()
 
 
 def sample_ncc(query_views: ArrayLike, ref_views: ArrayLike | None = None) -> float:
@@ -393,6 +412,33 @@ def sample_ncc(query_views: ArrayLike, ref_views: ArrayLike | None = None) -> fl
         r.reshape(-1, d),
         ids.repeat_interleave(r.shape[1]),
     )
+
+
+def view_tightness(views: ArrayLike) -> float:
+    """How tightly the views of each image cluster, relative to how far apart the images are.
+
+    ``views`` is K×M×D: M augmented views of each of K images, with centres
+    ``c_i = mean_m v_im``. The value is
+
+        (1/K Σ_i 1/M Σ_m ‖v_im − c_i‖²) / (1/(K(K−1)) Σ_{i≠j} ‖c_i − c_j‖²),
+
+    the mean squared distance of a view from its image's centre over the mean squared
+    distance between two images' centres. Multiplying every feature by a constant changes
+    neither, so unlike the raw spread of the views it does not fall when a network merely
+    shrinks its features. 0: every view on its centre; near 1 or above: views of one image
+    are as far apart as different images.
+    """
+    v = torch.as_tensor(views).double()
+    if v.ndim != 3 or v.shape[0] < 2:
+        raise ValueError(f"views must be K×M×D with K ≥ 2 images, got {tuple(v.shape)}")
+    k = v.shape[0]
+    centres = v.mean(1)
+    within = (v - centres[:, None]).pow(2).sum(-1).mean()
+    # Σ_{i≠j} ‖c_i − c_j‖² = 2K Σ_i ‖c_i − c̄‖²: no K×K matrix needed
+    between = 2 * k * (centres - centres.mean(0)).pow(2).sum() / (k * (k - 1))
+    if between == 0:
+        raise ValueError("all images have the same centre: view tightness is undefined")
+    return float(within / between)
 
 
 def effective_rank(features: ArrayLike, standardize: bool = False) -> float:

@@ -35,10 +35,11 @@ from . import scale, store
 from .analysis import t_interval
 from .configs import METHODS, RATIOS, trained
 from .data import load
+from .evaluation import EVAL_SUBSETS
 from .metrics import ncc_accuracy
 from .profiles import Profile, get_profile
 from .recorded import RECORDED
-from .runs import Run
+from .runs import Run, evaluation_subset
 from .runtime import register_cache
 from .seeds import stream_seed
 from .targets import DRAWN, draws
@@ -107,6 +108,10 @@ class Verdict:
     lo: float
     hi: float
     verdict: str
+    # The mean effect on each evaluation subset of the test images, where the runs keep them
+    # (the evidence store); the interval then covers which test images were drawn as well as
+    # the seeds (sslkit.analysis.standard_error). None: over seeds only.
+    subsets: tuple | None = None
 
     @property
     def n(self) -> int:
@@ -177,8 +182,9 @@ class Finding:
         """An effect in the finding's unit, e.g. ``+12.3 points`` (``+12.3 pts`` when ``short``)."""
         if x != x:
             return "n/a"
-        if self.unit == "points":
-            return f"{100 * x:+.1f} {'pts' if short else 'points'}"
+        if self.unit.startswith("points"):  # "points", or "points of headroom"
+            unit = self.unit.replace("points", "pts") if short else self.unit
+            return f"{100 * x:+.1f} {unit}"
         unit = {"orders of magnitude": "orders"}.get(self.unit, self.unit) if short else self.unit
         return f"{x:+.2f} {unit}".rstrip()
 
@@ -186,7 +192,7 @@ class Finding:
         """A measured level (not a difference): accuracies as percentages."""
         if x != x:
             return "n/a"
-        return f"{100 * x:.1f}%" if self.unit == "points" else f"{x:.3g}"
+        return f"{100 * x:.1f}%" if self.unit.startswith("points") else f"{x:.3g}"
 
     def measure(self, profile=None, seeds=None) -> Verdict:
         """Train or load the runs, compute the effect per seed, and give the verdict.
@@ -207,6 +213,23 @@ class Finding:
         return _measure(self, prof, seeds)
 
 
+def _subset_effects(f: Finding, prof: Profile, seeds: tuple) -> tuple | None:
+    """The finding's mean effect on each evaluation subset of the test images, or ``None``
+    where its runs do not keep them (live runs) or its effect is a correlation."""
+    if f.fisher_z:
+        return None
+    sign = -1.0 if f.lower_is_better else 1.0
+    means = []
+    try:
+        for k in range(EVAL_SUBSETS):
+            with evaluation_subset(k):
+                df = f.compute(prof, seeds)
+            means.append(float((sign * (df.value - df.control)).mean()))
+    except LookupError:
+        return None
+    return tuple(means) if np.isfinite(means).all() else None
+
+
 @register_cache
 @functools.lru_cache(maxsize=256)
 def _measure(f: Finding, prof: Profile, seeds: tuple) -> Verdict:
@@ -214,11 +237,12 @@ def _measure(f: Finding, prof: Profile, seeds: tuple) -> Verdict:
     sign = -1.0 if f.lower_is_better else 1.0
     df["effect"] = sign * (df.value - df.control)
     measured = df.effect.dropna()
+    subsets = _subset_effects(f, prof, seeds) if len(measured) == len(df) else None
     if f.fisher_z and len(measured):  # z = atanh(r), clipped so that r = ±1 stays finite
         z = np.arctanh(measured.clip(-0.999999, 0.999999))
         effect, lo, hi = (float(np.tanh(x)) for x in t_interval(z))
     else:
-        effect, lo, hi = t_interval(measured) if len(measured) else (math.nan,) * 3
+        effect, lo, hi = t_interval(measured, subsets=subsets) if len(measured) else (math.nan,) * 3
     if len(measured) < len(df) or len(df) < 2:  # a seed without a measurement, or one seed only
         verdict = "inconclusive"
     elif lo > f.threshold:
@@ -227,7 +251,7 @@ def _measure(f: Finding, prof: Profile, seeds: tuple) -> Verdict:
         verdict = BELOW if lo > 0 else "not held"
     else:
         verdict = "inconclusive"
-    return Verdict(f, df, effect, lo, hi, verdict)
+    return Verdict(f, df, effect, lo, hi, verdict, subsets)
 
 
 # --- measurements: each returns one row per seed (seed, value, control)
@@ -275,16 +299,27 @@ def level(r, metric, epoch, split="test", target="fine", stage=None, dim=None) -
     return r.value(metric, epoch, split, target, stage, dim)
 
 
-def gain(r, metric, target, split="test", stage=None, dim=None) -> float:
-    """Training's gain over the untrained network of the same seed (last epoch − epoch 0)."""
-    return level(r, metric, r.epochs[-1], split, target, stage, dim) - level(
-        r, metric, 0, split, target, stage, dim
-    )
+def gain(r, metric, target, split="test", stage=None, dim=None, headroom=False) -> float:
+    """Training's gain over the untrained network of the same seed (last epoch − epoch 0); for
+    a random control, the mean of its draws' gains.
+
+    ``headroom=True``: each gain as a share of what was left to gain, ``(after − before) /
+    (1 − before)``, so that targets that start at different levels compare on one scale."""
+    names = draws(target) if target in DRAWN else (target,)
+    gains = []
+    for t in names:
+        after = r.value(metric, r.epochs[-1], split, t, stage, dim)
+        before = r.value(metric, 0, split, t, stage, dim)
+        gains.append((after - before) / (1 - before) if headroom else after - before)
+    return sum(gains) / len(gains)
 
 
-def gain_vs_gain(target, control_target, metric="ncc", split="test", config="VICReg"):
+def gain_vs_gain(
+    target, control_target, metric="ncc", split="test", config="VICReg", headroom=False
+):
     """Training's gain on ``target`` against its gain on ``control_target`` (each over the untrained
-    network; a random control's gain is the mean over its draws)."""
+    network; a random control's gain is the mean over its draws; ``headroom``: each as a share
+    of what was left to gain, see :func:`gain`)."""
 
     def compute(prof, seeds):
         rows = []
@@ -292,8 +327,8 @@ def gain_vs_gain(target, control_target, metric="ncc", split="test", config="VIC
             rows.append(
                 dict(
                     seed=r.seed,
-                    value=gain(r, metric, target, split),
-                    control=gain(r, metric, control_target, split),
+                    value=gain(r, metric, target, split, headroom=headroom),
+                    control=gain(r, metric, control_target, split, headroom=headroom),
                 )
             )
         return pd.DataFrame(rows)
@@ -614,6 +649,22 @@ FINDINGS: dict[str, Finding] = {
             "the pixels)",
             0.05,
             _PER_METHOD["semantic_over_random"]("VICReg"),
+        ),
+        Finding(
+            "semantic_over_random_headroom",
+            "Training improves alignment with semantic classes more than with a random "
+            "function of the image, each gain as a share of its headroom",
+            DERIVED,
+            "gain over the untrained network of test NCC accuracy, true classes, as a share of "
+            "what was left to gain: (after − before) / (1 − before)",
+            "the same share for the random function of the image (mean over its draws)",
+            0.05,
+            gain_vs_gain("fine", "random_function", headroom=True),
+            unit="points of headroom",
+            reason="5 points of headroom: the same twentieth as the 5-point threshold of the "
+            "raw gains, on the scale of what each target had left to gain (the random "
+            "function starts higher than the classes, so raw gains start from different "
+            "levels)",
         ),
         # chapter 6: hierarchy and depth
         Finding(

@@ -12,6 +12,8 @@ The chapters and the CLI call the same functions, so they share the cache.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import inspect
 import math
 import time
@@ -24,6 +26,7 @@ from . import data as data_mod
 from .cache import cached, config_hash
 from .cost import warn_if_long
 from .evaluation import (
+    ACCURACIES,
     METRICS,
     calibrate_batchnorm,
     evaluate_features,
@@ -31,8 +34,10 @@ from .evaluation import (
     measure_sample_ncc,
     pca_stages,
     project_stages,
+    view_features,
 )
 from .methods import Method, canonical_name, loss_function, make_method
+from .metrics import view_tightness
 from .models import SSLModel, build_backbone
 from .profiles import Profile, get_profile
 from .runtime import register_cache
@@ -50,13 +55,41 @@ __all__ = [
     "default_device",
     "SAMPLE_LEVEL_IMAGES",
     "SAMPLE_LEVEL_VIEWS",
+    "SAMPLE_METRICS",
     "TRAIN_FIELDS",
+    "evaluation_subset",
+    "current_subset",
 ]
 
 # Sample-level NCC: this many test images, this many views of each for the centres (and again for
 # the queries).
 SAMPLE_LEVEL_IMAGES = 256
 SAMPLE_LEVEL_VIEWS = 8
+# What a sample-level evaluation measures on those views: sample-level NCC
+# (:func:`~sslkit.metrics.sample_ncc`) and view tightness (:func:`~sslkit.metrics.view_tightness`).
+SAMPLE_METRICS = ("sample_ncc", "view_tightness")
+# Which evaluation subset of the test images a measurement reads (None: all of them).
+_SUBSET: contextvars.ContextVar[int | None] = contextvars.ContextVar("subset", default=None)
+
+
+@contextlib.contextmanager
+def evaluation_subset(k: int):
+    """Within this block, every ``"test"`` value a run answers is the one of evaluation subset
+    ``k`` (split ``"test@k"``, :func:`~sslkit.evaluation.evaluate_features`): a finding's
+    measurement repeated on each subset shows how much it owes to which test images were drawn.
+    A run without the subset's values raises ``LookupError``; train values are unchanged."""
+    token = _SUBSET.set(int(k))
+    try:
+        yield
+    finally:
+        _SUBSET.reset(token)
+
+
+def current_subset() -> int | None:
+    """The evaluation subset of the enclosing :func:`evaluation_subset` block, or ``None``."""
+    return _SUBSET.get()
+
+
 # The profile settings that change a trained network (the train cache key); eval_size only changes
 # evaluations.
 TRAIN_FIELDS = (
@@ -215,6 +248,7 @@ class Run:
         epochs=None,
         sample_level: bool = False,
         dim=None,
+        subsets: int = 0,
     ) -> pd.DataFrame:
         """Metrics of this run's backbone snapshots at every stage, one tidy row per value.
 
@@ -227,11 +261,14 @@ class Run:
             ``"random_0.5"``, ``"coarse_random"``, …)
         metrics : subset of ``("ncc", "cdnv", "probe", "knn")``
         epochs : which snapshots (default: all of :attr:`epochs`)
-        sample_level : also measure sample-level NCC (``target="sample"``, ``metric="sample_ncc"``)
+        sample_level : also measure sample-level NCC and view tightness (``target="sample"``,
+            ``metric`` one of :data:`SAMPLE_METRICS`)
         dim : measure every stage after a fixed random projection to ``dim`` dimensions
             (``"smallest"``: the smallest stage width; :func:`~sslkit.evaluation.project_stages`),
             or, with ``"pca"``, on its top principal directions, as many as the smallest stage
             width (:func:`~sslkit.evaluation.pca_stages`), to compare stages at equal dimension
+        subsets : also score the accuracies on this many evaluation subsets of the test images
+            (splits ``"test@k"``; see :func:`~sslkit.evaluation.evaluate_features`)
 
         Returns
         -------
@@ -247,7 +284,7 @@ class Run:
             )
         epochs = self.epochs if epochs is None else list(epochs)
         frames = [
-            self._evaluate_epoch(e, tuple(targets), tuple(metrics), sample_level, dim)
+            self._evaluate_epoch(e, tuple(targets), tuple(metrics), sample_level, dim, subsets)
             for e in epochs
         ]
         return pd.concat(frames, ignore_index=True)
@@ -268,7 +305,9 @@ class Run:
             batchnorm="calibrated on the evaluation images" if epoch == 0 else "trained",
         )
 
-    def _evaluate_epoch(self, epoch, targets, metrics, sample_level, dim=None) -> pd.DataFrame:
+    def _evaluate_epoch(
+        self, epoch, targets, metrics, sample_level, dim=None, subsets=0
+    ) -> pd.DataFrame:
         prof = self.profile
         snapshot = self._snapshot_key(epoch)
         base = dict(snapshot)
@@ -313,51 +352,50 @@ class Run:
                 def compute(name=name, metric=metric):
                     labels = make_targets(name, eval_train, eval_test, seed=self.seed)
                     xtr, xte = features_at_dim()
-                    return {"rows": evaluate_features(xtr, xte, labels, self.stage_names, metric)}
+                    rows = evaluate_features(
+                        xtr, xte, labels, self.stage_names, metric, subsets=subsets
+                    )
+                    return {"rows": rows}
 
-                rows = cached("evaluate", {**base, "target": name, "metric": metric}, compute)[
-                    "rows"
-                ]
+                key = {**base, "target": name, "metric": metric}
+                if subsets and metric in ACCURACIES:  # keys without subsets stay as they were
+                    key["subsets"] = subsets
+                rows = cached("evaluate", key, compute)["rows"]
                 frames.append(rows.assign(target=name))
         if sample_level:
-
-            def compute_sample():
-                net = self.backbone_at(epoch)
-                g = generator(self.seed, "sample_views", device=self.device)
-                meth = make_method(self.method, eval_train, projector=prof.projector, **self.loss)
-                value = measure_sample_ncc(
-                    net,
-                    eval_test.images[:SAMPLE_LEVEL_IMAGES],
-                    meth.view_augment,
-                    n_views=SAMPLE_LEVEL_VIEWS,
-                    generator=g,
-                )
-                return {
-                    "rows": pd.DataFrame(
-                        [
-                            dict(
-                                stage=self.last_stage,
-                                split="test",
-                                metric="sample_ncc",
-                                value=value,
-                            )
-                        ]
-                    )
-                }
-
             sample_key = dict(base, method=self.method)  # the views are the method's
-            rows = cached(
-                "evaluate",
-                {
-                    **sample_key,
-                    "target": "sample",
-                    "metric": "sample_ncc",
-                    "images": SAMPLE_LEVEL_IMAGES,
-                    "views": SAMPLE_LEVEL_VIEWS,
-                },
-                compute_sample,
-            )["rows"]
-            frames.append(rows.assign(target="sample"))
+            for metric in SAMPLE_METRICS:
+
+                def compute_sample(metric=metric):
+                    net = self.backbone_at(epoch)
+                    g = generator(self.seed, "sample_views", device=self.device)
+                    meth = make_method(
+                        self.method, eval_train, projector=prof.projector, **self.loss
+                    )
+                    images = eval_test.images[:SAMPLE_LEVEL_IMAGES]
+                    if metric == "sample_ncc":
+                        value = measure_sample_ncc(
+                            net, images, meth.view_augment, n_views=SAMPLE_LEVEL_VIEWS, generator=g
+                        )
+                    else:  # the same views as sample-level NCC's centres (same stream)
+                        value = view_tightness(
+                            view_features(net, images, meth.view_augment, SAMPLE_LEVEL_VIEWS, g)
+                        )
+                    row = dict(stage=self.last_stage, split="test", metric=metric, value=value)
+                    return {"rows": pd.DataFrame([row])}
+
+                rows = cached(
+                    "evaluate",
+                    {
+                        **sample_key,
+                        "target": "sample",
+                        "metric": metric,
+                        "images": SAMPLE_LEVEL_IMAGES,
+                        "views": SAMPLE_LEVEL_VIEWS,
+                    },
+                    compute_sample,
+                )["rows"]
+                frames.append(rows.assign(target="sample"))
         out = pd.concat(frames, ignore_index=True)
         out.insert(0, "epoch", epoch)
         return out[["epoch", "stage", "target", "split", "metric", "value"]]
@@ -373,8 +411,13 @@ class Run:
     ) -> float:
         """One evaluated number, e.g. ``run.value("ncc", run.epochs[-1])``; ``stage`` defaults to
         the last."""
+        if split == "test" and current_subset() is not None:
+            raise LookupError(
+                "a live run scores evaluation subsets only when asked "
+                "(run.evaluate(..., subsets=k)); the evidence store keeps them"
+            )
         stage = stage or self.last_stage
-        sample = metric == "sample_ncc"
+        sample = metric in SAMPLE_METRICS
         df = self.evaluate(
             targets=() if sample else (target,),
             metrics=() if sample else (metric,),

@@ -32,7 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from .profiles import Profile
-from .runs import TRAIN_FIELDS
+from .runs import TRAIN_FIELDS, current_subset
 from .runtime import register_cache
 
 __all__ = [
@@ -170,8 +170,11 @@ class StoredRun:
 
     def value(self, metric, epoch, split="test", target="fine", stage=None, dim=None) -> float:
         """One stored number (see :meth:`sslkit.runs.Run.value`)."""
-        if metric == "sample_ncc":
+        if metric in ("sample_ncc", "view_tightness"):  # runs.SAMPLE_METRICS
             target = "sample"
+        subset = current_subset()
+        if split == "test" and subset is not None:  # inside runs.evaluation_subset(k)
+            split = f"test@{subset}"
         key = (
             epoch,
             stage or self.last_stage,

@@ -174,6 +174,27 @@ def test_t_interval_agrees_with_scipy():
         analysis.t_interval([1.0, float("nan")])
 
 
+def test_standard_error_adds_the_test_images_variance_by_hand():
+    # seeds [1, 2, 3]: s²/n = 1/3; subsets [1, 3]: s_K²/K = 2/2 = 1; SE² = 4/3
+    se, df = analysis.standard_error([1.0, 2.0, 3.0], subsets=[1.0, 3.0])
+    assert se == pytest.approx((4 / 3) ** 0.5)
+    # Welch–Satterthwaite: (4/3)² / ((1/3)²/2 + 1²/1) = 32/19
+    assert df == pytest.approx(32 / 19)
+    m, lo, hi = analysis.t_interval([1.0, 2.0, 3.0], subsets=[1.0, 3.0])
+    assert hi - m == pytest.approx(stats.t.ppf(0.975, 32 / 19) * (4 / 3) ** 0.5)
+    # never more degrees of freedom than the seeds give: a new source of variance cannot
+    # narrow an interval
+    assert analysis.standard_error([1.0, 1.1, 0.9], subsets=[1.0, 1.001, 0.999])[1] == 2
+    # subsets that agree add nothing: the interval over seeds only
+    assert analysis.t_interval([1.0, 2.0, 3.0], subsets=[2.0, 2.0]) == pytest.approx(
+        analysis.t_interval([1.0, 2.0, 3.0])
+    )
+    p_seeds = analysis.one_sided_p([1.0, 2.0, 3.0], 0.0)
+    assert analysis.one_sided_p([1.0, 2.0, 3.0], 0.0, subsets=[1.0, 3.0]) > p_seeds
+    with pytest.raises(ValueError, match="two evaluation subsets"):
+        analysis.standard_error([1.0, 2.0], subsets=[1.0])
+
+
 def test_gain_over_init_is_last_minus_epoch_zero():
     ev = pd.DataFrame(
         {

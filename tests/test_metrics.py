@@ -109,6 +109,64 @@ def test_sample_level_ncc():
         metrics.sample_ncc(torch.zeros(3, 5))
 
 
+def test_view_tightness_by_hand_and_free_of_scale():
+    # two images in 1-D: views at 0 and 2 (centre 1), views at 10 and 12 (centre 11)
+    views = torch.tensor([[[0.0], [2.0]], [[10.0], [12.0]]])
+    # within: every view is 1 from its centre -> 1; between: (11 - 1)^2 = 100 over the one pair
+    assert metrics.view_tightness(views) == pytest.approx(1 / 100)
+    rng = np.random.default_rng(1)
+    v = torch.from_numpy(rng.normal(size=(6, 4, 3)))
+    centres = v.mean(1)
+    within = ((v - centres[:, None]) ** 2).sum(-1).mean()
+    pairs = [((centres[i] - centres[j]) ** 2).sum() for i in range(6) for j in range(6) if i != j]
+    assert metrics.view_tightness(v) == pytest.approx(float(within / torch.stack(pairs).mean()))
+    # a network that only shrinks its features does not look tighter
+    assert metrics.view_tightness(0.01 * v) == pytest.approx(metrics.view_tightness(v))
+    with pytest.raises(ValueError, match="same centre"):
+        metrics.view_tightness(torch.zeros(3, 2, 4))
+    with pytest.raises(ValueError, match="K ≥ 2"):
+        metrics.view_tightness(torch.zeros(1, 2, 4))
+
+
+def test_per_sample_correctness_averages_to_the_accuracy():
+    rng = np.random.default_rng(4)
+    y = torch.from_numpy(rng.integers(0, 3, 90))
+    x = torch.from_numpy(rng.normal(size=(3, 5))[y.numpy()] + rng.normal(size=(90, 5))).float()
+    xt, yt = x[:60], y[:60]
+    xq, yq = x[60:], y[60:]
+    scorers = {  # each scores the queries xq against the references xt
+        "ncc": lambda **kw: metrics.ncc_accuracy(xq, yq, xt, yt, **kw),
+        "whitened": lambda **kw: metrics.whitened_ncc_accuracy(xq, yq, xt, yt, **kw),
+        "knn": lambda **kw: metrics.knn_accuracy(xt, yt, xq, yq, k=5, **kw),
+        "probe": lambda **kw: metrics.linear_probe(xt, yt, xq, yq, **kw),
+    }
+    for name, score in scorers.items():
+        correct = score(per_sample=True)
+        assert correct.dtype == torch.bool and len(correct) == 30, name
+        assert correct.double().mean().item() == pytest.approx(score()), name
+    with pytest.raises(ValueError, match="not both"):
+        metrics.linear_probe(xt, yt, xq, yq, per_sample=True, return_model=True)
+
+
+def test_evaluation_subsets_score_each_part_of_the_test_images():
+    from sslkit import evaluation
+
+    rng = np.random.default_rng(5)
+    y = torch.from_numpy(rng.integers(0, 3, 250))
+    x = torch.from_numpy(rng.normal(size=(3, 4))[y.numpy()] + 2 * rng.normal(size=(250, 4))).float()
+    (xtr, ytr), (xte, yte) = (x[:100], y[:100]), (x[100:], y[100:])
+    rows = evaluation.evaluate_features([xtr], [xte], (ytr, yte), ["s"], "ncc", subsets=5)
+    by_split = rows.set_index("split").value
+    for k in range(5):  # image i of the test set is in subset i mod 5
+        assert by_split[f"test@{k}"] == pytest.approx(
+            metrics.ncc_accuracy(xte[k::5], yte[k::5], xtr, ytr)
+        )
+    parts = [by_split[f"test@{k}"] for k in range(5)]
+    assert np.mean(parts) == pytest.approx(by_split["test"])  # 150 images: equal parts
+    cdnv = evaluation.evaluate_features([xtr], [xte], (ytr, yte), ["s"], "cdnv", subsets=5)
+    assert set(cdnv.split) == {"train", "test"}  # only accuracies are scored per subset
+
+
 def test_bad_inputs_are_explained():
     with pytest.raises(ValueError, match="one entry per row"):
         metrics.ncc_accuracy(np.zeros((4, 2)), np.zeros(3, dtype=int))

@@ -65,6 +65,8 @@ def test_new_targets_and_metrics_never_retrain(monkeypatch, fast):
     assert set(ev.epoch) == set(run.epochs) == {0, 1, 2}
     assert set(ev.stage) == {"stage1", "stage2", "stage3"}  # real stage names, no "last" alias
     assert set(ev.target) == {"fine", "random_1", "coarse_random", "sample"}
+    assert set(ev[ev.target == "sample"].metric) == set(runs.SAMPLE_METRICS)
+    assert again.value("view_tightness", 2) > 0
     knn = ev[ev.metric == "knn"]
     assert set(knn.split) == {"test"}
 

@@ -6,7 +6,19 @@ import json
 import pandas as pd
 import pytest
 
-from sslkit import collect, configs, paper, profiles, runtime, store, targets, verify
+from sslkit import (
+    analysis,
+    collect,
+    configs,
+    evaluation,
+    paper,
+    profiles,
+    runs,
+    runtime,
+    store,
+    targets,
+    verify,
+)
 
 # A store small enough to build in a test: the smoke profile, 2 epochs, 2 seeds.
 PROFILE = profiles.get_profile("smoke").replace(name="smoke-store", epochs=2, eval_every=1,
@@ -94,6 +106,53 @@ def test_findings_measure_stored_and_live_runs_with_one_code_path(evidence, monk
     assert live.verdict == stored.verdict
 
 
+def test_the_store_scores_every_test_accuracy_on_evaluation_subsets(evidence):
+    evals = store.evaluations(PROFILE)
+    parts = evals[evals.split.str.startswith("test@")]
+    assert set(parts.split) == {f"test@{k}" for k in range(evaluation.EVAL_SUBSETS)}
+    assert set(parts.metric) == set(evaluation.ACCURACIES) & set(evals.metric)
+    # each subset's accuracy is the mean over its images: weighted by the subsets' sizes,
+    # they give back the accuracy on all the test images (to the store's 6 digits)
+    n = len(runs.datasets_for(PROFILE)[2])
+    size = {f"test@{k}": len(range(k, n, evaluation.EVAL_SUBSETS)) for k in range(5)}
+    keys = ["config", "seed", "epoch", "stage", "target", "metric", "dim"]
+    weighted = parts.assign(w=parts.split.map(size) * parts.value).groupby(keys).w.sum() / n
+    whole = evals[evals.split == "test"].set_index(keys).value
+    assert len(weighted) > 100
+    pd.testing.assert_series_equal(
+        weighted, whole.loc[weighted.index], check_names=False, atol=2e-6, rtol=0
+    )
+
+
+def test_a_finding_on_the_store_covers_the_test_images_and_live_runs_say_they_do_not(evidence):
+    f = paper.finding("coarse_beyond_fine")
+    stored = f.measure(PROFILE)
+    assert stored.subsets is not None and len(stored.subsets) == evaluation.EVAL_SUBSETS
+    seeds_only = analysis.t_interval(stored.per_seed.effect)
+    assert stored.hi - stored.lo >= seeds_only[2] - seeds_only[1] - 1e-12
+    (live,) = configs.trained(CONFIG, PROFILE, [0], source="live")
+    with runs.evaluation_subset(0), pytest.raises(LookupError, match="subsets"):
+        live.value("ncc", 2)
+    # a finding whose values have no subsets (sample-level NCC) keeps its interval over seeds
+    assert paper.finding("sample_clustering").measure(PROFILE).subsets is None
+
+
+def test_a_changed_evaluation_plan_evaluates_the_stored_runs_again_without_training(
+    built, evidence
+):
+    root, _, _ = built
+    logs = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(collect, "plan_version", lambda: "another plan")
+        mp.setattr(runs, "fit", lambda *a, **k: pytest.fail("re-evaluating retrained"))
+        collect.build(PROFILE, configs=[CONFIG], root=root, log=logs.append)
+        assert logs[0].startswith("2 runs to build")
+        plans = {e["plan"] for e in store.manifest(PROFILE, root)["runs"].values()}
+        assert plans == {"another plan"}
+    collect.build(PROFILE, configs=[CONFIG], root=root, log=logs.append)  # back, for the next tests
+    assert logs[-1].startswith("[2/2]")
+
+
 def test_the_store_is_used_only_for_its_own_settings(evidence):
     assert store.holds(PROFILE, CONFIG, (0, 1))
     assert not store.holds(PROFILE, CONFIG, (0, 1, 2))  # a seed it lacks
@@ -124,7 +183,7 @@ def test_verification_passes_on_the_store_and_fails_on_a_planted_change(evidence
     original = path.read_bytes()
     evals = pd.read_csv(path, dtype={"dim": str}).fillna({"dim": ""})
     hit = (evals.config == "VICReg") & (evals.seed == 0) & (evals.epoch == 1)
-    hit &= (evals.metric == "probe") & (evals.stage == "stage3")
+    hit &= (evals.metric == "probe") & (evals.stage == "stage3") & (evals.split == "test")
     assert hit.sum() == 1
     evals.loc[hit, "value"] += 0.05
     evals.to_csv(path, index=False, compression="gzip")
