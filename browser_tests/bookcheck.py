@@ -71,6 +71,9 @@ STRAY_DOLLAR = re.compile(r"\$\s*⟦MATH⟧|⟦MATH⟧\s*\$")
 # page's column width (desktop pass), and figures are exported at 2× for HiDPI screens.
 MIN_TEXT_PX = 9.0
 HIDPI = 1.9  # natural width / shown width, at least (2× export, a little slack for rounding)
+# A figure drawn with another width/height ratio than it was exported with is squashed: more
+# than this relative difference is reported (rounding to whole pixels stays well under it).
+ASPECT_TOLERANCE = 0.02
 DESKTOP = 1000  # the text-size and HiDPI checks apply from this window width up
 PHONE = {"width": 390, "height": 844}
 
@@ -315,7 +318,8 @@ async () => {
     figureImages: [...article.querySelectorAll('.cell_output img')]
       .filter(i => !i.closest('button') && i.naturalWidth > 0)
       .map(i => { const r = i.getBoundingClientRect();
-                  return {src: i.currentSrc || i.src, natural: i.naturalWidth, shown: r.width, left: r.left, right: r.right}; }),
+                  return {src: i.currentSrc || i.src, natural: i.naturalWidth, naturalHeight: i.naturalHeight,
+                          shown: r.width, shownHeight: r.height, left: r.left, right: r.right}; }),
     // Wider than the window: the reader would have to scroll the whole page sideways.
     overflow: Math.max(0, document.documentElement.scrollWidth - document.documentElement.clientWidth),
     untypesetMath: [...article.querySelectorAll('.math')].filter(m => !m.querySelector('mjx-container'))
@@ -483,7 +487,8 @@ def png_dpi(data: bytes) -> float | None:
 
 
 def _figure_problems(facts, server: BookServer) -> list[str]:
-    """Figures that do not fit the window; on a desktop-wide window also figures whose
+    """Figures that do not fit the window or are drawn out of proportion (squashed); on a
+    desktop-wide window also figures whose
     smallest text (``sslkit.plots.SMALLEST_FONT_PT``) renders under ``MIN_TEXT_PX``, and
     figures not exported at 2× for HiDPI screens."""
     from sslkit.plots import SMALLEST_FONT_PT
@@ -491,6 +496,14 @@ def _figure_problems(facts, server: BookServer) -> list[str]:
     found, width = [], facts["viewportWidth"]
     for img in facts["figureImages"]:
         name = img["src"].rsplit("/", 1)[-1][:12] + "…"
+        natural = img["natural"] / max(img["naturalHeight"], 1)
+        shown = img["shown"] / max(img["shownHeight"], 1)
+        if abs(shown / natural - 1) > ASPECT_TOLERANCE:
+            found.append(
+                f"figure {name} is drawn out of proportion: {img['shown']:.0f}×"
+                f"{img['shownHeight']:.0f} px for a {img['natural']}×{img['naturalHeight']} px "
+                "image (give it height: auto)"
+            )
         if img["right"] > width + 1 or img["left"] < -1:
             found.append(
                 f"figure {name} does not fit the {width} px window (it spans {img['left']:.0f} to "

@@ -166,6 +166,10 @@ DEFECTS = {
         ),
         "not exported for HiDPI",
     ),
+    "squashed figure": (
+        _insert("<style>.cell_output img { height: 200px !important; }</style>"),
+        "out of proportion",
+    ),
 }
 
 # The same, in the 390 px phone window: only what the width changes is checked there.
@@ -180,6 +184,10 @@ PHONE_DEFECTS = {
             "!important; }</style>"
         ),
         "does not fit the 390 px window",
+    ),
+    "squashed figure on a phone": (
+        _insert("<style>.cell_output img { height: 300px !important; }</style>"),
+        "out of proportion",
     ),
 }
 

@@ -25,6 +25,8 @@ __all__ = [
     "check_regularization_ratio",
     "check_effective_rank",
     "check_vicreg_terms",
+    "check_holm",
+    "check_random_grouping",
 ]
 
 
@@ -277,3 +279,61 @@ def check_vicreg_terms(fn) -> bool:
         for value, (term, expected) in zip(got, ref.items()):
             _close(value, expected, f"{term} term for N={n}, D={d} ({hints[term]})", tol=1e-3)
     return _ok("VICReg terms")
+
+
+def check_holm(fn) -> bool:
+    """``fn(pvalues, alpha)``: which hypotheses Holm's step-down procedure rejects, one
+    boolean per p-value in the order given (:func:`sslkit.analysis.holm`)."""
+    from .analysis import holm  # lazy: scipy is imported by analysis, only this checker needs it
+
+    cases = [
+        ([0.01, 0.04, 0.03], 0.05),  # the second smallest fails 0.05/2: it stops there
+        ([0.001, 0.012, 0.02, 0.3], 0.05),  # 0.02 ≤ 0.05/2 passes, 0.3 does not
+        ([0.2, 0.001], 0.05),
+        ([0.006, 0.006, 0.006, 0.006, 0.006], 0.025),  # all at 0.025/5 = 0.005 fail
+        ([0.0004, 0.0015, 0.0001, 0.05, 0.8], 0.025),
+    ]
+    for p, alpha in cases:
+        got = _call(fn, (list(p), alpha), f"p-values {p}, alpha {alpha}")
+        got = [bool(g) for g in got]
+        if got != holm(p, alpha):
+            raise AssertionError(
+                f"p-values {p} at alpha {alpha}: you reject {got}, Holm rejects {holm(p, alpha)} "
+                "(compare the i-th smallest with alpha / (m − i), and stop at the first that fails)"
+            )
+    return _ok("Holm correction")
+
+
+def check_random_grouping(fn) -> bool:
+    """``fn(fine_labels, coarse_labels, seed)``: the fine classes dealt into random groups of
+    the coarse groups' sizes (in fine classes per group), the same for the same seed."""
+    fine = torch.arange(10).repeat(30)
+    coarse = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2, 2, 3]).repeat(30)
+    sizes = sorted(torch.bincount(torch.tensor([0, 0, 0, 1, 1, 2, 2, 2, 2, 3])).tolist())
+    seen = set()
+    for seed in range(6):
+        on = f"10 fine classes in coarse groups of sizes {sizes}, seed {seed}"
+        groups = torch.as_tensor(_call(fn, (fine.clone(), coarse.clone(), seed), on)).long()
+        if groups.shape != fine.shape:
+            raise AssertionError(f"expected {tuple(fine.shape)} targets, got {tuple(groups.shape)}")
+        parent = {}
+        for f, g in zip(fine.tolist(), groups.tolist()):
+            if parent.setdefault(f, g) != g:
+                raise AssertionError(
+                    f"{on}: fine class {f} is split over groups; a grouping maps each whole "
+                    "class to one group"
+                )
+        per_group = sorted(torch.bincount(torch.tensor(list(parent.values()))).tolist())
+        if [n for n in per_group if n] != sizes:
+            raise AssertionError(
+                f"{on}: groups of {[n for n in per_group if n]} fine classes, expected {sizes}"
+            )
+        again = torch.as_tensor(fn(fine.clone(), coarse.clone(), seed)).long()
+        if not torch.equal(again, groups):
+            raise AssertionError(f"{on}: two calls with one seed gave two groupings")
+        seen.add(tuple(parent[f] for f in range(10)))
+    if len(seen) < 3:
+        raise AssertionError(
+            "six seeds gave fewer than three groupings: deal the classes at random, seeded"
+        )
+    return _ok("random grouping")

@@ -5,8 +5,8 @@ matplotlib.use("Agg")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from sslkit import augment, book, data, exercises, losses, metrics, plots  # noqa: E402
-from sslkit.targets import random_targets  # noqa: E402
+from sslkit import analysis, augment, book, data, exercises, losses, metrics, plots  # noqa: E402
+from sslkit.targets import random_grouping, random_targets  # noqa: E402
 
 
 def test_pct_and_glue_print_nothing_in_a_notebook(capsys):
@@ -28,6 +28,8 @@ def test_exercise_checkers_accept_the_reference():
     )
     assert exercises.check_regularization_ratio(losses.regularization_ratio)
     assert exercises.check_effective_rank(metrics.effective_rank)
+    assert exercises.check_holm(analysis.holm)
+    assert exercises.check_random_grouping(random_grouping)
 
 
 def test_exercise_checkers_reject_common_mistakes():
@@ -74,6 +76,18 @@ def test_exercise_checkers_reject_common_mistakes():
         exercises.check_random_targets(
             lambda y, r, s: torch.randint(0, 10, y.shape) if r > 0 else y
         )
+    with pytest.raises(AssertionError, match="Holm rejects"):  # Bonferroni, not Holm
+        exercises.check_holm(lambda p, alpha: [x <= alpha / len(p) for x in p])
+    with pytest.raises(AssertionError, match="Holm rejects"):  # forgot to stop at a failure
+        exercises.check_holm(
+            lambda p, alpha: [x <= alpha / (len(p) - sorted(p).index(x)) for x in p]
+        )
+    with pytest.raises(AssertionError, match="split over groups"):  # grouped the images
+        exercises.check_random_grouping(
+            lambda f, c, s: c[torch.randperm(len(c), generator=torch.Generator().manual_seed(s))]
+        )
+    with pytest.raises(AssertionError, match="fewer than three"):  # the coarse labels again
+        exercises.check_random_grouping(lambda f, c, s: c)
 
 
 def test_plots_return_figures():

@@ -137,17 +137,18 @@ def _glued_comparisons(source: str) -> list[str]:
             and getattr(node.func, "attr", getattr(node.func, "id", "")) == "glue"
             and len(node.args) >= 2
         ):
-            for sub in ast.walk(node.args[1]):
-                if isinstance(sub, ast.IfExp) and any(
-                    isinstance(t, ast.Compare) for t in ast.walk(sub.test)
-                ):
-                    found.append(ast.unparse(node.args[0]))
+            # any word picked by a condition counts, also when the comparison was made on
+            # an earlier line (``beyond = a > b`` … ``"above" if beyond else "not above"``)
+            if any(isinstance(sub, ast.IfExp) for sub in ast.walk(node.args[1])):
+                found.append(ast.unparse(node.args[0]))
     return found
 
 
 def test_the_glued_comparison_finder_finds_a_planted_one():
     planted = 'book.glue("direction", "rises" if a > b else "falls")\nbook.glue("n", len(x))'
     assert _glued_comparisons(planted) == ["'direction'"]
+    earlier = 'beyond = a > b\nbook.glue("reading", "above" if beyond else "not above")'
+    assert _glued_comparisons(earlier) == ["'reading'"]
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
