@@ -310,6 +310,84 @@ def rulers_table(profile: Profile, seeds=None) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(["configuration", "over"])
 
 
+# What each primary claim's paragraph of "What the evidence says" names besides the claim's
+# own finding: a secondary finding that sharpens it (the headroom reading, the full width, the
+# coarse level against its control, the dose-response).
+ANSWER_ALSO = {
+    "semantic_over_random": ("semantic_over_random_headroom",),
+    "coarse_beyond_fine": ("coarse_clustering",),
+    "deeper_gains_more": ("deeper_gains_more_full_width", "coarse_deeper_than_fine"),
+    "regularization_clusters": ("ratio_slope", "ratio_slope_whitened_ncc", "ratio_slope_probe"),
+}
+
+
+def answer(profile: Profile, seeds=None) -> pd.DataFrame:
+    """Glue what the book's "What the evidence says" box states about the paper's five claims
+    (:data:`sslkit.paper.PRIMARY`), each name prefixed ``answer_`` so that it never clashes with
+    a chapter's own glue:
+
+    - ``answer_{key}_effect``, ``_ci``, ``_verdict``: the claim's finding on the evidence the
+      prose states (the store, else this run), and ``answer_{key}_live_verdict``: this run's;
+    - for a clustering claim, ``answer_{key}_{ruler}_{floor}``: the verdict on each ruler
+      (``ncc``, ``whitened_ncc``, ``probe``) over each floor (``untrained``, ``pixels``), and
+      ``answer_{key}_reading_{floor}``: what the three say together (:func:`reading`);
+    - the same three parts for the findings of :data:`ANSWER_ALSO`.
+
+    In the book's build a stated verdict other than the recorded one raises, as in
+    :func:`report`. Returns one row per glued verdict (finding, evidence, verdict)."""
+    rows = []
+
+    def state(key):
+        f = finding(key)
+        ref = stated(key)
+        v = ref if ref is not None else f.measure(profile, seeds)
+        if (
+            v.verdict != f.book_verdict
+            and os.environ.get("SSLKIT_BOOK_BUILD", "") == "1"
+            and (ref is not None or strict(profile, seeds))
+        ):
+            raise AssertionError(
+                f"'What the evidence says' states '{f.book_verdict}' for {key}; the "
+                f"{_evidence_label(ref, v)} says '{v.verdict}': update the text (never the "
+                "threshold)."
+            )
+        rows.append({"finding": key, "evidence": _evidence_label(ref, v), "verdict": v.verdict})
+        return f, v
+
+    for key in PRIMARY.values():
+        f, v = state(key)
+        for part in ("effect", "ci", "verdict"):
+            glue(f"answer_{key}_{part}", _parts(f, v)[part])
+        glue(f"answer_{key}_live_verdict", f.measure(profile, seeds).verdict)
+        if key in CLUSTERING:
+            keys = ruler_keys(key)
+            for floor in ("untrained", "pixels"):
+                verdicts = {}
+                for ruler in RULERS:
+                    _, vr = state(keys[ruler, floor])
+                    verdicts[ruler] = vr.verdict
+                    glue(f"answer_{key}_{ruler}_{floor}", vr.verdict)
+                glue(f"answer_{key}_reading_{floor}", reading(verdicts))
+        for other in ANSWER_ALSO.get(key, ()):
+            fo, vo = state(other)
+            for part in ("effect", "ci", "verdict"):
+                glue(f"answer_{other}_{part}", _parts(fo, vo)[part])
+    return pd.DataFrame(rows)
+
+
+def answer_names() -> set[str]:
+    """The names :func:`answer` glues (the box's prose may use any of them)."""
+    names = set()
+    for key in PRIMARY.values():
+        names |= {f"answer_{key}_{p}" for p in ("effect", "ci", "verdict", "live_verdict")}
+        if key in CLUSTERING:
+            names |= {f"answer_{key}_{r}_{fl}" for r in RULERS for fl in ("untrained", "pixels")}
+            names |= {f"answer_{key}_reading_{fl}" for fl in ("untrained", "pixels")}
+        for other in ANSWER_ALSO.get(key, ()):
+            names |= {f"answer_{other}_{p}" for p in ("effect", "ci", "verdict")}
+    return names
+
+
 def per_method_table(profile: Profile, seeds=None) -> pd.DataFrame:
     """The measurements repeated per method (:data:`sslkit.paper.PER_METHOD`), one column per
     method: the evidence the prose states (effect [95% CI]: verdict) and this run's verdict."""

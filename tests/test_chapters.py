@@ -167,3 +167,17 @@ def test_no_glued_comparison_word_that_is_not_a_verdict(path):
         f"glued words chosen by comparing means, with no control or threshold: {found}; make "
         "each a sslkit.paper.Finding (its verdict is glued by book.report) or delete it"
     )
+
+
+def test_the_answer_box_uses_only_what_book_answer_glues():
+    """The box on the front page and in chapter 7 pastes from chapter 7 by path; each name it
+    uses is glued there (by :func:`sslkit.book.answer` or :func:`sslkit.book.setup`)."""
+    text = (ROOT / "_parts" / "answer.md").read_text()
+    used = set(re.findall(r"\{glue:text\}`/chapters/07_what_we_found\.ipynb::(\w+):s`", text))
+    assert used and "{glue" not in re.sub(r"\{glue:text\}`/chapters/[^`]+`", "", text)
+    assert used <= book.answer_names() | {"reference_seeds", "n_draws"}, used - book.answer_names()
+    for page in ("index.md", "chapters/07_what_we_found.ipynb"):
+        assert "_parts/answer.md" in (ROOT / page).read_text(), page
+    # every primary claim has its paragraph
+    for key in paper.PRIMARY.values():
+        assert f"answer_{key}_verdict" in used, key
