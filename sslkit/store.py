@@ -113,6 +113,24 @@ def _tables(path: str, stamp: tuple) -> tuple[pd.DataFrame, pd.DataFrame]:
     return evals, losses
 
 
+@register_cache
+@functools.lru_cache(maxsize=8)
+def _by_run(path: str, stamp: tuple) -> dict:
+    """Each stored run's values, ``{(config, seed): {(epoch, stage, target, metric, split, dim):
+    value}}``, indexed once per version of the table (a finding reads its runs many times:
+    once, and again on each evaluation subset)."""
+    evals = _tables(path, stamp)[0]
+    out: dict = {}
+    for (config, seed), rows in evals.groupby(["config", "seed"], sort=False):
+        out[config, int(seed)] = dict(
+            zip(
+                zip(rows.epoch, rows.stage, rows.target, rows.metric, rows.split, rows.dim),
+                rows.value,
+            )
+        )
+    return out
+
+
 def _read_evaluations(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype={"dim": str}).fillna({"dim": ""})
 
@@ -131,8 +149,15 @@ def _read(profile: Profile, root: Path | None = None):
             f"no evidence store for profile {profile.name!r} at {path}; build it with "
             f"`python -m sslkit evidence build --profile {profile.name}`"
         )
-    stamp = tuple(f.stat().st_mtime_ns for f in files)  # a table rewritten is read again
-    return _tables(str(path), stamp)
+    return _tables(*_stamped(profile, root))
+
+
+def _stamped(profile: Profile, root: Path | None = None) -> tuple[str, tuple]:
+    """The store's folder and the modification times of its files: a table rewritten is read
+    again."""
+    path = folder(profile, root)
+    files = [path / n for n in ("manifest.json", "evaluations.csv.gz", "losses.csv.gz")]
+    return str(path), tuple(f.stat().st_mtime_ns for f in files)
 
 
 class StoredRun:
@@ -144,15 +169,10 @@ class StoredRun:
         self.method, self.loss, self.key = m["method"], m["loss"], m["key"]
         self.out_dim, self.seconds = m["out_dim"], m["seconds"]
         self.stage_names = tuple(m["stages"])
-        evals, losses = _read(profile, root)
-        rows = evals[(evals.config == config) & (evals.seed == seed)]
-        self._values = {
-            (e, st, t, me, sp, d): v
-            for e, st, t, me, sp, d, v in zip(rows.epoch, rows.stage, rows.target, rows.metric,
-                                              rows.split, rows.dim, rows.value)
-        }  # fmt: skip
+        _, losses = _read(profile, root)  # raises NotStored where there is no store
+        self._values = _by_run(*_stamped(profile, root)).get((config, seed), {})
         self.history = losses[(losses.config == config) & (losses.seed == seed)]
-        self.epochs = sorted(set(rows.epoch))
+        self.epochs = sorted({key[0] for key in self._values})
 
     def __repr__(self) -> str:
         return f"StoredRun({self.config!r}, profile={self.profile.name!r}, seed={self.seed})"
