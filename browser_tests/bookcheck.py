@@ -487,13 +487,18 @@ def png_dpi(data: bytes) -> float | None:
 
 
 def _figure_problems(facts, server: BookServer) -> list[str]:
-    """Figures that do not fit the window or are drawn out of proportion (squashed); on a
+    """Figures shown twice, that do not fit the window or are drawn out of proportion; on a
     desktop-wide window also figures whose
     smallest text (``sslkit.plots.SMALLEST_FONT_PT``) renders under ``MIN_TEXT_PX``, and
     figures not exported at 2× for HiDPI screens."""
     from sslkit.plots import SMALLEST_FONT_PT
 
     found, width = [], facts["viewportWidth"]
+    # the book's images are named by a hash of their content: one name twice is one figure
+    # drawn twice (a figure returned as a cell's value and shown by the inline backend too)
+    sources = [img["src"] for img in facts["figureImages"]]
+    for src in sorted({s for s in sources if sources.count(s) > 1}):
+        found.append(f"figure {src.rsplit('/', 1)[-1][:12]}… is shown {sources.count(src)} times")
     for img in facts["figureImages"]:
         name = img["src"].rsplit("/", 1)[-1][:12] + "…"
         natural = img["natural"] / max(img["naturalHeight"], 1)

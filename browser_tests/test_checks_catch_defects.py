@@ -166,6 +166,10 @@ DEFECTS = {
         ),
         "not exported for HiDPI",
     ),
+    "figure shown twice": (
+        _sub(r'(<img[^>]*src="\.\./_images/[0-9a-f]+\.png"[^>]*>)', r"\1\1"),
+        "is shown 2 times",
+    ),
     "squashed figure": (
         _insert("<style>.cell_output img { height: 200px !important; }</style>"),
         "out of proportion",

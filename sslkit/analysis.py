@@ -137,17 +137,23 @@ def seed_summary(df: pd.DataFrame, by, value: str = "value") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def collect(configurations: dict, **evaluate) -> pd.DataFrame:
+def collect(configurations: dict, stage=None, split=None, **evaluate) -> pd.DataFrame:
     """Evaluations of several configurations, each a list of runs (one per seed).
 
     ``configurations`` maps a label to a list of :class:`~sslkit.runs.Run`; ``evaluate`` goes
     to :meth:`Run.evaluate`. The table gains the columns ``run`` (the label) and ``seed``.
+    ``stage`` keeps one stage (``"last"``: each run's last), ``split`` one split (``"test"``,
+    ``"train"``), so that a chapter never filters the table by hand.
     """
-    frames = [
-        r.evaluate(**evaluate).assign(run=label, seed=r.seed)
-        for label, seeds in configurations.items()
-        for r in seeds
-    ]
+    frames = []
+    for label, seeds in configurations.items():
+        for r in seeds:
+            df = r.evaluate(**evaluate).assign(run=label, seed=r.seed)
+            if stage is not None:
+                df = df[df.stage == (r.last_stage if stage == "last" else stage)]
+            if split is not None:
+                df = df[df.split == split]
+            frames.append(df)
     return pd.concat(frames, ignore_index=True)
 
 

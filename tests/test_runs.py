@@ -344,3 +344,17 @@ def test_stopping_after_the_first_epochs_reproduces_the_full_runs_snapshots():
         assert torch.equal(v, first.snapshots[2][k]), k  # same schedule, same weights
     again = runs.train("vicreg", prof, seed=0)  # the partial run was never cached as the run
     assert again.epochs == [0, 2, 4]
+
+
+def test_collect_keeps_the_stage_and_split_asked_for(fast):
+    from sslkit import analysis
+
+    run = runs.train("vicreg", fast, progress=False)
+    every = analysis.collect({"a": [run]}, targets=("fine",), metrics=("ncc",))
+    last = analysis.collect({"a": [run]}, targets=("fine",), metrics=("ncc",), stage="last",
+                            split="test")  # fmt: skip
+    assert set(last.stage) == {run.last_stage} and set(last.split) == {"test"}
+    expected = every[(every.stage == run.last_stage) & (every.split == "test")]
+    assert last.value.tolist() == expected.value.tolist()
+    first = analysis.collect({"a": [run]}, targets=("fine",), metrics=("ncc",), stage="stage1")
+    assert set(first.stage) == {"stage1"} and set(first.split) == {"train", "test"}
