@@ -17,6 +17,7 @@ else (Colab, another profile or seed, a student's edit) nothing raises.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -321,7 +322,17 @@ ANSWER_ALSO = {
 }
 
 
-def answer(profile: Profile, seeds=None) -> pd.DataFrame:
+def written_for(path) -> dict[str, str]:
+    """The verdicts a text was written for: its MyST comment lines ``% key: verdict``."""
+    found = {}
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if line.startswith("% ") and ": " in line and " " not in line[2:].split(": ")[0]:
+            key, verdict = line[2:].split(": ", 1)
+            found[key.strip()] = verdict.strip()
+    return found
+
+
+def answer(profile: Profile, seeds=None, box=None) -> pd.DataFrame:
     """Glue what the book's "What the evidence says" box states about the paper's five claims
     (:data:`sslkit.paper.PRIMARY`), each name prefixed ``answer_`` so that it never clashes with
     a chapter's own glue:
@@ -334,13 +345,29 @@ def answer(profile: Profile, seeds=None) -> pd.DataFrame:
     - the same three parts for the findings of :data:`ANSWER_ALSO`.
 
     In the book's build a stated verdict other than the recorded one raises, as in
-    :func:`report`. Returns one row per glued verdict (finding, evidence, verdict)."""
+    :func:`report`, and so does one other than the verdict the text of ``box`` (the box's
+    Markdown file) was written for (:func:`written_for`): sentences around a glued verdict
+    may say what that verdict means. Returns one row per glued verdict (finding, evidence,
+    verdict)."""
     rows = []
+    promised = written_for(box) if box is not None else {}
+    strict_build = os.environ.get("SSLKIT_BOOK_BUILD", "") == "1"
 
     def state(key):
         f = finding(key)
         ref = stated(key)
         v = ref if ref is not None else f.measure(profile, seeds)
+        if box is not None and key not in promised:
+            raise KeyError(f"{box} states {key} without a line '% {key}: <verdict>'")
+        if (
+            strict_build
+            and promised.get(key, v.verdict) != v.verdict
+            and (ref is not None or strict(profile, seeds))
+        ):
+            raise AssertionError(
+                f"{box} was written for '{promised[key]}' on {key}; the "
+                f"{_evidence_label(ref, v)} says '{v.verdict}': rewrite the sentences around it"
+            )
         if (
             v.verdict != f.book_verdict
             and os.environ.get("SSLKIT_BOOK_BUILD", "") == "1"
@@ -373,6 +400,17 @@ def answer(profile: Profile, seeds=None) -> pd.DataFrame:
             for part in ("effect", "ci", "verdict"):
                 glue(f"answer_{other}_{part}", _parts(fo, vo)[part])
     return pd.DataFrame(rows)
+
+
+def answer_findings() -> set[str]:
+    """The findings whose verdicts :func:`answer` states (and its box's text was written for)."""
+    keys = set()
+    for key in PRIMARY.values():
+        keys.add(key)
+        if key in CLUSTERING:
+            keys |= set(ruler_keys(key).values())
+        keys |= set(ANSWER_ALSO.get(key, ()))
+    return keys
 
 
 def answer_names() -> set[str]:

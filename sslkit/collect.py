@@ -150,10 +150,16 @@ def build(
         for c, s in todo
     }
     left = sum(estimate.values())
-    stored = dict(
-        what=f"the evidence store of the {prof.name} profile",
-        pixel_floor=(same and held.get("pixel_floor")) or pixel_floor(prof),
-    )
+    stored = dict(what=f"the evidence store of the {prof.name} profile")
+    if same and "pixel_floor_subsets" in held:
+        stored.update(
+            pixel_floor=held["pixel_floor"], pixel_floor_subsets=held["pixel_floor_subsets"]
+        )
+    else:  # the floor on raw pixels, and on each evaluation subset (the findings' second floor)
+        floors, parts = pixel_floor(prof, subsets=EVAL_SUBSETS)
+        stored.update(pixel_floor=floors, pixel_floor_subsets=parts)
+        if same and held.get("runs"):
+            store.update_manifest(prof, stored, root)
     log(f"{len(todo)} runs to build on {kind} (about {fmt_duration(left)} by `sslkit plan`); "
         f"{len(current)} already stored")  # fmt: skip
     for i, (config, seed) in enumerate(todo, 1):

@@ -39,7 +39,7 @@ from .evaluation import EVAL_SUBSETS
 from .metrics import ncc_accuracy
 from .profiles import Profile, get_profile
 from .recorded import RECORDED
-from .runs import Run, evaluation_subset
+from .runs import NoSubsets, Run, current_subset, evaluation_subset
 from .runtime import register_cache
 from .seeds import stream_seed
 from .targets import DRAWN, draws
@@ -225,9 +225,11 @@ def _subset_effects(f: Finding, prof: Profile, seeds: tuple) -> tuple | None:
             with evaluation_subset(k):
                 df = f.compute(prof, seeds)
             means.append(float((sign * (df.value - df.control)).mean()))
-    except LookupError:
+    except NoSubsets:  # a live run, or a value kept on all the test images only
         return None
-    return tuple(means) if np.isfinite(means).all() else None
+    if not np.isfinite(means).all() or np.ptp(means) == 0:  # nothing read from the test images
+        return None
+    return tuple(means)
 
 
 @register_cache
@@ -936,12 +938,22 @@ def pixel_floor(prof: Profile) -> dict[str, float]:
     return scale.pixel_floor(prof)
 
 
+def _pixel_floor_subsets(prof: Profile) -> dict[str, list]:
+    """The pixel floor on each evaluation subset of the test images, as the store measured it
+    (:class:`~sslkit.runs.NoSubsets` where it did not)."""
+    stored = store.manifest(prof)
+    if stored.get("profile") != store.profile_settings(prof) or "pixel_floor_subsets" not in stored:
+        raise NoSubsets(f"the {prof.name} store keeps the pixel floor on all the test images only")
+    return stored["pixel_floor_subsets"]
+
+
 def final_vs_pixels(config, metric="ncc"):
     """A configuration's last-stage test ruler after training against the same ruler on raw
     pixels of the same images (the second floor)."""
 
     def compute(prof, seeds):
-        floor = pixel_floor(prof)[metric]
+        k = current_subset()  # the floor on the same test images as the runs' values
+        floor = pixel_floor(prof)[metric] if k is None else _pixel_floor_subsets(prof)[metric][k]
         return pd.DataFrame(
             [dict(seed=r.seed, value=r.final(metric), control=floor)
              for r in trained(config, prof, seeds)]

@@ -59,6 +59,7 @@ __all__ = [
     "TRAIN_FIELDS",
     "evaluation_subset",
     "current_subset",
+    "NoSubsets",
 ]
 
 # Sample-level NCC: this many test images, this many views of each for the centres (and again for
@@ -68,6 +69,13 @@ SAMPLE_LEVEL_VIEWS = 8
 # What a sample-level evaluation measures on those views: sample-level NCC
 # (:func:`~sslkit.metrics.sample_ncc`) and view tightness (:func:`~sslkit.metrics.view_tightness`).
 SAMPLE_METRICS = ("sample_ncc", "view_tightness")
+
+
+class NoSubsets(KeyError):
+    """A value asked for on an evaluation subset that the run does not keep on subsets (a live
+    run, a metric that is not an accuracy, a floor measured on all images only)."""
+
+
 # Which evaluation subset of the test images a measurement reads (None: all of them).
 _SUBSET: contextvars.ContextVar[int | None] = contextvars.ContextVar("subset", default=None)
 
@@ -77,7 +85,7 @@ def evaluation_subset(k: int):
     """Within this block, every ``"test"`` value a run answers is the one of evaluation subset
     ``k`` (split ``"test@k"``, :func:`~sslkit.evaluation.evaluate_features`): a finding's
     measurement repeated on each subset shows how much it owes to which test images were drawn.
-    A run without the subset's values raises ``LookupError``; train values are unchanged."""
+    A run without the subset's values raises :class:`NoSubsets`; train values are unchanged."""
     token = _SUBSET.set(int(k))
     try:
         yield
@@ -412,7 +420,7 @@ class Run:
         """One evaluated number, e.g. ``run.value("ncc", run.epochs[-1])``; ``stage`` defaults to
         the last."""
         if split == "test" and current_subset() is not None:
-            raise LookupError(
+            raise NoSubsets(
                 "a live run scores evaluation subsets only when asked "
                 "(run.evaluate(..., subsets=k)); the evidence store keeps them"
             )

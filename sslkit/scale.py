@@ -77,17 +77,29 @@ def design_profile(design: str, base: str | Profile = "cpu") -> Profile:
     return get_profile(base).replace(name=f"scale: {design}", eval_every=every, **changes)
 
 
-def pixel_floor(profile: Profile) -> dict[str, float]:
+def pixel_floor(profile: Profile, subsets: int = 0):
     """The three rulers on raw pixels (scaled to [0, 1]) of the profile's evaluation images:
-    the floor a representation has to beat before it adds anything to the image itself."""
+    the floor a representation has to beat before it adds anything to the image itself.
+
+    With ``subsets``, also each ruler on each evaluation subset of the test images (image ``i``
+    in subset ``i mod subsets``, as :func:`sslkit.evaluation.evaluate_features` scores the
+    networks): returns ``(floors, {ruler: [value on subset 0, 1, …]})``."""
     _, eval_train, eval_test = datasets_for(profile)
     xtr, xte = (d.images.flatten(1).float() / 255 for d in (eval_train, eval_test))
     ytr, yte = eval_train.labels, eval_test.labels
-    return {
-        "ncc": metrics.ncc_accuracy(xte, yte, xtr, ytr),
-        "whitened_ncc": metrics.whitened_ncc_accuracy(xte, yte, xtr, ytr),
-        "probe": metrics.linear_probe(xtr, ytr, xte, yte),
+    correct = {
+        "ncc": metrics.ncc_accuracy(xte, yte, xtr, ytr, per_sample=True),
+        "whitened_ncc": metrics.whitened_ncc_accuracy(xte, yte, xtr, ytr, per_sample=True),
+        "probe": metrics.linear_probe(xtr, ytr, xte, yte, per_sample=True),
     }
+    floors = {r: c.double().mean().item() for r, c in correct.items()}
+    if not subsets:
+        return floors
+    parts = {
+        r: [c[k::subsets].double().mean().item() for k in range(subsets)]
+        for r, c in correct.items()
+    }
+    return floors, parts
 
 
 def measure(method: str, design: str, seed: int, base: str | Profile = "cpu") -> pd.DataFrame:

@@ -32,7 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from .profiles import Profile
-from .runs import TRAIN_FIELDS, current_subset
+from .runs import TRAIN_FIELDS, NoSubsets, current_subset
 from .runtime import register_cache
 
 __all__ = [
@@ -153,11 +153,12 @@ def _read(profile: Profile, root: Path | None = None):
 
 
 def _stamped(profile: Profile, root: Path | None = None) -> tuple[str, tuple]:
-    """The store's folder and the modification times of its files: a table rewritten is read
-    again."""
+    """The store's folder and the identity of its files (inode, size, modification time): a
+    table rewritten (a new file renamed into place) is read again."""
     path = folder(profile, root)
     files = [path / n for n in ("manifest.json", "evaluations.csv.gz", "losses.csv.gz")]
-    return str(path), tuple(f.stat().st_mtime_ns for f in files)
+    stats = [f.stat() for f in files]
+    return str(path), tuple((s.st_ino, s.st_size, s.st_mtime_ns) for s in stats)
 
 
 class StoredRun:
@@ -203,6 +204,11 @@ class StoredRun:
             split,
             "" if dim is None else str(dim),
         )
+        if key not in self._values and "@" in split and (*key[:4], "test", key[5]) in self._values:
+            raise NoSubsets(
+                f"{metric}/{target} of {self.config}, seed {self.seed}, is stored on all the test "
+                "images but not on evaluation subsets"
+            )
         if key not in self._values:
             raise KeyError(
                 f"the {self.profile.name} evidence store has no {metric}/{split}/{target}/"
@@ -268,6 +274,19 @@ def write_run(
     m.update(provenance)
     m["runs"][f"{config}/{seed}"] = entry
     m["runs"] = dict(sorted(m["runs"].items()))
+    tmp = path / f".manifest.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(m, indent=1, default=_json) + "\n")
+    os.replace(tmp, path / "manifest.json")
+
+
+def update_manifest(profile: Profile, fields: dict, root: Path | None = None) -> None:
+    """Set top-level ``fields`` of an existing store's manifest (e.g. a floor measured again),
+    written through a temporary file and a rename."""
+    path = folder(profile, root)
+    m = manifest(profile, root)
+    if not m:
+        raise NotStored(f"no evidence store for profile {profile.name!r} at {path}")
+    m.update(fields)
     tmp = path / f".manifest.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(m, indent=1, default=_json) + "\n")
     os.replace(tmp, path / "manifest.json")

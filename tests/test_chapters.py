@@ -181,3 +181,8 @@ def test_the_answer_box_uses_only_what_book_answer_glues():
     # every primary claim has its paragraph
     for key in paper.PRIMARY.values():
         assert f"answer_{key}_verdict" in used, key
+    # the text says which verdicts it was written for, each of them (book.answer checks them)
+    promised = book.written_for(ROOT / "_parts" / "answer.md")
+    assert set(promised) == book.answer_findings()
+    assert set(promised.values()) <= set(paper.VERDICTS)
+    assert "box=box" in (ROOT / "chapters" / "07_what_we_found.ipynb").read_text()

@@ -137,6 +137,18 @@ def test_a_finding_on_the_store_covers_the_test_images_and_live_runs_say_they_do
     assert paper.finding("sample_clustering").measure(PROFILE).subsets is None
 
 
+def test_the_pixel_floor_is_read_on_the_same_subset_of_test_images(evidence):
+    m = store.manifest(PROFILE)
+    parts = m["pixel_floor_subsets"]
+    assert set(parts) == set(paper.RULERS)
+    assert all(len(v) == evaluation.EVAL_SUBSETS for v in parts.values())
+    f = paper.finding("semantic_clustering_over_pixels")
+    with runs.evaluation_subset(2):
+        df = f.compute(PROFILE, (0, 1))
+    assert set(df.control) == {parts["ncc"][2]}  # subset 2's floor, not the whole set's
+    assert f.measure(PROFILE).subsets is not None
+
+
 def test_a_changed_evaluation_plan_evaluates_the_stored_runs_again_without_training(
     built, evidence
 ):
