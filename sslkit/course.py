@@ -452,11 +452,10 @@ def build(
         (out / "notebooks" / path.name).write_text(
             json.dumps(student, indent=1, ensure_ascii=False) + "\n"
         )
-        install = re.search(r'"(sslkit @ git\+[^"]+)"', json.dumps(nb, ensure_ascii=False))
         _autograder(
             [e for e in exercises if e.graded],
             out / "autograder" / f"{path.stem}.zip",
-            install[1] if install else "sslkit",
+            install_spec(nb),
         )
         if executed is not None:  # the book's outputs: for the answer key and the student site
             executed_nb = _with_outputs(path, pathlib.Path(executed))
@@ -466,6 +465,18 @@ def build(
     if executed is not None:
         _site_source(out / "site", site, root)
     return everything
+
+
+def install_spec(nb: dict) -> str:
+    """The pip requirement a chapter's Colab cell installs sslkit with (``"sslkit @ git+…"``),
+    read from the code cells' text (not from the notebook's JSON, whose escaped quotes would
+    leave a backslash in it); ``"sslkit"`` where no cell names one."""
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            found = re.search(r"""["'](sslkit @ git\+[^"'\s]+)["']""", "".join(cell["source"]))
+            if found:
+                return found[1]
+    return "sslkit"
 
 
 def _autograder(graded: list[Exercise], zip_path: pathlib.Path, install: str) -> None:

@@ -27,6 +27,7 @@ __all__ = [
     "check_vicreg_terms",
     "check_holm",
     "check_random_grouping",
+    "check_seeds_needed",
 ]
 
 
@@ -337,3 +338,27 @@ def check_random_grouping(fn) -> bool:
             "six seeds gave fewer than three groupings: deal the classes at random, seeded"
         )
     return _ok("random grouping")
+
+
+def _seeds_needed(sd: float, half_width: float, most: int = 1000) -> int:
+    from scipy import stats  # lazy: only this checker needs scipy
+
+    for n in range(2, most + 1):
+        if stats.t.ppf(0.975, n - 1) * sd / n**0.5 < half_width:
+            return n
+    return most
+
+
+def check_seeds_needed(fn) -> bool:
+    """``fn(sd, half_width)``: the fewest seeds ``n ≥ 2`` whose 95% t-interval of a mean,
+    ``t_{0.975, n−1} · sd / √n``, is narrower than ``half_width``, for a seed-to-seed standard
+    deviation ``sd``."""
+    for sd, half in ((0.02, 0.02), (0.05, 0.02), (0.03, 0.01), (0.01, 0.05), (0.08, 0.03)):
+        got = _call(fn, (sd, half), f"sd {sd}, half-width {half}")
+        want = _seeds_needed(sd, half)
+        if got != want:
+            raise AssertionError(
+                f"sd {sd}, half-width {half}: you need {got} seeds, the reference {want} (the t "
+                "quantile has n − 1 degrees of freedom and falls as n grows)"
+            )
+    return _ok("number of seeds")

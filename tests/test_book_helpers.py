@@ -30,6 +30,7 @@ def test_exercise_checkers_accept_the_reference():
     assert exercises.check_effective_rank(metrics.effective_rank)
     assert exercises.check_holm(analysis.holm)
     assert exercises.check_random_grouping(random_grouping)
+    assert exercises.check_seeds_needed(exercises._seeds_needed)
 
 
 def test_exercise_checkers_reject_common_mistakes():
@@ -86,6 +87,8 @@ def test_exercise_checkers_reject_common_mistakes():
         exercises.check_random_grouping(
             lambda f, c, s: c[torch.randperm(len(c), generator=torch.Generator().manual_seed(s))]
         )
+    with pytest.raises(AssertionError, match="the reference"):  # the normal quantile, not t
+        exercises.check_seeds_needed(lambda sd, h: max(2, round((1.96 * sd / h) ** 2)))
     with pytest.raises(AssertionError, match="fewer than three"):  # the coarse labels again
         exercises.check_random_grouping(lambda f, c, s: c)
 

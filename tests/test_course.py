@@ -5,6 +5,7 @@ import copy
 import html
 import json
 import pathlib
+import re
 
 import pandas as pd
 import pytest
@@ -219,10 +220,18 @@ WRONG = {
         "    return torch.randint(0, 10, labels.shape, generator=g)",
         "class sizes changed",
     ),
-    "ex_hier_cdnv": ("def my_cdnv(x, y):\n    return float('nan')", "CDNV"),
-    "ex_found_var": (
-        "def my_variance(z):\n    return torch.relu(1 - z.std(0)).sum()",
-        "variance loss",
+    "ex_hier_grouping": (
+        "def my_random_grouping(fine_labels, coarse_labels, seed):\n    return coarse_labels",
+        "fewer than three groupings",
+    ),
+    "ex_found_holm": (
+        "def my_holm(pvalues, alpha):\n    return [p <= alpha / len(pvalues) for p in pvalues]",
+        "Holm rejects",
+    ),
+    "ex_scale_seeds": (
+        "def my_seeds_needed(sd, half_width):\n"
+        "    return max(2, round((1.96 * sd / half_width) ** 2))",
+        "the reference",
     ),
 }
 
@@ -312,6 +321,28 @@ def test_build_writes_notebooks_autograders_and_an_answer_key(built):
         assert all(html.escape(c) in key for c in ex.code)
     for p in (out / "notebooks").glob("*.ipynb"):
         assert "solution-start" not in p.read_text() and "{solution}" not in p.read_text()
+
+
+def test_every_pip_line_of_every_autograder_is_a_valid_requirement(built):
+    """Gradescope installs each zip's environment.yml: every pip line must parse, and sslkit's
+    must be the chapter's own git requirement (a stray backslash once joined two lines)."""
+    import zipfile
+
+    from packaging.requirements import Requirement
+
+    out, _ = built
+    for path in sorted((out / "autograder").glob("*.zip")):
+        with zipfile.ZipFile(path) as z:
+            text = z.read("environment.yml").decode()
+        pip = text.split("- pip:", 1)[1]
+        lines = re.findall(r"^\s+- (.+)$", pip, re.M)
+        assert len(lines) >= 2, (path.name, text)
+        reqs = [Requirement(line) for line in lines]  # raises on a malformed line
+        sslkit = [r for r in reqs if r.name == "sslkit"]
+        chapter = json.loads((ROOT / "chapters" / f"{path.stem}.ipynb").read_text())
+        expected = Requirement(course.install_spec(chapter)).url
+        assert len(sslkit) == 1 and sslkit[0].url == expected, (path.name, lines)
+        assert not any(line.rstrip().endswith("\\") for line in lines), (path.name, lines)
 
 
 def test_the_grader_scores_a_folder_full_zero_and_partial(built, tmp_path):
