@@ -110,3 +110,15 @@ def test_plots_return_figures():
         0.9
     )  # the range of the seeds
     matplotlib.pyplot.close("all")
+
+
+def test_the_version_has_one_source():
+    import pathlib
+    import re
+
+    import sslkit
+
+    project = (pathlib.Path(__file__).parents[1] / "pyproject.toml").read_text()
+    assert 'dynamic = ["version"]' in project and 'attr = "sslkit.__version__"' in project
+    assert not re.search(r"(?m)^version\s*=", project), "a second, static version"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", sslkit.__version__)
