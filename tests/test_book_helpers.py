@@ -120,5 +120,6 @@ def test_the_version_has_one_source():
 
     project = (pathlib.Path(__file__).parents[1] / "pyproject.toml").read_text()
     assert 'dynamic = ["version"]' in project and 'attr = "sslkit.__version__"' in project
-    assert not re.search(r"(?m)^version\s*=", project), "a second, static version"
+    table = project.split("[project]", 1)[1].split("\n[", 1)[0]
+    assert not re.search(r"(?m)^version\s*=", table), "a second, static version in [project]"
     assert re.fullmatch(r"\d+\.\d+\.\d+", sslkit.__version__)
