@@ -318,8 +318,10 @@ async () => {
     figureImages: [...article.querySelectorAll('.cell_output img')]
       .filter(i => !i.closest('button') && i.naturalWidth > 0)
       .map(i => { const r = i.getBoundingClientRect();
+                  const fig = i.closest('figure'); const cap = fig && fig.querySelector('figcaption');
                   return {src: i.currentSrc || i.src, natural: i.naturalWidth, naturalHeight: i.naturalHeight,
-                          shown: r.width, shownHeight: r.height, left: r.left, right: r.right}; }),
+                          shown: r.width, shownHeight: r.height, left: r.left, right: r.right,
+                          alt: i.getAttribute('alt') || '', caption: cap ? text(cap) : ''}; }),
     // Wider than the window: the reader would have to scroll the whole page sideways.
     overflow: Math.max(0, document.documentElement.scrollWidth - document.documentElement.clientWidth),
     untypesetMath: [...article.querySelectorAll('.math')].filter(m => !m.querySelector('mjx-container'))
@@ -501,6 +503,16 @@ def _figure_problems(facts, server: BookServer) -> list[str]:
         found.append(f"figure {src.rsplit('/', 1)[-1][:12]}… is shown {sources.count(src)} times")
     for img in facts["figureImages"]:
         name = img["src"].rsplit("/", 1)[-1][:12] + "…"
+        if not img["caption"].strip():
+            found.append(
+                f"figure {name} has no caption (give its cell metadata mystnb.figure.caption)"
+            )
+        alt = img["alt"].strip()
+        if not alt or alt.endswith((".png", ".svg")) or "_images/" in alt:
+            found.append(
+                f"figure {name} has no alt text that says what it shows (alt={alt[:40]!r}; give "
+                "its cell metadata mystnb.image.alt)"
+            )
         natural = img["natural"] / max(img["naturalHeight"], 1)
         shown = img["shown"] / max(img["shownHeight"], 1)
         if abs(shown / natural - 1) > ASPECT_TOLERANCE:

@@ -170,6 +170,11 @@ DEFECTS = {
         _sub(r'(<img[^>]*src="\.\./_images/[0-9a-f]+\.png"[^>]*>)', r"\1\1"),
         "is shown 2 times",
     ),
+    "figure without a caption": (_sub(r"(?s)<figcaption>.*?</figcaption>", ""), "no caption"),
+    "figure with its file name for alt text": (
+        _sub(r'(<img alt=")[^"]*(" src="(\.\./_images/[0-9a-f]+\.png)")', r"\1\3\2"),
+        "no alt text",
+    ),
     "squashed figure": (
         _insert("<style>.cell_output img { height: 200px !important; }</style>"),
         "out of proportion",
