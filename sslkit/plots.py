@@ -53,6 +53,15 @@ COLORS = {
     "Barlow invariance only": "#98df8a",
     "Barlow redundancy only": "#1b5e20",
 }
+# Each verdict's colour (Okabe & Ito's palette, told apart with the common colour-vision
+# deficiencies) and marker (a second cue, for print and for any reader who cannot tell the
+# colours apart).
+VERDICT_STYLE = {
+    "held": ("#009E73", "o"),
+    "positive, below threshold": ("#56B4E9", "s"),
+    "not held": ("#D55E00", "X"),
+    "inconclusive": ("#E69F00", "^"),
+}
 SEED_BAND = ("pi", 100)  # the band of every multi-seed curve: the range over the seeds
 
 METRIC_LABELS = {
@@ -250,24 +259,18 @@ def plot_terms(
 def plot_verdicts(verdicts: Sequence, unit: str = "points") -> Figure:
     """Each finding's effect with its 95% CI across seeds (a forest plot), the threshold as a
     tick, coloured by verdict; only the findings measured in ``unit``."""
-    colors = {
-        "held": "#2ca02c",
-        "positive, below threshold": "#1f77b4",
-        "not held": "#d62728",
-        "inconclusive": "#ff7f0e",
-    }
     vs = [v for v in verdicts if v.finding.unit == unit]
     scale = 100 if unit == "points" else 1
     labels = [textwrap.fill(v.finding.claim, 42) for v in vs]
     lines = sum(label.count("\n") + 1 for label in labels)
     fig, ax = plt.subplots(figsize=(MAX_WIDTH_IN, 0.3 * lines + 0.25 * len(vs) + 1.0))
     for i, v in enumerate(vs):
-        c = colors[v.verdict]
+        c, marker = VERDICT_STYLE[v.verdict]
         ax.errorbar(
             scale * v.effect,
             i,
             xerr=[[scale * (v.effect - v.lo)], [scale * (v.hi - v.effect)]],
-            fmt="o",
+            fmt=marker,
             color=c,
             capsize=3,
             label=v.verdict,

@@ -123,3 +123,12 @@ def test_the_version_has_one_source():
     table = project.split("[project]", 1)[1].split("\n[", 1)[0]
     assert not re.search(r"(?m)^version\s*=", table), "a second, static version in [project]"
     assert re.fullmatch(r"\d+\.\d+\.\d+", sslkit.__version__)
+
+
+def test_every_verdict_has_its_own_colour_and_marker():
+    from sslkit import paper
+
+    assert set(plots.VERDICT_STYLE) == set(paper.VERDICTS)
+    colours = [c for c, _ in plots.VERDICT_STYLE.values()]
+    markers = [m for _, m in plots.VERDICT_STYLE.values()]
+    assert len(set(colours)) == len(colours) and len(set(markers)) == len(markers)

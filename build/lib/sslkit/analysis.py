@@ -1,0 +1,259 @@
+"""Analysis across runs: evaluations of many runs in one table, gains over a control, and
+statistics across seeds (mean and a 95% confidence interval).
+
+With 3–10 seeds a point estimate hides how much a number moves from seed to seed; every
+effect the book states comes with its interval (Agarwal et al., NeurIPS 2021, make the
+case for small-run studies).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+__all__ = [
+    "one_sided_p",
+    "holm",
+    "t_interval",
+    "standard_error",
+    "seed_summary",
+    "collect",
+    "gain_over_init",
+    "within_run_correlation",
+    "summary",
+    "loss_curves",
+    "mean_over_seeds",
+]
+
+
+def _finite(values, name="values") -> np.ndarray:
+    x = np.asarray(list(values), dtype=float)
+    if x.ndim != 1 or len(x) == 0:
+        raise ValueError(f"need a non-empty 1-D list of {name}, got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name} must be finite, got {x.tolist()}")
+    return x
+
+
+def standard_error(values, subsets=None) -> tuple[float, float]:
+    """The standard error of the mean of per-seed ``values`` and its degrees of freedom.
+
+    Seeds only: ``s / √n`` with ``n − 1`` degrees of freedom. With ``subsets``, the mean
+    effect measured on each of K disjoint evaluation subsets of the test images (the same
+    seeds), the test images' own sampling variance is added: ``SE² = s²/n + s_K²/K``, with
+    ``s_K`` the standard deviation across subsets (a subset has 1/K of the images, so its
+    variance is K times the full set's), and the degrees of freedom of
+    Welch–Satterthwaite (Satterthwaite, 1946): ``SE⁴ / ((s²/n)²/(n−1) + (s_K²/K)²/(K−1))``,
+    capped at the seeds' ``n − 1``, so that adding a source of variance never narrows an
+    interval. The seed-by-image interaction is in both terms, so the estimate errs wide (by
+    about a tenth on the book's findings) rather than narrow.
+    """
+    x = _finite(values)
+    seed_var = x.var(ddof=1) / len(x) if len(x) > 1 else math.nan
+    if subsets is None:
+        return math.sqrt(seed_var), len(x) - 1
+    k = _finite(subsets, "subsets")
+    if len(k) < 2:
+        raise ValueError(f"need at least two evaluation subsets, got {len(k)}")
+    eval_var = k.var(ddof=1) / len(k)
+    total = seed_var + eval_var
+    parts = (seed_var**2 / (len(x) - 1) if seed_var > 0 else 0.0) + eval_var**2 / (len(k) - 1)
+    return math.sqrt(total), min(len(x) - 1, total**2 / parts if parts > 0 else math.inf)
+
+
+def t_interval(values, confidence: float = 0.95, subsets=None) -> tuple[float, float, float]:
+    """Mean and Student-t confidence interval of independent per-seed values.
+
+    ``mean ± t_{df} · SE`` (:func:`standard_error`): over seeds only, ``SE = s / √n`` and
+    ``df = n − 1``; with ``subsets`` (the mean effect on each evaluation subset of the test
+    images), the interval also covers which test images were drawn. With fewer than two
+    values the interval is undefined and returned as NaN.
+
+    >>> m, lo, hi = t_interval([1.0, 2.0, 3.0])
+    >>> round(m, 3), round(lo, 3), round(hi, 3)
+    (2.0, -0.484, 4.484)
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1 (e.g. 0.95), got {confidence}")
+    x = _finite(values)
+    mean = float(x.mean())
+    if len(x) < 2:
+        return mean, math.nan, math.nan
+    se, df = standard_error(x, subsets)
+    half = float(stats.t.ppf(0.5 + confidence / 2, df) * se)
+    return mean, mean - half, mean + half
+
+
+def one_sided_p(values, threshold: float = 0.0, subsets=None) -> float:
+    """p-value of a one-sided t-test of H0: mean ≤ ``threshold`` on independent per-seed values
+    (small when the values sit clearly above the threshold); ``subsets`` as in
+    :func:`t_interval`."""
+    x = np.asarray(list(values), dtype=float)
+    if len(x) < 2 or not np.isfinite(x).all():
+        return math.nan
+    se, df = standard_error(x, subsets)
+    if se == 0:
+        return 0.0 if x.mean() > threshold else 1.0
+    return float(stats.t.sf((x.mean() - threshold) / se, df))
+
+
+def holm(pvalues, alpha: float = 0.05) -> list[bool]:
+    """Holm's step-down correction: which hypotheses are rejected at family-wise error
+    ``alpha``. Sorted ascending, the i-th smallest p-value (from 0) is compared with
+    ``alpha / (m − i)``; the first that fails stops the rejections.
+
+    >>> holm([0.01, 0.04, 0.03], alpha=0.05)
+    [True, False, False]
+    """
+    p = np.asarray(list(pvalues), dtype=float)
+    m = len(p)
+    rejected = [False] * m
+    for i, j in enumerate(np.argsort(np.where(np.isnan(p), np.inf, p))):
+        if not p[j] <= alpha / (m - i):
+            break
+        rejected[j] = True
+    return rejected
+
+
+def seed_summary(df: pd.DataFrame, by, value: str = "value") -> pd.DataFrame:
+    """Mean, 95% CI (``lo``, ``hi``) and the number of seeds ``n`` of ``value`` for each group of
+    ``by``."""
+    rows = []
+    for key, g in df.groupby(by, sort=False):
+        m, lo, hi = t_interval(g[value])
+        key = key if isinstance(key, tuple) else (key,)
+        rows.append(
+            {
+                **dict(zip([by] if isinstance(by, str) else by, key)),
+                "mean": m,
+                "lo": lo,
+                "hi": hi,
+                "n": len(g),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def collect(configurations: dict, stage=None, split=None, **evaluate) -> pd.DataFrame:
+    """Evaluations of several configurations, each a list of runs (one per seed).
+
+    ``configurations`` maps a label to a list of :class:`~sslkit.runs.Run`; ``evaluate`` goes
+    to :meth:`Run.evaluate`. The table gains the columns ``run`` (the label) and ``seed``.
+    ``stage`` keeps one stage (``"last"``: each run's last), ``split`` one split (``"test"``,
+    ``"train"``), so that a chapter never filters the table by hand.
+    """
+    frames = []
+    for label, seeds in configurations.items():
+        for r in seeds:
+            df = r.evaluate(**evaluate).assign(run=label, seed=r.seed)
+            if stage is not None:
+                df = df[df.stage == (r.last_stage if stage == "last" else stage)]
+            if split is not None:
+                df = df[df.split == split]
+            frames.append(df)
+    return pd.concat(frames, ignore_index=True)
+
+
+def gain_over_init(
+    evals: pd.DataFrame, by: Iterable[str] = ("run", "seed", "stage", "target", "split", "metric")
+) -> pd.DataFrame:
+    """For each group, the value at the last epoch minus the value at epoch 0 (the same
+    network untrained): the control that every "training did this" claim needs."""
+    by = list(by)
+    g = evals.sort_values("epoch").groupby(by, sort=False).value
+    out = (g.last() - g.first()).rename("gain").reset_index()
+    return out
+
+
+def within_run_correlation(
+    run, evals: pd.DataFrame, terms=("invariance", "variance", "covariance")
+) -> pd.Series:
+    """Spearman correlation, over the epochs of *one* run, between each loss term's epoch
+    mean and the metric in ``evals`` (one row per epoch ≥ 1). Runs are never pooled: a
+    correlation across runs would mix their different losses."""
+    losses = run.losses()
+    v = evals.set_index("epoch").value
+    epochs = [e for e in v.index if e >= 1 and e in losses.index]
+    if len(epochs) < 3:
+        raise ValueError(f"need at least 3 evaluated epochs to correlate, got {len(epochs)}")
+    table = losses.loc[epochs, [t for t in terms if t in losses.columns]].assign(
+        metric=v.loc[epochs].values
+    )
+    return table.corr(method="spearman")["metric"].drop("metric")
+
+
+def summary(
+    configurations: dict,
+    metrics=("ncc", "probe"),
+    split: str = "test",
+    target: str = "fine",
+    stage=None,
+    untrained: str | None = "untrained",
+) -> pd.DataFrame:
+    """Final values of several configurations as "mean [95% CI]" strings, one row per
+    configuration (``{label: [Run, ...]}``) and one column per metric.
+
+    With ``untrained``, a first row gives the same measurement at epoch 0 of the first
+    configuration's runs: the untrained networks (the same for every method of one seed).
+    """
+
+    def cell(values, metric):
+        m, lo, hi = t_interval(values)
+        if metric == "cdnv":
+            return f"{m:.2f} [{lo:.2f}, {hi:.2f}]"
+        return f"{100 * m:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]"
+
+    if not configurations or not all(configurations.values()):
+        raise ValueError(
+            "summary needs at least one configuration with at least one run: {label: [Run, ...]}"
+        )
+    rows = {}
+    first = next(iter(configurations.values()))
+    if untrained:
+        rows[untrained] = {
+            m: cell([r.initial(m, split, target, stage) for r in first], m) for m in metrics
+        }
+    for label, seeds in configurations.items():
+        rows[label] = {
+            m: cell([r.final(m, split, target, stage) for r in seeds], m) for m in metrics
+        }
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = f"mean [95% CI], {len(first)} seeds"
+    return table
+
+
+def loss_curves(configurations: dict, terms=None, phase: str = "epoch") -> pd.DataFrame:
+    """Loss terms of several configurations over training, long format with columns
+    ``run, seed, <epoch|step>, term, value`` (``{label: [Run, ...]}``)."""
+    key = "epoch" if phase == "epoch" else "step"
+    frames = []
+    for label, seeds in configurations.items():
+        for r in seeds:
+            table = r.losses(phase)
+            cols = [t for t in (terms or table.columns) if t in table.columns]
+            long = table[cols].reset_index().melt(id_vars=key, var_name="term", value_name="value")
+            frames.append(long.assign(run=label, seed=r.seed))
+    return pd.concat(frames, ignore_index=True)
+
+
+def mean_over_seeds(
+    runs,
+    metric: str,
+    epoch: int | None = None,
+    split: str = "test",
+    target: str = "fine",
+    stage=None,
+) -> float:
+    """The mean over seeds of one measurement of a configuration's runs (``[Run, ...]``),
+    at ``epoch`` (default: the last; 0 = the untrained control)."""
+    if not runs:
+        raise ValueError("mean_over_seeds needs at least one run")
+    values = [
+        r.value(metric, r.epochs[-1] if epoch is None else epoch, split, target, stage)
+        for r in runs
+    ]
+    return sum(values) / len(values)

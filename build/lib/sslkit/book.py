@@ -1,0 +1,533 @@
+"""Helpers the chapters share: set-up, glued numbers, findings and the chapter scoreboard.
+
+- :func:`setup` fixes threads, the plotting style and the profile, and prints them.
+- :func:`glue` records a value for the prose (myst-nb's ``glue`` when the book is built;
+  nothing, or a plain print, in Colab or Jupyter where myst-nb may be missing).
+- :func:`report` measures a :class:`~sslkit.paper.Finding` and glues its numbers.
+
+The build policy: the prose states the verdicts of the **reference evidence store**
+(:mod:`sslkit.store`; 8 seeds at a scale where SSL has learned), recorded once in
+:mod:`sslkit.recorded`. In the book's build (``SSLKIT_BOOK_BUILD=1``, set by ``make book``)
+a stated verdict that differs from the recorded one fails the cell, so the text can never
+contradict the numbers. The chapters' live runs (``cpu``, 3 seeds) are shown beside the
+reference and never checked against it: where they differ, the chapter says so. Everywhere
+else (Colab, another profile or seed, a student's edit) nothing raises.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from . import store, targets, verify
+from .analysis import holm, one_sided_p, t_interval
+from .configs import RATIOS, store_only, trained
+from .cost import fmt_duration
+from .evaluation import EVAL_SUBSETS
+from .paper import (
+    BELOW,
+    CLUSTERING,
+    PER_METHOD,
+    PRIMARY,
+    RULER_NAMES,
+    RULERS,
+    finding,
+    gain,
+    per_method,
+    ruler_keys,
+)
+from .plan import chapter_plan
+from .plots import use_style
+from .profiles import Profile, get_profile
+from .recorded import PROFILE as RECORDED_PROFILE
+
+__all__ = [
+    "setup",
+    "glue",
+    "pct",
+    "report",
+    "scoreboard",
+    "show_scoreboard",
+    "strict",
+    "stated",
+    "evidence_line",
+    "evidence",
+    "reading",
+    "rulers_table",
+    "primary_table",
+    "per_method_table",
+    "ratio_arms_table",
+    "BOOK_PROFILE",
+]
+
+# The profile (and its default seeds) the book's prose is written for.
+BOOK_PROFILE = "cpu"
+
+
+def setup(
+    profile: str | None = None, threads: int | None = None, chapter: str | None = None
+) -> Profile:
+    """Set torch's CPU threads (``$OMP_NUM_THREADS`` or 2), the book's plot style, and
+    return the profile (``$SSLKIT_PROFILE``, else ``cpu``).
+
+    Glue the sizes the prose names (``reference_seeds``, ``live_seeds``, ``n_draws``). With
+    ``chapter`` (e.g. ``"04b"``), also glue the chapter's estimated run time from an empty cache
+    (``run_time_cpu``, ``run_time_t4``) and its number of runs (``run_count``), computed by
+    :mod:`sslkit.plan` for this profile.
+    """
+    threads = threads or int(os.environ.get("OMP_NUM_THREADS", "2") or 2)
+    torch.set_num_threads(threads)
+    use_style()
+    prof = get_profile(profile)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    print(
+        f"profile: {prof.name} ({prof.dataset}, {prof.backbone}, {prof.epochs} epochs, seeds "
+        f"{list(prof.seeds)}) | "
+        f"device: {device} | torch {torch.__version__} | threads: {torch.get_num_threads()}"
+    )
+    # the sizes the prose names: seeds of the reference evidence and of this run, draws of a
+    # random control
+    glue("reference_seeds", len(get_profile(RECORDED_PROFILE).seeds))
+    glue("live_seeds", len(prof.seeds))
+    glue("n_draws", targets.DRAWS)
+    if chapter is not None:
+        plan = chapter_plan(chapter, prof, cache=False)
+        glue("run_count", len(plan))
+        glue("run_time_cpu", fmt_duration(plan["cpu"].sum()))
+        glue("run_time_t4", fmt_duration(plan["T4"].sum()))
+    return prof
+
+
+def glue(name: str, value, display: bool = False):
+    """Make ``value`` available to the prose as ``{glue:text}`name```; returns nothing."""
+    try:
+        from myst_nb import glue as _glue  # lazy: myst-nb is there only when the book is built
+    except ImportError:  # Colab / plain Jupyter: nothing to glue into
+        if display:
+            print(f"{name} = {value}")
+        return None
+    _glue(name, value, display=display)
+    return None
+
+
+def pct(x: float, digits: int = 1) -> str:
+    """An accuracy in [0, 1] as a percentage string, e.g. ``pct(0.8234) == '82.3%'``."""
+    return f"{100 * x:.{digits}f}%"
+
+
+def strict(profile: Profile, seeds=None) -> bool:
+    """Whether this is the book's own build of its live runs (``cpu`` profile, default seeds),
+    where a live verdict that the prose states must match (only for a finding the evidence
+    store does not hold yet)."""
+    return (
+        os.environ.get("SSLKIT_BOOK_BUILD", "") == "1"
+        and profile.name == BOOK_PROFILE
+        and tuple(seeds or profile.seeds) == get_profile(BOOK_PROFILE).seeds
+    )
+
+
+def stated(key: str):
+    """The finding's :class:`~sslkit.paper.Verdict` on the reference evidence store (what the
+    prose states), or ``None`` where the store does not hold its runs. Never trains."""
+    try:
+        with store_only():
+            return finding(key).measure(RECORDED_PROFILE)
+    except store.NotStored:
+        return None
+
+
+# What :func:`report` glues for a finding ``key``: ``{key}_{part}`` for each part, from the
+# reference evidence (the prose states it), and ``{key}_live_{part}`` from this run.
+REPORT_GLUES = ("effect", "ci", "verdict", "value", "control")
+
+
+def _parts(f, v) -> dict:
+    return {
+        "effect": f.fmt(v.effect),
+        "ci": f"{f.fmt(v.lo)} to {f.fmt(v.hi)}",
+        "verdict": v.verdict,
+        "value": f.fmt_level(v.value),
+        "control": f.fmt_level(v.control),
+    }
+
+
+def _line(f, v) -> str:
+    return (
+        f"{f.claim}: effect {f.fmt(v.effect)} (95% CI {f.fmt(v.lo)} to {f.fmt(v.hi)}, {v.n} "
+        f"seeds; threshold {f.fmt(f.threshold)}) → {v.verdict}"
+    )
+
+
+def report(key: str, profile: Profile, seeds=None):
+    """Measure the finding ``key`` on the reference evidence and on this run, and glue both:
+    ``{key}_effect``, ``_ci``, ``_verdict``, ``_value``, ``_control`` from the evidence the
+    prose states (the store; this run where the store does not hold the finding), and the same
+    with ``{key}_live_`` from this run. Returns this run's :class:`~sslkit.paper.Verdict`.
+
+    In the book's build (``SSLKIT_BOOK_BUILD=1``) a stated verdict other than the one recorded
+    (:data:`sslkit.recorded.RECORDED`) raises ``AssertionError``: the prose would contradict
+    the numbers. A live verdict that differs from the reference prints one line; it never
+    raises, in the book's build or a reader's run.
+    """
+    f = finding(key)
+    live = f.measure(profile, seeds)
+    ref = stated(key)
+    main = ref if ref is not None else live
+    for part, value in _parts(f, main).items():
+        glue(f"{key}_{part}", value)
+    for part, value in _parts(f, live).items():
+        glue(f"{key}_live_{part}", value)
+    glue(f"{key}_evidence", _evidence_label(ref, main))
+    if main.verdict != f.book_verdict:
+        message = (
+            f"The book's text says '{f.book_verdict}' for this claim; the "
+            f"{_evidence_label(ref, main)} says '{main.verdict}'. [{_line(f, main)}]"
+        )
+        if os.environ.get("SSLKIT_BOOK_BUILD", "") == "1" and (
+            ref is not None or strict(profile, seeds)
+        ):
+            raise AssertionError(
+                message + " The prose of the book would contradict its numbers: "
+                "update the text (never the threshold)."
+            )
+        print(f"ⓘ {message}")
+    print(f"reference: {_line(f, ref)}" if ref is not None else "reference: not in the store")
+    print(f"this run:  {_line(f, live)}")
+    if ref is not None and live.verdict != ref.verdict:
+        print(
+            f"ⓘ This run ({profile.name}, {live.n} seeds) reads '{live.verdict}' where the "
+            f"reference evidence ({ref.n} seeds) reads '{ref.verdict}': a smaller scale and "
+            "fewer seeds can differ (see the chapter 'How big must the experiment be?')."
+        )
+    return live
+
+
+def _evidence_label(ref, v) -> str:
+    if ref is None:
+        return f"this run ({v.n} seeds)"
+    return f"reference evidence ({v.n} seeds)"
+
+
+def _cell(f, v) -> str:
+    if v is None:
+        return "not in the store"
+    lo, hi = f.fmt(v.lo, short=True), f.fmt(v.hi, short=True)
+    return f"{f.fmt(v.effect, short=True)} [{lo}, {hi}]: {v.verdict}"
+
+
+def scoreboard(keys, profile: Profile, seeds=None) -> pd.DataFrame:
+    """One row per finding: claim, control, threshold, and two columns of effect [95% CI]:
+    verdict, one from the **reference** evidence store (8 seeds, what the prose states) and
+    one from **this run**, with the verdict the book states. Never raises on a verdict."""
+    rows = []
+    for key in keys:
+        f = finding(key)
+        ref, live = stated(key), f.measure(profile, seeds)
+        rows.append(
+            {
+                "claim": f.claim,
+                "control": f.control,
+                "threshold": f.fmt(f.threshold, short=True),
+                "reference": _cell(f, ref),
+                "this run": _cell(f, live),
+                "verdict (reference)": ref.verdict if ref is not None else "",
+                "verdict (this run)": live.verdict,
+                "the book states": f.book_verdict,
+            }
+        )
+    return pd.DataFrame(rows).set_index("claim")
+
+
+def show_scoreboard(keys, profile: Profile, seeds=None):
+    """The chapter's closing scoreboard as a styled table (measures what is not measured yet),
+    with the evidence it shows underneath."""
+    table = scoreboard(keys, profile, seeds)
+    for claim, row in table.iterrows():
+        if row["verdict (reference)"] and row["verdict (this run)"] != row["verdict (reference)"]:
+            print(f"ⓘ This run differs from the reference evidence for: {claim}")
+    print(evidence_line(profile))
+    shown = table.drop(columns=["verdict (reference)", "verdict (this run)"])
+    return shown.style.set_properties(**{"text-align": "left"}).set_table_styles(
+        [{"selector": "td, th", "props": "font-size: 0.85em; padding: 2px 6px;"}]
+    )
+
+
+def evidence(keys, profile: Profile, seeds=None) -> list:
+    """The verdict the prose states for each finding: the reference evidence where the store
+    holds it, else this run's."""
+    return [stated(k) or finding(k).measure(profile, seeds) for k in keys]
+
+
+def reading(verdicts: dict) -> str:
+    """What the three rulers say together about one clustering claim over one floor, from their
+    verdicts (``{"ncc": ..., "whitened_ncc": ..., "probe": ...}``):
+
+    - *class information added*: raw NCC and at least one of the linear-map-proof rulers
+      (whitened NCC, the probe) held;
+    - *geometry only*: raw NCC held, and whitened NCC and the probe were both not held: the
+      features were reshaped, and no class information was added that a linear map of the
+      floor's features lacked;
+    - *geometry, and a small gain in class information*: raw NCC held, and the best of the two
+      others is positive but below the threshold;
+    - *a small clustering gain*: raw NCC positive but below the threshold;
+    - *no clustering gain*: raw NCC not held;
+    - *undecided*: any other combination (an inconclusive ruler decides nothing).
+    """
+    ncc, others = verdicts["ncc"], {verdicts["whitened_ncc"], verdicts["probe"]}
+    if ncc == "held":
+        if "held" in others:
+            return "class information added"
+        if others == {"not held"}:
+            return "geometry only"
+        if "inconclusive" not in others:
+            return "geometry, and a small gain in class information"
+        return "undecided"
+    return {BELOW: "a small clustering gain", "not held": "no clustering gain"}.get(
+        ncc, "undecided"
+    )
+
+
+def rulers_table(profile: Profile, seeds=None) -> pd.DataFrame:
+    """One row per clustering claim and floor (the untrained network, raw pixels): the effect
+    [95% CI]: verdict on each of the three rulers (reference evidence where stored, else this
+    run), and what they say together (:func:`reading`)."""
+    rows = []
+    for key, config in CLUSTERING.items():
+        keys = ruler_keys(key)
+        for floor in ("untrained", "pixels"):
+            cells, verdicts = {}, {}
+            for ruler in RULERS:
+                k = keys[ruler, floor]
+                (v,) = evidence([k], profile, seeds)
+                cells[RULER_NAMES[ruler]] = _cell(finding(k), v)
+                verdicts[ruler] = v.verdict
+            rows.append(
+                {"configuration": config, "over": "untrained network" if floor == "untrained"
+                 else "raw pixels", **cells, "reading": reading(verdicts)}
+            )  # fmt: skip
+    return pd.DataFrame(rows).set_index(["configuration", "over"])
+
+
+# What each primary claim's paragraph of "What the evidence says" names besides the claim's
+# own finding: a secondary finding that sharpens it (the headroom reading, the full width, the
+# coarse level against its control, the dose-response).
+ANSWER_ALSO = {
+    "semantic_over_random": ("semantic_over_random_headroom",),
+    "coarse_beyond_fine": ("coarse_clustering",),
+    "deeper_gains_more": ("deeper_gains_more_full_width", "coarse_deeper_than_fine"),
+    "regularization_clusters": ("ratio_slope", "ratio_slope_whitened_ncc", "ratio_slope_probe"),
+}
+
+
+def written_for(path) -> dict[str, str]:
+    """The verdicts a text was written for: its MyST comment lines ``% key: verdict``."""
+    found = {}
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if line.startswith("% ") and ": " in line and " " not in line[2:].split(": ")[0]:
+            key, verdict = line[2:].split(": ", 1)
+            found[key.strip()] = verdict.strip()
+    return found
+
+
+def answer(profile: Profile, seeds=None, box=None) -> pd.DataFrame:
+    """Glue what the book's "What the evidence says" box states about the paper's five claims
+    (:data:`sslkit.paper.PRIMARY`), each name prefixed ``answer_`` so that it never clashes with
+    a chapter's own glue:
+
+    - ``answer_{key}_effect``, ``_ci``, ``_verdict``: the claim's finding on the evidence the
+      prose states (the store, else this run), and ``answer_{key}_live_verdict``: this run's;
+    - for a clustering claim, ``answer_{key}_{ruler}_{floor}``: the verdict on each ruler
+      (``ncc``, ``whitened_ncc``, ``probe``) over each floor (``untrained``, ``pixels``), and
+      ``answer_{key}_reading_{floor}``: what the three say together (:func:`reading`);
+    - the same three parts for the findings of :data:`ANSWER_ALSO`.
+
+    In the book's build a stated verdict other than the recorded one raises, as in
+    :func:`report`, and so does one other than the verdict the text of ``box`` (the box's
+    Markdown file) was written for (:func:`written_for`): sentences around a glued verdict
+    may say what that verdict means. Returns one row per glued verdict (finding, evidence,
+    verdict)."""
+    rows = []
+    promised = written_for(box) if box is not None else {}
+    strict_build = os.environ.get("SSLKIT_BOOK_BUILD", "") == "1"
+
+    def state(key):
+        f = finding(key)
+        ref = stated(key)
+        v = ref if ref is not None else f.measure(profile, seeds)
+        if box is not None and key not in promised:
+            raise KeyError(f"{box} states {key} without a line '% {key}: <verdict>'")
+        if (
+            strict_build
+            and promised.get(key, v.verdict) != v.verdict
+            and (ref is not None or strict(profile, seeds))
+        ):
+            raise AssertionError(
+                f"{box} was written for '{promised[key]}' on {key}; the "
+                f"{_evidence_label(ref, v)} says '{v.verdict}': rewrite the sentences around it"
+            )
+        if (
+            v.verdict != f.book_verdict
+            and os.environ.get("SSLKIT_BOOK_BUILD", "") == "1"
+            and (ref is not None or strict(profile, seeds))
+        ):
+            raise AssertionError(
+                f"'What the evidence says' states '{f.book_verdict}' for {key}; the "
+                f"{_evidence_label(ref, v)} says '{v.verdict}': update the text (never the "
+                "threshold)."
+            )
+        rows.append({"finding": key, "evidence": _evidence_label(ref, v), "verdict": v.verdict})
+        return f, v
+
+    for key in PRIMARY.values():
+        f, v = state(key)
+        for part in ("effect", "ci", "verdict"):
+            glue(f"answer_{key}_{part}", _parts(f, v)[part])
+        glue(f"answer_{key}_live_verdict", f.measure(profile, seeds).verdict)
+        if key in CLUSTERING:
+            keys = ruler_keys(key)
+            for floor in ("untrained", "pixels"):
+                verdicts = {}
+                for ruler in RULERS:
+                    _, vr = state(keys[ruler, floor])
+                    verdicts[ruler] = vr.verdict
+                    glue(f"answer_{key}_{ruler}_{floor}", vr.verdict)
+                glue(f"answer_{key}_reading_{floor}", reading(verdicts))
+        for other in ANSWER_ALSO.get(key, ()):
+            fo, vo = state(other)
+            for part in ("effect", "ci", "verdict"):
+                glue(f"answer_{other}_{part}", _parts(fo, vo)[part])
+    return pd.DataFrame(rows)
+
+
+def answer_findings() -> set[str]:
+    """The findings whose verdicts :func:`answer` states (and its box's text was written for)."""
+    keys = set()
+    for key in PRIMARY.values():
+        keys.add(key)
+        if key in CLUSTERING:
+            keys |= set(ruler_keys(key).values())
+        keys |= set(ANSWER_ALSO.get(key, ()))
+    return keys
+
+
+def answer_names() -> set[str]:
+    """The names :func:`answer` glues (the box's prose may use any of them)."""
+    names = set()
+    for key in PRIMARY.values():
+        names |= {f"answer_{key}_{p}" for p in ("effect", "ci", "verdict", "live_verdict")}
+        if key in CLUSTERING:
+            names |= {f"answer_{key}_{r}_{fl}" for r in RULERS for fl in ("untrained", "pixels")}
+            names |= {f"answer_{key}_reading_{fl}" for fl in ("untrained", "pixels")}
+        for other in ANSWER_ALSO.get(key, ()):
+            names |= {f"answer_{other}_{p}" for p in ("effect", "ci", "verdict")}
+    return names
+
+
+def per_method_table(profile: Profile, seeds=None) -> pd.DataFrame:
+    """The measurements repeated per method (:data:`sslkit.paper.PER_METHOD`), one column per
+    method: the evidence the prose states (effect [95% CI]: verdict) and this run's verdict."""
+    rows = {}
+    for key in PER_METHOD:
+        row = {}
+        for method, k in per_method(key).items():
+            f, ref, live = finding(k), stated(k), finding(k).measure(profile, seeds)
+            shown = _cell(f, ref if ref is not None else live)
+            row[method] = f"{shown} (this run: {live.verdict})" if ref is not None else (
+                f"{shown} (this run; not in the store)")  # fmt: skip
+        rows[finding(key).claim] = row
+    return pd.DataFrame(rows).T
+
+
+def ratio_arms_table(profile: Profile, seeds=None) -> pd.DataFrame:
+    """Every arm of the ratio sweep against the untrained network, on the three rulers (effect
+    [95% CI] over seeds, from the evidence store where it holds the arm, else this run), with
+    the arm flagged **degenerate** where its raw NCC interval lies wholly below 0: a run that
+    ends below its own untrained network has learned nothing a comparison can rest on."""
+    rows = []
+    for ratio, config in RATIOS.items():
+        try:
+            with store_only():
+                runs = trained(config, RECORDED_PROFILE)
+            source = f"reference ({len(runs)} seeds)"
+        except store.NotStored:
+            runs = trained(config, profile, seeds)
+            source = f"this run ({len(runs)} seeds)"
+        row = {"ratio": ratio, "configuration": config, "evidence": source}
+        for ruler in RULERS:
+            gains = [gain(r, ruler, "fine") for r in runs]
+            gains = [g for g in gains if g == g]  # a seed without a value is left out
+            effect, lo, hi = t_interval(gains) if gains else (float("nan"),) * 3
+            row[RULER_NAMES[ruler]] = f"{100 * effect:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+            if ruler == "ncc":
+                row["degenerate"] = "yes" if hi < 0 else ""
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("ratio")
+
+
+def primary_table(profile: Profile, seeds=None, alpha: float = 0.025) -> pd.DataFrame:
+    """The paper's five claims (:data:`sslkit.paper.PRIMARY`) on the evidence the prose states:
+    effect [95% CI]: verdict, what the three rulers say together where the claim is about
+    clustering (:func:`reading`), the one-sided p-value that the effect exceeds its threshold,
+    and whether that still holds after Holm's correction across the five. ``alpha`` is
+    one-sided, 0.025, the level of the verdicts' two-sided 95% intervals, so that a claim
+    cannot be inconclusive and pass Holm at once."""
+    keys = list(PRIMARY.values())
+    verdicts = evidence(keys, profile, seeds)
+    p = [
+        one_sided_p(v.per_seed.effect, finding(k).threshold, subsets=v.subsets)
+        if v.per_seed.effect.notna().all()
+        else float("nan")  # a seed without a measurement: no p-value, as no verdict
+        for k, v in zip(keys, verdicts)
+    ]
+    rejected = holm(p, alpha)
+    rulers = []
+    for k in keys:
+        if k in CLUSTERING:
+            found = {r: evidence([ruler_keys(k)[r, "untrained"]], profile, seeds)[0].verdict
+                     for r in RULERS}  # fmt: skip
+            rulers.append(reading(found))
+        else:
+            rulers.append("")
+    return pd.DataFrame(
+        {
+            "finding": keys,
+            "evidence": [_cell(finding(k), v) for k, v in zip(keys, verdicts)],
+            "seeds": [v.n for v in verdicts],
+            "three rulers, over the untrained network": rulers,
+            "p (effect > threshold)": [f"{x:.2g}" for x in p],
+            f"above threshold after Holm (one-sided α = {alpha})": [
+                "yes" if r else "no" for r in rejected
+            ],
+        },
+        index=pd.Index(list(PRIMARY), name="the abstract's claim"),
+    )
+
+
+def evidence_line(profile: Profile) -> str:
+    """Which evidence a scoreboard shows: the store's profile, seeds and date, and this run's."""
+    ref = get_profile(RECORDED_PROFILE)
+    m = store.manifest(ref)
+    runs = m.get("runs", {})
+    dates = sorted(r["date"][:10] for r in runs.values())
+    seeds = sorted({int(k.rsplit("/", 1)[1]) for k in runs})
+    verified = verify.last_result()
+    check = (
+        f"; re-verified in this build by re-training {verified['runs']} runs "
+        f"({verified['values']} values), largest difference {verified['largest']:.2g}"
+        if verified
+        else "; not re-verified in this build (`make verify-evidence`)"
+    )
+    stored = (
+        f"{len(runs)} runs, seeds {seeds[0]}–{seeds[-1]}, built {dates[0]} to {dates[-1]}{check}"
+        if runs
+        else "empty"
+    )
+    return (
+        f"Reference: the {ref.name} evidence store ({stored}); its intervals cover the seeds "
+        f"and, for findings read from test accuracies, which test images were drawn "
+        f"({EVAL_SUBSETS} evaluation subsets). This run: the {profile.name} profile, seeds "
+        f"{list(profile.seeds)}; its intervals cover the seeds only."
+    )

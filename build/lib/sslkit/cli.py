@@ -1,0 +1,290 @@
+"""Command line: ``python -m sslkit COMMAND``. It calls the same experiment functions as
+the chapters and writes the same cache.
+
+Commands
+--------
+train        train one method under one profile and print a summary
+profiles     list the profiles and their settings
+data         load a dataset and describe it
+clean-cache  delete sslkit's cached runs (only in a folder sslkit created)
+plan         each chapter's runs, how many are cached, operations and estimated time per device
+evidence     the stored evidence: ``evidence scale`` runs (or resumes) the scale study
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from . import collect, scale, store, verify
+from .cache import cache_root, clean
+from .configs import CONFIGS
+from .cost import THROUGHPUT, fmt_duration
+from .data import load
+from .methods import METHODS
+from .plan import CHAPTER_CONFIGS, chapter_plan, summary
+from .profiles import PROFILES, get_profile
+from .runs import train
+
+
+def _train(args) -> int:
+    if args.threads < 0:
+        raise ValueError(
+            f"--threads must be 0 (torch's choice) or a positive number, got {args.threads}"
+        )
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    loss = {}
+    for item in args.loss or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--loss takes KEY=VALUE (e.g. inv_weight=0), got {item!r}")
+        try:
+            loss[key] = float(value)
+        except ValueError:
+            raise ValueError(f"--loss {key}: {value!r} is not a number") from None
+    r = train(
+        args.method,
+        args.profile,
+        seed=args.seed,
+        loss=loss,
+        epochs=args.epochs,
+        cache=not args.no_cache,
+    )
+    prof = r.profile
+    print(
+        f"method {args.method} | profile {prof.name} ({prof.dataset}, {prof.backbone}, "
+        f"{prof.epochs} epochs) | seed {args.seed}"
+    )
+    losses = r.losses()
+    if len(losses):
+        print("\nloss terms, first and last epoch:")
+        print(losses.iloc[[0, -1]].round(4).to_string())
+    print("\nmetrics on the test set (fine labels), before → after training:")
+    for metric in ("ncc", "probe", "knn", "cdnv"):
+        print(f"  {metric:6s} {r.initial(metric):.4f} → {r.final(metric):.4f}")
+    return 0
+
+
+def _profiles(args) -> int:
+    print(f"default here: {get_profile().name} (set SSLKIT_PROFILE to change it)\n")
+    for p in PROFILES.values():
+        fields = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(p).items() if k != "name")
+        print(f"{p.name:6s} {fields}")
+    return 0
+
+
+def _data(args) -> int:
+    for split in ("train", "test"):
+        ds = load(args.name, split, root=args.root)
+        print(
+            f"{ds.name} {split}: images {tuple(ds.images.shape)} {ds.images.dtype}, "
+            f"{ds.num_classes} classes, {ds.num_coarse_classes} coarse classes"
+        )
+    print("classes:", ", ".join(ds.classes[:20]))
+    print("coarse classes:", ", ".join(ds.coarse_classes))
+    return 0
+
+
+def _clean_cache(args) -> int:
+    root = args.root or cache_root()
+    print(f"removed {clean(root)} cache entries from {root}")
+    return 0
+
+
+def _plan(args) -> int:
+    prof = get_profile(args.profile)
+    print(
+        f"profile {prof.name}: {prof.dataset}, {prof.backbone}, {prof.epochs} epochs, "
+        f"seeds {list(prof.seeds)}\n"
+    )
+    if args.chapter:
+        plan = chapter_plan(args.chapter, prof)
+        shown = plan.assign(
+            TFLOP=plan.flops / 1e12, **{d: plan[d].map(fmt_duration) for d in THROUGHPUT}
+        )
+        with pd.option_context("display.width", 120):
+            print(
+                shown[
+                    ["config", "seed", "method", "TFLOP", "steps", "cached", *THROUGHPUT]
+                ].to_string(index=False)
+            )
+        todo = plan[~plan.cached]
+        print(
+            f"\n{len(plan) - len(todo)} of {len(plan)} runs cached; the rest: "
+            + ", ".join(f"{d} {fmt_duration(todo[d].sum())}" for d in THROUGHPUT)
+        )
+    else:
+        with pd.option_context("display.width", 120):
+            print(summary(prof).to_string())
+        print("\nTimes: every run of the chapter from an empty cache, as if the chapter ran alone.")
+    print("\nThroughput figures (FLOP/s, overhead per step):")
+    for d, (flops, step, note) in THROUGHPUT.items():
+        print(f"  {d:5s} {flops:.1e} FLOP/s, {1000 * step:.0f} ms/step  ({note})")
+    return 0
+
+
+def _evidence(args) -> int:
+    seeds = None if args.seeds is None else tuple(args.seeds)
+    if seeds is not None and (not seeds or len(set(seeds)) != len(seeds)):
+        raise ValueError(f"--seeds must list distinct seeds, got {args.seeds}")
+    if args.what == "scale":
+        table = scale.study(args.designs, tuple(args.methods), seeds or (0, 1, 2), path=args.out)
+        print(f"{len(table)} rows in {args.out}")
+    elif args.what == "build":
+        prof = get_profile(args.profile or "reference")
+        m = collect.build(prof, args.configs, seeds)
+        print(f"{len(m.get('runs', {}))} runs in {store.folder(prof)}")
+    else:
+        table = verify.verify(args.profile or "reference", result=verify.RESULT)
+        print(
+            f"verified: {len(table)} stored values recomputed, largest difference "
+            f"{table.difference.max():.2g} (tolerance {verify.TOLERANCE})"
+        )
+    return 0
+
+
+def _add_profile(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--profile",
+        default=None,
+        choices=list(PROFILES),
+        help="profile (default: $SSLKIT_PROFILE, else cpu)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m sslkit",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser(
+        "train", help="train one method and print a summary (cached by configuration)"
+    )
+    t.add_argument(
+        "--method", default="vicreg", choices=METHODS, help="training method (default vicreg)"
+    )
+    _add_profile(t)
+    t.add_argument(
+        "--epochs", type=int, default=None, help="override the profile's number of epochs"
+    )
+    t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    t.add_argument(
+        "--loss",
+        action="append",
+        metavar="KEY=VALUE",
+        help="loss argument, repeatable: e.g. --loss inv_weight=0 --loss var_weight=25",
+    )
+    t.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="train even if a cached run exists, and do not store it",
+    )
+    t.add_argument(
+        "--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)"
+    )
+    t.set_defaults(func=_train)
+    p = sub.add_parser("profiles", help="list the profiles and their settings")
+    p.set_defaults(func=_profiles)
+    d = sub.add_parser("data", help="load a dataset (downloading if needed) and describe it")
+    d.add_argument("name", help="digits, fashion-mnist, cifar10 or cifar100")
+    d.add_argument(
+        "--root", default=None, help="folder with the files (default: $SSLKIT_DATA, then caches)"
+    )
+    d.set_defaults(func=_data)
+    c = sub.add_parser("clean-cache", help="delete sslkit's cached runs and evaluations")
+    c.add_argument(
+        "--root",
+        default=None,
+        help="cache folder (default: $SSLKIT_CACHE, else ~/.cache/sslkit/runs)",
+    )
+    c.set_defaults(func=_clean_cache)
+    pl = sub.add_parser(
+        "plan", help="each chapter's runs, cached runs, operations and estimated time per device"
+    )
+    _add_profile(pl)
+    pl.add_argument(
+        "--chapter", default=None, choices=list(CHAPTER_CONFIGS), help="list one chapter's runs"
+    )
+    pl.set_defaults(func=_plan)
+    ev = sub.add_parser(
+        "evidence",
+        help="the stored evidence: the scale study, the evidence store (both resumable) and its "
+        "verification",
+    )
+    ev.add_argument(
+        "what",
+        choices=["scale", "build", "verify"],
+        help="scale: how big the experiment must be; build: train and evaluate every "
+        "configuration of the findings into the store (sslkit/evidence/<profile>/); verify: "
+        "re-train a sample of the store and compare",
+    )
+    _add_profile(ev)
+    ev.add_argument(
+        "--configs",
+        nargs="+",
+        choices=list(CONFIGS),
+        default=None,
+        help="build: these configurations only (default: all, primary first)",
+    )
+    ev.add_argument("--designs", nargs="+", choices=list(scale.DESIGNS), default=None)
+    ev.add_argument(
+        "--methods", nargs="+", choices=list(METHODS), default=list(scale.STUDY_METHODS)
+    )
+    ev.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        default=None,
+        help="seeds (default: 0 1 2 for scale, the profile's for build)",
+    )
+    ev.add_argument(
+        "--out",
+        type=Path,
+        default=scale.TABLE,
+        help="the study's table (default: the one in the package, sslkit/evidence/scale/)",
+    )
+    ev.set_defaults(func=_evidence)
+    return parser
+
+
+# What a user's input can raise: one line on stderr and exit code 2, never a traceback
+# (SSLKIT_DEBUG=1 shows it, for developers).
+USER_ERRORS = (
+    ValueError,
+    KeyError,
+    FileNotFoundError,
+    PermissionError,
+    FloatingPointError,
+    RuntimeError,
+    TypeError,
+)
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (*USER_ERRORS, MemoryError) as e:
+        if os.environ.get("SSLKIT_DEBUG", "") not in ("", "0"):
+            raise
+        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if isinstance(e, MemoryError) or "out of memory" in message.lower():
+            message += (
+                " — out of memory: lower batch_size or eval_size (a smaller profile, e.g. "
+                "--profile cpu), or use fewer --threads"
+            )
+        print(f"error: {message} (SSLKIT_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,443 @@
+"""The book's figures, in one style. Every function returns the matplotlib Figure."""
+
+from __future__ import annotations
+
+import dataclasses
+import textwrap
+from collections.abc import Sequence
+from typing import Callable
+
+import matplotlib
+import matplotlib.pyplot as plt
+import matplotlib.ticker
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import FancyBboxPatch
+
+from . import metrics
+
+__all__ = [
+    "use_style",
+    "image_grid",
+    "class_examples",
+    "views_grid",
+    "plot_seeds",
+    "plot_terms",
+    "plot_verdicts",
+    "plot_embedding",
+    "plot_scale_study",
+    "pipeline_diagram",
+    "clusters_toy",
+    "COLORS",
+]
+
+# One colour per configuration, the same in every chapter.
+COLORS = {
+    "VICReg": "#1f77b4",
+    "SimCLR": "#ff7f0e",
+    "Barlow Twins": "#2ca02c",
+    "supervised": "#d62728",
+    "untrained": "#7f7f7f",
+    "invariance only": "#9467bd",
+    "regularization only": "#8c564b",
+    "ratio 0.2": "#e377c2",
+    "ratio 0.5": "#f7b6d2",
+    "ratio 2": "#9edae5",
+    "ratio 5": "#17becf",
+    "rotation": "#bcbd22",
+    "jigsaw": "#aec7e8",
+    "Barlow invariance only": "#98df8a",
+    "Barlow redundancy only": "#1b5e20",
+}
+SEED_BAND = ("pi", 100)  # the band of every multi-seed curve: the range over the seeds
+
+METRIC_LABELS = {
+    "ncc": "NCC accuracy",
+    "whitened_ncc": "whitened NCC accuracy",
+    "probe": "linear-probe accuracy",
+    "knn": "kNN accuracy",
+    "cdnv": "CDNV (lower = tighter clusters)",
+    "sample_ncc": "sample-level NCC accuracy",
+    "erank": "effective rank / width",
+}
+
+
+# The smallest text of the style (tick labels, legends); the browser test checks that it
+# renders at 9 px or more at the page's column width (about 690 px at a 1280 px window), so
+# a figure is at most about 9.5 inches wide (a 2×2 grid rather than a strip of four panels).
+SMALLEST_FONT_PT = 9
+MAX_WIDTH_IN = 9.0
+
+
+def use_style() -> None:
+    """The book's matplotlib style (call once per chapter); in a notebook, figures are
+    exported at 2× ("retina") so that they are sharp on HiDPI screens at their intended size."""
+    matplotlib.rcParams.update(
+        {
+            "figure.dpi": 100,
+            "savefig.dpi": 100,
+            "figure.figsize": (6.4, 3.6),
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "font.size": 10,
+            "axes.titlesize": 10,
+            "axes.labelsize": 10,
+            "xtick.labelsize": SMALLEST_FONT_PT,
+            "ytick.labelsize": SMALLEST_FONT_PT,
+            "legend.fontsize": SMALLEST_FONT_PT,
+            "legend.title_fontsize": SMALLEST_FONT_PT,
+            "legend.frameon": False,
+            "axes.prop_cycle": matplotlib.cycler(color=plt.get_cmap("tab10").colors),
+        }
+    )
+    try:
+        from IPython import get_ipython  # lazy: optional, only inside IPython
+        from matplotlib_inline.backend_inline import set_matplotlib_formats  # lazy: as IPython
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        set_matplotlib_formats("retina")
+
+
+def _to_image(x: torch.Tensor) -> np.ndarray:
+    x = x.detach().float().cpu()
+    if x.max() > 1.5:
+        x = x / 255
+    x = x.clamp(0, 1).permute(1, 2, 0).numpy()
+    return x[..., 0] if x.shape[-1] == 1 else x
+
+
+def image_grid(
+    rows: Sequence[torch.Tensor],
+    row_titles: Sequence[str] | None = None,
+    col_titles: Sequence[str] | None = None,
+    size: float = 0.8,
+) -> Figure:
+    """Images in a grid: ``rows`` is a list of rows, each a list (or tensor) of C×H×W images
+    (uint8, or float in [0, 1])."""
+    n_rows, n_cols = len(rows), max(len(r) for r in rows)
+    fig, axes = plt.subplots(
+        n_rows,
+        n_cols,
+        figsize=(size * n_cols + (1.2 if row_titles else 0.2), size * n_rows + 0.3),
+        squeeze=False,
+    )
+    for i, row in enumerate(rows):
+        for j, ax in enumerate(axes[i]):
+            if j < len(row):
+                ax.imshow(_to_image(row[j]), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([]), ax.set_yticks([])
+            ax.grid(False)
+            if i == 0 and col_titles is not None and j < len(col_titles):
+                ax.set_title(col_titles[j], fontsize=SMALLEST_FONT_PT)
+        if row_titles is not None:
+            axes[i, 0].set_ylabel(
+                row_titles[i], rotation=0, ha="right", va="center", fontsize=SMALLEST_FONT_PT
+            )
+    fig.tight_layout(pad=0.2)
+    return fig
+
+
+def class_examples(dataset, per_class: int = 8, max_classes: int = 10) -> Figure:
+    """A grid of ``per_class`` training images of each class (one row per class)."""
+    k = min(dataset.num_classes, max_classes)
+    rows = [dataset.images[torch.nonzero(dataset.labels == c)[:per_class, 0]] for c in range(k)]
+    return image_grid(rows, row_titles=list(dataset.classes[:k]))
+
+
+def views_grid(
+    images: torch.Tensor,
+    augment: Callable,
+    n_views: int = 6,
+    seed: int = 0,
+    titles: Sequence[str] | None = None,
+) -> Figure:
+    """Each image (a row) next to ``n_views`` of its random views under ``augment``.
+
+    ``augment`` is a :class:`sslkit.augment.ViewAugment`; it is shown without its final
+    normalisation so the views look like images.
+    """
+    shown = (
+        dataclasses.replace(augment, mean=None, std=None)
+        if dataclasses.is_dataclass(augment)
+        else augment
+    )
+    g = torch.Generator(device=images.device).manual_seed(seed)
+    n = len(images)
+    views = shown(images.repeat(n_views, 1, 1, 1), g).view(n_views, n, *images.shape[1:])
+    rows = [[images[i]] + [views[v, i] for v in range(n_views)] for i in range(n)]
+    return image_grid(rows, titles, ["original"] + [f"view {v + 1}" for v in range(n_views)])
+
+
+def plot_seeds(
+    df: pd.DataFrame,
+    x: str,
+    y: str = "value",
+    hue: str | None = None,
+    ax: Axes | None = None,
+    title: str | None = None,
+    ylabel: str | None = None,
+    chance: float | None = None,
+    palette: dict | str | None = None,
+    percent: bool = False,
+    **kw,
+) -> Figure:
+    """Mean over seeds (one row per seed and ``x``) with a band spanning the seeds
+    (seaborn ``lineplot``, ``errorbar=("pi", 100)``); optional dashed chance level;
+    ``percent``: an accuracy in [0, 1] shown in percent."""
+    if ax is None:
+        fig, ax = plt.subplots()
+    if palette is None and hue is not None and set(df[hue]) <= set(COLORS):
+        palette = COLORS
+    sns.lineplot(
+        data=df,
+        x=x,
+        y=y,
+        hue=hue,
+        errorbar=SEED_BAND,
+        marker="o",
+        markersize=4,
+        ax=ax,
+        palette=palette,
+        **kw,
+    )
+    if chance is not None:
+        ax.axhline(chance, ls="--", lw=1, color="0.5", label="chance")
+    ax.set_ylabel(ylabel or y)
+    if percent:
+        ax.yaxis.set_major_formatter(
+            matplotlib.ticker.FuncFormatter(lambda v, _: f"{100 * v:.0f}%")
+        )
+    if title:
+        ax.set_title(title, fontsize=10)
+    if hue is not None or chance is not None:
+        ax.legend(fontsize=SMALLEST_FONT_PT)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def plot_terms(
+    curves: pd.DataFrame,
+    terms: Sequence[str] | None = None,
+    x: str = "epoch",
+    logy: bool = False,
+    hue: str | None = None,
+) -> Figure:
+    """One panel per loss term over training, mean over seeds with a band spanning them
+    (``curves`` from :func:`sslkit.analysis.loss_curves`)."""
+    terms = list(terms or dict.fromkeys(curves.term))
+    cols = min(len(terms), 2 if len(terms) == 4 else 3)  # never a strip of four panels
+    rows = -(-len(terms) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.9 * rows), squeeze=False)
+    for ax in axes.flat[len(terms) :]:
+        ax.remove()
+    for ax, t in zip(axes.flat, terms):
+        d = curves[curves.term == t]
+        plot_seeds(d, x=x, hue=hue, ax=ax, ylabel="")
+        ax.set_title(t, fontsize=10)
+        if logy and (d.value > 0).all():
+            ax.set_yscale("log")
+    fig.tight_layout()
+    return fig
+
+
+def plot_verdicts(verdicts: Sequence, unit: str = "points") -> Figure:
+    """Each finding's effect with its 95% CI across seeds (a forest plot), the threshold as a
+    tick, coloured by verdict; only the findings measured in ``unit``."""
+    colors = {
+        "held": "#2ca02c",
+        "positive, below threshold": "#1f77b4",
+        "not held": "#d62728",
+        "inconclusive": "#ff7f0e",
+    }
+    vs = [v for v in verdicts if v.finding.unit == unit]
+    scale = 100 if unit == "points" else 1
+    labels = [textwrap.fill(v.finding.claim, 42) for v in vs]
+    lines = sum(label.count("\n") + 1 for label in labels)
+    fig, ax = plt.subplots(figsize=(MAX_WIDTH_IN, 0.3 * lines + 0.25 * len(vs) + 1.0))
+    for i, v in enumerate(vs):
+        c = colors[v.verdict]
+        ax.errorbar(
+            scale * v.effect,
+            i,
+            xerr=[[scale * (v.effect - v.lo)], [scale * (v.hi - v.effect)]],
+            fmt="o",
+            color=c,
+            capsize=3,
+            label=v.verdict,
+        )
+        ax.plot([scale * v.finding.threshold] * 2, [i - 0.3, i + 0.3], color="0.3", lw=2)
+    ax.set_yticks(range(len(vs)), labels, fontsize=SMALLEST_FONT_PT)
+    ax.invert_yaxis()
+    ax.axvline(0, color="0.5", lw=0.8)
+    ax.set_xlabel(f"effect over the control ({unit}); black tick: threshold")
+    handles = {h.get_label(): h for h in ax.get_legend_handles_labels()[0]}
+    ax.legend(handles.values(), handles.keys(), fontsize=SMALLEST_FONT_PT, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_scale_study(study: pd.DataFrame, pixels: dict) -> Figure:
+    """The scale study's learning curves (:mod:`sslkit.scale`): one panel per design (rows) and
+    ruler (columns), one line per method (mean and 95% band over seeds), the raw-pixel floor as
+    a grey line; epoch 0 is the untrained network."""
+    designs = list(dict.fromkeys(study.design))
+    rulers = list(dict.fromkeys(study.ruler))
+    fig, axes = plt.subplots(len(designs), len(rulers), figsize=(MAX_WIDTH_IN, 2.2 * len(designs)),
+                             sharey="col", squeeze=False)  # fmt: skip
+    names = {"ncc": "NCC", "whitened_ncc": "whitened NCC", "probe": "linear probe"}
+    for i, design in enumerate(designs):
+        for j, ruler in enumerate(rulers):
+            ax = axes[i, j]
+            d = study[(study.design == design) & (study.ruler == ruler)]
+            sns.lineplot(d, x="epoch", y="value", hue="method", errorbar=("ci", 95), ax=ax,
+                         legend=(i == 0 and j == len(rulers) - 1))  # fmt: skip
+            ax.axhline(pixels[ruler], color="0.5", lw=1.5, ls="--", label="raw pixels")
+            if i == 0:
+                ax.set_title(names.get(ruler, ruler), fontsize=SMALLEST_FONT_PT + 1)
+            ax.set_xlabel("epoch" if i == len(designs) - 1 else "")
+            ax.set_ylabel(textwrap.fill(design, 16) if j == 0 else "", fontsize=SMALLEST_FONT_PT)
+    handles, labels = axes[0, -1].get_legend_handles_labels()
+    if axes[0, -1].get_legend() is not None:
+        axes[0, -1].get_legend().remove()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=SMALLEST_FONT_PT,
+               frameon=False)  # fmt: skip
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return fig
+
+
+def plot_embedding(
+    points: np.ndarray,
+    labels: torch.Tensor | np.ndarray,
+    class_names: Sequence[str] | None = None,
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Figure:
+    """A 2-D scatter of embedded points coloured by label."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(4.2, 4))
+    labels = np.asarray(labels)
+    for c in np.unique(labels):
+        m = labels == c
+        ax.scatter(
+            points[m, 0],
+            points[m, 1],
+            s=3,
+            alpha=0.6,
+            label=class_names[c] if class_names is not None else str(c),
+        )
+    ax.set_xticks([]), ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax.figure
+
+
+def _box(ax, xy, text, color, w=1.5, h=0.8):
+    ax.add_patch(
+        FancyBboxPatch(
+            (xy[0] - w / 2, xy[1] - h / 2),
+            w,
+            h,
+            boxstyle="round,pad=0.05",
+            fc=color,
+            ec="0.3",
+            lw=1,
+        )
+    )
+    ax.text(*xy, text, ha="center", va="center", fontsize=10)
+
+
+def _arrow(ax, a, b, text=None, **kw):
+    ax.annotate("", xy=b, xytext=a, arrowprops=dict(arrowstyle="->", color="0.3", lw=1.2, **kw))
+    if text:
+        ax.text(
+            (a[0] + b[0]) / 2,
+            (a[1] + b[1]) / 2 + 0.12,
+            text,
+            ha="center",
+            va="bottom",
+            fontsize=SMALLEST_FONT_PT,
+        )
+
+
+def pipeline_diagram() -> Figure:
+    """A joint-embedding method, drawn: image x → two random views → backbone f (the
+    features h that NCC, CDNV, the probe and kNN read) → projector g (the embeddings z
+    that the loss reads) → the loss terms (VICReg's names)."""
+    fig, ax = plt.subplots(figsize=(MAX_WIDTH_IN, 3.4))
+    ax.set_xlim(0, 12), ax.set_ylim(0, 4.2), ax.axis("off")
+    ax.grid(False)
+    y1, y2 = 3.1, 1.1
+    _box(ax, (0.8, 2.1), "image $x$", "#eeeeee", w=1.3)
+    for y, v, h, z in ((y1, "t", "$h$", "$z$"), (y2, "t'", "$h'$", "$z'$")):
+        _box(ax, (3.0, y), f"view ${v}(x)$", "#eeeeee", w=1.5)
+        _box(ax, (5.3, y), "backbone $f$", "#c6dbef", w=1.6)
+        _box(ax, (7.6, y), "projector $g$", "#fdd0a2", w=1.6)
+        _arrow(ax, (1.45, 2.1), (2.25, y))
+        _arrow(ax, (3.75, y), (4.5, y))
+        _arrow(ax, (6.1, y), (6.8, y), h)
+        _arrow(ax, (8.4, y), (9.25, y), z)
+        _arrow(
+            ax, (8.9, y), (9.6, 2.1 + (0.3 if y > 2.1 else -0.3))
+        )  # both branches reach the invariance
+    _box(ax, (10.5, y1), "variance,\ncovariance of $Z$", "#d9f0d3", w=2.3, h=0.9)
+    _box(ax, (10.5, y2), "variance,\ncovariance of $Z'$", "#d9f0d3", w=2.3, h=0.9)
+    _box(ax, (10.5, 2.1), "invariance $s(Z, Z')$", "#fcbba1", w=2.3, h=0.6)
+    ax.text(
+        5.3,
+        0.15,
+        "features $h$, $h'$: what NCC, CDNV, the linear probe\nand kNN measure (shared weights)",
+        ha="center",
+        va="bottom",
+        fontsize=SMALLEST_FONT_PT,
+        color="#08519c",
+    )
+    ax.text(
+        7.6,
+        4.05,
+        "embeddings $z$: what the loss reads",
+        ha="center",
+        va="top",
+        fontsize=SMALLEST_FONT_PT,
+        color="#a63603",
+    )
+    fig.tight_layout()
+    return fig
+
+
+def clusters_toy(seed: int = 0, n: int = 60) -> Figure:
+    """What NCC and CDNV measure, on three 2-D classes: tight and far apart (left) and loose
+    (right), with the class centres, and both numbers computed by :mod:`sslkit.metrics`."""
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.tensor([[0.0, 0.0], [3.0, 0.0], [1.5, 2.6]])
+    labels = torch.arange(3).repeat_interleave(n)
+    noise = torch.randn(3 * n, 2, generator=g)
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.8), sharex=True, sharey=True)  # < MAX_WIDTH_IN
+    for ax, spread, name in zip(axes, (0.35, 1.1), ("tight clusters", "loose clusters")):
+        x = centres[labels] + spread * noise
+        ncc, cdnv = metrics.ncc_accuracy(x, labels), metrics.cdnv(x, labels)
+        for c in range(3):
+            m = labels == c
+            ax.scatter(x[m, 0], x[m, 1], s=10, alpha=0.7, label=f"class {c + 1}")
+            mu = x[m].mean(0)
+            ax.scatter(
+                mu[0],
+                mu[1],
+                marker="X",
+                s=120,
+                color="black",
+                zorder=3,
+                label="class centre" if c == 0 else None,
+            )
+        ax.set_title(f"{name}: NCC {100 * ncc:.0f}%, CDNV {cdnv:.2f}")
+        ax.set_aspect("equal")
+        ax.set_xticks([]), ax.set_yticks([])
+    axes[0].legend(loc="upper left", fontsize=SMALLEST_FONT_PT)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,647 @@
+"""Train-or-load one configuration × seed, and evaluate a trained network; both cached.
+
+- :func:`train` trains one method under one profile and seed, or loads it from the
+  *train* cache. A :class:`Run` keeps the loss history and a snapshot of the backbone at
+  every evaluation epoch of the profile (epoch 0 is the untrained network: the control of
+  most findings).
+- :meth:`Run.evaluate` measures metrics on targets at those snapshots, cached in the
+  *evaluate* cache, so a new target or metric never retrains a network.
+
+The chapters and the CLI call the same functions, so they share the cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import inspect
+import math
+import time
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+
+from . import data as data_mod
+from .cache import cached, config_hash
+from .cost import warn_if_long
+from .evaluation import (
+    ACCURACIES,
+    METRICS,
+    calibrate_batchnorm,
+    evaluate_features,
+    extract_features,
+    measure_sample_ncc,
+    pca_stages,
+    project_stages,
+    view_features,
+)
+from .methods import Method, canonical_name, loss_function, make_method
+from .metrics import view_tightness
+from .models import SSLModel, build_backbone
+from .profiles import Profile, get_profile
+from .runtime import register_cache
+from .seeds import EVAL_SUBSET, TRAIN_SUBSET, generator, stream_seed
+from .targets import make_targets
+from .train import fit
+
+__all__ = [
+    "Run",
+    "train",
+    "train_config",
+    "filled_loss",
+    "datasets_for",
+    "build_model",
+    "default_device",
+    "SAMPLE_LEVEL_IMAGES",
+    "SAMPLE_LEVEL_VIEWS",
+    "SAMPLE_METRICS",
+    "TRAIN_FIELDS",
+    "evaluation_subset",
+    "current_subset",
+    "NoSubsets",
+]
+
+# Sample-level NCC: this many test images, this many views of each for the centres (and again for
+# the queries).
+SAMPLE_LEVEL_IMAGES = 256
+SAMPLE_LEVEL_VIEWS = 8
+# What a sample-level evaluation measures on those views: sample-level NCC
+# (:func:`~sslkit.metrics.sample_ncc`) and view tightness (:func:`~sslkit.metrics.view_tightness`).
+SAMPLE_METRICS = ("sample_ncc", "view_tightness")
+
+
+class NoSubsets(KeyError):
+    """A value asked for on an evaluation subset that the run does not keep on subsets (a live
+    run, a metric that is not an accuracy, a floor measured on all images only)."""
+
+
+# Which evaluation subset of the test images a measurement reads (None: all of them).
+_SUBSET: contextvars.ContextVar[int | None] = contextvars.ContextVar("subset", default=None)
+
+
+@contextlib.contextmanager
+def evaluation_subset(k: int):
+    """Within this block, every ``"test"`` value a run answers is the one of evaluation subset
+    ``k`` (split ``"test@k"``, :func:`~sslkit.evaluation.evaluate_features`): a finding's
+    measurement repeated on each subset shows how much it owes to which test images were drawn.
+    A run without the subset's values raises :class:`NoSubsets`; train values are unchanged."""
+    token = _SUBSET.set(int(k))
+    try:
+        yield
+    finally:
+        _SUBSET.reset(token)
+
+
+def current_subset() -> int | None:
+    """The evaluation subset of the enclosing :func:`evaluation_subset` block, or ``None``."""
+    return _SUBSET.get()
+
+
+# The profile settings that change a trained network (the train cache key); eval_size only changes
+# evaluations.
+TRAIN_FIELDS = (
+    "dataset",
+    "backbone",
+    "widths",
+    "train_size",
+    "epochs",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "projector",
+    "eval_every",
+)
+
+
+# Features of recently evaluated snapshots, kept in memory so that several metrics and
+# targets of one snapshot extract them once (oldest dropped first; a few MB each on `cpu`).
+_FEATURES: dict = register_cache({})
+_FEATURES_KEPT = 32
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+_DATA: dict = register_cache({})  # (name, split) -> Dataset: one copy, however it was asked for
+
+
+def _load(name: str, split: str, download: bool = True) -> data_mod.Dataset:
+    if (name, split) not in _DATA:
+        _DATA[name, split] = data_mod.load(name, split, download=download)
+    return _DATA[name, split]
+
+
+def datasets_for(profile: Profile, download: bool = True):
+    """(SSL training set, evaluation train set, evaluation test set) of a profile, the same
+    objects on every call (so each computes its fingerprint and statistics once).
+
+    The evaluation train set is a fixed subset of the images SSL trained on. ``download``:
+    allow a download when the files are nowhere on this machine.
+    """
+    key = (profile.dataset, profile.train_size, profile.eval_size)
+    if key not in _SUBSETS:
+        _SUBSETS[key] = _datasets_for(profile, download)
+    return _SUBSETS[key]
+
+
+_SUBSETS: dict = register_cache({})
+
+
+def _datasets_for(profile: Profile, download: bool):
+    """:func:`datasets_for`, computed: the fixed subsets, and the check of ``eval_size``."""
+    train_set = _load(profile.dataset, "train", download).subset(
+        profile.train_size, seed=TRAIN_SUBSET
+    )
+    test = _load(profile.dataset, "test", download).subset(profile.eval_size, seed=EVAL_SUBSET)
+    if profile.eval_size is not None and profile.eval_size < 5 * train_set.num_classes:
+        raise ValueError(
+            f"profile {profile.name!r}: eval_size {profile.eval_size} leaves fewer than 5 images "
+            f"per class of {train_set.num_classes}; the metrics would measure the draw, not the "
+            "features. "
+            f"Use eval_size ≥ {5 * train_set.num_classes}, or None for all images"
+        )
+    return train_set, train_set.subset(profile.eval_size, seed=EVAL_SUBSET), test
+
+
+def build_model(method: Method, profile: Profile, dataset) -> SSLModel:
+    """Backbone of the profile plus the method's head."""
+    backbone = build_backbone(
+        profile.backbone, dataset.channels, dataset.images.shape[-1], profile.widths
+    )
+    return SSLModel(backbone, method.make_head(backbone.out_dim))
+
+
+@dataclass
+class Run:
+    """One trained network: configuration, final model, loss history and backbone snapshots.
+
+    ``snapshots[epoch]`` is the backbone's state at each evaluation epoch; epoch 0 is the
+    untrained network of the same seed (the same for every method of one seed).
+    """
+
+    method: str
+    profile: Profile
+    seed: int
+    loss: dict
+    model: SSLModel
+    history: pd.DataFrame
+    snapshots: dict[int, dict] = field(repr=False)
+    key: str = ""
+    device: torch.device = field(default_factory=default_device, repr=False)
+    seconds: float = math.nan  # training's wall time on the machine that trained it
+    _hashes: dict = field(default_factory=dict, repr=False)  # epoch -> weights hash
+
+    @property
+    def backbone(self):
+        return self.model.backbone
+
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        return self.backbone.stage_names
+
+    @property
+    def out_dim(self) -> int:
+        """Width of the backbone's last stage (the features the findings measure)."""
+        return self.backbone.out_dim
+
+    @property
+    def last_stage(self) -> str:
+        return self.backbone.stage_names[-1]
+
+    @property
+    def epochs(self) -> list[int]:
+        return sorted(self.snapshots)
+
+    def backbone_at(self, epoch: int):
+        """A copy of the backbone with its weights at ``epoch`` (one of :attr:`epochs`), in eval
+        mode.
+
+        At epoch 0 (the untrained network, the control) its BatchNorm statistics are
+        measured on the evaluation training images (:func:`~sslkit.evaluation.calibrate_batchnorm`):
+        otherwise the control would lack what any network gets from seeing the data once.
+        """
+        if epoch not in self.snapshots:
+            raise KeyError(f"no snapshot at epoch {epoch}; this run has {self.epochs}")
+        train_set, _, _ = datasets_for(self.profile)
+        net = build_backbone(
+            self.profile.backbone,
+            train_set.channels,
+            train_set.images.shape[-1],
+            self.profile.widths,
+        )
+        net.load_state_dict(self.snapshots[epoch])
+        net = net.to(self.device).eval()
+        if epoch == 0:
+            _, eval_train, _ = datasets_for(self.profile)
+            net = calibrate_batchnorm(net, eval_train.images, *eval_train.mean_std())
+        return net
+
+    def losses(self, phase: str = "epoch") -> pd.DataFrame:
+        """Loss terms per epoch (or per ``step``), one column per term."""
+        df = self.history[self.history.phase == phase]
+        key = "epoch" if phase == "epoch" else "step"
+        return df.pivot_table(index=key, columns="metric", values="value")
+
+    def collapsed(self) -> bool:
+        """Whether the trainer recorded a collapse warning (embedding spread below its
+        threshold)."""
+        return bool((self.history.metric == "collapse").any())
+
+    def evaluate(
+        self,
+        targets=("fine", "coarse"),
+        metrics=("ncc", "cdnv"),
+        epochs=None,
+        sample_level: bool = False,
+        dim=None,
+        subsets: int = 0,
+    ) -> pd.DataFrame:
+        """Metrics of this run's backbone snapshots at every stage, one tidy row per value.
+
+        Each (epoch, target, metric) is cached on its own in the *evaluate* cache, so asking
+        for one more target or metric computes only that one.
+
+        Parameters
+        ----------
+        targets : names known to :func:`sslkit.targets.make_targets` (``"fine"``, ``"coarse"``,
+            ``"random_0.5"``, ``"coarse_random"``, …)
+        metrics : subset of ``("ncc", "cdnv", "probe", "knn")``
+        epochs : which snapshots (default: all of :attr:`epochs`)
+        sample_level : also measure sample-level NCC and view tightness (``target="sample"``,
+            ``metric`` one of :data:`SAMPLE_METRICS`)
+        dim : measure every stage after a fixed random projection to ``dim`` dimensions
+            (``"smallest"``: the smallest stage width; :func:`~sslkit.evaluation.project_stages`),
+            or, with ``"pca"``, on its top principal directions, as many as the smallest stage
+            width (:func:`~sslkit.evaluation.pca_stages`), to compare stages at equal dimension
+        subsets : also score the accuracies on this many evaluation subsets of the test images
+            (splits ``"test@k"``; see :func:`~sslkit.evaluation.evaluate_features`)
+
+        Returns
+        -------
+        DataFrame with columns ``epoch, stage, target, split, metric, value``.
+        """
+        unknown = set(metrics) - set(METRICS)
+        if unknown:
+            raise ValueError(f"unknown metrics {sorted(unknown)}; choose from {METRICS}")
+        if not (targets and metrics) and not sample_level:
+            raise ValueError(
+                "nothing to evaluate: give at least one target and one metric "
+                f"(metrics from {METRICS}), or sample_level=True"
+            )
+        epochs = self.epochs if epochs is None else list(epochs)
+        frames = [
+            self._evaluate_epoch(e, tuple(targets), tuple(metrics), sample_level, dim, subsets)
+            for e in epochs
+        ]
+        return pd.concat(frames, ignore_index=True)
+
+    def _snapshot_key(self, epoch: int) -> dict:
+        """What identifies the evaluations of one snapshot: its weights (a hash of their
+        values), the evaluation images (their fingerprints), the seed (random targets and
+        projections draw from its streams), and whether BatchNorm is calibrated on the data
+        (epoch 0 only). Every method of one seed starts from the same weights, so their
+        epoch-0 evaluations are one; a network trained again gets evaluated again."""
+        if epoch not in self._hashes:
+            self._hashes[epoch] = _weights_hash(self.snapshots[epoch])
+        _, eval_train, eval_test = datasets_for(self.profile)
+        return dict(
+            weights=self._hashes[epoch],
+            seed=self.seed,
+            data=[eval_train.fingerprint(), eval_test.fingerprint()],
+            batchnorm="calibrated on the evaluation images" if epoch == 0 else "trained",
+        )
+
+    def _evaluate_epoch(
+        self, epoch, targets, metrics, sample_level, dim=None, subsets=0
+    ) -> pd.DataFrame:
+        prof = self.profile
+        snapshot = self._snapshot_key(epoch)
+        base = dict(snapshot)
+        if dim == "pca":
+            base["dim"] = dim
+            base["projection"] = "per-stage PCA to the smallest width, fitted on the train features"
+        elif dim is not None:
+            base["dim"] = dim
+            base["projection"] = "orthonormal, seeded by the run's seed"
+        _, eval_train, eval_test = datasets_for(prof)
+
+        def features():
+            key = (config_hash(snapshot), prof.eval_size)
+            if key not in _FEATURES:
+                net = self.backbone_at(epoch)
+                mean, std = eval_train.mean_std()
+                _FEATURES[key] = {
+                    "train": extract_features(net, eval_train.images, mean, std, stages=True),
+                    "test": extract_features(net, eval_test.images, mean, std, stages=True),
+                }
+                while len(_FEATURES) > _FEATURES_KEPT:
+                    _FEATURES.pop(next(iter(_FEATURES)))
+            return _FEATURES[key]
+
+        projected = {}
+
+        def features_at_dim():
+            """The features as the metrics see them (projected once for all targets)."""
+            if not projected:
+                xtr, xte = features()["train"], features()["test"]
+                if dim == "pca":
+                    xtr, xte = pca_stages(xtr, xte)
+                elif dim is not None:
+                    xtr, xte = project_stages(xtr, xte, dim, seed=self.seed)
+                projected.update(train=xtr, test=xte)
+            return projected["train"], projected["test"]
+
+        frames = []
+        for name in targets:
+            for metric in metrics:
+
+                def compute(name=name, metric=metric):
+                    labels = make_targets(name, eval_train, eval_test, seed=self.seed)
+                    xtr, xte = features_at_dim()
+                    rows = evaluate_features(
+                        xtr, xte, labels, self.stage_names, metric, subsets=subsets
+                    )
+                    return {"rows": rows}
+
+                key = {**base, "target": name, "metric": metric}
+                if subsets and metric in ACCURACIES:  # keys without subsets stay as they were
+                    key["subsets"] = subsets
+                rows = cached("evaluate", key, compute)["rows"]
+                frames.append(rows.assign(target=name))
+        if sample_level:
+            sample_key = dict(base, method=self.method)  # the views are the method's
+            for metric in SAMPLE_METRICS:
+
+                def compute_sample(metric=metric):
+                    net = self.backbone_at(epoch)
+                    g = generator(self.seed, "sample_views", device=self.device)
+                    meth = make_method(
+                        self.method, eval_train, projector=prof.projector, **self.loss
+                    )
+                    images = eval_test.images[:SAMPLE_LEVEL_IMAGES]
+                    if metric == "sample_ncc":
+                        value = measure_sample_ncc(
+                            net, images, meth.view_augment, n_views=SAMPLE_LEVEL_VIEWS, generator=g
+                        )
+                    else:  # the same views as sample-level NCC's centres (same stream)
+                        value = view_tightness(
+                            view_features(net, images, meth.view_augment, SAMPLE_LEVEL_VIEWS, g)
+                        )
+                    row = dict(stage=self.last_stage, split="test", metric=metric, value=value)
+                    return {"rows": pd.DataFrame([row])}
+
+                rows = cached(
+                    "evaluate",
+                    {
+                        **sample_key,
+                        "target": "sample",
+                        "metric": metric,
+                        "images": SAMPLE_LEVEL_IMAGES,
+                        "views": SAMPLE_LEVEL_VIEWS,
+                    },
+                    compute_sample,
+                )["rows"]
+                frames.append(rows.assign(target="sample"))
+        out = pd.concat(frames, ignore_index=True)
+        out.insert(0, "epoch", epoch)
+        return out[["epoch", "stage", "target", "split", "metric", "value"]]
+
+    def value(
+        self,
+        metric: str,
+        epoch: int,
+        split: str = "test",
+        target: str = "fine",
+        stage: str | None = None,
+        dim=None,
+    ) -> float:
+        """One evaluated number, e.g. ``run.value("ncc", run.epochs[-1])``; ``stage`` defaults to
+        the last."""
+        if split == "test" and current_subset() is not None:
+            raise NoSubsets(
+                "a live run scores evaluation subsets only when asked "
+                "(run.evaluate(..., subsets=k)); the evidence store keeps them"
+            )
+        stage = stage or self.last_stage
+        sample = metric in SAMPLE_METRICS
+        df = self.evaluate(
+            targets=() if sample else (target,),
+            metrics=() if sample else (metric,),
+            epochs=[epoch],
+            sample_level=sample,
+            dim=dim,
+        )
+        df = df[(df.metric == metric) & (df.split == split) & (df.stage == stage)]
+        if df.empty:
+            raise KeyError(f"no {metric}/{split}/{target}/{stage} at epoch {epoch}")
+        return float(df.value.iloc[0])
+
+    def final(
+        self,
+        metric: str,
+        split: str = "test",
+        target: str = "fine",
+        stage: str | None = None,
+        dim=None,
+    ) -> float:
+        """The metric at the last epoch."""
+        return self.value(metric, self.epochs[-1], split, target, stage, dim)
+
+    def initial(
+        self,
+        metric: str,
+        split: str = "test",
+        target: str = "fine",
+        stage: str | None = None,
+        dim=None,
+    ) -> float:
+        """The metric at epoch 0: the untrained network of the same seed."""
+        return self.value(metric, 0, split, target, stage, dim)
+
+
+def _fit_or_explain_memory(prof: Profile, *args, **kwargs):
+    """:func:`~sslkit.train.fit`, with an allocator's out-of-memory error turned into a
+    ``MemoryError`` that names the settings to lower."""
+    try:
+        return fit(*args, **kwargs)
+    except (RuntimeError, MemoryError) as e:
+        text = str(e).lower()
+        if (
+            not isinstance(e, MemoryError)
+            and "out of memory" not in text
+            and "can't allocate" not in text
+        ):
+            raise
+        raise MemoryError(
+            f"out of memory training on the {prof.name!r} profile (batch_size {prof.batch_size}, "
+            f"widths {prof.widths}): lower batch_size (profile.replace(batch_size=...)) or pick a "
+            "smaller profile"
+        ) from e
+
+
+def _weights_hash(state: dict) -> str:
+    """A fingerprint of a state dict's names, shapes and values (equal weights, equal hash)."""
+    return data_mod.fingerprint_tensors((f"{name}:", state[name]) for name in sorted(state))
+
+
+def _check_loss_arguments(method: str, loss: dict) -> dict:
+    """Loss keywords validated against the loss's signature, numbers finite, as floats, with
+    every default filled in (so ``{}`` and the defaults spelled out are one configuration)."""
+    fn = loss_function(method)
+    if fn is None:
+        if loss:
+            raise ValueError(f"method {method!r} takes no loss arguments, got {sorted(loss)}")
+        return {}
+    params = inspect.signature(fn).parameters
+    valid = [p for p in params if p not in ("z1", "z2")]
+    out = {p: float(params[p].default) for p in valid}  # the defaults, spelled out or not
+    for k, v in loss.items():
+        if k not in valid:
+            raise ValueError(f"unknown loss argument {k!r} for {method}; valid: {', '.join(valid)}")
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            raise ValueError(f"loss argument {k} must be a number, got {v!r}") from None
+        if not math.isfinite(x):
+            raise ValueError(f"loss argument {k} must be finite, got {v}")
+        out[k] = x
+    return out
+
+
+def filled_loss(method: str, loss: dict | None) -> dict:
+    """A configuration's loss arguments as a run stores them: checked, as floats, every default
+    filled in (``{}`` and the defaults spelled out are one configuration)."""
+    return _check_loss_arguments(canonical_name(method), dict(loss or {}))
+
+
+def train_config(method: str, profile: Profile, seed: int, loss: dict, data: str) -> dict:
+    """The train cache key of one run: the profile settings that change a trained network,
+    the method, the seed, the validated loss arguments (defaults filled in) and the
+    fingerprint of the training images (:meth:`~sslkit.data.Dataset.fingerprint`)."""
+    loss = _check_loss_arguments(method, dict(loss or {}))
+    return dict(
+        method=method,
+        profile={k: getattr(profile, k) for k in TRAIN_FIELDS},
+        seed=seed,
+        loss=loss,
+        data=data,
+    )
+
+
+def train(
+    method: str = "vicreg",
+    profile: str | Profile | None = None,
+    *,
+    seed: int = 0,
+    loss: dict | None = None,
+    epochs: int | None = None,
+    cache: bool = True,
+    device=None,
+    progress: bool | None = None,
+    stop_after: int | None = None,
+) -> Run:
+    """Train ``method`` under ``profile`` with ``seed``, or load the cached network.
+
+    Parameters
+    ----------
+    method : one of :data:`sslkit.methods.METHODS`
+    profile : name or :class:`~sslkit.profiles.Profile` (default: ``$SSLKIT_PROFILE``/auto)
+    seed : the network's initialisation, shuffling and augmentations (part of the cache key)
+    loss : dict, optional
+        Loss arguments, e.g. ``{"inv_weight": 0}`` for VICReg without invariance; checked
+        against the loss's signature before anything trains.
+    epochs : int, optional
+        Override the profile's epochs (0 = the untrained network only).
+    stop_after : int, optional
+        Train only the first epochs of the run, up to this one, on the full run's schedule
+        (never cached: it is not the run of the key; see :mod:`sslkit.verify`).
+
+    The backbone is snapshotted at epoch 0, every ``profile.eval_every`` epochs and at
+    the end; evaluate the snapshots with :meth:`Run.evaluate`.
+    """
+    method = canonical_name(method)  # one spelling, one cache entry
+    prof = get_profile(profile)
+    if epochs is not None:
+        prof = prof.replace(epochs=epochs)
+    train_set, _, _ = datasets_for(prof)
+    config = train_config(method, prof, seed, loss, train_set.fingerprint())
+    loss = config["loss"]
+    device = torch.device(device) if device is not None else default_device()
+    meth = make_method(method, train_set, projector=prof.projector, **loss)
+    snap_epochs = [e for e in prof.eval_epochs() if stop_after is None or e <= stop_after]
+    cache = cache and stop_after is None
+
+    def compute():
+        started = time.perf_counter()
+        # Same seed, same initial backbone for every method; the caller's random state is
+        # left as it was.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(stream_seed(seed, "weights"))
+            model = build_model(meth, prof, train_set)
+        warn_if_long(model, method, prof)
+        snapshots = {}
+
+        def snapshot(m, epoch):
+            snapshots[str(epoch)] = {
+                k: v.detach().cpu().clone() for k, v in m.backbone.state_dict().items()
+            }
+
+        history = _fit_or_explain_memory(
+            prof,
+            model,
+            meth,
+            train_set.to(device),
+            epochs=prof.epochs,
+            batch_size=prof.batch_size,
+            lr=prof.lr,
+            weight_decay=prof.weight_decay,
+            seed=seed,
+            callbacks=[snapshot],
+            eval_epochs=snap_epochs,
+            progress=progress,
+            device=device,
+            stop_after=stop_after,
+        )
+        return dict(
+            history=history,
+            snapshots=snapshots,
+            state_dict={k: v.cpu() for k, v in model.state_dict().items()},
+            seconds=time.perf_counter() - started,
+        )
+
+    def check(result: dict) -> None:
+        """A stored run must load into this model, with every snapshot, all finite."""
+        missing = {"history", "snapshots", "state_dict"} - set(result)
+        if missing:
+            raise ValueError(f"missing {sorted(missing)}")
+        if sorted(int(e) for e in result["snapshots"]) != snap_epochs:
+            raise ValueError(f"snapshots at {sorted(result['snapshots'])}, expected {snap_epochs}")
+        model = build_model(meth, prof, train_set)
+        for state in (result["state_dict"], *result["snapshots"].values()):
+            target = (
+                model.state_dict() if state is result["state_dict"] else model.backbone.state_dict()
+            )
+            if set(state) != set(target) or any(state[k].shape != target[k].shape for k in state):
+                raise ValueError("weights of another architecture")
+            if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
+                raise ValueError("non-finite weights")
+
+    result = cached("train", config, compute, enabled=cache, validate=check)
+    model = build_model(meth, prof, train_set)
+    model.load_state_dict(result["state_dict"])
+    model.to(device).eval()
+    snapshots = {int(e): s for e, s in result["snapshots"].items()}
+    return Run(
+        method,
+        prof,
+        seed,
+        loss,
+        model,
+        result["history"],
+        snapshots,
+        config_hash(config),
+        device,
+        seconds=float(result.get("seconds", math.nan)),
+    )

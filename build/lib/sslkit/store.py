@@ -1,0 +1,300 @@
+"""The evidence store: every evaluation the findings read, at the ``reference`` scale, stored
+as tables inside the package (no weights), with a manifest of where each run came from.
+
+The live runs of a chapter demonstrate; the stored evidence decides (a scale where SSL has
+learned, 8 seeds; see :mod:`sslkit.scale` for how the scale was chosen). Both go through one
+code path: a :class:`StoredRun` answers :meth:`~StoredRun.value`, :meth:`~StoredRun.final`,
+:meth:`~StoredRun.initial` and :meth:`~StoredRun.losses` as a trained
+:class:`~sslkit.runs.Run` does, from the stored rows, so every
+:class:`~sslkit.paper.Finding` measures stored and live runs with the same code
+(:func:`sslkit.configs.trained` picks which).
+
+One folder per profile, ``sslkit/evidence/<profile>/``:
+
+- ``evaluations.csv.gz``: one row per value, columns :data:`COLUMNS`;
+- ``losses.csv.gz``: the per-epoch loss terms of each run (config, seed, epoch, metric, value);
+- ``manifest.json``: the profile's settings, and per run (``"<config>/<seed>"``) its train
+  cache key, sslkit commit, torch version, device, threads, date and wall time.
+
+Storing evaluations rather than weights keeps the store to a few MB; the price is that a new
+metric needs the store rebuilt: ``python -m sslkit evidence build --profile reference``
+(:mod:`sslkit.collect`).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from .profiles import Profile
+from .runs import TRAIN_FIELDS, NoSubsets, current_subset
+from .runtime import register_cache
+
+__all__ = [
+    "EVIDENCE",
+    "COLUMNS",
+    "StoredRun",
+    "folder",
+    "profile_settings",
+    "manifest",
+    "holds",
+    "stored_runs",
+    "evaluations",
+    "write_run",
+    "NotStored",
+]
+
+
+class NotStored(LookupError):
+    """The evidence store does not hold what was asked (a run, a seed, the profile)."""
+
+
+# Where the stores live: inside the package, so that a pip install carries them.
+EVIDENCE = Path(__file__).resolve().parent / "evidence"
+COLUMNS = ["config", "seed", "epoch", "stage", "target", "metric", "split", "dim", "value"]
+LOSS_COLUMNS = ["config", "seed", "epoch", "metric", "value"]
+TABLES = ("evaluations.csv.gz", "losses.csv.gz")
+# The settings that change a stored evaluation: what trains the network, and what evaluates it.
+SETTINGS = (*TRAIN_FIELDS, "eval_size", "eval_every")
+
+
+def folder(profile: Profile, root: Path | None = None) -> Path:
+    """The store of one profile: ``sslkit/evidence/<profile name>/``."""
+    return Path(root or EVIDENCE) / profile.name
+
+
+def profile_settings(profile: Profile) -> dict:
+    """The profile's settings that a stored evaluation depends on, as JSON values."""
+    return {
+        k: list(v) if isinstance(v, tuple) else v
+        for k, v in ((k, getattr(profile, k)) for k in SETTINGS)
+    }
+
+
+def manifest(profile: Profile, root: Path | None = None) -> dict:
+    """The store's manifest (``{}`` where there is no store for this profile)."""
+    path = folder(profile, root) / "manifest.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def holds(
+    profile: Profile,
+    config: str,
+    seeds,
+    root: Path | None = None,
+    method: str | None = None,
+    loss: dict | None = None,
+) -> bool:
+    """Whether the store has every seed of ``config`` for exactly this profile's settings and,
+    where given, this ``method`` and (filled-in) ``loss``: a profile or a configuration changed
+    since the store was built is never answered from it. The tables must be there too."""
+    m = manifest(profile, root)
+    if not m or m.get("profile") != profile_settings(profile):
+        return False
+    if not all((folder(profile, root) / n).is_file() for n in TABLES):
+        return False
+    runs = [m.get("runs", {}).get(f"{config}/{s}") for s in seeds]
+    if any(r is None for r in runs):
+        return False
+    return all((method is None or r["method"] == method) and (loss is None or r["loss"] == loss)
+               for r in runs)  # fmt: skip
+
+
+@register_cache
+@functools.lru_cache(maxsize=8)
+def _tables(path: str, stamp: tuple) -> tuple[pd.DataFrame, pd.DataFrame]:
+    evals = _read_evaluations(Path(path) / "evaluations.csv.gz")
+    losses = pd.read_csv(Path(path) / "losses.csv.gz")
+    return evals, losses
+
+
+@register_cache
+@functools.lru_cache(maxsize=8)
+def _by_run(path: str, stamp: tuple) -> dict:
+    """Each stored run's values, ``{(config, seed): {(epoch, stage, target, metric, split, dim):
+    value}}``, indexed once per version of the table (a finding reads its runs many times:
+    once, and again on each evaluation subset)."""
+    evals = _tables(path, stamp)[0]
+    out: dict = {}
+    for (config, seed), rows in evals.groupby(["config", "seed"], sort=False):
+        out[config, int(seed)] = dict(
+            zip(
+                zip(rows.epoch, rows.stage, rows.target, rows.metric, rows.split, rows.dim),
+                rows.value,
+            )
+        )
+    return out
+
+
+def _read_evaluations(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype={"dim": str}).fillna({"dim": ""})
+
+
+def evaluations(profile: Profile, root: Path | None = None) -> pd.DataFrame:
+    """The store's evaluations table (columns :data:`COLUMNS`; ``dim`` is ``""`` at full
+    width)."""
+    return _read(profile, root)[0]
+
+
+def _read(profile: Profile, root: Path | None = None):
+    path = folder(profile, root)
+    files = [path / n for n in ("manifest.json", "evaluations.csv.gz", "losses.csv.gz")]
+    if not all(f.is_file() for f in files):
+        raise NotStored(
+            f"no evidence store for profile {profile.name!r} at {path}; build it with "
+            f"`python -m sslkit evidence build --profile {profile.name}`"
+        )
+    return _tables(*_stamped(profile, root))
+
+
+def _stamped(profile: Profile, root: Path | None = None) -> tuple[str, tuple]:
+    """The store's folder and the identity of its files (inode, size, modification time): a
+    table rewritten (a new file renamed into place) is read again."""
+    path = folder(profile, root)
+    files = [path / n for n in ("manifest.json", "evaluations.csv.gz", "losses.csv.gz")]
+    stats = [f.stat() for f in files]
+    return str(path), tuple((s.st_ino, s.st_size, s.st_mtime_ns) for s in stats)
+
+
+class StoredRun:
+    """A run of the store, answering what a :class:`~sslkit.runs.Run` answers from its rows."""
+
+    def __init__(self, profile: Profile, config: str, seed: int, root: Path | None = None):
+        self.profile, self.config, self.seed = profile, config, seed
+        m = manifest(profile, root)["runs"][f"{config}/{seed}"]
+        self.method, self.loss, self.key = m["method"], m["loss"], m["key"]
+        self.out_dim, self.seconds = m["out_dim"], m["seconds"]
+        self.stage_names = tuple(m["stages"])
+        _, losses = _read(profile, root)  # raises NotStored where there is no store
+        self._values = _by_run(*_stamped(profile, root)).get((config, seed), {})
+        self.history = losses[(losses.config == config) & (losses.seed == seed)]
+        self.epochs = sorted({key[0] for key in self._values})
+
+    def __repr__(self) -> str:
+        return f"StoredRun({self.config!r}, profile={self.profile.name!r}, seed={self.seed})"
+
+    @property
+    def last_stage(self) -> str:
+        return self.stage_names[-1]
+
+    def __getattr__(self, name):
+        raise AttributeError(
+            f"a stored run keeps evaluations, not weights, so it has no {name!r}; for the "
+            f"network itself train it: configs.trained({self.config!r}, profile, seeds, "
+            "source='live')"
+        )
+
+    def value(self, metric, epoch, split="test", target="fine", stage=None, dim=None) -> float:
+        """One stored number (see :meth:`sslkit.runs.Run.value`)."""
+        if metric in ("sample_ncc", "view_tightness"):  # runs.SAMPLE_METRICS
+            target = "sample"
+        subset = current_subset()
+        if split == "test" and subset is not None:  # inside runs.evaluation_subset(k)
+            split = f"test@{subset}"
+        key = (
+            epoch,
+            stage or self.last_stage,
+            target,
+            metric,
+            split,
+            "" if dim is None else str(dim),
+        )
+        if key not in self._values and "@" in split and (*key[:4], "test", key[5]) in self._values:
+            raise NoSubsets(
+                f"{metric}/{target} of {self.config}, seed {self.seed}, is stored on all the test "
+                "images but not on evaluation subsets"
+            )
+        if key not in self._values:
+            raise KeyError(
+                f"the {self.profile.name} evidence store has no {metric}/{split}/{target}/"
+                f"{key[1]} at epoch {epoch}{f' (dim {dim})' if dim else ''} for {self.config}, "
+                f"seed {self.seed}: a measurement added after the store was built needs it "
+                f"rebuilt (`python -m sslkit evidence build --profile {self.profile.name}`)"
+            )
+        return float(self._values[key])
+
+    def final(self, metric, split="test", target="fine", stage=None, dim=None) -> float:
+        return self.value(metric, self.epochs[-1], split, target, stage, dim)
+
+    def initial(self, metric, split="test", target="fine", stage=None, dim=None) -> float:
+        return self.value(metric, 0, split, target, stage, dim)
+
+    def losses(self, phase: str = "epoch") -> pd.DataFrame:
+        """Loss terms per epoch, one column per term (the store keeps epochs only)."""
+        if phase != "epoch":
+            raise ValueError("the evidence store keeps the per-epoch losses only (phase='epoch')")
+        return self.history.pivot_table(index="epoch", columns="metric", values="value")
+
+
+def stored_runs(config: str, profile: Profile, seeds, root: Path | None = None) -> list[StoredRun]:
+    """The stored runs of ``config``, one per seed (see :func:`holds`)."""
+    return [StoredRun(profile, config, s, root) for s in seeds]
+
+
+def _write_csv(table: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    table.to_csv(tmp, index=False, float_format="%.6g", compression="gzip")
+    os.replace(tmp, path)
+
+
+def write_run(
+    profile: Profile,
+    config: str,
+    seed: int,
+    rows: pd.DataFrame,
+    losses: pd.DataFrame,
+    entry: dict,
+    provenance: dict,
+    root: Path | None = None,
+) -> None:
+    """Add one run (replacing any older rows of it) to the store; the tables are written
+    through temporary files and renames, the manifest last, so an interrupted write leaves
+    the run out of the manifest and a resumed build measures it again."""
+    path = folder(profile, root)
+    path.mkdir(parents=True, exist_ok=True)
+    m = manifest(profile, root)
+    if m.get("profile") != profile_settings(profile):
+        m = {"profile": profile_settings(profile), "runs": {}}  # another scale: start afresh
+    for name, columns, new in (
+        ("evaluations.csv.gz", COLUMNS, rows),
+        ("losses.csv.gz", LOSS_COLUMNS, losses),
+    ):
+        if (path / name).is_file() and m["runs"]:
+            old = pd.read_csv(path / name, dtype={"dim": str}).fillna({"dim": ""})
+        else:
+            old = pd.DataFrame(columns=columns)
+        old = old[~((old.config == config) & (old.seed == seed))]
+        new = new.assign(config=config, seed=seed)[columns]
+        _write_csv(pd.concat([old, new], ignore_index=True), path / name)
+    m.update(provenance)
+    m["runs"][f"{config}/{seed}"] = entry
+    m["runs"] = dict(sorted(m["runs"].items()))
+    tmp = path / f".manifest.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(m, indent=1, default=_json) + "\n")
+    os.replace(tmp, path / "manifest.json")
+
+
+def update_manifest(profile: Profile, fields: dict, root: Path | None = None) -> None:
+    """Set top-level ``fields`` of an existing store's manifest (e.g. a floor measured again),
+    written through a temporary file and a rename."""
+    path = folder(profile, root)
+    m = manifest(profile, root)
+    if not m:
+        raise NotStored(f"no evidence store for profile {profile.name!r} at {path}")
+    m.update(fields)
+    tmp = path / f".manifest.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(m, indent=1, default=_json) + "\n")
+    os.replace(tmp, path / "manifest.json")
+
+
+def _json(x):
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, tuple):
+        return list(x)
+    raise TypeError(f"not JSON: {x!r}")

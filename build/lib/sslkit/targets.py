@@ -1,0 +1,209 @@
+"""Targets to measure alignment with: semantic labels and their controls.
+
+Ben-Shaul et al. (2023) compare how well SSL features fit the true classes against
+targets with part or all of their relation to the images destroyed. Every target here
+has a name understood by :func:`make_targets`:
+
+- ``"fine"``, ``"coarse"``: the dataset's two label levels;
+- ``"random_R"``: the fine labels with a fraction ``R`` shuffled (:func:`random_targets`);
+- ``"coarse_random"``: the fine classes put into random groups of the same sizes as the
+  coarse groups (:func:`random_grouping`): the control of the coarse level;
+- ``"random_function"``: a function of the image with no semantics: k-means clusters of a
+  fixed random projection of the pixels, as many as there are classes
+  (:func:`random_function_targets`).
+
+A random control is a distribution, not one draw: ``"coarse_random@3"`` or
+``"random_function@3"`` is draw 3 of that control (its own stream key), and :func:`draws`
+names the :data:`DRAWS` draws whose mean is the control of a finding, their spread its null
+distribution. The name without ``@`` is the single draw the live chapters show.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .seeds import stream_seed
+
+__all__ = [
+    "random_targets",
+    "random_grouping",
+    "random_function_targets",
+    "make_targets",
+    "draws",
+    "DRAWS",
+    "DRAWN",
+]
+
+# Draws per seed of every random control: the control of a finding is their mean (at least
+# 20, so that one lucky or unlucky draw cannot decide a verdict).
+DRAWS = 20
+# The targets that are random controls, drawn again with ``@d``.
+DRAWN = ("coarse_random", "random_function")
+
+
+def draws(name: str, n: int | None = None) -> tuple[str, ...]:
+    """The names of ``n`` (default :data:`DRAWS`) draws of the random control ``name``.
+
+    >>> draws("coarse_random", 3)
+    ('coarse_random@0', 'coarse_random@1', 'coarse_random@2')
+    """
+    if name not in DRAWN:
+        raise ValueError(f"{name!r} is not a random control; these are: {', '.join(DRAWN)}")
+    return tuple(f"{name}@{d}" for d in range(DRAWS if n is None else n))
+
+
+def random_targets(labels, randomness: float, seed: int = 0) -> torch.Tensor:
+    """Labels with a fraction ``randomness`` of them shuffled among the chosen samples.
+
+    ``round(randomness × N)`` samples are picked at random and their labels permuted
+    among themselves, so every class keeps its size. ``randomness=0`` returns the labels
+    unchanged; ``randomness=1`` permutes all of them, leaving targets with no relation to
+    the images. The same ``seed`` gives the same targets.
+
+    Examples
+    --------
+    >>> y = torch.arange(10) % 2
+    >>> torch.equal(random_targets(y, 0.0), y)
+    True
+    >>> torch.equal(random_targets(y, 1.0).bincount(), y.bincount())
+    True
+    """
+    y = torch.as_tensor(np.asarray(labels) if not isinstance(labels, torch.Tensor) else labels)
+    if y.ndim != 1 or torch.is_floating_point(y):
+        raise ValueError(
+            f"labels must be a 1-D integer array, got {y.dtype} of shape {tuple(y.shape)}"
+        )
+    if not 0.0 <= float(randomness) <= 1.0:
+        raise ValueError(
+            f"randomness must be in [0, 1] (the fraction of labels shuffled), got {randomness}"
+        )
+    n = len(y)
+    m = int(round(float(randomness) * n))
+    out = y.clone()
+    if m < 2:
+        return out
+    g = torch.Generator().manual_seed(int(seed))
+    chosen = torch.randperm(n, generator=g)[:m].to(y.device)
+    shuffled = chosen[torch.randperm(m, generator=g).to(y.device)]
+    out[chosen] = y[shuffled]
+    return out
+
+
+def random_grouping(
+    fine_labels, coarse_labels, seed: int = 0, num_classes: int | None = None
+) -> torch.Tensor:
+    """Coarse-like targets with no meaning: the fine classes dealt into random groups of the
+    coarse groups' sizes (in fine classes per group).
+
+    If the coarse level clusters only because its fine classes cluster, random groups of
+    the same sizes cluster as well; that is the control of a coarse-level claim. The
+    grouping depends only on ``seed`` and the fine → coarse map, so two sets (train and
+    test) with the same map get the same grouping.
+
+    Examples
+    --------
+    >>> fine = torch.arange(6).repeat(2); coarse = torch.tensor([0, 0, 0, 1, 1, 2]).repeat(2)
+    >>> groups = random_grouping(fine, coarse, seed=3)
+    >>> sorted(groups.bincount().tolist()) == sorted(coarse.bincount().tolist())
+    True
+    """
+    fine = torch.as_tensor(fine_labels)
+    coarse = torch.as_tensor(coarse_labels)
+    if fine.shape != coarse.shape or fine.ndim != 1:
+        raise ValueError(
+            f"fine and coarse labels must be 1-D of one length, got {tuple(fine.shape)} "
+            f"and {tuple(coarse.shape)}"
+        )
+    k = num_classes or int(fine.max()) + 1
+    parent = torch.full((k,), -1, dtype=torch.long)
+    parent[fine] = coarse.long()
+    if (parent < 0).any():
+        raise ValueError(
+            f"fine classes {torch.nonzero(parent < 0).flatten().tolist()} have no sample, so "
+            "their coarse group is unknown; pass labels that cover every fine class"
+        )
+    g = torch.Generator().manual_seed(int(seed))
+    new_parent = parent[
+        torch.randperm(k, generator=g)
+    ]  # the same multiset of group sizes, dealt at random
+    return new_parent[fine]
+
+
+def random_function_targets(
+    train_images, test_images, k: int, seed: int = 0, dim: int = 32, iterations: int = 25
+):
+    """Targets that are a function of the image but carry no semantics by design.
+
+    Each image's pixels (scaled to [0, 1]) are mapped by one fixed random Gaussian
+    projection to ``dim`` numbers; k-means (Lloyd's algorithm, ``iterations`` steps, started
+    from ``k`` random training images) groups the training images into ``k`` clusters, and
+    every image is labelled with its nearest centre. Shuffled labels only add label noise;
+    these targets are what the paper's "random functions" are: a grouping of the images
+    that a network could learn, but that no one named. Cluster sizes are whatever k-means
+    finds (not forced to be balanced).
+    """
+    g = torch.Generator().manual_seed(int(seed))
+    x = torch.as_tensor(train_images).flatten(1).float() / 255
+    t = torch.as_tensor(test_images).flatten(1).float() / 255
+    proj = torch.randn(x.shape[1], dim, generator=g) / x.shape[1] ** 0.5
+    x, t = x @ proj, t @ proj
+    centres = x[torch.randperm(len(x), generator=g)[:k]].clone()
+    for _ in range(iterations):
+        assign = torch.cdist(x, centres).argmin(1)
+        counts = torch.bincount(assign, minlength=k).clamp_min(1).unsqueeze(1)
+        moved = torch.zeros_like(centres).index_add_(0, assign, x) / counts
+        centres = torch.where(torch.bincount(assign, minlength=k).unsqueeze(1) > 0, moved, centres)
+    return torch.cdist(x, centres).argmin(1), torch.cdist(t, centres).argmin(1)
+
+
+def make_targets(name: str, train, test, seed: int = 0):
+    """``(train_targets, test_targets)`` of a named target for two datasets (see the module doc).
+
+    Random targets draw from the named streams of run ``seed`` (:mod:`sslkit.seeds`): the
+    train and test sets get independent draws of shuffled labels, one grouping of the
+    classes serves both sets, and a random function is fitted once and applied to both.
+    """
+    base, _, draw = name.partition("@")
+    if draw:
+        if base not in DRAWN or not draw.isdigit():
+            raise ValueError(
+                f"unknown target {name!r}: only {' and '.join(DRAWN)} are drawn again, as "
+                "NAME@D with D a non-negative integer"
+            )
+        keys = (int(draw),)
+        name = base
+    else:
+        keys = ()
+    if name == "fine":
+        return train.labels, test.labels
+    if name == "coarse":
+        return train.coarse_labels, test.coarse_labels
+    if name == "coarse_random":
+        # one grouping of the classes, from the dataset's class lists, applied to both sets
+        k, g = len(train.classes), stream_seed(seed, "grouping", *keys)
+        return (
+            random_grouping(train.labels, train.coarse_labels, g, k),
+            random_grouping(test.labels, test.coarse_labels, g, k),
+        )
+    if name == "random_function":
+        return random_function_targets(
+            train.images,
+            test.images,
+            len(train.classes),
+            stream_seed(seed, "random_function", *keys),
+        )
+    if name.startswith("random_"):
+        try:
+            r = float(name.removeprefix("random_"))
+        except ValueError:
+            r = -1.0
+        if 0.0 <= r <= 1.0:
+            return (
+                random_targets(train.labels, r, seed=stream_seed(seed, "targets_train")),
+                random_targets(test.labels, r, seed=stream_seed(seed, "targets_test")),
+            )
+    raise ValueError(
+        f"unknown target {name!r}; use fine, coarse, coarse_random, random_function (or a draw "
+        "of either, NAME@D) or random_R with R in [0, 1]"
+    )
