@@ -357,7 +357,7 @@ def answer(profile: Profile, seeds=None, box=None) -> pd.DataFrame:
         f = finding(key)
         ref = stated(key)
         v = ref if ref is not None else f.measure(profile, seeds)
-        if box is not None and key not in promised:
+        if strict_build and box is not None and key not in promised:
             raise KeyError(f"{box} states {key} without a line '% {key}: <verdict>'")
         if (
             strict_build
