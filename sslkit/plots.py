@@ -77,7 +77,8 @@ METRIC_LABELS = {
 
 # The smallest text of the style (tick labels, legends); the browser test checks that it
 # renders at 9 px or more at the page's column width (about 690 px at a 1280 px window), so
-# a figure is at most about 9.5 inches wide (a 2×2 grid rather than a strip of four panels).
+# a figure is at most MAX_WIDTH_IN inches wide (a 2×2 grid rather than a strip of four
+# panels); a captioned figure box takes a few pixels of the column, so 9.5 inches no longer fit.
 SMALLEST_FONT_PT = 9
 MAX_WIDTH_IN = 9.0
 

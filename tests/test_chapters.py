@@ -186,3 +186,14 @@ def test_the_answer_box_uses_only_what_book_answer_glues():
     assert set(promised) == book.answer_findings()
     assert set(promised.values()) <= set(paper.VERDICTS)
     assert "box=box" in (ROOT / "chapters" / "07_what_we_found.ipynb").read_text()
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_no_figure_is_wider_than_the_column_allows(path):
+    from sslkit import plots
+
+    code = "".join("".join(c["source"]) for c in cells(path) if c["cell_type"] == "code")
+    widths = [float(w) for w in re.findall(r"figsize=\(\s*([\d.]+)\s*,", code)]
+    assert all(w <= plots.MAX_WIDTH_IN for w in widths), (
+        f"figures {widths} inches wide: at most {plots.MAX_WIDTH_IN} keeps their text legible"
+    )
