@@ -557,8 +557,9 @@ def _site_source(site: pathlib.Path, notebooks: dict[str, dict], root: pathlib.P
     site.mkdir(parents=True)
     for name in ("_toc.yml", "references.bib", "index.md"):
         shutil.copy(root / name, site / name)
-    for name in ("_static", "_ext"):
-        shutil.copytree(root / name, site / name)
+    for name in ("_static", "_ext", "_parts"):  # _parts: pages' shared text (the answer box)
+        if (root / name).is_dir():
+            shutil.copytree(root / name, site / name)
     (site / "chapters").mkdir()
     for name, nb in notebooks.items():
         (site / "chapters" / name).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
