@@ -664,9 +664,8 @@ FINDINGS: dict[str, Finding] = {
             gain_vs_gain("fine", "random_function", headroom=True),
             unit="points of headroom",
             reason="5 points of headroom: the same twentieth as the 5-point threshold of the "
-            "raw gains, on the scale of what each target had left to gain (the random "
-            "function starts higher than the classes, so raw gains start from different "
-            "levels)",
+            "raw gains, on the scale of what each target had left to gain (targets that start "
+            "at different levels have different room to gain in raw points)",
         ),
         # chapter 6: hierarchy and depth
         Finding(

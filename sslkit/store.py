@@ -32,7 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from .profiles import Profile
-from .runs import TRAIN_FIELDS, NoSubsets, current_subset
+from .runs import SAMPLE_METRICS, TRAIN_FIELDS, NoSubsets, current_subset
 from .runtime import register_cache
 
 __all__ = [
@@ -191,7 +191,7 @@ class StoredRun:
 
     def value(self, metric, epoch, split="test", target="fine", stage=None, dim=None) -> float:
         """One stored number (see :meth:`sslkit.runs.Run.value`)."""
-        if metric in ("sample_ncc", "view_tightness"):  # runs.SAMPLE_METRICS
+        if metric in SAMPLE_METRICS:
             target = "sample"
         subset = current_subset()
         if split == "test" and subset is not None:  # inside runs.evaluation_subset(k)
@@ -274,9 +274,7 @@ def write_run(
     m.update(provenance)
     m["runs"][f"{config}/{seed}"] = entry
     m["runs"] = dict(sorted(m["runs"].items()))
-    tmp = path / f".manifest.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(m, indent=1, default=_json) + "\n")
-    os.replace(tmp, path / "manifest.json")
+    _write_manifest(path, m)
 
 
 def update_manifest(profile: Profile, fields: dict, root: Path | None = None) -> None:
@@ -287,7 +285,11 @@ def update_manifest(profile: Profile, fields: dict, root: Path | None = None) ->
     if not m:
         raise NotStored(f"no evidence store for profile {profile.name!r} at {path}")
     m.update(fields)
-    tmp = path / f".manifest.{os.getpid()}.tmp"
+    _write_manifest(path, m)
+
+
+def _write_manifest(path: Path, m: dict) -> None:
+    tmp = path / f".manifest.{os.getpid()}.tmp"  # a temporary file and a rename: never half-written
     tmp.write_text(json.dumps(m, indent=1, default=_json) + "\n")
     os.replace(tmp, path / "manifest.json")
 
