@@ -15,3 +15,12 @@ the README lists every module with its one job.)
 __version__ = "0.1.0"
 
 from .profiles import PROFILES, Profile, get_profile  # noqa: F401
+
+
+def __getattr__(name):
+    # ``sslkit.analyze`` without importing torch and the data layer at ``import sslkit``
+    if name == "analyze":
+        from .reverse import analyze  # lazy: the first use of sslkit.analyze loads its layers
+
+        return analyze
+    raise AttributeError(f"module 'sslkit' has no attribute {name!r}")

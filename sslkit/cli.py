@@ -9,6 +9,7 @@ data         load a dataset and describe it
 clean-cache  delete sslkit's cached runs (only in a folder sslkit created)
 plan         each chapter's runs, how many are cached, operations and estimated time per device
 evidence     the stored evidence: ``evidence scale`` runs (or resumes) the scale study
+analyze      reverse-engineer any encoder, layer by layer: an HTML report and a JSON file
 """
 
 from __future__ import annotations
@@ -27,10 +28,14 @@ from .cache import cache_root, clean
 from .configs import CONFIGS
 from .cost import THROUGHPUT, fmt_duration
 from .data import load
+from .encoders import build_encoder, load_weights
 from .methods import METHODS
 from .plan import CHAPTER_CONFIGS, chapter_plan, summary
 from .profiles import PROFILES, get_profile
+from .report import writable_folder, write_report
+from .reverse import analyze
 from .runs import train
+from .seeds import stream_seed
 
 
 def _train(args) -> int:
@@ -150,6 +155,46 @@ def _evidence(args) -> int:
     return 0
 
 
+def _analyze(args) -> int:
+    out = writable_folder(args.out)  # before anything is measured
+    name = "digits" if args.data == "smoke" else args.data  # the smoke profile's data
+    train_set = load(name, "train")
+    channels, side = train_set.channels, train_set.images.shape[-1]
+    model = build_encoder(args.model, channels, side, seed=args.seed)
+    if args.weights:
+        load_weights(model, args.weights)
+    elif not args.model.startswith("sslkit:"):
+        print("note: no --weights given: the model is at random initialisation", file=sys.stderr)
+    untrained = None
+    if not args.no_untrained:  # the architecture afresh, with its own initialisation
+        untrained = build_encoder(
+            args.model, channels, side, seed=stream_seed(args.seed, "weights")
+        )
+    device = (
+        torch.device(args.device)
+        if args.device
+        else (torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
+    )
+    result = analyze(
+        model.to(device),
+        (train_set, load(name, "test")),
+        layers=args.layers.split(",") if args.layers else None,
+        targets=args.targets.split(","),
+        untrained=untrained,
+        pixels=not args.no_pixels,
+        draws=args.draws,
+        max_fit=args.max_fit,
+        batch_size=args.batch_size,
+        device=device,
+        seed=args.seed,
+        progress=None if not args.quiet else False,
+    )
+    paths = write_report(result, out, title=f"{args.model} on {args.data}")
+    print(result.summary().round(4).to_string())
+    print(f"\nwrote {paths['report']} and {paths['results']}")
+    return 0
+
+
 def _add_profile(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--profile",
@@ -253,6 +298,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="the study's table (default: the one in the package, sslkit/evidence/scale/)",
     )
     ev.set_defaults(func=_evidence)
+    a = sub.add_parser(
+        "analyze",
+        help="reverse-engineer an encoder: how each layer clusters the classes, against random "
+        "controls, its untrained self and the raw pixels",
+    )
+    a.add_argument("--model", required=True, help="torchvision:NAME, sslkit:convnet, timm:NAME…")
+    a.add_argument("--weights", default=None, help="a state dict saved with torch.save")
+    a.add_argument(
+        "--data", default="smoke", help="smoke, digits, fashion-mnist, cifar10 or cifar100"
+    )
+    a.add_argument("--layers", default=None, help="comma-separated module names (default: stages)")
+    a.add_argument(
+        "--targets", default="fine,coarse,coarse_random,random_function", help="comma-separated"
+    )
+    a.add_argument("--draws", type=int, default=20, help="draws of each random control")
+    a.add_argument("--max-fit", type=int, default=10_000, help="images for the probe and kNN")
+    a.add_argument("--batch-size", type=int, default=256)
+    a.add_argument("--device", default=None, help="cpu, cuda… (default: cuda if available)")
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--no-untrained", action="store_true", help="skip the untrained floor")
+    a.add_argument("--no-pixels", action="store_true", help="skip the raw-pixel floor")
+    a.add_argument("--quiet", action="store_true", help="no progress bar")
+    a.add_argument(
+        "--out", type=Path, required=True, help="folder for report.html and results.json"
+    )
+    a.set_defaults(func=_analyze)
     return parser
 
 

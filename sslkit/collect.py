@@ -41,7 +41,7 @@ def plan() -> tuple:
     subsets of the test images (splits ``"test@k"``), so that a finding's interval can cover
     which test images were drawn.
     """
-    controls = (*draws("coarse_random"), *draws("random_function"))
+    controls = (*draws("coarse_random"), *draws("random_function"), *draws("untrained_kmeans"))
     return (
         (("fine",), ("ncc", "whitened_ncc", "probe"), "all", None, ("train", "test")),
         (("coarse",), ("ncc", "whitened_ncc", "probe"), "ends", None, ("train", "test")),

@@ -28,6 +28,7 @@ __all__ = [
     "check_holm",
     "check_random_grouping",
     "check_seeds_needed",
+    "check_cdnv_from_sums",
 ]
 
 
@@ -362,3 +363,22 @@ def check_seeds_needed(fn) -> bool:
                 "quantile has n − 1 degrees of freedom and falls as n grows)"
             )
     return _ok("number of seeds")
+
+
+def check_cdnv_from_sums(fn) -> bool:
+    """``fn(counts, sums, sq_norms)``: CDNV from per-class running sums only (``counts`` K,
+    ``sums`` K×D of ``Σ x``, ``sq_norms`` K of ``Σ ‖x‖²``, all float64), as the streaming
+    statistics of :mod:`sslkit.streaming` compute it; compared with :func:`sslkit.metrics.cdnv`
+    on the same features."""
+    g = torch.Generator().manual_seed(0)
+    for n, d, k, offset in ((300, 4, 3, 0.0), (500, 16, 5, 0.0), (400, 8, 4, 10.0)):
+        y = torch.arange(n) % k
+        x = (torch.randn(k, d, generator=g)[y] + 0.5 * torch.randn(n, d, generator=g)).double()
+        x = x + offset
+        counts = torch.bincount(y, minlength=k).double()
+        sums = torch.zeros(k, d, dtype=torch.float64).index_add_(0, y, x)
+        sq = torch.zeros(k, dtype=torch.float64).index_add_(0, y, (x**2).sum(1))
+        on = f"{n} samples, {d} dimensions, {k} classes" + (f", offset {offset}" if offset else "")
+        got = _call(fn, (counts, sums, sq), on)
+        _close(got, metrics.cdnv(x, y), f"CDNV on {on}", tol=1e-6)
+    return _ok("CDNV from running sums")

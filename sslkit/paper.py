@@ -667,6 +667,22 @@ FINDINGS: dict[str, Finding] = {
             "raw gains, on the scale of what each target had left to gain (targets that start "
             "at different levels have different room to gain in raw points)",
         ),
+        Finding(
+            "semantic_over_matched_random",
+            "Training improves alignment with semantic classes more than with a matched random "
+            "function: balanced groups that an untrained network of the same architecture "
+            "already forms",
+            DERIVED,
+            "gain over the untrained network of test NCC accuracy, true classes, as a share of "
+            "what was left to gain: (after − before) / (1 − before)",
+            "the same share for balanced k-means clusters of another untrained network's "
+            "features, as many and as large as the classes (mean over its draws)",
+            0.05,
+            gain_vs_gain("fine", "untrained_kmeans", headroom=True),
+            unit="points of headroom",
+            reason="5 points of headroom, the threshold of the other headroom comparison, fixed "
+            "before this control was measured on any stored run",
+        ),
         # chapter 6: hierarchy and depth
         Finding(
             "coarse_clustering",

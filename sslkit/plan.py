@@ -61,6 +61,7 @@ CHAPTER_CONFIGS: dict[str, tuple[str, ...]] = {
     "05": ("VICReg",),
     "06": ("VICReg",),
     "08": ("VICReg", "SimCLR", "Barlow Twins"),
+    "09": ("VICReg", "supervised"),
     "07": (
         "rotation",
         "jigsaw",

@@ -224,13 +224,7 @@ class Run:
         """
         if epoch not in self.snapshots:
             raise KeyError(f"no snapshot at epoch {epoch}; this run has {self.epochs}")
-        train_set, _, _ = datasets_for(self.profile)
-        net = build_backbone(
-            self.profile.backbone,
-            train_set.channels,
-            train_set.images.shape[-1],
-            self.profile.widths,
-        )
+        net = self._fresh()
         net.load_state_dict(self.snapshots[epoch])
         net = net.to(self.device).eval()
         if epoch == 0:
@@ -297,6 +291,17 @@ class Run:
         ]
         return pd.concat(frames, ignore_index=True)
 
+    def _fresh(self):
+        """A new network of this run's architecture (random weights from torch's generator)."""
+        train_set, _, _ = datasets_for(self.profile)
+        net = build_backbone(
+            self.profile.backbone,
+            train_set.channels,
+            train_set.images.shape[-1],
+            self.profile.widths,
+        )
+        return net.to(self.device)
+
     def _snapshot_key(self, epoch: int) -> dict:
         """What identifies the evaluations of one snapshot: its weights (a hash of their
         values), the evaluation images (their fingerprints), the seed (random targets and
@@ -358,7 +363,9 @@ class Run:
             for metric in metrics:
 
                 def compute(name=name, metric=metric):
-                    labels = make_targets(name, eval_train, eval_test, seed=self.seed)
+                    labels = make_targets(
+                        name, eval_train, eval_test, seed=self.seed, make_backbone=self._fresh
+                    )
                     xtr, xte = features_at_dim()
                     rows = evaluate_features(
                         xtr, xte, labels, self.stage_names, metric, subsets=subsets

@@ -19,6 +19,8 @@ of seed ``s`` is another seed's stream (a bare ``seed + 1`` would make the test 
 - ``projection``: the orthonormal projection of each stage (key: the stage's index);
   :func:`sslkit.evaluation.project_stages`.
 - ``pixel_subsets``: the images of the raw-pixel floor (key: 0 train, 1 test); :mod:`sslkit.paper`.
+- ``untrained_kmeans``: the weights of the other untrained network, and the k-means start, of
+  the matched random function; :func:`sslkit.targets.make_targets`.
 
 Not a stream of the run: the images a profile trains and evaluates on are fixed subsets of
 the dataset (:data:`TRAIN_SUBSET`, :data:`EVAL_SUBSET`), the same for every run and seed, so
@@ -42,6 +44,7 @@ STREAMS = (
     "random_function",
     "projection",
     "pixel_subsets",
+    "untrained_kmeans",
 )
 # Seeds of the fixed subsets of the dataset (sslkit.data.Dataset.subset): the SSL training
 # images, and the evaluation images of each split. Part of the profile, not of the run.

@@ -10,7 +10,15 @@ has a name understood by :func:`make_targets`:
   coarse groups (:func:`random_grouping`): the control of the coarse level;
 - ``"random_function"``: a function of the image with no semantics: k-means clusters of a
   fixed random projection of the pixels, as many as there are classes
-  (:func:`random_function_targets`).
+  (:func:`random_function_targets`). Its clusters are as unequal as the pixels make them;
+- ``"untrained_kmeans"``: the matched control: **balanced** k-means clusters (as many, and
+  as large, as the classes) of the features of *another* untrained network of the same
+  architecture (:func:`untrained_kmeans_targets`). A grouping the architecture can already
+  express, of the classes' sizes, that no one named.
+
+Random unions of classes of the same sizes as a label level are ``"coarse_random"``: the
+control of the coarse level. (Unions of fine classes with the fine classes' own sizes are the
+classes themselves, so the fine level's matched control is ``"untrained_kmeans"``.)
 
 A random control is a distribution, not one draw: ``"coarse_random@3"`` or
 ``"random_function@3"`` is draw 3 of that control (its own stream key), and :func:`draws`
@@ -23,12 +31,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .evaluation import calibrate_batchnorm, extract_features
 from .seeds import stream_seed
 
 __all__ = [
     "random_targets",
     "random_grouping",
     "random_function_targets",
+    "balanced_kmeans",
+    "untrained_kmeans_targets",
     "make_targets",
     "draws",
     "DRAWS",
@@ -39,7 +50,7 @@ __all__ = [
 # 20, so that one lucky or unlucky draw cannot decide a verdict).
 DRAWS = 20
 # The targets that are random controls, drawn again with ``@d``.
-DRAWN = ("coarse_random", "random_function")
+DRAWN = ("coarse_random", "random_function", "untrained_kmeans")
 
 
 def draws(name: str, n: int | None = None) -> tuple[str, ...]:
@@ -157,12 +168,117 @@ def random_function_targets(
     return torch.cdist(x, centres).argmin(1), torch.cdist(t, centres).argmin(1)
 
 
-def make_targets(name: str, train, test, seed: int = 0):
+def _balanced_assign(dist: torch.Tensor, capacity: torch.Tensor) -> torch.Tensor:
+    """Each row of the N×K distance matrix ``dist`` to one column, column ``j`` taking exactly
+    ``capacity[j]`` rows (``capacity.sum() == N``), nearer rows first.
+
+    Rounds of proposals: every unassigned row proposes its nearest column that still has room;
+    each column keeps its nearest proposers up to its room. Each round fills a column or
+    places every remaining row, so at most K rounds, each vectorized. A greedy assignment (not
+    the optimal transport), which is all a control grouping needs.
+    """
+    n, k = dist.shape
+    out = torch.full((n,), -1, dtype=torch.long, device=dist.device)
+    room = capacity.clone().to(dist.device)
+    for _ in range(k + 1):
+        free = out < 0
+        if not free.any():
+            break
+        rows = torch.nonzero(free).flatten()
+        d = dist[rows].masked_fill(room.unsqueeze(0) <= 0, float("inf"))
+        choice = d.argmin(1)
+        near = d.gather(1, choice.unsqueeze(1)).squeeze(1)
+        # rank every proposer among those proposing the same column, nearest first
+        by_distance = torch.argsort(near)
+        order = by_distance[torch.sort(choice[by_distance], stable=True).indices]
+        chosen = choice[order]
+        first = torch.searchsorted(chosen, torch.arange(k, device=dist.device))
+        rank = torch.arange(len(order), device=dist.device) - first[chosen]
+        keep = rank < room[chosen]
+        out[rows[order[keep]]] = chosen[keep]
+        room -= torch.bincount(chosen[keep], minlength=k)
+    return out
+
+
+def balanced_kmeans(x: torch.Tensor, k: int, seed: int = 0, iterations: int = 25) -> torch.Tensor:
+    """k-means with clusters of equal size: Lloyd's algorithm in which each assignment step
+    gives every cluster ``N / k`` points (sizes differ by at most one), nearer points first
+    (:func:`_balanced_assign`). Started from ``k`` random points. Returns the ``k`` centres.
+
+    Ordinary k-means finds clusters as unequal as the data make them; a control target
+    matched to balanced classes must be balanced too.
+    """
+    x = torch.as_tensor(x).float()
+    n = len(x)
+    if not 2 <= k <= n:
+        raise ValueError(f"balanced k-means needs 2 ≤ k ≤ N points, got k={k} and N={n}")
+    g = torch.Generator().manual_seed(int(seed))
+    capacity = torch.full((k,), n // k, dtype=torch.long)
+    capacity[: n % k] += 1
+    centres = x[torch.randperm(n, generator=g)[:k].to(x.device)].clone()
+    for _ in range(iterations):
+        assign = _balanced_assign(torch.cdist(x, centres), capacity)
+        moved = torch.zeros_like(centres).index_add_(0, assign, x)
+        centres = moved / capacity.to(x.device, x.dtype).unsqueeze(1)
+    return centres
+
+
+def balanced_labels(x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """Each point to one of the ``centres``, every centre taking an equal share (sizes differ
+    by at most one), nearer points first."""
+    k, n = len(centres), len(x)
+    capacity = torch.full((k,), n // k, dtype=torch.long)
+    capacity[: n % k] += 1
+    return _balanced_assign(torch.cdist(torch.as_tensor(x).float(), centres), capacity)
+
+
+_UNTRAINED_TARGETS: dict = {}  # (data, architecture, seed) -> targets: one fit serves every run
+
+
+@torch.no_grad()
+def untrained_kmeans_targets(train, test, k: int, make_backbone, seed: int = 0):
+    """The matched random function: balanced k-means of an untrained network's features.
+
+    ``make_backbone()`` builds a fresh network of the architecture under study; it is
+    initialised from ``seed`` (so not the network being measured, whose own untrained weights
+    come from another stream), its BatchNorm statistics are measured on ``train``'s images
+    (:func:`~sslkit.evaluation.calibrate_batchnorm`, as for the untrained floor), and its
+    last-stage features of the ``train`` images are clustered by :func:`balanced_kmeans` into
+    ``k`` clusters of equal size. Both splits are then labelled with equal shares per centre
+    (:func:`balanced_labels`), so the targets have the classes' sizes exactly where the
+    classes are balanced.
+
+    This control starts where the classes start in one respect that matters: a network of
+    this architecture expresses it without training. A trained network that gains more on
+    the classes than on it has learned something about the classes, not about what the
+    architecture already groups together.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        net = make_backbone()
+    key = (train.fingerprint(), test.fingerprint(), repr(net), int(seed), int(k))
+    if key not in _UNTRAINED_TARGETS:
+        mean, std = train.mean_std()
+        net = calibrate_batchnorm(net, train.images, mean, std)
+        xtr = extract_features(net, train.images, mean, std)
+        xte = extract_features(net, test.images, mean, std)
+        scale = xtr.std(0).clamp_min(1e-8)  # every feature on one scale: no unit dominates
+        xtr, xte = xtr / scale, xte / scale
+        centres = balanced_kmeans(xtr, k, seed=seed)
+        _UNTRAINED_TARGETS[key] = (balanced_labels(xtr, centres), balanced_labels(xte, centres))
+        while len(_UNTRAINED_TARGETS) > 512:
+            _UNTRAINED_TARGETS.pop(next(iter(_UNTRAINED_TARGETS)))
+    return _UNTRAINED_TARGETS[key]
+
+
+def make_targets(name: str, train, test, seed: int = 0, make_backbone=None):
     """``(train_targets, test_targets)`` of a named target for two datasets (see the module doc).
 
     Random targets draw from the named streams of run ``seed`` (:mod:`sslkit.seeds`): the
     train and test sets get independent draws of shuffled labels, one grouping of the
     classes serves both sets, and a random function is fitted once and applied to both.
+    ``make_backbone`` (no arguments → a fresh network of the architecture under study) is
+    needed by ``"untrained_kmeans"`` only.
     """
     base, _, draw = name.partition("@")
     if draw:
@@ -193,6 +309,19 @@ def make_targets(name: str, train, test, seed: int = 0):
             len(train.classes),
             stream_seed(seed, "random_function", *keys),
         )
+    if name == "untrained_kmeans":
+        if make_backbone is None:
+            raise ValueError(
+                "the target 'untrained_kmeans' clusters an untrained network's features: pass "
+                "make_backbone, a function with no arguments that builds the architecture"
+            )
+        return untrained_kmeans_targets(
+            train,
+            test,
+            len(train.classes),
+            make_backbone,
+            stream_seed(seed, "untrained_kmeans", *keys),
+        )
     if name.startswith("random_"):
         try:
             r = float(name.removeprefix("random_"))
@@ -204,6 +333,6 @@ def make_targets(name: str, train, test, seed: int = 0):
                 random_targets(test.labels, r, seed=stream_seed(seed, "targets_test")),
             )
     raise ValueError(
-        f"unknown target {name!r}; use fine, coarse, coarse_random, random_function (or a draw "
-        "of either, NAME@D) or random_R with R in [0, 1]"
+        f"unknown target {name!r}; use fine, coarse, coarse_random, random_function, "
+        "untrained_kmeans (or a draw of the last three, NAME@D) or random_R with R in [0, 1]"
     )

@@ -32,6 +32,14 @@ def test_exercise_checkers_accept_the_reference():
     assert exercises.check_random_grouping(random_grouping)
     assert exercises.check_seeds_needed(exercises._seeds_needed)
 
+    def cdnv_from_sums(n, s, q):
+        mu = s / n[:, None]
+        var = q / n - (mu**2).sum(1)
+        i, j = torch.triu_indices(len(n), len(n), 1)
+        return ((var[i] + var[j]) / (2 * ((mu[i] - mu[j]) ** 2).sum(1))).mean()
+
+    assert exercises.check_cdnv_from_sums(cdnv_from_sums)
+
 
 def test_exercise_checkers_reject_common_mistakes():
     with pytest.raises(AssertionError, match="not rotated correctly"):
@@ -89,6 +97,14 @@ def test_exercise_checkers_reject_common_mistakes():
         )
     with pytest.raises(AssertionError, match="the reference"):  # the normal quantile, not t
         exercises.check_seeds_needed(lambda sd, h: max(2, round((1.96 * sd / h) ** 2)))
+    with pytest.raises(AssertionError, match="CDNV on"):  # the mean square, not the variance
+
+        def no_centring(n, s, q):
+            mu = s / n[:, None]
+            i, j = torch.triu_indices(len(n), len(n), 1)
+            return (((q / n)[i] + (q / n)[j]) / (2 * ((mu[i] - mu[j]) ** 2).sum(1))).mean()
+
+        exercises.check_cdnv_from_sums(no_centring)
     with pytest.raises(AssertionError, match="fewer than three"):  # the coarse labels again
         exercises.check_random_grouping(lambda f, c, s: c)
 

@@ -7,6 +7,7 @@ import torch
 from scipy import stats
 
 from sslkit import analysis, book, configs, data, paper, profiles, runtime
+from sslkit.targets import DRAWN
 
 PROFILE = profiles.get_profile("smoke")
 
@@ -68,7 +69,7 @@ class World:
             return -self(config, "ncc", split, "fine", stage) if self.holds else 0.05 + 0.001 * k
         if not self.holds:  # training changes nothing anywhere, except it hurts a little
             return -0.05 + (-0.001 if metric == "probe" else 0.001) * k
-        control = target.partition("@")[0] in ("random_1", "random_function", "coarse_random")
+        control = target.partition("@")[0] in ("random_1", *DRAWN)
         if control or stage == "stage1":
             return 0.0
         if config == "Barlow invariance only":

@@ -93,3 +93,68 @@ def test_each_draw_of_a_random_control_is_its_own_and_repeatable():
         make_targets("fine@1", ds, ds)
     with pytest.raises(ValueError, match="not a random control"):
         draws("fine")
+
+
+def test_balanced_assignment_fills_every_column_exactly_nearest_first():
+    from sslkit.targets import _balanced_assign
+
+    # four points all nearest to column 0, which has room for two: the two nearest stay
+    dist = torch.tensor([[0.1, 5.0], [0.4, 1.0], [0.2, 3.0], [0.3, 0.9]])
+    out = _balanced_assign(dist, torch.tensor([2, 2]))
+    assert out.tolist() == [0, 1, 0, 1]
+    # where every point's nearest column has room, it is plain nearest-centre assignment
+    g = torch.Generator().manual_seed(0)
+    d = torch.rand(60, 3, generator=g)
+    loose = _balanced_assign(d, torch.tensor([60, 60, 60]))
+    assert torch.equal(loose, d.argmin(1))
+    tight = _balanced_assign(d, torch.tensor([20, 20, 20]))
+    assert tight.bincount().tolist() == [20, 20, 20]
+
+
+def test_balanced_kmeans_makes_equal_clusters_where_plain_kmeans_would_not():
+    from sklearn.metrics import adjusted_rand_score
+
+    from sslkit.targets import balanced_kmeans, balanced_labels
+
+    g = torch.Generator().manual_seed(1)
+    # three separated blobs of equal size are recovered exactly
+    centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    kind = torch.arange(301) % 3
+    x = centres[kind] + torch.randn(301, 2, generator=g) * 0.5
+    labels = balanced_labels(x, balanced_kmeans(x, 3, seed=0))
+    assert adjusted_rand_score(kind, labels) == 1.0
+    assert sorted(labels.bincount().tolist()) == [100, 100, 101]  # sizes differ by at most one
+    # one big blob and one small one: the clusters are still equal in size
+    x = torch.cat([torch.randn(90, 2, generator=g), torch.randn(10, 2, generator=g) + 20])
+    labels = balanced_labels(x, balanced_kmeans(x, 2, seed=0))
+    assert labels.bincount().tolist() == [50, 50]
+    assert len(set(labels[90:].tolist())) == 1  # the small blob is not split
+    with pytest.raises(ValueError, match="2 ≤ k ≤ N"):
+        balanced_kmeans(x, 1)
+
+
+def test_untrained_kmeans_is_a_balanced_function_of_another_untrained_network():
+    from sslkit import data, models
+    from sslkit.targets import draws, make_targets
+
+    n, k = 120, 4
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (n, 1, 8, 8), dtype=torch.uint8, generator=g)
+    labels = torch.arange(n) % k
+    ds = data.Dataset("t", images, labels, labels % 2, tuple("abcd"), ("x", "y"))
+
+    def make():
+        return models.build_backbone("convnet", 1, 8, (4, 4, 8, 8))
+
+    with pytest.raises(ValueError, match="pass make_backbone"):
+        make_targets("untrained_kmeans", ds, ds)
+    state = torch.random.get_rng_state()
+    ytr, yte = make_targets("untrained_kmeans@0", ds, ds, seed=2, make_backbone=make)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the global generator is untouched
+    assert ytr.bincount().tolist() == [n // k] * k  # balanced, as large as the classes
+    assert torch.equal(ytr, yte)  # the same images get the same groups: a function of the image
+    other = [
+        make_targets(t, ds, ds, seed=2, make_backbone=make)[0] for t in draws("untrained_kmeans", 3)
+    ]
+    assert torch.equal(other[0], ytr)  # repeatable
+    assert len({tuple(t.tolist()) for t in other}) == 3  # and each draw is its own network

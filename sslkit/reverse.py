@@ -1,0 +1,908 @@
+"""Reverse-engineer any encoder: the book's rulers, layer by layer, on a model trained elsewhere.
+
+:func:`analyze` asks Ben-Shaul et al.'s (2023) questions of any ``torch.nn.Module`` that maps
+images to features (a torchvision ResNet, a lightly or solo-learn backbone, a timm model, one
+of the book's networks):
+
+- how well each tapped layer clusters the **fine** and **coarse** classes, on the three rulers
+  (raw NCC, whitened NCC, the linear probe) plus CDNV and kNN;
+- against its **controls**: random groupings of the classes of the coarse level's sizes
+  (``coarse_random``) and random functions of the image (``random_function``: k-means of a
+  random projection of the pixels), each the mean over many draws;
+- against two **floors**: the same architecture untrained (BatchNorm statistics measured on the
+  data, as the book does) and the raw pixels.
+
+Everything that needs all the data is a running sum (:mod:`sslkit.streaming`): one forward pass
+over the fitting images gives class centres, variances and the whitening statistics, one over
+the scoring images gives NCC and CDNV, so an ImageNet-sized folder never has to fit in memory.
+The linear probe and kNN use a stratified subsample of at most ``max_fit`` images per split, and
+the settings say so.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from . import data as data_mod
+from .augment import to_float
+from .cache import cached
+from .metrics import WHITEN_EPS, knn_accuracy, linear_probe
+from .runtime import autocast_dtype, progress_enabled
+from .seeds import stream_seed
+from .streaming import ClassStats, _nearest
+from .targets import random_grouping
+
+__all__ = ["analyze", "Analysis", "METRICS", "TARGETS", "default_layers"]
+
+METRICS = ("ncc", "whitened_ncc", "cdnv", "probe", "knn")
+TARGETS = ("fine", "coarse", "coarse_random", "random_function")
+# Random controls: averaged over this many draws by default (at least 20, as in the book).
+DRAWS = 20
+# The linear probe and kNN are fitted on the features of at most this many images per split.
+MAX_FIT = 10_000
+# Whitening needs a D×D covariance: layers wider than this are measured without it.
+MAX_WHITEN_DIM = 4096
+# Raw pixels are average-pooled to at most this side before they are measured (the floor).
+PIXEL_SIDE = 32
+
+
+@dataclass
+class Analysis:
+    """What :func:`analyze` measured: ``table`` has one row per value, columns ``network``
+    (``"model"``, ``"untrained"``, ``"pixels"``), ``layer``, ``target``, ``metric``, ``split``,
+    ``value``; a random control has one row per draw (``"coarse_random@3"``). ``settings`` is
+    everything that decided the numbers."""
+
+    table: pd.DataFrame
+    settings: dict = field(default_factory=dict)
+
+    def summary(self, split: str = "test") -> pd.DataFrame:
+        """Mean over draws of each control, one row per (network, layer, target), one column
+        per metric."""
+        t = self.table[self.table.split == split].copy()
+        t["target"] = t.target.str.partition("@")[0]
+        return t.pivot_table(
+            index=["network", "layer", "target"], columns="metric", values="value", sort=False
+        )
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass
+class _Split:
+    """One split as batches of float images (normalised), fine and coarse label codes."""
+
+    name: str
+    n: int
+    fingerprint: str
+    fine: torch.Tensor | None  # codes 0..K−1, known up front (None: found in a pass)
+    coarse: torch.Tensor | None
+    batches: object  # callable(batch_size, limit=None) -> iterator of (x, fine, coarse)
+
+
+def _from_tensors(name, images, fine, coarse, mean, std) -> _Split:
+    images = torch.as_tensor(images)
+    if images.ndim == 3:
+        images = images.unsqueeze(1)
+    if images.ndim != 4:
+        raise ValueError(
+            f"images must be N×C×H×W (or N×H×W for grey images), got shape {tuple(images.shape)}"
+        )
+
+    def batches(size, index=None):
+        order = torch.arange(len(images)) if index is None else index
+        for part in order.split(size):
+            x = to_float(images[part], mean, std) if images.dtype == torch.uint8 else images[part]
+            yield x.float(), fine[part], None if coarse is None else coarse[part]
+
+    named = [("images", images), ("fine", fine)] + (
+        [("coarse", coarse)] if coarse is not None else []
+    )
+    return _Split(name, len(images), data_mod.fingerprint_tensors(named), fine, coarse, batches)
+
+
+def _from_torch_dataset(name, ds) -> _Split:
+    targets = getattr(ds, "targets", None)
+    fine = torch.as_tensor(np.asarray(targets)).long() if targets is not None else None
+
+    def batches(size, index=None):
+        subset = ds if index is None else torch.utils.data.Subset(ds, index.tolist())
+        loader = torch.utils.data.DataLoader(
+            subset, batch_size=size, shuffle=False, pin_memory=torch.cuda.is_available()
+        )
+        for item in loader:
+            if not isinstance(item, (list, tuple)) or len(item) < 2:
+                raise ValueError(
+                    "a Dataset for analyze must give (image, label) or (image, label, coarse) "
+                    f"items; got {type(item).__name__}"
+                )
+            x, y = item[0], item[1]
+            if not torch.is_tensor(x):
+                raise ValueError(
+                    "the Dataset gives images that are not tensors: add a transform such as "
+                    "torchvision.transforms.v2.Compose([ToImage(), "
+                    "ToDtype(torch.float32, scale=True)])"
+                )
+            yield (
+                x.float(),
+                torch.as_tensor(y).long(),
+                (torch.as_tensor(item[2]).long() if len(item) > 2 else None),
+            )
+
+    root = str(getattr(ds, "root", ""))
+    extra = [f"{type(ds).__name__}:{len(ds)}:{root}"]
+    named = [("targets", fine)] if fine is not None else []
+    fp = data_mod.fingerprint_tensors(named, *extra)
+    return _Split(name, len(ds), fp, fine, None, batches)
+
+
+def _split_of(name, obj, mean=None, std=None) -> _Split:
+    if isinstance(obj, data_mod.Dataset):
+        return _from_tensors(name, obj.images, obj.labels, obj.coarse_labels, mean, std)
+    if isinstance(obj, (tuple, list)):
+        if len(obj) not in (2, 3):
+            raise ValueError(
+                "data as tensors must be (images, labels) or (images, labels, coarse_labels), "
+                f"got a tuple of {len(obj)}"
+            )
+        images = torch.as_tensor(obj[0])
+        fine = torch.as_tensor(np.asarray(obj[1]))
+        coarse = torch.as_tensor(np.asarray(obj[2])) if len(obj) == 3 else None
+        if len(fine) != len(images) or (coarse is not None and len(coarse) != len(images)):
+            raise ValueError(
+                f"{len(images)} images but {len(fine)} labels"
+                + ("" if coarse is None else f" and {len(coarse)} coarse labels")
+            )
+        return _from_tensors(name, images, fine, coarse, mean, std)
+    if isinstance(obj, torch.utils.data.Dataset):
+        return _from_torch_dataset(name, obj)
+    raise TypeError(
+        f"data of type {type(obj).__name__} is not understood: pass a dataset name "
+        f"({', '.join(data_mod.DATASETS)}), (images, labels[, coarse]) tensors, a "
+        "torch.utils.data.Dataset, or a pair (fit, score) of any of these"
+    )
+
+
+def _uint8_stats(images):
+    """Per-channel mean and std (in [0, 1]) of uint8 images, for normalising them."""
+    x = torch.as_tensor(images)
+    if x.dtype != torch.uint8:
+        return None, None
+    if x.ndim == 3:
+        x = x.unsqueeze(1)
+    flat = x.transpose(0, 1).reshape(x.shape[1], -1).double() / 255
+    return tuple(flat.mean(1).tolist()), tuple(flat.std(1).clamp_min(1e-3).tolist())
+
+
+def _splits(data, seed: int) -> tuple[_Split, _Split, str]:
+    """``(fit, score, how)``: the images the centres, whitening and probes are fitted on, and
+    those they are scored on."""
+    if isinstance(data, str):
+        train, test = data_mod.load(data, "train"), data_mod.load(data, "test")
+        mean, std = train.mean_std()
+        how = f"{data}: fitted on its training split, scored on its test split"
+        return _split_of("fit", train, mean, std), _split_of("score", test, mean, std), how
+    pair = isinstance(data, (tuple, list)) and len(data) == 2 and not torch.is_tensor(data[0])
+    pair = pair and not isinstance(data[0], np.ndarray)
+    if pair:
+        fit, score = data
+        if isinstance(fit, data_mod.Dataset):
+            mean, std = fit.mean_std()
+        elif isinstance(fit, (tuple, list)):
+            mean, std = _uint8_stats(fit[0])
+        else:
+            mean, std = None, None
+        how = "fitted on the first data given, scored on the second"
+        return _split_of("fit", fit, mean, std), _split_of("score", score, mean, std), how
+    # one set: a fixed seeded split, 80% to fit and 20% to score
+    whole = data
+    if isinstance(whole, data_mod.Dataset):
+        mean, std = whole.mean_std()
+        whole = (whole.images, whole.labels, whole.coarse_labels)
+    elif isinstance(whole, (tuple, list)):
+        mean, std = _uint8_stats(whole[0])
+    else:
+        mean, std = None, None
+    n = len(whole[0]) if isinstance(whole, (tuple, list)) else len(whole)
+    g = torch.Generator().manual_seed(stream_seed(seed, "pixel_subsets", 2))
+    order = torch.randperm(n, generator=g)
+    cut = int(round(0.8 * n))
+    fit_idx, score_idx = order[:cut].sort().values, order[cut:].sort().values
+    how = f"one set split at random (seeded): {cut} images to fit, {n - cut} to score"
+    if isinstance(whole, (tuple, list)):
+        parts = [torch.as_tensor(np.asarray(t)) for t in whole]
+        fit = tuple(p[fit_idx] for p in parts)
+        score = tuple(p[score_idx] for p in parts)
+        return _split_of("fit", fit, mean, std), _split_of("score", score, mean, std), how
+    ds = whole
+    return (
+        _split_of("fit", torch.utils.data.Subset(ds, fit_idx.tolist())),
+        _split_of("score", torch.utils.data.Subset(ds, score_idx.tolist())),
+        how,
+    )
+
+
+# --------------------------------------------------------------------------- layers
+
+
+def default_layers(model) -> dict[str, str]:
+    """The layers :func:`analyze` taps when none are named: the stages of the book's backbones
+    (``stage1``… → ``stages.0``…), the four residual stages of a torchvision-style ResNet
+    (``layer1``…``layer4``), else the model's output."""
+    if hasattr(model, "stages") and hasattr(model, "stage_names"):
+        return {name: f"stages.{i}" for i, name in enumerate(model.stage_names)}
+    names = dict(model.named_modules())
+    if all(f"layer{i}" in names for i in range(1, 5)):
+        return {f"layer{i}": f"layer{i}" for i in range(1, 5)}
+    return {"output": ""}
+
+
+def _resolve_layers(model, layers) -> dict[str, str]:
+    if layers is None:
+        return default_layers(model)
+    if isinstance(layers, str):
+        layers = [s for s in layers.split(",") if s]
+    wanted = dict(layers) if isinstance(layers, dict) else {name: name for name in layers}
+    known = dict(model.named_modules())
+    for label, module in wanted.items():
+        if module in ("", "output"):
+            wanted[label] = ""
+            continue
+        if module not in known:
+            close = difflib.get_close_matches(module, [k for k in known if k], n=5)
+            top = [k for k in known if k and "." not in k]
+            raise ValueError(
+                f"the model has no layer {module!r}; "
+                + (f"close names: {', '.join(close)}" if close else "")
+                + f"{'; ' if close else ''}its top-level layers: {', '.join(top[:12])}"
+            )
+    if not wanted:
+        raise ValueError("layers is empty: name at least one layer, or pass None for the defaults")
+    return wanted
+
+
+def _pool(t: torch.Tensor) -> torch.Tensor:
+    """A layer's output as one vector per image, pooled as the book pools: spatial maps (N×C×H×W)
+    by global average, token sequences (N×T×D) by their mean."""
+    if t.ndim == 4:
+        return torch.flatten(F.adaptive_avg_pool2d(t, 1), 1)
+    if t.ndim == 3:
+        return t.mean(1)
+    if t.ndim == 2:
+        return t
+    raise ValueError(
+        f"cannot pool a layer output of shape {tuple(t.shape)} into one vector per image"
+    )
+
+
+def _pick(out, output, where="the model"):
+    """The one tensor of a layer's output; a tuple or dict needs ``output`` to say which."""
+    if torch.is_tensor(out):
+        return out
+    if isinstance(out, dict):
+        if output is None:
+            raise ValueError(
+                f"{where} returns a dict with keys {list(out)}: pass output=KEY to say which "
+                "tensor is the features"
+            )
+        return out[output]
+    if isinstance(out, (tuple, list)):
+        if output is None:
+            raise ValueError(
+                f"{where} returns a {type(out).__name__} of {len(out)} items: pass output=INDEX "
+                "to say which tensor is the features"
+            )
+        return out[output]
+    raise ValueError(f"{where} returns {type(out).__name__}, not a tensor")
+
+
+class _Tap:
+    """The pooled outputs of the chosen layers in one forward pass: forward hooks on the named
+    modules (any module; torchvision's ``create_feature_extractor`` gives the same tensors for
+    module outputs but needs a model that FX can trace), and the model's own output if asked."""
+
+    def __init__(self, model, layers: dict[str, str], output=None):
+        self.model, self.layers, self.output = model, layers, output
+        modules = dict(model.named_modules())
+        self._seen: dict[str, torch.Tensor] = {}
+        self._hooks = [
+            modules[m].register_forward_hook(self._keep(label)) for label, m in layers.items() if m
+        ]
+
+    def _keep(self, label):
+        def hook(module, inputs, out):
+            self._seen[label] = _pool(_pick(out, self.output, f"layer {self.layers[label]!r}"))
+
+        return hook
+
+    def __call__(self, x) -> dict[str, torch.Tensor]:
+        self._seen = {}
+        out = self.model(x)
+        feats = dict(self._seen)
+        for label, m in self.layers.items():
+            if not m:
+                feats[label] = _pool(_pick(out, self.output))
+        return {label: feats[label].float() for label in self.layers}
+
+    def close(self):
+        for h in self._hooks:
+            h.remove()
+
+
+def _first_conv(model):
+    return next((m for m in model.modules() if isinstance(m, torch.nn.Conv2d)), None)
+
+
+def _adapt_channels(model, channels: int):
+    """A function applied to each batch so the model can take it: grey images are repeated to
+    three channels for a model whose first convolution wants three; anything else is left."""
+    conv = _first_conv(model)
+    if conv is not None and channels == 1 and conv.in_channels == 3:
+        return (lambda x: x.expand(-1, 3, -1, -1)), "grey images repeated to 3 channels"
+    return (lambda x: x), ""
+
+
+# --------------------------------------------------------------------------- networks
+
+
+def untrained_copy(model, seed: int = 0):
+    """The model's architecture at random initialisation: a copy whose every layer with a
+    ``reset_parameters`` is re-initialised from ``seed`` (PyTorch's default initialisation of
+    that layer). An architecture with its own initialisation scheme (torchvision's ResNets
+    initialise convolutions with Kaiming normal) is better served by building it afresh and
+    passing it as ``untrained=``."""
+    net = copy.deepcopy(model)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        for m in net.modules():
+            if hasattr(m, "reset_parameters") and callable(m.reset_parameters):
+                m.reset_parameters()
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.reset_running_stats()
+    return net
+
+
+@torch.no_grad()
+def _calibrate(net, split: _Split, adapt, device, batch_size: int, limit: int):
+    """BatchNorm statistics measured on (at most ``limit``) fitting images, equal batches, as
+    :func:`sslkit.evaluation.calibrate_batchnorm` does for the book's untrained floor: batches of
+    2048 small images (at most 64×64, as the book's), of ``batch_size`` larger ones (memory)."""
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return net
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    x0, _, _ = next(iter(split.batches(1)))
+    small = x0.shape[-1] * x0.shape[-2] <= 64 * 64
+    size = min(2048 if small else batch_size, split.n, limit)
+    n = min(split.n, limit)
+    index = torch.arange(n - n % size)
+    net.train()
+    for x, _, _ in split.batches(size, index):
+        net(adapt(x.to(device)))
+    return net.eval()
+
+
+def _weights_hash(model) -> str:
+    return data_mod.fingerprint_tensors(sorted(model.state_dict().items()), type(model).__name__)
+
+
+# --------------------------------------------------------------------------- targets
+
+
+def _codes(values: torch.Tensor, what: str):
+    """Labels as codes 0..K−1 of their sorted distinct values, and the values (a map)."""
+    classes, codes = torch.unique(values, return_inverse=True)
+    return codes, classes
+
+
+class _Targets:
+    """Every target's labels for a batch: fine, coarse, random groupings of the fine classes of
+    the coarse level's sizes, and random functions of the image (k-means of a random projection
+    of the pooled pixels, fitted on at most ``max_fit`` fitting images)."""
+
+    def __init__(self, names, k, n_coarse, parent, pixel_sample, seed):
+        self.names = list(names)
+        self.k, self.n_coarse = k, n_coarse
+        self.maps = {}
+        self.functions = {}
+        for name in self.names:
+            base, _, d = name.partition("@")
+            if base == "coarse_random":
+                self.maps[name] = random_grouping(
+                    torch.arange(k), parent, stream_seed(seed, "grouping", int(d)), k
+                )
+            elif base == "random_function":
+                g = torch.Generator().manual_seed(stream_seed(seed, "random_function", int(d)))
+                x = pixel_sample
+                proj = torch.randn(x.shape[1], 32, generator=g) / x.shape[1] ** 0.5
+                z = x @ proj
+                centres = z[torch.randperm(len(z), generator=g)[:k]].clone()
+                for _ in range(25):  # Lloyd's algorithm, as sslkit.targets.random_function_targets
+                    assign = torch.cdist(z, centres).argmin(1)
+                    counts = torch.bincount(assign, minlength=k)
+                    moved = torch.zeros_like(centres).index_add_(0, assign, z)
+                    moved /= counts.clamp_min(1).unsqueeze(1)
+                    centres = torch.where(counts.unsqueeze(1) > 0, moved, centres)
+                self.functions[name] = (proj, centres)
+        self.sizes = {n: self._size(n) for n in self.names}
+
+    def _size(self, name):
+        base = name.partition("@")[0]
+        if base == "coarse" or base == "coarse_random":
+            return self.n_coarse
+        return self.k
+
+    def __call__(self, pixels, fine, coarse) -> dict[str, torch.Tensor]:
+        out = {}
+        for name in self.names:
+            base = name.partition("@")[0]
+            if base == "fine":
+                out[name] = fine
+            elif base == "coarse":
+                out[name] = coarse
+            elif base == "coarse_random":
+                out[name] = self.maps[name].to(fine.device)[fine]
+            else:
+                proj, centres = self.functions[name]
+                z = pixels.cpu() @ proj
+                out[name] = torch.cdist(z, centres).argmin(1).to(fine.device)
+        return out
+
+
+def _expand(targets, draws: int, have_coarse: bool) -> list[str]:
+    names = []
+    for t in targets:
+        base, _, d = t.partition("@")
+        if base not in TARGETS:
+            raise ValueError(f"unknown target {t!r}; analyze knows {', '.join(TARGETS)}")
+        if base in ("coarse", "coarse_random") and not have_coarse:
+            raise ValueError(
+                f"target {t!r} needs coarse labels: pass (images, labels, coarse_labels), or "
+                "leave out the coarse targets"
+            )
+        if base in ("coarse_random", "random_function") and not d:
+            names += [f"{base}@{i}" for i in range(draws)]
+        else:
+            names.append(t)
+    return names
+
+
+def _pixels(x: torch.Tensor) -> torch.Tensor:
+    side = min(x.shape[-1], PIXEL_SIDE)
+    if x.shape[-1] > side or x.shape[-2] > side:
+        x = F.adaptive_avg_pool2d(x, side)
+    return x.flatten(1)
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+def _stratified(codes: torch.Tensor, limit: int, seed: int) -> torch.Tensor:
+    """At most ``limit`` positions, each class in proportion to its size (all if few)."""
+    n = len(codes)
+    if n <= limit:
+        return torch.arange(n)
+    g = torch.Generator().manual_seed(int(seed))
+    keep = []
+    for c in torch.unique(codes):
+        idx = torch.nonzero(codes == c).flatten()
+        take = max(1, int(round(limit * len(idx) / n)))
+        keep.append(idx[torch.randperm(len(idx), generator=g)[:take]])
+    return torch.cat(keep).sort().values
+
+
+class _Measure:
+    """Running sums for one network over both passes."""
+
+    def __init__(self, names, sizes, fit_keep, score_keep, want):
+        self.names, self.sizes, self.want = names, sizes, want
+        self.fit_keep, self.score_keep = fit_keep, score_keep
+        self.cov: dict[str, ClassStats] = {}
+        self.fit: dict[tuple, ClassStats] = {}
+        self.score: dict[tuple, ClassStats] = {}
+        self.hits: dict[tuple, list] = {}
+        self.kept = {"fit": {}, "score": {}}
+        self.whiteners: dict = {}
+        self.centres: dict = {}
+
+    def add_fit(self, feats, labels, positions):
+        for layer, x in feats.items():
+            if "whitened_ncc" in self.want and x.shape[1] <= MAX_WHITEN_DIM:
+                self.cov.setdefault(layer, ClassStats(1, covariance=True)).update(
+                    x, torch.zeros(len(x), dtype=torch.long, device=x.device)
+                )
+            for name in self.names:
+                key = (layer, name)
+                self.fit.setdefault(key, ClassStats(self.sizes[name])).update(x, labels[name])
+            self._keep("fit", layer, x, positions, self.fit_keep)
+
+    def _keep(self, split, layer, x, positions, keep):
+        mask = torch.isin(positions, keep)
+        if mask.any():
+            self.kept[split].setdefault(layer, []).append(x[mask.to(x.device)].cpu())
+
+    def start_scoring(self):
+        for layer, stats in self.cov.items():
+            mu, w = stats.whitener()
+            self.whiteners[layer] = (mu, w)
+        for (layer, name), stats in self.fit.items():
+            classes = stats.present
+            centres = stats.centres[classes]
+            entry = {"classes": classes, "raw": centres.float(), "shift": stats.shift.float()}
+            if layer in self.whiteners:
+                mu, w = self.whiteners[layer]
+                entry["white"] = (centres - mu) @ w
+            self.centres[layer, name] = entry
+
+    def add_score(self, feats, labels, positions):
+        for layer, x in feats.items():
+            white = None
+            if layer in self.whiteners:
+                mu, w = self.whiteners[layer]
+                white = (x.double() - mu.to(x.device)) @ w.to(x.device)
+            for name in self.names:
+                y = labels[name]
+                entry = self.centres[layer, name]
+                classes = entry["classes"].to(x.device)
+                if "ncc" in self.want:
+                    raw, shift = entry["raw"].to(x.device), entry["shift"].to(x.device)
+                    hit = classes[_nearest(x, raw, shift)] == y
+                    self.hits.setdefault((layer, name, "ncc"), []).append(hit.cpu())
+                if white is not None:
+                    hit = classes[_nearest(white, entry["white"].to(x.device))] == y
+                    self.hits.setdefault((layer, name, "whitened_ncc"), []).append(hit.cpu())
+                if "cdnv" in self.want:
+                    self.score.setdefault((layer, name), ClassStats(self.sizes[name])).update(x, y)
+            self._keep("score", layer, x, positions, self.score_keep)
+
+    def rows(self, network, fit_labels, score_labels, knn_k):
+        rows = []
+
+        def row(layer, target, metric, split, value):
+            rows.append(dict(network=network, layer=layer, target=target, metric=metric,
+                             split=split, value=float(value)))  # fmt: skip
+
+        for (layer, name, metric), parts in self.hits.items():
+            hit = torch.cat(parts)
+            row(layer, name, metric, "test", hit.double().mean())
+        if "cdnv" in self.want:
+            for (layer, name), stats in self.fit.items():
+                row(layer, name, "cdnv", "train", _cdnv_or_nan(stats))
+                row(layer, name, "cdnv", "test", _cdnv_or_nan(self.score[layer, name]))
+        for layer in self.kept["fit"]:
+            xtr = torch.cat(self.kept["fit"][layer])
+            xte = torch.cat(self.kept["score"].get(layer, [xtr[:0]]))
+            if not len(xte):
+                continue
+            for name in ("fine", "coarse"):
+                if name not in fit_labels:
+                    continue
+                ytr, yte = fit_labels[name], score_labels[name]
+                if "probe" in self.want:
+                    row(layer, name, "probe", "test", linear_probe(xtr, ytr, xte, yte))
+                if "knn" in self.want:
+                    k = min(knn_k, len(xtr))
+                    row(layer, name, "knn", "test", knn_accuracy(xtr, ytr, xte, yte, k=k))
+        return rows
+
+
+def _cdnv_or_nan(stats) -> float:
+    try:
+        return stats.cdnv()
+    except ValueError:
+        return math.nan
+
+
+@torch.no_grad()
+def _measure_network(network, tap, fit, score, targets, want, adapt, device, batch_size,
+                     fit_keep, score_keep, knn_k, show, pixels_only=False):  # fmt: skip
+    m = _Measure(targets.names, targets.sizes, fit_keep, score_keep, want)
+    labels_of = {}
+    for split, add in ((fit, m.add_fit), (score, None)):
+        if add is None:
+            m.start_scoring()
+            add = m.add_score
+        kept = fit_keep if split is fit else score_keep
+        seen = 0
+        bar = _bar(split.n, f"{network}: {split.name}", show)
+        for x, fine, coarse in split.batches(batch_size):
+            positions = torch.arange(seen, seen + len(x))
+            seen += len(x)
+            fine = split.map_fine(fine)
+            coarse = split.map_coarse(fine, coarse)
+            x = x.to(device, non_blocking=True)
+            pixels = _pixels(x)
+            labels = targets(pixels, fine.to(device), None if coarse is None else coarse.to(device))
+            if pixels_only:
+                feats = {"pixels": pixels}
+            else:
+                xin = adapt(x)
+                if device.type == "cuda":
+                    xin = xin.contiguous(memory_format=torch.channels_last)
+                amp = autocast_dtype(device)
+                with torch.autocast(
+                    device.type, dtype=amp or torch.bfloat16, enabled=amp is not None
+                ):
+                    feats = tap(xin)
+                feats = {k: v.float() for k, v in feats.items()}
+            add(feats, labels, positions)
+            mask = torch.isin(positions, kept)
+            for name in ("fine", "coarse"):
+                if name in labels and labels[name] is not None:
+                    labels_of.setdefault((split.name, name), []).append(
+                        labels[name][mask.to(device)].cpu()
+                    )
+            bar.update(len(x))
+        bar.close()
+    fit_labels = {n: torch.cat(v) for (s, n), v in labels_of.items() if s == "fit"}
+    score_labels = {n: torch.cat(v) for (s, n), v in labels_of.items() if s == "score"}
+    return m.rows(network, fit_labels, score_labels, knn_k)
+
+
+class _NoBar:
+    def update(self, n):
+        pass
+
+    def close(self):
+        pass
+
+
+def _bar(total, desc, show):
+    if not show:
+        return _NoBar()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from tqdm.auto import tqdm  # lazy: only when a bar is shown (tqdm.auto probes Jupyter)
+    return tqdm(total=total, desc=desc, unit="img", leave=False)
+
+
+def _labels_of(split: _Split, batch_size: int):
+    """The fine (and coarse) labels of a split: known up front, or read in one pass."""
+    if split.fine is not None:
+        return torch.as_tensor(split.fine).long(), (
+            None if split.coarse is None else torch.as_tensor(split.coarse).long()
+        )
+    fine, coarse = [], []
+    for _, y, c in split.batches(batch_size):
+        fine.append(y)
+        if c is not None:
+            coarse.append(c)
+    return torch.cat(fine), (torch.cat(coarse) if coarse else None)
+
+
+def analyze(
+    model,
+    data,
+    layers=None,
+    targets=TARGETS,
+    metrics=METRICS,
+    *,
+    untrained="auto",
+    pixels: bool = True,
+    output=None,
+    draws: int = DRAWS,
+    max_fit: int = MAX_FIT,
+    batch_size: int = 256,
+    knn_k: int = 20,
+    device=None,
+    seed: int = 0,
+    cache: bool = True,
+    progress=None,
+) -> Analysis:
+    """Measure how every tapped layer of ``model`` clusters ``data``, against the controls and
+    the two floors (see the module doc).
+
+    Parameters
+    ----------
+    model : a ``torch.nn.Module`` that maps a batch of images to features (or to a tuple/dict:
+        then ``output`` says which item).
+    data : a dataset name (``"fashion-mnist"``…: fitted on its training split, scored on its test
+        split); ``(images, labels[, coarse_labels])`` tensors; a ``torch.utils.data.Dataset``
+        giving ``(image, label)`` items (e.g. ``ImageFolder`` with a transform); or a pair
+        ``(fit, score)`` of these. One set alone is split at random, 80% to fit, 20% to score.
+        uint8 images are scaled to [0, 1] and normalised per channel with the fitting images'
+        mean and std; float images are used as given.
+    layers : names in ``model.named_modules()`` (a list, or a dict ``label → module name``;
+        ``"output"`` is the model's output). ``None``: :func:`default_layers`.
+    targets : any of :data:`TARGETS`; a random control stands for ``draws`` draws (one row
+        each), or name one draw, ``"random_function@3"``.
+    metrics : any of :data:`METRICS`. NCC and whitened NCC score the scoring images against
+        the fitting images' centres (and ZCA, ε as :data:`sslkit.WHITEN_EPS`); CDNV is
+        measured on both; the probe and kNN fit on a stratified subsample of at most
+        ``max_fit`` fitting images and score at most ``max_fit`` scoring images, fine and
+        coarse targets only.
+    untrained : the untrained floor: ``"auto"`` (:func:`untrained_copy` of ``model``), a module
+        of the same architecture, or ``None`` for no floor. Its BatchNorm statistics are measured
+        on the fitting images first, as the book's untrained floor.
+    pixels : also measure the raw pixels (average-pooled to at most 32×32), the second floor.
+
+    Returns
+    -------
+    :class:`Analysis`. Results are cached in the ``evaluate`` cache, keyed by the weights of
+    both networks, the data's fingerprints and every setting.
+    """
+    want = tuple(metrics)
+    bad = [m for m in want if m not in METRICS]
+    if bad:
+        raise ValueError(f"unknown metrics {bad}; analyze measures {', '.join(METRICS)}")
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if max_fit < 2:
+        raise ValueError(f"max_fit must be at least 2, got {max_fit}")
+    device = (
+        torch.device(device)
+        if device is not None
+        else next((p.device for p in model.parameters()), torch.device("cpu"))
+    )
+    show = progress_enabled() if progress is None else progress
+    layer_map = _resolve_layers(model, layers)
+    fit, score, how = _splits(data, seed)
+    if untrained == "auto":
+        floor = untrained_copy(model, stream_seed(seed, "weights"))
+        floor_how = "the model's layers re-initialised (PyTorch defaults), BatchNorm calibrated"
+    elif untrained is None:
+        floor, floor_how = None, "none"
+    elif isinstance(untrained, torch.nn.Module):
+        floor, floor_how = copy.deepcopy(untrained), "given; BatchNorm calibrated on the data"
+    else:
+        raise TypeError("untrained must be 'auto', None or a torch.nn.Module")
+
+    # labels: codes 0..K−1 (mapped, and said so, when they are other integers)
+    fit_fine, fit_coarse = _labels_of(fit, batch_size)
+    score_fine, score_coarse = _labels_of(score, batch_size)
+    if torch.is_floating_point(fit_fine):
+        raise ValueError("labels must be integers; map them first (np.unique(return_inverse=True))")
+    classes = torch.unique(torch.cat([fit_fine, score_fine]))
+    if len(torch.unique(fit_fine)) < 2:
+        raise ValueError(
+            f"the fitting images hold one class only ({int(fit_fine[0])}): clustering by class "
+            "needs at least two"
+        )
+    remapped = not torch.equal(classes, torch.arange(len(classes)))
+    if remapped:
+        warnings.warn(
+            f"labels are not 0..K−1 (they are {classes[:5].tolist()}…); mapped to "
+            f"0..{len(classes) - 1} in sorted order", stacklevel=2,
+        )  # fmt: skip
+    k = len(classes)
+
+    def to_codes(y):
+        return torch.searchsorted(classes, y.long())
+
+    parent = None
+    n_coarse = 0
+    if fit_coarse is not None:
+        codes = to_codes(fit_fine)
+        coarse_classes = torch.unique(
+            torch.cat([fit_coarse] + ([score_coarse] if score_coarse is not None else []))
+        )
+        parent = torch.full((k,), -1, dtype=torch.long)
+        cc = torch.searchsorted(coarse_classes, fit_coarse.long())
+        parent[codes] = cc
+        clash = torch.zeros(k, dtype=torch.long).index_add_(
+            0, codes, cc
+        ) != parent * torch.bincount(codes, minlength=k)
+        if clash.any():
+            raise ValueError(
+                f"fine class {int(classes[torch.nonzero(clash)[0]])} has images in more than one "
+                "coarse class: coarse labels must group whole fine classes"
+            )
+        n_coarse = len(coarse_classes)
+        if (parent < 0).any():  # a class only in the scoring images: its group is unknown
+            raise ValueError(
+                f"fine classes {classes[parent < 0].tolist()} have no fitting image; every class "
+                "needs fitting images"
+            )
+    have_coarse = parent is not None
+    targets = tuple(targets)
+    if targets == TARGETS and not have_coarse:  # the defaults: the coarse ones where there are any
+        targets = tuple(t for t in targets if t not in ("coarse", "coarse_random"))
+    names = _expand(targets, draws, have_coarse)
+
+    for split in (fit, score):
+        split.map_fine = to_codes
+        if have_coarse:
+            split.map_coarse = lambda fine, coarse, p=parent: p.to(fine.device)[fine]
+        else:
+            split.map_coarse = lambda fine, coarse: None
+
+    fit_keep = _stratified(to_codes(fit_fine), max_fit, stream_seed(seed, "pixel_subsets", 0))
+    score_keep = _stratified(to_codes(score_fine), max_fit, stream_seed(seed, "pixel_subsets", 1))
+
+    # one batch through the model: its shape problems are found before any long pass
+    x0, _, _ = next(iter(fit.batches(min(batch_size, 2))))
+    adapt, adapted = _adapt_channels(model, x0.shape[1])
+    model_was = model.training
+    model.eval()
+    tap = _Tap(model, layer_map, output)
+    try:
+        with torch.no_grad():
+            tap(adapt(x0.to(device)))
+    except (RuntimeError, ValueError) as err:
+        tap.close()
+        if isinstance(err, ValueError):
+            raise
+        first = str(err).splitlines()[0]
+        raise ValueError(
+            f"the model cannot take images of shape {tuple(x0.shape)} (N×C×H×W): {first}. Resize "
+            "or convert them to what the model was trained on (e.g. with a torchvision "
+            "transform), or give images of the right size"
+        ) from None
+    tap.close()
+
+    settings = dict(
+        data=how,
+        fit_images=fit.n,
+        score_images=score.n,
+        classes=k,
+        coarse_classes=n_coarse,
+        labels_mapped=bool(remapped),
+        layers=layer_map,
+        targets=list(targets),
+        draws=draws,
+        metrics=list(want),
+        probe_knn_images=[int(len(fit_keep)), int(len(score_keep))],
+        subsampled=bool(len(fit_keep) < fit.n or len(score_keep) < score.n),
+        untrained=floor_how,
+        pixels=f"average-pooled to at most {PIXEL_SIDE}×{PIXEL_SIDE}" if pixels else "none",
+        adapted=adapted,
+        whitening=f"ZCA, ε = {WHITEN_EPS} × mean eigenvalue; layers wider than "
+        f"{MAX_WHITEN_DIM} not whitened",
+        knn_k=knn_k,
+        seed=seed,
+    )
+    key = dict(
+        kind="analyze",
+        model=_weights_hash(model),
+        untrained_weights=_weights_hash(floor) if floor is not None else None,
+        data=[fit.fingerprint, score.fingerprint],
+        **{k_: v for k_, v in settings.items() if k_ != "data"},
+        how=how,
+        output=repr(output),
+        batch_size=batch_size,
+    )
+
+    def compute():
+        pixel_sample = (
+            torch.cat([_pixels(x) for x, _, _ in fit.batches(batch_size, fit_keep)]).cpu()
+            if any(n.startswith("random_function") for n in names)
+            else None
+        )
+        tgt = _Targets(names, k, n_coarse, parent, pixel_sample, seed)
+        rows = []
+        nets = [("model", model)]
+        if floor is not None:
+            nets.append(("untrained", floor.to(device)))
+        for network, net in nets:
+            net.eval()
+            if network == "untrained":
+                _calibrate(net, fit, adapt, device, batch_size, max_fit)
+            t = _Tap(net, layer_map, output)
+            try:
+                rows += _measure_network(network, t, fit, score, tgt, want, adapt, device,
+                                         batch_size, fit_keep, score_keep, knn_k, show)  # fmt: skip
+            finally:
+                t.close()
+        if pixels:
+            rows += _measure_network("pixels", None, fit, score, tgt, want, adapt, device,
+                                     batch_size, fit_keep, score_keep, knn_k, show,
+                                     pixels_only=True)  # fmt: skip
+        return {"rows": pd.DataFrame(rows)}
+
+    try:
+        table = cached("evaluate", key, compute, enabled=cache)["rows"]
+    finally:
+        model.train(model_was)
+    return Analysis(table, settings)

@@ -1,0 +1,217 @@
+"""sslkit.analyze on any encoder: streaming statistics, agreement with the book's evaluation,
+bad input, and the command line."""
+
+import json
+
+import pytest
+import torch
+
+from sslkit import metrics, profiles, runs
+from sslkit.reverse import analyze
+from sslkit.streaming import ClassStats, NCCScore
+
+
+def _blobs(n=3000, d=16, k=5, offset=1000.0, seed=0):
+    centres = torch.randn(k, d, generator=torch.Generator().manual_seed(99))
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, k, (n,), generator=g)
+    return offset + centres[y] + 0.7 * torch.randn(n, d, generator=g), y
+
+
+def test_streaming_statistics_equal_the_in_memory_formulas():
+    x, y = _blobs()
+    tx, ty = _blobs(seed=1)
+    s = ClassStats(5, covariance=True)
+    for xb, yb in zip(x.split(701), y.split(701)):  # uneven batches
+        s.update(xb, yb)
+    xd = x.double()  # the reference in float64, from the formulas
+    centres = torch.stack([xd[y == c].mean(0) for c in range(5)])
+    var = torch.stack([((xd[y == c] - centres[c]) ** 2).sum(1).mean() for c in range(5)])
+    assert torch.allclose(s.centres, centres, rtol=0, atol=1e-9)
+    # features 1000 away from the origin: Q/n − ‖μ‖² would cancel in float32 without the shift
+    assert torch.allclose(s.variances, var, rtol=1e-6)
+    i, j = torch.triu_indices(5, 5, 1)
+    cdnv = ((var[i] + var[j]) / (2 * ((centres[i] - centres[j]) ** 2).sum(1))).mean().item()
+    assert s.cdnv() == pytest.approx(cdnv, rel=1e-6)
+    assert s.cdnv() == pytest.approx(metrics.cdnv(xd, y), rel=1e-6)
+    mu, w = s.whitener()
+    mu_ref, w_ref = metrics.zca_whitener(xd)
+    assert torch.allclose(mu, mu_ref) and torch.allclose(w, w_ref, atol=1e-6)
+    score = NCCScore(s)
+    white = NCCScore(s, s.whitener())
+    for xb, yb in zip(tx.split(999), ty.split(999)):
+        score.add(xb, yb)
+        white.add(xb, yb)
+    assert score.accuracy == pytest.approx(metrics.ncc_accuracy(tx.double(), ty, xd, y), abs=1e-9)
+    assert white.accuracy == pytest.approx(
+        metrics.whitened_ncc_accuracy(tx.double(), ty, xd, y), abs=1e-9
+    )
+
+
+def test_streaming_refuses_what_it_cannot_measure():
+    s = ClassStats(3)
+    with pytest.raises(ValueError, match="update"):
+        s.cdnv()
+    with pytest.raises(ValueError, match="0..2"):
+        s.update(torch.zeros(2, 4), torch.tensor([0, 3]))
+    s.update(torch.randn(4, 4), torch.tensor([0, 0, 0, 0]))
+    with pytest.raises(ValueError, match="two classes"):
+        s.cdnv()
+    with pytest.raises(ValueError, match="covariance=True"):
+        s.whitener()
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    prof = profiles.get_profile("smoke").replace(epochs=2, eval_every=2)
+    return runs.train("vicreg", prof, progress=False, cache=False)
+
+
+def test_the_generic_path_equals_the_books_evaluation(smoke_run):
+    r = smoke_run
+    _, eval_train, eval_test = runs.datasets_for(r.profile)
+    last = r.epochs[-1]
+    rulers = ("ncc", "whitened_ncc", "cdnv", "probe", "knn")
+    book = r.evaluate(targets=("fine",), metrics=rulers, epochs=[last])
+    book = book[book.split.isin(["train", "test"])]
+    a = analyze(
+        r.backbone_at(last), (eval_train, eval_test), targets=("fine",), metrics=rulers,
+        untrained=None, pixels=False, progress=False, cache=False,
+    )  # fmt: skip
+    ours = a.table[a.table.network == "model"]
+    joined = book.merge(
+        ours, left_on=["stage", "metric", "split"], right_on=["layer", "metric", "split"]
+    )
+    assert len(joined) == len(ours) == 3 * 6  # 3 stages; NCC, whitened, probe, kNN + CDNV twice
+    for _, row in joined.iterrows():
+        if row.metric == "cdnv":
+            assert row.value_y == pytest.approx(row.value_x, rel=1e-5), row.stage
+        else:  # accuracies: equal, up to a tie broken the other way by float rounding
+            assert abs(row.value_y - row.value_x) <= 1 / len(eval_test), (row.stage, row.metric)
+    assert a.settings["subsampled"] is False
+
+
+def test_controls_floors_and_subsampling_are_reported():
+    g = torch.Generator().manual_seed(0)
+    n = 400
+    images = torch.randint(0, 256, (n, 1, 8, 8), dtype=torch.uint8, generator=g)
+    fine = torch.arange(n) % 4
+    coarse = fine // 2
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 6, 3), torch.nn.BatchNorm2d(6), torch.nn.ReLU())
+    a = analyze(model, (images, fine, coarse), layers={"conv": "0", "out": "output"}, draws=3,
+                max_fit=100, progress=False, cache=False)  # fmt: skip
+    t = a.table
+    assert set(t.network) == {"model", "untrained", "pixels"}
+    assert set(t[t.target.str.startswith("coarse_random")].target) == {
+        f"coarse_random@{d}" for d in range(3)
+    }
+    assert a.settings["subsampled"] and a.settings["probe_knn_images"][0] <= 101
+    assert a.settings["fit_images"] == 320 and a.settings["score_images"] == 80  # one set: 80/20
+    assert not t.value.isna().any()
+
+
+class _TupleOut(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Conv2d(1, 4, 3)
+
+    def forward(self, x):
+        f = self.body(x).mean((2, 3))
+        return f, f.sum(1)
+
+
+def _tiny_data(n=60, k=3):
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (n, 1, 8, 8), dtype=torch.uint8, generator=g)
+    return images, torch.arange(n) % k
+
+
+def test_bad_input_gets_a_message_that_says_what_to_do(tmp_path):
+    images, labels = _tiny_data()
+    quiet = dict(progress=False, cache=False, untrained=None, pixels=False, draws=2)
+    with pytest.raises(ValueError, match="output=INDEX"):
+        analyze(_TupleOut(), (images, labels), targets=("fine",), **quiet)
+    model = _TupleOut()
+    a = analyze(model, (images, labels), targets=("fine",), output=0, **quiet)
+    assert set(a.table.layer) == {"output"}
+    with pytest.raises(ValueError, match="close names: body"):
+        analyze(_TupleOut(), (images, labels), layers=["bdy"], output=0, **quiet)
+    wrong_size = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(100, 5))
+    with pytest.raises(ValueError, match=r"cannot take images of shape \(2, 1, 8, 8\)"):
+        analyze(wrong_size, (images, labels), targets=("fine",), **quiet)
+    with pytest.raises(ValueError, match="one class only"):
+        analyze(_TupleOut(), (images, labels * 0), targets=("fine",), output=0, **quiet)
+    with pytest.raises(ValueError, match="needs coarse labels"):
+        analyze(_TupleOut(), (images, labels), targets=("coarse",), output=0, **quiet)
+    # labels that are not 0..K−1 are mapped, with a warning, and measure the same
+    with pytest.warns(UserWarning, match="mapped to 0..2"):
+        b = analyze(model, (images, labels * 10 + 7), targets=("fine",), output=0, **quiet)
+    assert b.table.value.tolist() == a.table.value.tolist()
+    from sslkit.report import writable_folder
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(ValueError, match="cannot write the report"):
+        writable_folder(blocker / "report")
+
+
+def test_a_torch_dataset_measures_like_the_same_tensors():
+    images, labels = _tiny_data(90)
+    x = images.float() / 255
+    quiet = dict(targets=("fine",), progress=False, cache=False, untrained=None, pixels=False)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU())
+    fit = torch.utils.data.TensorDataset(x[:60], labels[:60])
+    score = torch.utils.data.TensorDataset(x[60:], labels[60:])
+    a = analyze(model, (fit, score), **quiet)
+    b = analyze(model, ((x[:60], labels[:60]), (x[60:], labels[60:])), **quiet)
+    assert a.table.value.tolist() == pytest.approx(b.table.value.tolist())
+
+
+def test_weights_that_do_not_match_list_the_keys(tmp_path):
+    from sslkit.encoders import build_encoder, load_weights
+
+    net = build_encoder("sslkit:convnet", 1, 8, seed=0)
+    path = tmp_path / "w.pt"
+    torch.save({"module." + k: v for k, v in net.state_dict().items()}, path)
+    other = build_encoder("sslkit:convnet", 1, 8, seed=1)
+    load_weights(other, path)  # a DataParallel prefix is removed
+    assert all(
+        torch.equal(a, b) for a, b in zip(net.state_dict().values(), other.state_dict().values())
+    )
+    torch.save({"stages.0.0.weight": torch.zeros(1), "head.bias": torch.zeros(1)}, path)
+    with pytest.raises(
+        ValueError,
+        match="missing .* keys, first: .*unexpected 1 keys, first: head.bias; "
+        r"wrong shapes: stages.0.0.weight \(1,\)",
+    ):
+        load_weights(other, path)
+    from sslkit.encoders import _need
+
+    with pytest.raises(ValueError, match="pip install nosuchlibrary_xyz"):
+        _need("nosuchlibrary_xyz")
+    with pytest.raises(ValueError, match="LIBRARY:NAME"):
+        build_encoder("resnet18")
+    with pytest.raises(ValueError, match="close names: resnet18"):
+        build_encoder("torchvision:resnet1")
+
+
+def test_the_command_line_writes_a_report_of_a_torchvision_resnet(tmp_path, capsys):
+    from sslkit.cli import main
+
+    out = tmp_path / "report"
+    rc = main(["analyze", "--model", "torchvision:resnet18", "--data", "smoke", "--draws", "2",
+               "--max-fit", "300", "--quiet", "--out", str(out)])  # fmt: skip
+    assert rc == 0
+    payload = json.loads((out / "results.json").read_text())
+    networks = {row["network"] for row in payload["rows"]}
+    assert networks == {"model", "untrained", "pixels"}
+    assert {row["layer"] for row in payload["rows"] if row["network"] == "model"} == {
+        f"layer{i}" for i in range(1, 5)
+    }
+    assert payload["settings"]["adapted"] == "grey images repeated to 3 channels"
+    html = (out / "report.html").read_text()
+    assert html.count("<img src='data:image/png;base64,") >= 5 and "alt=" in html
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    rc = main(["analyze", "--model", "torchvision:resnet18", "--out", str(blocker / "r")])
+    assert rc == 2 and "cannot write the report" in capsys.readouterr().err
