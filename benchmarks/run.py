@@ -304,6 +304,20 @@ def peak_rss_of_streaming(repeat: int) -> float:
     return int(out.stdout.strip().splitlines()[-1]) / 1024
 
 
+def ddp_throughput(processes: int, steps: int) -> float:
+    """Images per second of the cpu profile's VICReg steps with ``processes`` gloo processes of
+    one thread each (benchmarks/ddp.py under torchrun)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone",
+         f"--nproc_per_node={processes}", str(ROOT / "benchmarks" / "ddp.py"),
+         "--profile", "cpu", "--steps", str(steps)],  # fmt: skip
+        capture_output=True, text=True, cwd=ROOT, check=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    line = next(x for x in out.stdout.splitlines() if x.startswith("images/s"))
+    return float(line.split()[1])
+
+
 # --------------------------------------------------------------------------- 5. memory
 
 
@@ -467,6 +481,16 @@ def main():
         )
     )
     print(f"4d. peak RSS of streaming analyze: {one:.0f} MB on 1x, {ten:.0f} MB on 10x", flush=True)
+    steps = 8 if args.quick else 20
+    two, one = ddp_throughput(2, steps), ddp_throughput(1, steps)
+    row(
+        "7. data-parallel training, 2 gloo processes",
+        two,
+        one,
+        "img/s",
+        None,
+        note="baseline: 1 process (1 thread each); on 2 cores this is the overhead, not a speed-up",
+    )
     rss = peak_rss_of_cpu_run()
     rows.append(
         (

@@ -329,7 +329,7 @@ def rulers_table(profile: Profile, seeds=None) -> pd.DataFrame:
 # own finding: a secondary finding that sharpens it (the headroom reading, the full width, the
 # coarse level against its control, the dose-response).
 ANSWER_ALSO = {
-    "semantic_over_random": ("semantic_over_random_headroom",),
+    "semantic_over_random": ("semantic_over_random_headroom", "semantic_over_matched_random"),
     "coarse_beyond_fine": ("coarse_clustering",),
     "deeper_gains_more": ("deeper_gains_more_full_width", "coarse_deeper_than_fine"),
     "regularization_clusters": ("ratio_slope", "ratio_slope_whitened_ncc", "ratio_slope_probe"),

@@ -203,6 +203,7 @@ def cached(
     enabled: bool = True,
     root=None,
     validate: Callable[[dict], None] | None = None,
+    write: bool = True,
 ) -> dict:
     """Return ``compute()``'s dict, from ``<root>/<kind>/<hash>.pt`` when present.
 
@@ -236,7 +237,7 @@ def cached(
                 stacklevel=2,
             )
     result = compute()
-    if enabled:
+    if enabled and write:  # write=False: read a stored entry, never store one (ranks ≠ 0)
         try:
             _claim(root)
             if path.parent.is_dir():

@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from . import collect, scale, store, verify
+from . import collect, distributed, scale, store, verify
 from .cache import cache_root, clean
 from .configs import CONFIGS
 from .cost import THROUGHPUT, fmt_duration
@@ -39,6 +39,8 @@ from .seeds import stream_seed
 
 
 def _train(args) -> int:
+    # under torchrun: join the process group (NCCL or gloo); in one process nothing happens
+    distributed.init_from_env()
     if args.threads < 0:
         raise ValueError(
             f"--threads must be 0 (torch's choice) or a positive number, got {args.threads}"
@@ -62,6 +64,8 @@ def _train(args) -> int:
         epochs=args.epochs,
         cache=not args.no_cache,
     )
+    if not distributed.is_main():  # rank 0 reports
+        return 0
     prof = r.profile
     print(
         f"method {args.method} | profile {prof.name} ({prof.dataset}, {prof.backbone}, "

@@ -20,6 +20,7 @@ import torch
 
 from . import augment as aug
 from . import losses
+from .distributed import gather
 from .models import Projector
 
 __all__ = [
@@ -80,6 +81,8 @@ class JointEmbedding:
     def __call__(self, model, images, labels, generator=None):
         x1, x2 = aug.two_views(images, self.augments, generator)
         z1, z2 = model(torch.cat([x1, x2])).float().chunk(2)
+        # several processes: the loss sees every rank's embeddings (identity in one process)
+        z1, z2 = gather(z1), gather(z2)
         out = self.loss(z1, z2)
         with torch.no_grad():
             out.terms["embedding_std"] = z1.std(0).mean()

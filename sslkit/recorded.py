@@ -38,6 +38,7 @@ RECORDED: dict[str, str] = {
     "barlow_redundancy_over_invariance": "not held",
     "semantic_over_random": "held",
     "semantic_over_random_headroom": "held",
+    "semantic_over_matched_random": "held",
     "coarse_clustering": "held",
     "coarse_beyond_fine": "inconclusive",
     "deeper_gains_more": "inconclusive",

@@ -22,23 +22,22 @@ the settings say so.
 from __future__ import annotations
 
 import copy
-import difflib
 import math
 import warnings
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
 from . import data as data_mod
-from .augment import to_float
 from .cache import cached
 from .metrics import WHITEN_EPS, knn_accuracy, linear_probe
 from .runtime import autocast_dtype, progress_enabled
 from .seeds import stream_seed
+from .sources import Split, fit_and_score, labels_of
 from .streaming import ClassStats, _nearest
+from .taps import Tap, adapt_channels, default_layers, resolve_layers
 from .targets import random_grouping
 
 __all__ = ["analyze", "Analysis", "METRICS", "TARGETS", "default_layers"]
@@ -75,283 +74,6 @@ class Analysis:
         )
 
 
-# --------------------------------------------------------------------------- data
-
-
-@dataclass
-class _Split:
-    """One split as batches of float images (normalised), fine and coarse label codes."""
-
-    name: str
-    n: int
-    fingerprint: str
-    fine: torch.Tensor | None  # codes 0..K−1, known up front (None: found in a pass)
-    coarse: torch.Tensor | None
-    batches: object  # callable(batch_size, limit=None) -> iterator of (x, fine, coarse)
-
-
-def _from_tensors(name, images, fine, coarse, mean, std) -> _Split:
-    images = torch.as_tensor(images)
-    if images.ndim == 3:
-        images = images.unsqueeze(1)
-    if images.ndim != 4:
-        raise ValueError(
-            f"images must be N×C×H×W (or N×H×W for grey images), got shape {tuple(images.shape)}"
-        )
-
-    def batches(size, index=None):
-        order = torch.arange(len(images)) if index is None else index
-        for part in order.split(size):
-            x = to_float(images[part], mean, std) if images.dtype == torch.uint8 else images[part]
-            yield x.float(), fine[part], None if coarse is None else coarse[part]
-
-    named = [("images", images), ("fine", fine)] + (
-        [("coarse", coarse)] if coarse is not None else []
-    )
-    return _Split(name, len(images), data_mod.fingerprint_tensors(named), fine, coarse, batches)
-
-
-def _from_torch_dataset(name, ds) -> _Split:
-    targets = getattr(ds, "targets", None)
-    fine = torch.as_tensor(np.asarray(targets)).long() if targets is not None else None
-
-    def batches(size, index=None):
-        subset = ds if index is None else torch.utils.data.Subset(ds, index.tolist())
-        loader = torch.utils.data.DataLoader(
-            subset, batch_size=size, shuffle=False, pin_memory=torch.cuda.is_available()
-        )
-        for item in loader:
-            if not isinstance(item, (list, tuple)) or len(item) < 2:
-                raise ValueError(
-                    "a Dataset for analyze must give (image, label) or (image, label, coarse) "
-                    f"items; got {type(item).__name__}"
-                )
-            x, y = item[0], item[1]
-            if not torch.is_tensor(x):
-                raise ValueError(
-                    "the Dataset gives images that are not tensors: add a transform such as "
-                    "torchvision.transforms.v2.Compose([ToImage(), "
-                    "ToDtype(torch.float32, scale=True)])"
-                )
-            yield (
-                x.float(),
-                torch.as_tensor(y).long(),
-                (torch.as_tensor(item[2]).long() if len(item) > 2 else None),
-            )
-
-    root = str(getattr(ds, "root", ""))
-    extra = [f"{type(ds).__name__}:{len(ds)}:{root}"]
-    named = [("targets", fine)] if fine is not None else []
-    fp = data_mod.fingerprint_tensors(named, *extra)
-    return _Split(name, len(ds), fp, fine, None, batches)
-
-
-def _split_of(name, obj, mean=None, std=None) -> _Split:
-    if isinstance(obj, data_mod.Dataset):
-        return _from_tensors(name, obj.images, obj.labels, obj.coarse_labels, mean, std)
-    if isinstance(obj, (tuple, list)):
-        if len(obj) not in (2, 3):
-            raise ValueError(
-                "data as tensors must be (images, labels) or (images, labels, coarse_labels), "
-                f"got a tuple of {len(obj)}"
-            )
-        images = torch.as_tensor(obj[0])
-        fine = torch.as_tensor(np.asarray(obj[1]))
-        coarse = torch.as_tensor(np.asarray(obj[2])) if len(obj) == 3 else None
-        if len(fine) != len(images) or (coarse is not None and len(coarse) != len(images)):
-            raise ValueError(
-                f"{len(images)} images but {len(fine)} labels"
-                + ("" if coarse is None else f" and {len(coarse)} coarse labels")
-            )
-        return _from_tensors(name, images, fine, coarse, mean, std)
-    if isinstance(obj, torch.utils.data.Dataset):
-        return _from_torch_dataset(name, obj)
-    raise TypeError(
-        f"data of type {type(obj).__name__} is not understood: pass a dataset name "
-        f"({', '.join(data_mod.DATASETS)}), (images, labels[, coarse]) tensors, a "
-        "torch.utils.data.Dataset, or a pair (fit, score) of any of these"
-    )
-
-
-def _uint8_stats(images):
-    """Per-channel mean and std (in [0, 1]) of uint8 images, for normalising them."""
-    x = torch.as_tensor(images)
-    if x.dtype != torch.uint8:
-        return None, None
-    if x.ndim == 3:
-        x = x.unsqueeze(1)
-    flat = x.transpose(0, 1).reshape(x.shape[1], -1).double() / 255
-    return tuple(flat.mean(1).tolist()), tuple(flat.std(1).clamp_min(1e-3).tolist())
-
-
-def _splits(data, seed: int) -> tuple[_Split, _Split, str]:
-    """``(fit, score, how)``: the images the centres, whitening and probes are fitted on, and
-    those they are scored on."""
-    if isinstance(data, str):
-        train, test = data_mod.load(data, "train"), data_mod.load(data, "test")
-        mean, std = train.mean_std()
-        how = f"{data}: fitted on its training split, scored on its test split"
-        return _split_of("fit", train, mean, std), _split_of("score", test, mean, std), how
-    pair = isinstance(data, (tuple, list)) and len(data) == 2 and not torch.is_tensor(data[0])
-    pair = pair and not isinstance(data[0], np.ndarray)
-    if pair:
-        fit, score = data
-        if isinstance(fit, data_mod.Dataset):
-            mean, std = fit.mean_std()
-        elif isinstance(fit, (tuple, list)):
-            mean, std = _uint8_stats(fit[0])
-        else:
-            mean, std = None, None
-        how = "fitted on the first data given, scored on the second"
-        return _split_of("fit", fit, mean, std), _split_of("score", score, mean, std), how
-    # one set: a fixed seeded split, 80% to fit and 20% to score
-    whole = data
-    if isinstance(whole, data_mod.Dataset):
-        mean, std = whole.mean_std()
-        whole = (whole.images, whole.labels, whole.coarse_labels)
-    elif isinstance(whole, (tuple, list)):
-        mean, std = _uint8_stats(whole[0])
-    else:
-        mean, std = None, None
-    n = len(whole[0]) if isinstance(whole, (tuple, list)) else len(whole)
-    g = torch.Generator().manual_seed(stream_seed(seed, "pixel_subsets", 2))
-    order = torch.randperm(n, generator=g)
-    cut = int(round(0.8 * n))
-    fit_idx, score_idx = order[:cut].sort().values, order[cut:].sort().values
-    how = f"one set split at random (seeded): {cut} images to fit, {n - cut} to score"
-    if isinstance(whole, (tuple, list)):
-        parts = [torch.as_tensor(np.asarray(t)) for t in whole]
-        fit = tuple(p[fit_idx] for p in parts)
-        score = tuple(p[score_idx] for p in parts)
-        return _split_of("fit", fit, mean, std), _split_of("score", score, mean, std), how
-    ds = whole
-    return (
-        _split_of("fit", torch.utils.data.Subset(ds, fit_idx.tolist())),
-        _split_of("score", torch.utils.data.Subset(ds, score_idx.tolist())),
-        how,
-    )
-
-
-# --------------------------------------------------------------------------- layers
-
-
-def default_layers(model) -> dict[str, str]:
-    """The layers :func:`analyze` taps when none are named: the stages of the book's backbones
-    (``stage1``… → ``stages.0``…), the four residual stages of a torchvision-style ResNet
-    (``layer1``…``layer4``), else the model's output."""
-    if hasattr(model, "stages") and hasattr(model, "stage_names"):
-        return {name: f"stages.{i}" for i, name in enumerate(model.stage_names)}
-    names = dict(model.named_modules())
-    if all(f"layer{i}" in names for i in range(1, 5)):
-        return {f"layer{i}": f"layer{i}" for i in range(1, 5)}
-    return {"output": ""}
-
-
-def _resolve_layers(model, layers) -> dict[str, str]:
-    if layers is None:
-        return default_layers(model)
-    if isinstance(layers, str):
-        layers = [s for s in layers.split(",") if s]
-    wanted = dict(layers) if isinstance(layers, dict) else {name: name for name in layers}
-    known = dict(model.named_modules())
-    for label, module in wanted.items():
-        if module in ("", "output"):
-            wanted[label] = ""
-            continue
-        if module not in known:
-            close = difflib.get_close_matches(module, [k for k in known if k], n=5)
-            top = [k for k in known if k and "." not in k]
-            raise ValueError(
-                f"the model has no layer {module!r}; "
-                + (f"close names: {', '.join(close)}" if close else "")
-                + f"{'; ' if close else ''}its top-level layers: {', '.join(top[:12])}"
-            )
-    if not wanted:
-        raise ValueError("layers is empty: name at least one layer, or pass None for the defaults")
-    return wanted
-
-
-def _pool(t: torch.Tensor) -> torch.Tensor:
-    """A layer's output as one vector per image, pooled as the book pools: spatial maps (N×C×H×W)
-    by global average, token sequences (N×T×D) by their mean."""
-    if t.ndim == 4:
-        return torch.flatten(F.adaptive_avg_pool2d(t, 1), 1)
-    if t.ndim == 3:
-        return t.mean(1)
-    if t.ndim == 2:
-        return t
-    raise ValueError(
-        f"cannot pool a layer output of shape {tuple(t.shape)} into one vector per image"
-    )
-
-
-def _pick(out, output, where="the model"):
-    """The one tensor of a layer's output; a tuple or dict needs ``output`` to say which."""
-    if torch.is_tensor(out):
-        return out
-    if isinstance(out, dict):
-        if output is None:
-            raise ValueError(
-                f"{where} returns a dict with keys {list(out)}: pass output=KEY to say which "
-                "tensor is the features"
-            )
-        return out[output]
-    if isinstance(out, (tuple, list)):
-        if output is None:
-            raise ValueError(
-                f"{where} returns a {type(out).__name__} of {len(out)} items: pass output=INDEX "
-                "to say which tensor is the features"
-            )
-        return out[output]
-    raise ValueError(f"{where} returns {type(out).__name__}, not a tensor")
-
-
-class _Tap:
-    """The pooled outputs of the chosen layers in one forward pass: forward hooks on the named
-    modules (any module; torchvision's ``create_feature_extractor`` gives the same tensors for
-    module outputs but needs a model that FX can trace), and the model's own output if asked."""
-
-    def __init__(self, model, layers: dict[str, str], output=None):
-        self.model, self.layers, self.output = model, layers, output
-        modules = dict(model.named_modules())
-        self._seen: dict[str, torch.Tensor] = {}
-        self._hooks = [
-            modules[m].register_forward_hook(self._keep(label)) for label, m in layers.items() if m
-        ]
-
-    def _keep(self, label):
-        def hook(module, inputs, out):
-            self._seen[label] = _pool(_pick(out, self.output, f"layer {self.layers[label]!r}"))
-
-        return hook
-
-    def __call__(self, x) -> dict[str, torch.Tensor]:
-        self._seen = {}
-        out = self.model(x)
-        feats = dict(self._seen)
-        for label, m in self.layers.items():
-            if not m:
-                feats[label] = _pool(_pick(out, self.output))
-        return {label: feats[label].float() for label in self.layers}
-
-    def close(self):
-        for h in self._hooks:
-            h.remove()
-
-
-def _first_conv(model):
-    return next((m for m in model.modules() if isinstance(m, torch.nn.Conv2d)), None)
-
-
-def _adapt_channels(model, channels: int):
-    """A function applied to each batch so the model can take it: grey images are repeated to
-    three channels for a model whose first convolution wants three; anything else is left."""
-    conv = _first_conv(model)
-    if conv is not None and channels == 1 and conv.in_channels == 3:
-        return (lambda x: x.expand(-1, 3, -1, -1)), "grey images repeated to 3 channels"
-    return (lambda x: x), ""
-
-
 # --------------------------------------------------------------------------- networks
 
 
@@ -373,7 +95,7 @@ def untrained_copy(model, seed: int = 0):
 
 
 @torch.no_grad()
-def _calibrate(net, split: _Split, adapt, device, batch_size: int, limit: int):
+def _calibrate(net, split: Split, adapt, device, batch_size: int, limit: int):
     """BatchNorm statistics measured on (at most ``limit``) fitting images, equal batches, as
     :func:`sslkit.evaluation.calibrate_batchnorm` does for the book's untrained floor: batches of
     2048 small images (at most 64×64, as the book's), of ``batch_size`` larger ones (memory)."""
@@ -399,12 +121,6 @@ def _weights_hash(model) -> str:
 
 
 # --------------------------------------------------------------------------- targets
-
-
-def _codes(values: torch.Tensor, what: str):
-    """Labels as codes 0..K−1 of their sorted distinct values, and the values (a map)."""
-    classes, codes = torch.unique(values, return_inverse=True)
-    return codes, classes
 
 
 class _Targets:
@@ -668,20 +384,6 @@ def _bar(total, desc, show):
     return tqdm(total=total, desc=desc, unit="img", leave=False)
 
 
-def _labels_of(split: _Split, batch_size: int):
-    """The fine (and coarse) labels of a split: known up front, or read in one pass."""
-    if split.fine is not None:
-        return torch.as_tensor(split.fine).long(), (
-            None if split.coarse is None else torch.as_tensor(split.coarse).long()
-        )
-    fine, coarse = [], []
-    for _, y, c in split.batches(batch_size):
-        fine.append(y)
-        if c is not None:
-            coarse.append(c)
-    return torch.cat(fine), (torch.cat(coarse) if coarse else None)
-
-
 def analyze(
     model,
     data,
@@ -747,8 +449,8 @@ def analyze(
         else next((p.device for p in model.parameters()), torch.device("cpu"))
     )
     show = progress_enabled() if progress is None else progress
-    layer_map = _resolve_layers(model, layers)
-    fit, score, how = _splits(data, seed)
+    layer_map = resolve_layers(model, layers)
+    fit, score, how = fit_and_score(data, seed)
     if untrained == "auto":
         floor = untrained_copy(model, stream_seed(seed, "weights"))
         floor_how = "the model's layers re-initialised (PyTorch defaults), BatchNorm calibrated"
@@ -760,8 +462,8 @@ def analyze(
         raise TypeError("untrained must be 'auto', None or a torch.nn.Module")
 
     # labels: codes 0..K−1 (mapped, and said so, when they are other integers)
-    fit_fine, fit_coarse = _labels_of(fit, batch_size)
-    score_fine, score_coarse = _labels_of(score, batch_size)
+    fit_fine, fit_coarse = labels_of(fit, batch_size)
+    score_fine, score_coarse = labels_of(score, batch_size)
     if torch.is_floating_point(fit_fine):
         raise ValueError("labels must be integers; map them first (np.unique(return_inverse=True))")
     classes = torch.unique(torch.cat([fit_fine, score_fine]))
@@ -823,10 +525,10 @@ def analyze(
 
     # one batch through the model: its shape problems are found before any long pass
     x0, _, _ = next(iter(fit.batches(min(batch_size, 2))))
-    adapt, adapted = _adapt_channels(model, x0.shape[1])
+    adapt, adapted = adapt_channels(model, x0.shape[1])
     model_was = model.training
     model.eval()
-    tap = _Tap(model, layer_map, output)
+    tap = Tap(model, layer_map, output)
     try:
         with torch.no_grad():
             tap(adapt(x0.to(device)))
@@ -889,7 +591,7 @@ def analyze(
             net.eval()
             if network == "untrained":
                 _calibrate(net, fit, adapt, device, batch_size, max_fit)
-            t = _Tap(net, layer_map, output)
+            t = Tap(net, layer_map, output)
             try:
                 rows += _measure_network(network, t, fit, score, tgt, want, adapt, device,
                                          batch_size, fit_keep, score_keep, knn_k, show)  # fmt: skip

@@ -25,6 +25,7 @@ import torch
 from . import data as data_mod
 from .cache import cached, config_hash
 from .cost import warn_if_long
+from .distributed import is_main
 from .evaluation import (
     ACCURACIES,
     METRICS,
@@ -635,7 +636,8 @@ def train(
             if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
                 raise ValueError("non-finite weights")
 
-    result = cached("train", config, compute, enabled=cache, validate=check)
+    # several processes (torchrun): every rank reads a stored run, only rank 0 stores one
+    result = cached("train", config, compute, enabled=cache, validate=check, write=is_main())
     model = build_model(meth, prof, train_set)
     model.load_state_dict(result["state_dict"])
     model.to(device).eval()

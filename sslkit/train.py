@@ -7,9 +7,10 @@ evaluation callbacks at chosen epochs, saves and resumes checkpoints, stops on a
 non-finite loss or gradient, and warns when the embeddings collapse. It returns a tidy
 pandas DataFrame: one row per (epoch, step, phase, metric[, stage, target, split]) value.
 
-Multi-GPU: the loop only touches the model through ``model(...)`` and the optimiser, and
-draws its shuffling from a generator, so wrapping the model in ``DistributedDataParallel``
-and sharding the permutation by rank is the whole change (left to a later issue).
+Several processes (``torchrun``, :mod:`sslkit.distributed`): the model is wrapped in
+``DistributedDataParallel`` (BatchNorm synchronised by default), every rank draws the same
+permutation from the shared ``batches`` stream and trains on its shard of each global batch,
+and only rank 0 evaluates, checkpoints and shows progress. In one process nothing changes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Callable
 import pandas as pd
 import torch
 
+from . import distributed as dist
 from .cache import atomic_save, safe_load, to_payload
 from .runtime import autocast_dtype, progress_enabled
 from .seeds import generator
@@ -172,8 +174,9 @@ def _all_finite(tensors) -> bool:
 
 def _backward(out, params, epoch: int, step: int, last_finite: dict) -> None:
     """``out.total.backward()``, or ``FloatingPointError`` (weights untouched) on a non-finite
-    loss or gradient, naming the epoch, the step and the last finite loss terms."""
-    finite_loss = bool(torch.isfinite(out.total))
+    loss or gradient, naming the epoch, the step and the last finite loss terms. With several
+    processes, a non-finite loss on any rank stops every rank here, with this message."""
+    finite_loss = dist.all_finite(out.total)
     if finite_loss:
         out.total.backward()
     if finite_loss and _all_finite([p.grad for p in params]):
@@ -250,6 +253,8 @@ class _EpochEnd:
                 "nothing "
                 "was stored. Lower the learning rate."
             )
+        if not dist.is_main():  # rank 0 keeps the books: evaluations and checkpoints
+            return
         self.evaluate(model, epoch, history)
         if self.checkpoint_dir is not None and (
             epoch % self.checkpoint_every == 0 or epoch == self.epochs
@@ -276,6 +281,7 @@ def fit(
     collapse_threshold: float = 0.05,
     device=None,
     stop_after: int | None = None,
+    sync_batchnorm: bool | None = None,
 ) -> pd.DataFrame:
     """Train ``model`` with ``method`` on ``data`` and return the history.
 
@@ -308,6 +314,13 @@ def fit(
     stop_after : int, optional
         Stop after this epoch, with the schedule of all ``epochs`` (the first epochs of the
         full run, exactly: how the evidence store is re-verified).
+    sync_batchnorm : bool, optional
+        Under ``torchrun`` with several processes: synchronise BatchNorm statistics over the
+        global batch (``SyncBatchNorm``). Default: on for the joint-embedding methods, whose
+        losses compare embeddings across the whole batch; with per-rank statistics each
+        shard would be normalised on its own, a batch-size change the single-process run
+        never saw (and a channel through which a rank's views can recognise each other, as
+        SimCLR's authors note of BatchNorm). Ignored in one process.
 
     Raises
     ------
@@ -318,6 +331,7 @@ def fit(
     device, n_batches = _check_arguments(data, epochs, batch_size, device)
     data = data.to(device)
     model = model.to(device, memory_format=torch.channels_last)
+    net, undo = _parallel(model, method, device, sync_batchnorm)
     params = list(model.parameters())
     opt, sched = _optimiser(params, lr, weight_decay, n_batches, epochs)
     gen = generator(seed, "batches", device=device)
@@ -328,19 +342,20 @@ def fit(
     end_epoch.checkpoint_to(checkpoint_dir, checkpoint_every, run)
     if start == 1:
         end_epoch.evaluate(model, 0, history)
-    show = progress_enabled() if progress is None else progress
+    show = (progress_enabled() if progress is None else progress) and dist.is_main()
     amp = autocast_dtype(device)
     step = (start - 1) * n_batches
     model.train()
     last = epochs if stop_after is None else min(epochs, stop_after)
     for epoch in range(start, last + 1):
         perm = torch.randperm(len(data), device=device, generator=gen)
+        views = _views_generator(gen, seed, epoch, device)
         bar = _progress_bar(n_batches, f"epoch {epoch}/{epochs}", show)
         for b in bar:
-            idx = perm[b * batch_size : (b + 1) * batch_size]
+            idx = dist.shard(perm[b * batch_size : (b + 1) * batch_size])
             images = _channels_last(data.images[idx])
             with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
-                out = method(model, images, data.labels[idx], gen)
+                out = method(net, images, data.labels[idx], views)
             opt.zero_grad(set_to_none=True)
             _backward(out, params, epoch, step + 1, history.last)
             opt.step()
@@ -349,8 +364,42 @@ def fit(
             history.add_step(epoch, step, out)
             bar.set_postfix(loss=f"{history.last['total']:.3f}")
         end_epoch(model, epoch, step, history, opt, sched, gen)
+    undo()
     model.eval()
     return history.frame()
+
+
+def _views_generator(gen, seed: int, epoch: int, device) -> torch.Generator:
+    """What augmentations draw from: the run's ``batches`` stream in one process; with several,
+    each rank's own stream for the epoch (the shared one keeps the permutation identical)."""
+    if dist.world_size() == 1:
+        return gen
+    return generator(seed, "batches", epoch, 1 + dist.rank(), device=device)
+
+
+def _parallel(model, method, device, sync_batchnorm):
+    """``(net, undo)``: the module to run batches through, and what restores ``model`` after
+    training. In one process ``model`` itself; with several, ``DistributedDataParallel`` around
+    it, BatchNorm synchronised for the joint-embedding methods (or as ``sync_batchnorm`` says),
+    and ``undo`` turns the synchronised layers back into plain BatchNorm with their statistics."""
+    if dist.world_size() == 1:
+        return model, lambda: None
+    from .methods import JointEmbedding  # lazy: methods sit above the loop's own imports
+
+    sync = isinstance(method, JointEmbedding) if sync_batchnorm is None else sync_batchnorm
+    swapped = dist.synchronise_batchnorm(model) if sync else []
+    ids = None
+    if device.type == "cuda":  # torchrun's LOCAL_RANK, set by sslkit.distributed.init_from_env
+        ids = [device.index if device.index is not None else torch.cuda.current_device()]
+    net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+    def undo():
+        for parent, name, child in swapped:
+            synced = getattr(parent, name)
+            child.load_state_dict(synced.state_dict())
+            setattr(parent, name, child)
+
+    return net, undo
 
 
 def _check_arguments(data, epochs: int, batch_size: int, device) -> tuple[torch.device, int]:

@@ -173,6 +173,12 @@ def test_student_notebooks_hold_no_solution_text(path, editions):
 
 # A planted wrong answer per auto-graded exercise, and a word the checker's message must contain.
 WRONG = {
+    "ex_analyze_cdnv": (
+        "def my_cdnv(counts, sums, sq_norms):\n    mu = sums / counts[:, None]\n"
+        "    var = sq_norms / counts\n    i, j = torch.triu_indices(len(counts), len(counts), 1)\n"
+        "    return ((var[i] + var[j]) / (2 * ((mu[i] - mu[j]) ** 2).sum(1))).mean()",
+        "CDNV on",
+    ),
     "ex_intro_ncc": (
         "def my_ncc(features, labels):\n    return 1 - metrics.ncc_accuracy(features, labels)",
         "NCC accuracy",
