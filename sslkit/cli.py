@@ -167,7 +167,7 @@ def _analyze(args) -> int:
     model = build_encoder(args.model, channels, side, seed=args.seed)
     if args.weights:
         load_weights(model, args.weights)
-    elif not args.model.startswith("sslkit:"):
+    else:
         print("note: no --weights given: the model is at random initialisation", file=sys.stderr)
     untrained = None
     if not args.no_untrained:  # the architecture afresh, with its own initialisation

@@ -436,6 +436,12 @@ def build(
     """Write the student notebooks, the autograders, the student site's source and the answer
     key to ``out``. ``executed``: the book's jupyter-cache (``_build/.jupyter_cache``), whose
     outputs the site shows; without it the site is left out."""
+    if not chapters(root):  # fail closed: an empty edition is never a success
+        raise FileNotFoundError(
+            f"no chapters in {pathlib.Path(root) / 'chapters'}: the coursework edition is built "
+            "from a checkout of the book's repository (git clone …; make student), not from a "
+            "pip install of sslkit"
+        )
     out = pathlib.Path(out)
     _claim_output(out)
     for sub in OUTPUTS:
@@ -588,6 +594,17 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--autograder", default="_build/student/autograder", type=pathlib.Path)
     g.add_argument("--out", default="scores.csv", type=pathlib.Path)
     g.add_argument(
+        "--chapter",
+        default=None,
+        help="the chapter (e.g. 03_clustering) of notebooks whose metadata and name lost it",
+    )
+    g.add_argument(
+        "--student-pattern",
+        default=None,
+        help="a regular expression whose first group in a file name is the student (default: "
+        "the first folder of the path)",
+    )
+    g.add_argument(
         "--timeout",
         type=float,
         default=GRADE_TIMEOUT,
@@ -617,7 +634,14 @@ def main(argv: list[str] | None = None) -> int:
         "container, a virtual machine or an unprivileged account.",
         file=sys.stderr,
     )
-    table = grade(args.folder, args.autograder, args.out, timeout=args.timeout)
+    table = grade(
+        args.folder,
+        args.autograder,
+        args.out,
+        timeout=args.timeout,
+        chapter=args.chapter,
+        student_pattern=args.student_pattern,
+    )
     print(table.drop(columns=["feedback"], errors="ignore").to_string(index=False))
     print(f"scores written to {args.out}")
     return 0

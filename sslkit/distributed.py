@@ -30,6 +30,7 @@ __all__ = [
     "gather",
     "shard",
     "all_finite",
+    "barrier",
     "GlobalBatchNorm",
     "synchronise_batchnorm",
 ]
@@ -132,6 +133,12 @@ def shard(index: torch.Tensor) -> torch.Tensor:
     return index[rank() * size : (rank() + 1) * size]
 
 
+def barrier() -> None:
+    """Wait for every rank (nothing in one process)."""
+    if world_size() > 1:
+        dist.barrier()
+
+
 def all_finite(value: torch.Tensor) -> bool:
     """Whether ``value`` is finite on *every* rank (one all-reduce), so that a NaN on one rank
     stops all of them at the same step with the same message."""
@@ -149,9 +156,9 @@ class GlobalBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
     """BatchNorm whose training statistics are those of the **global** batch of all ranks, on
     any backend (``torch.nn.SyncBatchNorm`` runs on CUDA only): per channel,
     ``mean = Σ x / n`` and ``var = Σ x² / n − mean²`` over every rank's samples (and pixels),
-    the sums all-reduced with gradients (``torch.distributed.nn.functional.all_reduce``), so
-    the backward is that of BatchNorm on the whole batch. In eval mode, or in one process, it is
-    plain BatchNorm."""
+    the sums all-reduced with gradients (:class:`_AllReduce`: the backward sums each rank's
+    gradient), so the backward is that of BatchNorm on the whole batch. In eval mode, or in one
+    process, it is plain BatchNorm."""
 
     def _check_input_dim(self, x):
         if x.ndim < 2:
@@ -166,7 +173,7 @@ class GlobalBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
         sums = _AllReduce.apply(torch.cat([x.sum(dims), (x * x).sum(dims), count]))
         n = sums[-1]
         mean = sums[:c] / n
-        var = sums[c : 2 * c] / n - mean * mean
+        var = (sums[c : 2 * c] / n - mean * mean).clamp_min(0)
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked += 1

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
+import warnings
 
 import torch
 
@@ -76,6 +77,13 @@ def build_encoder(spec: str, channels: int = 3, image_size: int = 32, seed: int 
 
 # Prefixes that training frameworks put before a backbone's own parameter names.
 _PREFIXES = ("module.", "backbone.", "encoder.", "model.")
+# A classification head an SSL backbone's weights may lack.
+_HEADS = ("fc.", "head.", "classifier.")
+
+
+def _covers(state: dict, own: dict) -> bool:
+    """Whether ``state`` holds every weight of ``own`` but a classification head."""
+    return all(k in state for k in own if not k.startswith(_HEADS))
 
 
 def load_weights(model, path) -> torch.nn.Module:
@@ -99,13 +107,25 @@ def load_weights(model, path) -> torch.nn.Module:
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise ValueError(f"{path} does not hold a state dict (a dict of tensors)")
     own = model.state_dict()
-    for prefix in _PREFIXES:
-        if (
-            state
-            and all(k.startswith(prefix) for k in state)
-            and not any(k.startswith(prefix) for k in own)
-        ):
-            state = {k.removeprefix(prefix): v for k, v in state.items()}
+    for prefix in _PREFIXES:  # an SSL checkpoint: the backbone's keys under one prefix
+        inner = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+        if inner and not any(k.startswith(prefix) for k in own) and _covers(inner, own):
+            if len(inner) < len(state):
+                warnings.warn(
+                    f"{path}: loading the {len(inner)} weights under {prefix!r}; "
+                    f"{len(state) - len(inner)} others (a projector, a head) are left out",
+                    stacklevel=2,
+                )
+            state = inner
+            break
+    head = [k for k in own if k not in state and k.startswith(_HEADS)]
+    if head and _covers(state, own):  # a backbone without its classifier: the head stays random
+        warnings.warn(
+            f"{path} has no classifier head ({', '.join(head[:2])}…): it stays at random "
+            "initialisation; tap the layers before it",
+            stacklevel=2,
+        )
+        state = {**state, **{k: own[k] for k in head}}
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]

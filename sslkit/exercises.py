@@ -8,10 +8,13 @@ solution, so a checker that rejects a correct answer fails the build.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+
 import numpy as np
 import torch
 
-from . import augment, losses, metrics
+from . import augment, losses, metrics, streaming, targets
 
 __all__ = [
     "check_rotation",
@@ -44,11 +47,61 @@ def _close(got, expected, what: str, tol: float = 1e-4) -> None:
         raise AssertionError(f"{what}: got {got:.6g}, expected {float(expected):.6g}")
 
 
+# The references of the checker that is running (set by @_own_code): while the student's
+# function runs they raise, so that calling sslkit's answer scores nothing.
+_REFERENCES: list[tuple[object, str]] = []
+
+
+class ReferenceCalled(RuntimeError):
+    """A student's function called the sslkit function it is meant to re-implement."""
+
+
+def _own_code(*references: tuple[object, str]):
+    """Mark a checker's references ``(module, name)``: a student's function may not call them."""
+
+    def mark(checker):
+        @functools.wraps(checker)
+        def run(fn):
+            _REFERENCES[:] = references
+            try:
+                return checker(fn)
+            finally:
+                _REFERENCES.clear()
+
+        return run
+
+    return mark
+
+
+@contextlib.contextmanager
+def _references_blocked():
+    saved = [(module, name, getattr(module, name)) for module, name in _REFERENCES]
+
+    def blocked(module, name):
+        def refuse(*args, **kwargs):
+            raise ReferenceCalled(
+                f"it calls sslkit's own {module.__name__}.{name}: call your own code, not "
+                "sslkit's answer"
+            )
+
+        return refuse
+
+    try:
+        for module, name, _ in saved:
+            setattr(module, name, blocked(module, name))
+        yield
+    finally:
+        for module, name, original in saved:
+            setattr(module, name, original)
+
+
 def _call(fn, args: tuple, on: str):
     """``fn(*args)``; an error inside the student's function becomes a message that names
-    the input it failed on. ``NotImplementedError`` (an untouched stub) passes through."""
+    the input it failed on. ``NotImplementedError`` (an untouched stub) passes through. While
+    it runs, the checker's own references raise (:func:`_own_code`)."""
     try:
-        return fn(*args)
+        with _references_blocked():
+            return fn(*args)
     except NotImplementedError:
         raise
     except Exception as e:  # noqa: BLE001 - any error of the student's code is reported
@@ -60,6 +113,7 @@ def _ok(name: str) -> bool:
     return True
 
 
+@_own_code((augment, "rotate"), (augment, "rotation_batch"))
 def check_rotation(fn) -> bool:
     """``fn(images, k)`` must rotate image i by k[i]·90° counter-clockwise (N×C×H×W)."""
     g = torch.Generator().manual_seed(0)
@@ -81,6 +135,7 @@ def check_rotation(fn) -> bool:
     return _ok("rotation")
 
 
+@_own_code((losses, "invariance_loss"), (losses, "vicreg"))
 def check_invariance_loss(fn) -> bool:
     """``fn(z1, z2)``: VICReg's invariance term, the mean squared error over N×D entries."""
     g = torch.Generator().manual_seed(1)
@@ -94,6 +149,7 @@ def check_invariance_loss(fn) -> bool:
     return _ok("invariance loss")
 
 
+@_own_code((losses, "variance_loss"), (losses, "vicreg"))
 def check_variance_loss(fn) -> bool:
     """``fn(z)``: VICReg's variance hinge for one branch, mean_j max(0, 1 − sqrt(Var z_j +
     1e-4))."""
@@ -104,12 +160,12 @@ def check_variance_loss(fn) -> bool:
             _call(fn, (z,), f"z of shape (32, 6), std ≈ {scale}"),
             losses.variance_loss(z),
             f"variance loss for std ≈ {scale} (use the unbiased variance over the batch, one std "
-            "per "
-            "dimension)",
+            "per dimension; the biased one, dividing by N, is the common slip)",
         )
     return _ok("variance loss")
 
 
+@_own_code((metrics, "ncc_accuracy"), (metrics, "whitened_ncc_accuracy"))
 def check_ncc(fn) -> bool:
     """``fn(features, labels)``: nearest class-centre accuracy with centres from the same set."""
     rng = np.random.default_rng(3)
@@ -117,14 +173,16 @@ def check_ncc(fn) -> bool:
         y = rng.integers(0, k, 200)
         x = rng.normal(size=(k, 4))[y] + rng.normal(size=(200, 4))
         xt, yt = torch.tensor(x, dtype=torch.float32), torch.tensor(y)
-        _close(
-            _call(fn, (xt, yt), f"200 features in 4 dimensions, {k} classes"),
-            metrics.ncc_accuracy(xt, yt),
-            f"NCC accuracy with {k} classes",
-        )
+        got = _call(fn, (xt, yt), f"200 features in 4 dimensions, {k} classes")
+        cosine = metrics.ncc_accuracy(torch.nn.functional.normalize(xt, dim=1), yt)
+        hint = ""
+        if np.isclose(float(got), cosine) and not np.isclose(cosine, metrics.ncc_accuracy(xt, yt)):
+            hint = " (that is NCC on cosine similarity: use the Euclidean distance to each centre)"
+        _close(got, metrics.ncc_accuracy(xt, yt), f"NCC accuracy with {k} classes{hint}")
     return _ok("NCC accuracy")
 
 
+@_own_code((metrics, "cdnv"))
 def check_cdnv(fn) -> bool:
     """``fn(features, labels)``: the CDNV, averaged over all pairs of classes."""
     rng = np.random.default_rng(4)
@@ -143,6 +201,7 @@ def check_cdnv(fn) -> bool:
     return _ok("CDNV")
 
 
+@_own_code((targets, "random_targets"))
 def check_random_targets(fn) -> bool:
     """``fn(labels, randomness, seed)``: class sizes kept, about the right fraction changed."""
     y = torch.arange(2000) % 10
@@ -166,6 +225,7 @@ def check_random_targets(fn) -> bool:
     return _ok("random targets")
 
 
+@_own_code((losses, "nt_xent"))
 def check_nt_xent(fn) -> bool:
     """``fn(z1, z2, temperature)``: SimCLR's NT-Xent loss over the 2N views (a scalar)."""
     g = torch.Generator().manual_seed(6)
@@ -180,6 +240,7 @@ def check_nt_xent(fn) -> bool:
     return _ok("NT-Xent loss")
 
 
+@_own_code((losses, "barlow_twins"))
 def check_barlow_terms(fn) -> bool:
     """``fn(z1, z2)`` -> ``(invariance, redundancy)``: Barlow Twins' two unweighted terms,
     Σ_i (1 − C_ii)² and Σ_{i≠j} C_ij², with C the cross-correlation of the standardised batches."""
@@ -211,6 +272,7 @@ def check_barlow_terms(fn) -> bool:
     return _ok("Barlow Twins terms")
 
 
+@_own_code((losses, "regularization_ratio"))
 def check_regularization_ratio(fn) -> bool:
     """``fn(loss)`` -> the regularization/invariance ratio of VICReg loss weights ``loss``
     (a dict that may omit weights), each weight divided by its default."""
@@ -240,6 +302,7 @@ def check_regularization_ratio(fn) -> bool:
     return _ok("regularization ratio")
 
 
+@_own_code((metrics, "effective_rank"))
 def check_effective_rank(fn) -> bool:
     """``fn(features)``: the effective rank exp(H(σ/Σσ)) of the centred N×D features."""
     g = torch.Generator().manual_seed(8)
@@ -256,6 +319,12 @@ def check_effective_rank(fn) -> bool:
     return _ok("effective rank")
 
 
+@_own_code(
+    (losses, "vicreg"),
+    (losses, "invariance_loss"),
+    (losses, "variance_loss"),
+    (losses, "covariance_loss"),
+)
 def check_vicreg_terms(fn) -> bool:
     """``fn(z1, z2)`` -> ``(invariance, variance, covariance)``: VICReg's three unweighted
     terms, with the variance averaged and the covariance summed over the two branches."""
@@ -306,6 +375,7 @@ def check_holm(fn) -> bool:
     return _ok("Holm correction")
 
 
+@_own_code((targets, "random_grouping"))
 def check_random_grouping(fn) -> bool:
     """``fn(fine_labels, coarse_labels, seed)``: the fine classes dealt into random groups of
     the coarse groups' sizes (in fine classes per group), the same for the same seed."""
@@ -365,6 +435,7 @@ def check_seeds_needed(fn) -> bool:
     return _ok("number of seeds")
 
 
+@_own_code((metrics, "cdnv"), (streaming.ClassStats, "cdnv"))
 def check_cdnv_from_sums(fn) -> bool:
     """``fn(counts, sums, sq_norms)``: CDNV from per-class running sums only (``counts`` K,
     ``sums`` K×D of ``Σ x``, ``sq_norms`` K of ``Σ ‖x‖²``, all float64), as the streaming

@@ -85,10 +85,18 @@ def grade(
     autograders: pathlib.Path,
     out_csv: pathlib.Path,
     timeout: float = GRADE_TIMEOUT,
+    chapter: str | None = None,
+    student_pattern: str | None = None,
 ) -> pd.DataFrame:
-    """Grade every notebook under ``folder`` with its chapter's autograder (``otter run``, no
+    r"""Grade every notebook under ``folder`` with its chapter's autograder (``otter run``, no
     container) and write one row per submission to ``out_csv``: total, possible, a column per
     question, and the checkers' messages for what failed.
+
+    The ``student`` column is the first folder of a submission's path under ``folder``
+    (``ada/03_clustering.ipynb`` → ``ada``), or, with ``student_pattern``, the first group of
+    that regular expression searched in the file name (``r"^(\w+?)_"`` for ``ada_03….ipynb``).
+    ``chapter`` grades notebooks whose chapter is unknown (a Colab "Copy of …" loses the
+    metadata and the file name) with that chapter's autograder.
 
     Each notebook is graded in a process of its own, stopped after ``timeout`` seconds; one
     that cannot be graded (unreadable, no autograder, timed out, crashed) gets an ``error``
@@ -104,9 +112,10 @@ def grade(
     for nb_path in sorted(pathlib.Path(folder).rglob("*.ipynb")):
         if ".ipynb_checkpoints" in nb_path.parts:
             continue
-        row = {"submission": str(nb_path.relative_to(folder))}
+        rel = nb_path.relative_to(folder)
+        row = {"submission": str(rel), "student": _student_of(rel, student_pattern)}
         try:
-            chapter = _chapter_of(json.loads(nb_path.read_text(encoding="utf-8")))
+            found = _chapter_of(json.loads(nb_path.read_text(encoding="utf-8")))
         except (OSError, ValueError) as e:
             rows.append({**row, "error": f"not a readable notebook: {e}"})
             _write_csv(rows, out_csv)
@@ -114,19 +123,31 @@ def grade(
         # The chapter from the notebook's metadata, else from its file name (03_clustering….ipynb).
         # Only the course's own autograders, by name: the metadata cannot point anywhere else.
         known = {z.stem: z for z in sorted(pathlib.Path(autograders).glob("*.zip"))}
-        chapter = chapter or next((stem for stem in known if nb_path.stem.startswith(stem)), None)
-        row["chapter"] = chapter
-        zip_path = known.get(chapter)
+        found = found or next((stem for stem in known if nb_path.stem.startswith(stem)), None)
+        found = found or chapter
+        row["chapter"] = found
+        zip_path = known.get(found)
         if zip_path is None:
             row["error"] = (
-                f"no autograder for chapter {chapter!r} in {autograders}: is this a student "
-                "notebook of the book (metadata 'sslkit.chapter')?"
+                f"no autograder for chapter {found!r} in {autograders}: is this a student "
+                "notebook of the book (metadata 'sslkit.chapter')? Pass --chapter NAME for "
+                "notebooks that lost it"
             )
         else:
             row.update(_grade_in_subprocess(nb_path, zip_path, timeout))
         rows.append(row)
         _write_csv(rows, out_csv)
     return _write_csv(rows, out_csv)
+
+
+def _student_of(rel: pathlib.Path, pattern: str | None) -> str:
+    """Who submitted ``rel`` (a path under the graded folder): see :func:`grade`."""
+    if pattern:
+        found = re.search(pattern, rel.name)
+        if found is None:
+            return ""
+        return found.group(1) if found.groups() else found.group(0)
+    return rel.parts[0] if len(rel.parts) > 1 else rel.stem
 
 
 def _chapter_of(nb) -> str | None:

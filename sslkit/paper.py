@@ -305,15 +305,24 @@ def gain(r, metric, target, split="test", stage=None, dim=None, headroom=False) 
     """Training's gain over the untrained network of the same seed (last epoch − epoch 0); for
     a random control, the mean of its draws' gains.
 
-    ``headroom=True``: each gain as a share of what was left to gain, ``(after − before) /
-    (1 − before)``, so that targets that start at different levels compare on one scale."""
+    ``headroom=True``: each change as a share of the room it had, so that targets that start at
+    different levels compare on one scale: a rise as a share of what was left to gain,
+    ``(after − before) / (1 − before)``, a fall as a share of what there was to lose,
+    ``(after − before) / before`` (dividing a fall by the room to *rise* would inflate it)."""
     names = draws(target) if target in DRAWN else (target,)
     gains = []
     for t in names:
         after = r.value(metric, r.epochs[-1], split, t, stage, dim)
         before = r.value(metric, 0, split, t, stage, dim)
-        gains.append((after - before) / (1 - before) if headroom else after - before)
+        gains.append(_share(after, before) if headroom else after - before)
     return sum(gains) / len(gains)
+
+
+def _share(after: float, before: float) -> float:
+    """A change as a share of its room: ``(after − before) / (1 − before)`` for a rise,
+    ``(after − before) / before`` for a fall (0 where there was no room)."""
+    room = (1 - before) if after >= before else before
+    return (after - before) / room if room > 0 else 0.0
 
 
 def gain_vs_gain(
@@ -657,8 +666,8 @@ FINDINGS: dict[str, Finding] = {
             "Training improves alignment with semantic classes more than with a random "
             "function of the image, each gain as a share of its headroom",
             DERIVED,
-            "gain over the untrained network of test NCC accuracy, true classes, as a share of "
-            "what was left to gain: (after − before) / (1 − before)",
+            "change over the untrained network of test NCC accuracy, true classes, as a share of "
+            "its room: a rise over 1 − before (what was left to gain), a fall over before",
             "the same share for the random function of the image (mean over its draws)",
             0.05,
             gain_vs_gain("fine", "random_function", headroom=True),
@@ -673,8 +682,8 @@ FINDINGS: dict[str, Finding] = {
             "function: balanced groups that an untrained network of the same architecture "
             "already forms",
             DERIVED,
-            "gain over the untrained network of test NCC accuracy, true classes, as a share of "
-            "what was left to gain: (after − before) / (1 − before)",
+            "change over the untrained network of test NCC accuracy, true classes, as a share of "
+            "its room: a rise over 1 − before, a fall over before",
             "the same share for balanced k-means clusters of another untrained network's "
             "features, as many and as large as the classes (mean over its draws)",
             0.05,

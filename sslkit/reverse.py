@@ -84,18 +84,27 @@ def untrained_copy(model, seed: int = 0):
     initialise convolutions with Kaiming normal) is better served by building it afresh and
     passing it as ``untrained=``."""
     net = copy.deepcopy(model)
+    reset = set()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         for m in net.modules():
             if hasattr(m, "reset_parameters") and callable(m.reset_parameters):
                 m.reset_parameters()
+                reset |= {id(p) for p in m.parameters(recurse=False)}
             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
                 m.reset_running_stats()
+    kept = [name for name, p in net.named_parameters() if id(p) not in reset]
+    if kept:  # e.g. a ViT's cls_token or pos_embed: raw parameters no layer resets
+        raise ValueError(
+            f"the untrained floor would keep trained weights: {', '.join(kept[:5])} have no "
+            "layer that re-initialises them. Build the architecture afresh and pass it as "
+            "untrained=, or untrained=None for no floor"
+        )
     return net
 
 
 @torch.no_grad()
-def _calibrate(net, split: Split, adapt, device, batch_size: int, limit: int):
+def _calibrate(net, split: Split, adapt, device, batch_size: int, limit: int, seed: int = 0):
     """BatchNorm statistics measured on (at most ``limit``) fitting images, equal batches, as
     :func:`sslkit.evaluation.calibrate_batchnorm` does for the book's untrained floor: batches of
     2048 small images (at most 64×64, as the book's), of ``batch_size`` larger ones (memory)."""
@@ -109,7 +118,10 @@ def _calibrate(net, split: Split, adapt, device, batch_size: int, limit: int):
     small = x0.shape[-1] * x0.shape[-2] <= 64 * 64
     size = min(2048 if small else batch_size, split.n, limit)
     n = min(split.n, limit)
-    index = torch.arange(n - n % size)
+    # a seeded random draw of the fitting images (a class-sorted folder must not lend its first
+    # classes' statistics), sorted for sequential reads; all of them when they fit in one batch
+    g = torch.Generator().manual_seed(stream_seed(seed, "pixel_subsets", 3))
+    index = torch.randperm(split.n, generator=g)[: n - n % size].sort().values
     net.train()
     for x, _, _ in split.batches(size, index):
         net(adapt(x.to(device)))
@@ -493,20 +505,22 @@ def analyze(
         parent = torch.full((k,), -1, dtype=torch.long)
         cc = torch.searchsorted(coarse_classes, fit_coarse.long())
         parent[codes] = cc
-        clash = torch.zeros(k, dtype=torch.long).index_add_(
-            0, codes, cc
-        ) != parent * torch.bincount(codes, minlength=k)
-        if clash.any():
-            raise ValueError(
-                f"fine class {int(classes[torch.nonzero(clash)[0]])} has images in more than one "
-                "coarse class: coarse labels must group whole fine classes"
-            )
-        n_coarse = len(coarse_classes)
         if (parent < 0).any():  # a class only in the scoring images: its group is unknown
             raise ValueError(
                 f"fine classes {classes[parent < 0].tolist()} have no fitting image; every class "
                 "needs fitting images"
             )
+        pairs = [(codes, cc)]
+        if score_coarse is not None:
+            pairs.append((to_codes(score_fine), torch.searchsorted(coarse_classes, score_coarse)))
+        for fine_codes, coarse_codes in pairs:  # every image's coarse label is its class's
+            clash = parent[fine_codes] != coarse_codes
+            if clash.any():
+                raise ValueError(
+                    f"fine class {int(classes[fine_codes[clash][0]])} has images in more than one "
+                    "coarse class: coarse labels must group whole fine classes"
+                )
+        n_coarse = len(coarse_classes)
     have_coarse = parent is not None
     targets = tuple(targets)
     if targets == TARGETS and not have_coarse:  # the defaults: the coarse ones where there are any
@@ -590,7 +604,7 @@ def analyze(
         for network, net in nets:
             net.eval()
             if network == "untrained":
-                _calibrate(net, fit, adapt, device, batch_size, max_fit)
+                _calibrate(net, fit, adapt, device, batch_size, max_fit, seed)
             t = Tap(net, layer_map, output)
             try:
                 rows += _measure_network(network, t, fit, score, tgt, want, adapt, device,

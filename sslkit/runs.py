@@ -25,7 +25,7 @@ import torch
 from . import data as data_mod
 from .cache import cached, config_hash
 from .cost import warn_if_long
-from .distributed import is_main
+from .distributed import barrier, is_main, world_size
 from .evaluation import (
     ACCURACIES,
     METRICS,
@@ -527,15 +527,21 @@ def filled_loss(method: str, loss: dict | None) -> dict:
 def train_config(method: str, profile: Profile, seed: int, loss: dict, data: str) -> dict:
     """The train cache key of one run: the profile settings that change a trained network,
     the method, the seed, the validated loss arguments (defaults filled in) and the
-    fingerprint of the training images (:meth:`~sslkit.data.Dataset.fingerprint`)."""
+    fingerprint of the training images (:meth:`~sslkit.data.Dataset.fingerprint`). Under
+    ``torchrun`` with N > 1 processes, also N: each rank draws its own views and BatchNorm is
+    synchronised, so the network is another one than a single process trains (one process
+    keeps the key it always had)."""
     loss = _check_loss_arguments(method, dict(loss or {}))
-    return dict(
+    key = dict(
         method=method,
         profile={k: getattr(profile, k) for k in TRAIN_FIELDS},
         seed=seed,
         loss=loss,
         data=data,
     )
+    if world_size() > 1:
+        key["processes"] = world_size()
+    return key
 
 
 def train(
@@ -636,8 +642,13 @@ def train(
             if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
                 raise ValueError("non-finite weights")
 
-    # several processes (torchrun): every rank reads a stored run, only rank 0 stores one
+    # several processes (torchrun): every rank reads a stored run, only rank 0 stores one, and
+    # the other ranks then read rank 0's (their own training kept no snapshots)
     result = cached("train", config, compute, enabled=cache, validate=check, write=is_main())
+    if world_size() > 1 and cache:
+        barrier()
+        if not is_main():
+            result = cached("train", config, compute, enabled=cache, validate=check, write=False)
     model = build_model(meth, prof, train_set)
     model.load_state_dict(result["state_dict"])
     model.to(device).eval()

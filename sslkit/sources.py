@@ -80,11 +80,34 @@ def _from_torch_dataset(name, ds) -> Split:
                 (torch.as_tensor(item[2]).long() if len(item) > 2 else None),
             )
 
-    root = str(getattr(ds, "root", ""))
-    extra = [f"{type(ds).__name__}:{len(ds)}:{root}"]
-    named = [("targets", fine)] if fine is not None else []
-    fp = data_mod.fingerprint_tensors(named, *extra)
-    return Split(name, len(ds), fp, fine, None, batches)
+    return Split(name, len(ds), _dataset_fingerprint(ds), fine, None, batches)
+
+
+def _dataset_fingerprint(ds, sample: int = 16) -> str:
+    """What identifies a ``Dataset`` for the cache: its kind, length, folder and transform, the
+    tensors of a ``TensorDataset`` (all of them) or of a ``Subset``'s indices and base, the
+    labels, and the decoded first and last ``sample`` items (images as the transform makes
+    them). Two datasets that differ in any of these never share a cached analysis."""
+    named, extra = [], [f"{type(ds).__name__}:{len(ds)}"]
+    for part in (ds, getattr(ds, "dataset", None)):  # a Subset: itself and its base
+        if part is None:
+            continue
+        extra += [str(getattr(part, "root", "")), repr(getattr(part, "transform", None))]
+        for i, t in enumerate(getattr(part, "tensors", ())):
+            named.append((f"tensor{i}", t))
+        if getattr(part, "targets", None) is not None:
+            named.append(("targets", torch.as_tensor(np.asarray(part.targets))))
+    if getattr(ds, "indices", None) is not None:
+        named.append(("indices", torch.as_tensor(np.asarray(ds.indices))))
+    n = len(ds)
+    for i in sorted({*range(min(sample, n)), *range(max(0, n - sample), n)}):
+        item = ds[i]
+        for j, value in enumerate(item if isinstance(item, (tuple, list)) else (item,)):
+            if torch.is_tensor(value):
+                named.append((f"item{i}.{j}", value))
+            else:
+                extra.append(repr(value))
+    return data_mod.fingerprint_tensors(named, *extra)
 
 
 def _split_of(name, obj, mean=None, std=None) -> Split:

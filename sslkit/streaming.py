@@ -83,6 +83,11 @@ class ClassStats:
         if torch.is_floating_point(x) is False or x.dtype in (torch.float16, torch.bfloat16):
             x = x.float()
         y = y.to(x.device).long()
+        if not torch.isfinite(x).all():
+            raise ValueError(
+                "features have non-finite values (NaN or inf); drop or fix those rows (a NaN "
+                "usually comes from a diverged network)"
+            )
         if len(y) != len(x):
             raise ValueError(f"{len(x)} feature rows but {len(y)} labels")
         if len(y) and (int(y.min()) < 0 or int(y.max()) >= self.k):
@@ -141,7 +146,12 @@ class ClassStats:
             raise ValueError("cdnv needs at least two classes with samples")
         mu, var = (self.s / self.n[:, None])[keep], self.variances[keep]
         i, j = torch.triu_indices(len(keep), len(keep), offset=1, device=mu.device)
-        return ((var[i] + var[j]) / (2 * ((mu[i] - mu[j]) ** 2).sum(1))).mean().item()
+        dist = ((mu[i] - mu[j]) ** 2).sum(1)
+        if (dist == 0).any():
+            raise ValueError(
+                "two classes have the same centre (collapsed features?): CDNV is undefined"
+            )
+        return ((var[i] + var[j]) / (2 * dist)).mean().item()
 
     def mean_covariance(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The mean ``m`` and covariance ``M / n − m mᵀ`` of all samples (float64)."""

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from .evaluation import calibrate_batchnorm, extract_features
+from .runtime import register_cache
 from .seeds import stream_seed
 
 __all__ = [
@@ -232,7 +233,8 @@ def balanced_labels(x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
     return _balanced_assign(torch.cdist(torch.as_tensor(x).float(), centres), capacity)
 
 
-_UNTRAINED_TARGETS: dict = {}  # (data, architecture, seed) -> targets: one fit serves every run
+# (data, architecture, seed) -> targets: one fit serves every run (runtime.clear_caches empties it)
+_UNTRAINED_TARGETS: dict = register_cache({})
 
 
 @torch.no_grad()

@@ -347,26 +347,32 @@ def fit(
     step = (start - 1) * n_batches
     model.train()
     last = epochs if stop_after is None else min(epochs, stop_after)
-    for epoch in range(start, last + 1):
-        perm = torch.randperm(len(data), device=device, generator=gen)
-        views = _views_generator(gen, seed, epoch, device)
-        bar = _progress_bar(n_batches, f"epoch {epoch}/{epochs}", show)
-        for b in bar:
-            idx = dist.shard(perm[b * batch_size : (b + 1) * batch_size])
-            images = _channels_last(data.images[idx])
-            with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
-                out = method(net, images, data.labels[idx], views)
-            opt.zero_grad(set_to_none=True)
-            _backward(out, params, epoch, step + 1, history.last)
-            opt.step()
-            sched.step()
-            step += 1
-            history.add_step(epoch, step, out)
-            bar.set_postfix(loss=f"{history.last['total']:.3f}")
-        end_epoch(model, epoch, step, history, opt, sched, gen)
-    undo()
+    try:
+        for epoch in range(start, last + 1):
+            perm = torch.randperm(len(data), device=device, generator=gen)
+            views = _views_generator(gen, seed, epoch, device)
+            bar = _progress_bar(n_batches, f"epoch {epoch}/{epochs}", show)
+            for b in bar:
+                idx = dist.shard(perm[b * batch_size : (b + 1) * batch_size])
+                with _autocast(device, amp):
+                    out = method(net, _channels_last(data.images[idx]), data.labels[idx], views)
+                opt.zero_grad(set_to_none=True)
+                _backward(out, params, epoch, step + 1, history.last)
+                opt.step()
+                sched.step()
+                step += 1
+                history.add_step(epoch, step, out)
+                bar.set_postfix(loss=f"{history.last['total']:.3f}")
+            end_epoch(model, epoch, step, history, opt, sched, gen)
+    finally:
+        undo()  # plain BatchNorm again, even after an error
     model.eval()
     return history.frame()
+
+
+def _autocast(device, amp):
+    """bfloat16 autocast where ``amp`` says the device computes it natively, else nothing."""
+    return torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None)
 
 
 def _views_generator(gen, seed: int, epoch: int, device) -> torch.Generator:

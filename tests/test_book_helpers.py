@@ -22,10 +22,9 @@ def test_exercise_checkers_accept_the_reference():
     assert exercises.check_ncc(metrics.ncc_accuracy)
     assert exercises.check_cdnv(metrics.cdnv)
     assert exercises.check_random_targets(random_targets)
-    assert exercises.check_nt_xent(lambda a, b, t: losses.nt_xent(a, b, t).total)
-    assert exercises.check_barlow_terms(
-        lambda a, b: tuple(losses.barlow_twins(a, b, eps=0.0).terms.values())
-    )
+    nt_xent, barlow = losses.nt_xent, losses.barlow_twins  # bound before the checkers block them
+    assert exercises.check_nt_xent(lambda a, b, t: nt_xent(a, b, t).total)
+    assert exercises.check_barlow_terms(lambda a, b: tuple(barlow(a, b, eps=0.0).terms.values()))
     assert exercises.check_regularization_ratio(losses.regularization_ratio)
     assert exercises.check_effective_rank(metrics.effective_rank)
     assert exercises.check_holm(analysis.holm)
@@ -42,6 +41,8 @@ def test_exercise_checkers_accept_the_reference():
 
 
 def test_exercise_checkers_reject_common_mistakes():
+    # the references bound first: the checkers block sslkit's own answers while a function runs
+    cdnv, nt_xent, barlow = metrics.cdnv, losses.nt_xent, losses.barlow_twins
     with pytest.raises(AssertionError, match="not rotated correctly"):
         exercises.check_rotation(
             lambda x, k: torch.stack(
@@ -55,16 +56,16 @@ def test_exercise_checkers_reject_common_mistakes():
     with pytest.raises(AssertionError, match="variance"):
         exercises.check_variance_loss(lambda z: torch.relu(1 - z.std(0)).mean() * 2)
     with pytest.raises(AssertionError, match="CDNV"):
-        exercises.check_cdnv(lambda x, y: metrics.cdnv(x, y) * 2)
+        exercises.check_cdnv(lambda x, y: cdnv(x, y) * 2)
     with pytest.raises(AssertionError, match="NT-Xent"):  # off by a constant
-        exercises.check_nt_xent(lambda a, b, t: losses.nt_xent(a, b, t).total + 0.1)
+        exercises.check_nt_xent(lambda a, b, t: nt_xent(a, b, t).total + 0.1)
     with pytest.raises(
         AssertionError, match="redundancy"
     ):  # the off-diagonal term counted twice over
         exercises.check_barlow_terms(
             lambda a, b: (
-                losses.barlow_twins(a, b).terms["invariance"],
-                2 * losses.barlow_twins(a, b).terms["redundancy"],
+                barlow(a, b).terms["invariance"],
+                2 * barlow(a, b).terms["redundancy"],
             )
         )
     with pytest.raises(AssertionError, match="math.inf"):
@@ -105,6 +106,15 @@ def test_exercise_checkers_reject_common_mistakes():
             return (((q / n)[i] + (q / n)[j]) / (2 * ((mu[i] - mu[j]) ** 2).sum(1))).mean()
 
         exercises.check_cdnv_from_sums(no_centring)
+    # a student who calls sslkit's own answer scores nothing, with a message that says so
+    with pytest.raises(AssertionError, match="call your own code, not sslkit's answer"):
+        exercises.check_cdnv(lambda f, labels: metrics.cdnv(f, labels))
+    with pytest.raises(AssertionError, match="sslkit.losses.vicreg: call your own code"):
+        exercises.check_vicreg_terms(lambda a, b: tuple(losses.vicreg(a, b).terms.values()))
+    assert metrics.cdnv(torch.eye(2), torch.arange(2)) >= 0  # and the reference is back after
+    ncc = metrics.ncc_accuracy  # a common slip: cosine similarity instead of distance
+    with pytest.raises(AssertionError, match="cosine similarity"):
+        exercises.check_ncc(lambda f, y: ncc(torch.nn.functional.normalize(f, dim=1), y))
     with pytest.raises(AssertionError, match="fewer than three"):  # the coarse labels again
         exercises.check_random_grouping(lambda f, c, s: c)
 

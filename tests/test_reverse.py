@@ -215,3 +215,60 @@ def test_the_command_line_writes_a_report_of_a_torchvision_resnet(tmp_path, caps
     blocker.write_text("x")
     rc = main(["analyze", "--model", "torchvision:resnet18", "--out", str(blocker / "r")])
     assert rc == 2 and "cannot write the report" in capsys.readouterr().err
+
+
+def test_weights_of_an_ssl_checkpoint_load_into_the_backbone(tmp_path):
+    import torchvision
+
+    from sslkit.encoders import load_weights
+
+    net = torchvision.models.resnet18()
+    state = {f"backbone.{k}": v for k, v in net.state_dict().items() if not k.startswith("fc.")}
+    state["projector.0.weight"] = torch.zeros(3, 3)  # the SSL head, not the backbone's
+    path = tmp_path / "ssl.pt"
+    torch.save({"state_dict": state}, path)
+    other = torchvision.models.resnet18()
+    with pytest.warns(UserWarning) as caught:
+        load_weights(other, path)
+    said = " ".join(str(w.message) for w in caught)
+    assert "under 'backbone.'" in said and "no classifier head (fc.weight" in said
+    assert torch.equal(other.conv1.weight, net.conv1.weight)
+
+
+def test_an_untrained_copy_refuses_to_keep_trained_raw_parameters():
+    from sslkit.reverse import untrained_copy
+
+    class WithToken(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 2, 3)
+            self.token = torch.nn.Parameter(torch.full((4,), 7.0))
+
+    with pytest.raises(ValueError, match="token have no layer that re-initialises them"):
+        untrained_copy(WithToken())
+    fresh = untrained_copy(torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2)))
+    assert isinstance(fresh[1], torch.nn.BatchNorm2d)
+
+
+def test_a_dataset_fingerprint_sees_images_and_transform():
+    from sslkit.sources import _dataset_fingerprint
+
+    x = torch.rand(20, 1, 4, 4)
+    y = torch.arange(20) % 2
+    a = torch.utils.data.TensorDataset(x, y)
+    b = torch.utils.data.TensorDataset(x + 1, y)  # the same length and labels, other images
+    assert _dataset_fingerprint(a) != _dataset_fingerprint(b)
+    assert _dataset_fingerprint(a) == _dataset_fingerprint(torch.utils.data.TensorDataset(x, y))
+    sub_a = torch.utils.data.Subset(a, [0, 1, 2])
+    assert _dataset_fingerprint(sub_a) != _dataset_fingerprint(
+        torch.utils.data.Subset(b, [0, 1, 2])
+    )
+
+
+def test_coarse_labels_that_split_a_class_are_refused():
+    images, labels = _tiny_data(60, 3)
+    coarse = labels.clone() % 2
+    coarse[3] = 1  # class 0 now in coarse groups 0 and 1 (and a sum check could miss it)
+    coarse[6] = 2
+    with pytest.raises(ValueError, match="more than one coarse class"):
+        analyze(_TupleOut(), (images, labels, coarse), output=0, progress=False, cache=False)
