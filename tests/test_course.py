@@ -209,9 +209,9 @@ WRONG = {
         "centre the features",
     ),
     "ex_reg_terms": (
-        "vicreg = losses.vicreg\n"
-        "def my_vicreg_terms(z1, z2):\n    t = vicreg(z1, z2).terms\n"
-        "    return t['invariance'], 2 * t['variance'], t['covariance']",
+        "inv, var, cov = losses.invariance_loss, losses.variance_loss, losses.covariance_loss\n"
+        "def my_vicreg_terms(z1, z2):\n"
+        "    return inv(z1, z2), var(z1) + var(z2), cov(z1) + cov(z2)",  # forgot to halve
         "variance term",
     ),
     "ex_reg_barlow": (
@@ -400,7 +400,12 @@ def test_the_grader_scores_a_folder_full_zero_and_partial(built, tmp_path):
     assert pd.isna(rows.loc["dan/wiped.ipynb", "total"])  # blank, never 0
     cy = table.set_index("submission").loc["cy/03_clustering.ipynb"]
     assert cy["ex_cluster_cdnv"] == 0 and cy["ex_cluster_erank"] == 1 and "CDNV" in cy["feedback"]
-    assert (tmp_path / "scores.csv").read_text().startswith("submission,chapter,total,possible")
+    assert (
+        (tmp_path / "scores.csv")
+        .read_text()
+        .startswith("submission,student,chapter,total,possible")
+    )
+    assert dict(zip(table.submission, table.student))["cy/03_clustering.ipynb"] == "cy"
 
 
 def test_grading_a_notebook_that_is_not_a_chapter_says_so(built, tmp_path):
@@ -411,6 +416,14 @@ def test_grading_a_notebook_that_is_not_a_chapter_says_so(built, tmp_path):
     )
     table = course.grade(tmp_path / "subs", out / "autograder", tmp_path / "s.csv")
     assert "no autograder for chapter None" in table.loc[0, "error"]
+    assert "--chapter" in table.loc[0, "error"]
+    # a Colab copy that lost its metadata: --chapter grades it (nothing to score: 0, no error)
+    table = course.grade(tmp_path / "subs", out / "autograder", tmp_path / "s.csv",
+                         chapter="03_clustering", student_pattern=r"^(\w+)")  # fmt: skip
+    assert table.loc[0, "total"] == 0 and table.loc[0, "student"] == "other"
+    with pytest.raises(FileNotFoundError, match="no chapters in"):
+        course.build(tmp_path / "edition", root=tmp_path)  # fails closed: nothing to build
+    assert not (tmp_path / "edition").exists()
 
 
 def test_the_answer_key_shows_this_builds_numbers():
