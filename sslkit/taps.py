@@ -83,17 +83,36 @@ def _pick(out, output, where="the model"):
 
 
 class Tap:
-    """The pooled outputs of the chosen layers in one forward pass: forward hooks on the named
-    modules (any module; torchvision's ``create_feature_extractor`` gives the same tensors for
-    module outputs but needs a model that FX can trace), and the model's own output if asked."""
+    """The pooled outputs of the chosen layers in one forward pass. A torchvision model is read
+    through torchvision's ``create_feature_extractor`` (which also drops what lies after the
+    last tapped layer, e.g. the classifier); any other module through forward hooks on the
+    named modules, which need no tracing. Both give the same tensors (a test checks it).
+    ``"output"`` (module name ``""``) is the model's own output."""
 
-    def __init__(self, model, layers: dict[str, str], output=None):
+    def __init__(self, model, layers: dict[str, str], output=None, extractor: bool | None = None):
         self.model, self.layers, self.output = model, layers, output
+        if extractor is None:
+            extractor = type(model).__module__.startswith("torchvision.models")
+        self._extractor = None
+        if extractor and all(layers.values()):
+            from torchvision.models.feature_extraction import (  # lazy: torchvision models only
+                create_feature_extractor,
+            )
+
+            nodes = {m: label for label, m in layers.items()}
+            self._extractor = create_feature_extractor(model, return_nodes=nodes)
+            self._extractor.train(model.training)
         modules = dict(model.named_modules())
         self._seen: dict[str, torch.Tensor] = {}
-        self._hooks = [
-            modules[m].register_forward_hook(self._keep(label)) for label, m in layers.items() if m
-        ]
+        self._hooks = (
+            []
+            if self._extractor is not None
+            else [
+                modules[m].register_forward_hook(self._keep(label))
+                for label, m in layers.items()
+                if m
+            ]
+        )
 
     def _keep(self, label):
         def hook(module, inputs, out):
@@ -102,6 +121,9 @@ class Tap:
         return hook
 
     def __call__(self, x) -> dict[str, torch.Tensor]:
+        if self._extractor is not None:
+            got = self._extractor(x)
+            return {label: _pool(_pick(got[label], self.output)).float() for label in self.layers}
         self._seen = {}
         out = self.model(x)
         feats = dict(self._seen)

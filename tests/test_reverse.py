@@ -272,3 +272,20 @@ def test_coarse_labels_that_split_a_class_are_refused():
     coarse[6] = 2
     with pytest.raises(ValueError, match="more than one coarse class"):
         analyze(_TupleOut(), (images, labels, coarse), output=0, progress=False, cache=False)
+
+
+def test_torchvisions_feature_extractor_and_hooks_read_the_same_tensors():
+    import torchvision
+
+    from sslkit.taps import Tap, default_layers
+
+    net = torchvision.models.resnet18().eval()
+    x = torch.randn(2, 3, 32, 32)
+    layers = default_layers(net)
+    fx, hooks = Tap(net, layers), Tap(net, layers, extractor=False)
+    assert fx._extractor is not None and hooks._extractor is None
+    with torch.no_grad():
+        a, b = fx(x), hooks(x)
+    hooks.close()
+    assert list(a) == ["layer1", "layer2", "layer3", "layer4"]
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
