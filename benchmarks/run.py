@@ -296,12 +296,8 @@ def peak_rss_of_streaming(repeat: int) -> float:
         f"analyze(net, (Rep({repeat}), Rep(1)), layers={{'last': 'stages.3'}}, "
         "targets=('fine',), metrics=('ncc', 'whitened_ncc', 'cdnv'), untrained=None, "
         "pixels=False, cache=False, progress=False, batch_size=512)\n"
-        "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
-    )
-    return int(out.stdout.strip().splitlines()[-1]) / 1024
+    return peak_rss_of(code)
 
 
 def ddp_throughput(processes: int, steps: int) -> float:
@@ -321,19 +317,23 @@ def ddp_throughput(processes: int, steps: int) -> float:
 # --------------------------------------------------------------------------- 5. memory
 
 
-def peak_rss_of_cpu_run() -> float:
-    """Peak RSS (MB) of a fresh process training the cpu profile's VICReg run (no cache)."""
-    # VmHWM of the child itself: ru_maxrss would carry over the parent's size across fork/exec.
-    code = (
-        f"import torch; torch.set_num_threads({THREADS})\n"
-        "from sslkit import runs\n"
-        "runs.train('vicreg', 'cpu', cache=False, progress=False)\n"
-        "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))"
-    )
+def peak_rss_of(code: str) -> float:
+    """Peak RSS (MB) of a fresh Python process running ``code``: the child's own VmHWM
+    (ru_maxrss would carry over the parent's size across fork/exec)."""
+    code += "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
     )
     return int(out.stdout.strip().splitlines()[-1]) / 1024
+
+
+def peak_rss_of_cpu_run() -> float:
+    """Peak RSS (MB) of a fresh process training the cpu profile's VICReg run (no cache)."""
+    return peak_rss_of(
+        f"import torch; torch.set_num_threads({THREADS})\n"
+        "from sslkit import runs\n"
+        "runs.train('vicreg', 'cpu', cache=False, progress=False)\n"
+    )
 
 
 # --------------------------------------------------------------------------- 6. book build
