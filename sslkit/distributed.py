@@ -194,7 +194,7 @@ def synchronise_batchnorm(model) -> list:
     swapped = []
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
-            if not isinstance(child, torch.nn.BatchNorm1d | torch.nn.BatchNorm2d):
+            if not isinstance(child, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
                 continue
             if next(child.parameters(), torch.empty(0)).is_cuda:
                 synced = torch.nn.SyncBatchNorm.convert_sync_batchnorm(child)
