@@ -52,9 +52,13 @@ browser-test: $(STAMP)
 # student notebooks, an otter autograder per chapter, the answer key and the student site.
 # Grade a folder of submissions with `python -m sslkit.course grade FOLDER --out scores.csv`.
 STUDENT := _build/student
+# The release a term's notebooks and autograders install: `make student REF=v0.2.0`; by default
+# the tag of this commit, else the commit itself (never a moving branch).
+REF ?= $(shell git describe --tags --exact-match 2>/dev/null || git rev-parse --short HEAD)
+
 student: $(STAMP)
 	test -d _build/.jupyter_cache || $(MAKE) book
-	$(BIN)/python -m sslkit.course build --out $(STUDENT) --executed _build/.jupyter_cache
+	$(BIN)/python -m sslkit.course build --out $(STUDENT) --executed _build/.jupyter_cache --ref $(REF)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/jupyter-book build $(STUDENT)/site -W --keep-going -n -q
 	@echo "Student edition: $(CURDIR)/$(STUDENT)/ (notebooks/, autograder/, answer_key.html, site/_build/html)"
 

@@ -256,6 +256,23 @@ def split(nb: dict, chapter: str) -> tuple[dict, list[Exercise]]:
     return nb, list(exercises.values())
 
 
+def pin(nb: dict, ref: str) -> dict:
+    """A copy of ``nb`` whose install line installs sslkit at ``ref`` (a tag or a commit) instead
+    of the branch it names: a term's notebooks and autograders then install one fixed release,
+    whatever the branch becomes."""
+    if not re.fullmatch(r"[\w.\-/]+", ref):
+        raise ValueError(f"{ref!r} is not a git tag, branch or commit")
+    nb = copy.deepcopy(nb)
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            text = "".join(cell["source"])
+            pinned = re.sub(
+                r"(sslkit(?:\[\w]+\])? @ git\+[^\"'\s@]+@)[^\"'\s]+", rf"\g<1>{ref}", text
+            )
+            cell["source"] = pinned.splitlines(True)
+    return nb
+
+
 def _install_for_students(text: str) -> str:
     return re.sub(r'"sslkit @ git\+', '"sslkit[course] @ git+', text)
 
@@ -431,11 +448,15 @@ def chapters(root: pathlib.Path = ROOT) -> list[pathlib.Path]:
 
 
 def build(
-    out: pathlib.Path, executed: pathlib.Path | None = None, root: pathlib.Path = ROOT
+    out: pathlib.Path,
+    executed: pathlib.Path | None = None,
+    root: pathlib.Path = ROOT,
+    ref: str | None = None,
 ) -> list[Exercise]:
     """Write the student notebooks, the autograders, the student site's source and the answer
     key to ``out``. ``executed``: the book's jupyter-cache (``_build/.jupyter_cache``), whose
-    outputs the site shows; without it the site is left out."""
+    outputs the site shows; without it the site is left out. ``ref``: the tag or commit the
+    notebooks and autograders install sslkit at (:func:`pin`); default, the chapters' branch."""
     if not chapters(root):  # fail closed: an empty edition is never a success
         raise FileNotFoundError(
             f"no chapters in {pathlib.Path(root) / 'chapters'}: the coursework edition is built "
@@ -453,6 +474,7 @@ def build(
     site: dict[str, dict] = {}
     for path in chapters(root):
         nb = json.loads(path.read_text())
+        nb = pin(nb, ref) if ref else nb
         student, exercises = student_notebook(nb, path.stem)
         everything += exercises
         (out / "notebooks" / path.name).write_text(
@@ -584,6 +606,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     b.add_argument("--out", default="_build/student", type=pathlib.Path)
     b.add_argument(
+        "--ref",
+        default=None,
+        help="the git tag or commit the notebooks and autograders install sslkit at (default: "
+        "the branch the chapters name)",
+    )
+    b.add_argument(
         "--executed",
         default="_build/.jupyter_cache",
         type=pathlib.Path,
@@ -619,7 +647,7 @@ def main(argv: list[str] | None = None) -> int:
                 "building the notebooks, autograders and answer key only",
                 file=sys.stderr,
             )
-        exs = build(args.out, executed)
+        exs = build(args.out, executed, ref=args.ref)
         graded = [e.label for e in exs if e.graded]
         print(f"{len(exs)} exercises, {len(graded)} auto-graded: {', '.join(graded)}")
         print(

@@ -497,3 +497,16 @@ def test_an_endless_loop_is_stopped_alone_and_the_csv_keeps_every_row(built, tmp
     assert len(pd.read_csv(tmp_path / "s.csv")) == 2
     with pytest.raises(ValueError, match="timeout must be a positive"):
         grading.grade(tmp_path / "subs", out / "autograder", tmp_path / "s.csv", timeout=0)
+
+
+def test_a_pinned_edition_installs_one_release():
+    nb = json.loads((ROOT / "chapters" / "03_clustering.ipynb").read_text())
+    pinned = course.pin(nb, "v0.2.0")
+    spec = course.install_spec(pinned)
+    assert spec.endswith("@v0.2.0") and "@main" not in spec
+    student, _ = course.student_notebook(pinned, "03_clustering")
+    text = "".join("".join(c["source"]) for c in student["cells"])
+    assert "sslkit[course] @ git+" in text and "@v0.2.0" in text and "@main" not in text
+    assert course.install_spec(nb).endswith("@main")  # the book's own notebook is untouched
+    with pytest.raises(ValueError, match="not a git tag"):
+        course.pin(nb, "main; rm -rf /")
