@@ -558,6 +558,9 @@ def train(
 ) -> Run:
     """Train ``method`` under ``profile`` with ``seed``, or load the cached network.
 
+    The backbone is snapshotted at epoch 0, every ``profile.eval_every`` epochs and at
+    the end; evaluate the snapshots with :meth:`Run.evaluate`.
+
     Parameters
     ----------
     method : one of :data:`sslkit.methods.METHODS`
@@ -571,9 +574,6 @@ def train(
     stop_after : int, optional
         Train only the first epochs of the run, up to this one, on the full run's schedule
         (never cached: it is not the run of the key; see :mod:`sslkit.verify`).
-
-    The backbone is snapshotted at epoch 0, every ``profile.eval_every`` epochs and at
-    the end; evaluate the snapshots with :meth:`Run.evaluate`.
     """
     method = canonical_name(method)  # one spelling, one cache entry
     prof = get_profile(profile)
