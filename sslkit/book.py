@@ -102,12 +102,15 @@ def setup(
 
 
 def glue(name: str, value, display: bool = False):
-    """Make ``value`` available to the prose as ``{glue:text}`name```; returns nothing."""
+    """Make ``value`` available to the prose as ``{glue:text}`name```; returns nothing.
+
+    Without myst-nb (Colab, a plain Jupyter), the prose's ``{glue:text}`name``` cannot be
+    filled in, so the value is printed as ``name = value`` under the cell instead: a reader of
+    the notebook sees every number the text refers to."""
     try:
         from myst_nb import glue as _glue  # lazy: myst-nb is there only when the book is built
     except ImportError:  # Colab / plain Jupyter: nothing to glue into
-        if display:
-            print(f"{name} = {value}")
+        print(f"{name} = {value}")
         return None
     _glue(name, value, display=display)
     return None

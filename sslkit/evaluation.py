@@ -43,12 +43,21 @@ EVAL_SUBSETS = 5
 
 @torch.no_grad()
 def extract_features(
-    backbone, images, mean=None, std=None, batch_size: int = 1024, stages: bool = False
+    backbone,
+    images,
+    mean=None,
+    std=None,
+    batch_size: int = 1024,
+    stages: bool = False,
+    autocast: bool = True,
 ):
     """Backbone features of uint8 ``images`` in eval mode (training mode is restored after).
 
     Returns an N×D tensor of the last stage's pooled features, or with ``stages=True`` a
-    list with one N×D_s tensor per stage, all from one forward pass per batch.
+    list with one N×D_s tensor per stage, all from one forward pass per batch. ``stages=True``
+    needs one of the book's backbones (``forward_stages``); for any other module, such as a
+    torchvision ResNet, use :func:`sslkit.analyze`, which taps named layers. ``autocast``:
+    bfloat16 on a GPU that computes it natively (as training does); ``False`` keeps float32.
     """
     was_training = backbone.training
     backbone.eval()
@@ -58,8 +67,13 @@ def extract_features(
         for chunk in images.split(batch_size):
             x = to_float(chunk.to(device, non_blocking=True), mean, std)
             x = x.contiguous(memory_format=torch.channels_last)
-            amp = autocast_dtype(device)
+            amp = autocast_dtype(device) if autocast else None
             with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
+                if stages and not hasattr(backbone, "forward_stages"):
+                    raise TypeError(
+                        f"{type(backbone).__name__} has no forward_stages: stages=True needs "
+                        "one of sslkit's backbones; for another model use sslkit.analyze"
+                    )
                 feats = backbone.forward_stages(x) if stages else [backbone(x)]
             out.append([f.float() for f in feats])
     finally:

@@ -9,6 +9,21 @@ from sslkit import analysis, augment, book, data, exercises, losses, metrics, pl
 from sslkit.targets import random_grouping, random_targets  # noqa: E402
 
 
+def test_without_myst_nb_glue_prints_the_value_for_the_reader(capsys, monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_myst(name, *args, **kwargs):  # Colab: myst-nb is not installed
+        if name.startswith("myst_nb"):
+            raise ImportError(name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_myst)
+    assert book.glue("n_train", "7,000") is None
+    assert capsys.readouterr().out == "n_train = 7,000\n"
+
+
 def test_pct_and_glue_print_nothing_in_a_notebook(capsys):
     assert book.pct(0.8234) == "82.3%" and book.pct(1.0, 0) == "100%"
     assert book.glue("x", 3) is None  # no bare value left as a cell's output

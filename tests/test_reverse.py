@@ -289,3 +289,15 @@ def test_torchvisions_feature_extractor_and_hooks_read_the_same_tensors():
     hooks.close()
     assert list(a) == ["layer1", "layer2", "layer3", "layer4"]
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_extract_features_says_what_stages_needs_and_can_skip_autocast():
+    import torchvision
+
+    from sslkit.evaluation import extract_features
+
+    images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    with pytest.raises(TypeError, match="for another model use sslkit.analyze"):
+        extract_features(torchvision.models.resnet18(), images, stages=True)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.Flatten())
+    assert extract_features(net, images, autocast=False).dtype == torch.float32
