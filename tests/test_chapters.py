@@ -198,3 +198,18 @@ def test_no_figure_is_wider_than_the_column_allows(path):
     assert all(w <= plots.MAX_WIDTH_IN for w in widths), (
         f"figures {widths} inches wide: at most {plots.MAX_WIDTH_IN} keeps their text legible"
     )
+
+
+def test_binder_installs_cpu_torch_and_the_chapters_needs_only():
+    from packaging.requirements import Requirement
+
+    lines = [
+        line.split("#")[0].strip()
+        for line in (ROOT / "binder" / "requirements.txt").read_text().splitlines()
+    ]
+    options = [line for line in lines if line.startswith("-")]
+    names = {Requirement(line).name for line in lines if line and not line.startswith("-")}
+    assert options == ["--extra-index-url https://download.pytorch.org/whl/cpu"]
+    assert {"torch", "torchvision", "umap-learn", "ipykernel"} <= names
+    assert not names & {"jupyter-book", "otter-grader", "playwright", "pytest", "ruff"}
+    assert "pip install --no-deps -e ." in (ROOT / "binder" / "postBuild").read_text()
