@@ -19,7 +19,7 @@ from . import store
 from .cache import config_hash
 from .configs import CONFIGS, trained
 from .cost import device_kind, estimate_seconds, fmt_duration, run_cost
-from .evaluation import EVAL_SUBSETS
+from .evaluation import EVAL_SUBSETS, SHOTS
 from .methods import canonical_name
 from .plan import flops_per_image
 from .profiles import Profile, get_profile
@@ -46,6 +46,7 @@ def plan() -> tuple:
         (("fine",), ("ncc", "whitened_ncc", "probe"), "all", None, ("train", "test")),
         (("coarse",), ("ncc", "whitened_ncc", "probe"), "ends", None, ("train", "test")),
         (("fine",), ("cdnv", "knn", "erank"), "ends", None, ("train", "test")),
+        (("fine",), tuple(f"fewshot_{s}" for s in SHOTS), "ends", None, ("test",)),
         (controls, ("ncc",), "ends", None, ("test",)),
         (("fine", "coarse", *draws("coarse_random")), ("ncc",), "ends", "pca", ("test",)),
     )

@@ -31,7 +31,11 @@ __all__ = [
     "EVAL_SUBSETS",
 ]
 
-METRICS = ("ncc", "whitened_ncc", "cdnv", "probe", "knn", "erank")
+# Few-shot NCC at these numbers of labelled images per class ("fewshot_5": five per class).
+# The labelled images are drawn with a seed of their own (the number of shots): every network
+# evaluated on the same images gets the same labelled draws, so the comparison is paired.
+SHOTS = (1, 5, 10, 50)
+METRICS = ("ncc", "whitened_ncc", "cdnv", "probe", "knn", "erank", *(f"fewshot_{s}" for s in SHOTS))
 # The metrics that are accuracies on the test images: a mean over images, so they can be scored
 # on evaluation subsets (``subsets`` of :func:`evaluate_features`).
 ACCURACIES = ("ncc", "whitened_ncc", "probe", "knn")
@@ -125,7 +129,9 @@ def evaluate_features(
         the train features (:func:`~sslkit.metrics.whitened_ncc_accuracy`), train and test
         rows; ``"probe"`` and ``"knn"`` are fit on train and scored
         on test; ``"erank"`` (:func:`~sslkit.metrics.effective_rank` of the standardised
-        features, so that rescaling a dimension does not count) ignores the labels.
+        features, so that rescaling a dimension does not count) ignores the labels;
+        ``"fewshot_K"`` (K in :data:`SHOTS`) is NCC on test with centres from K train images per
+        class (:func:`~sslkit.metrics.fewshot_ncc_accuracy`, mean over 5 draws), a test row.
     subsets : for the accuracies (:data:`ACCURACIES`), also score the test images in this many
         disjoint **evaluation subsets** (image ``i`` in subset ``i mod subsets``), rows with
         split ``"test@0"``, ``"test@1"``, …: with the model fitted once on train, how much
@@ -164,6 +170,9 @@ def evaluate_features(
             values = {"train": metrics.cdnv(xtr, ytr), "test": metrics.cdnv(xte, yte)}
         elif metric == "probe":
             values = scored(metrics.linear_probe(xtr, ytr, xte, yte, per_sample=True))
+        elif metric.startswith("fewshot_"):
+            shots = int(metric.removeprefix("fewshot_"))
+            values = {"test": metrics.fewshot_ncc_accuracy(xtr, ytr, xte, yte, shots, seed=shots)}
         elif metric == "erank":
             values = {
                 "train": metrics.effective_rank(xtr, standardize=True),

@@ -10,6 +10,8 @@ and runs on the features' device. ``labels`` need not be 0..K−1: any integers 
 - :func:`cdnv`: class-distance normalised variance (Galanti et al., ICLR 2022).
 - :func:`linear_probe`: full-batch multinomial logistic regression.
 - :func:`knn_accuracy`: k-nearest-neighbour vote.
+- :func:`fewshot_ncc_accuracy`: NCC with centres from ``shots`` labelled images per class
+  (few-shot transfer: what tight clusters buy when labels are scarce).
 - :func:`sample_ncc`: sample-level (augmentation) NCC.
 - :func:`view_tightness`: how close each image's views lie, relative to the distances between
   images (scale-free).
@@ -37,6 +39,7 @@ __all__ = [
     "cdnv",
     "linear_probe",
     "knn_accuracy",
+    "fewshot_ncc_accuracy",
     "sample_ncc",
     "view_tightness",
     "effective_rank",
@@ -386,6 +389,45 @@ def knn_accuracy(
         preds.append(votes.argmax(1))
     correct = classes[torch.cat(preds)] == ty
     return correct if per_sample else correct.double().mean().item()
+
+
+def fewshot_ncc_accuracy(
+    train_x: ArrayLike,
+    train_y: ArrayLike,
+    test_x: ArrayLike,
+    test_y: ArrayLike,
+    shots: int,
+    draws: int = 5,
+    seed: int = 0,
+) -> float:
+    """Few-shot accuracy of the nearest class centre: each class's centre is the mean of
+    ``shots`` of its training images, drawn at random, and every test image takes the class of
+    the nearest centre; the mean over ``draws`` draws of the labelled images (seeded).
+
+    With one shot per class this is a 1-nearest-prototype classifier; as ``shots`` grows it
+    tends to :func:`ncc_accuracy` with train centres. Features that cluster by class need few
+    labels to place good centres, the link between clustering and downstream classification
+    with scarce labels (Snell et al.'s prototypical networks, NeurIPS 2017, classify so).
+    """
+    x, y, tx, ty = _check_train_test(train_x, train_y, test_x, test_y)
+    codes, classes = _encode(y)
+    k = len(classes)
+    sizes = torch.bincount(codes, minlength=k)
+    if shots < 1 or int(sizes.min()) < shots:
+        raise ValueError(
+            f"shots must be between 1 and the smallest class's size ({int(sizes.min())}), got "
+            f"{shots}"
+        )
+    g = torch.Generator().manual_seed(int(seed))
+    start = torch.cumsum(sizes.cpu(), 0) - sizes.cpu()  # where each class begins, sorted by class
+    correct = 0.0
+    for _ in range(draws):
+        keys = torch.rand(len(codes), generator=g)
+        order = torch.argsort(codes.cpu().double() * 2 + keys.double())  # by class, then at random
+        chosen = order[(start[:, None] + torch.arange(shots)[None, :]).flatten()].to(x.device)
+        centres, _ = _centres(x[chosen], codes[chosen], k)
+        correct += (classes[_nearest_centre(tx, centres)] == ty).double().mean().item()
+    return correct / draws
 
 
 def sample_ncc(query_views: ArrayLike, ref_views: ArrayLike | None = None) -> float:

@@ -393,3 +393,20 @@ def test_pca_stages_keep_the_top_principal_directions_like_scikit_learn():
     np.testing.assert_allclose(np.abs(ours), np.abs(theirs), rtol=1e-3, atol=1e-3)
     with pytest.raises(ValueError, match="smallest stage width"):
         pca_stages(train, test, dim=5)
+
+
+def test_fewshot_ncc_tends_to_ncc_and_needs_enough_images():
+    from sslkit import metrics
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(300) % 3
+    x = torch.randn(3, 5, generator=g)[y] * 4 + torch.randn(300, 5, generator=g)
+    tx, ty = x[:150], y[:150]
+    # every training image labelled: the centres are the train centres, whatever the draw
+    full = metrics.fewshot_ncc_accuracy(x, y, tx, ty, shots=100, draws=3)
+    assert full == pytest.approx(metrics.ncc_accuracy(tx, ty, x, y))
+    one = metrics.fewshot_ncc_accuracy(x, y, tx, ty, shots=1, draws=20, seed=1)
+    assert 1 / 3 < one <= full + 1e-9  # one label per class: above chance, below all labels
+    assert one == metrics.fewshot_ncc_accuracy(x, y, tx, ty, shots=1, draws=20, seed=1)
+    with pytest.raises(ValueError, match="smallest class's size \\(100\\)"):
+        metrics.fewshot_ncc_accuracy(x, y, tx, ty, shots=101)
