@@ -9,10 +9,11 @@ Every clustering ruler of the book needs only a few sums per class (Ben-Shaul et
 - the covariance ``C = M / n − m mᵀ`` (``M = Σ x xᵀ``, ``m`` the mean) behind ZCA whitening;
 - NCC accuracy: a second pass scores each sample against the fitted centres.
 
-:class:`ClassStats` adds a batch at a time. Sums are kept in float64 around a shift (the first
-batch's mean), so that ``Q_c / n_c − ‖μ_c‖²`` does not cancel away when the features sit far
-from the origin; each batch is reduced in its own precision first (one pass over it), which is
-what keeps this close to the cost of reading the features. The results equal
+:class:`ClassStats` adds a batch at a time. Sums are kept in float64 around a shift (the mean
+of the first batch's first rows), so that ``Q_c / n_c − ‖μ_c‖²`` does not cancel away when the
+features sit far from the origin; each batch is reduced in its own precision first, in blocks of
+rows that stay in cache, which keeps this within a small factor of the cost of reading the
+features (``make bench``, row 4b). The results equal
 :func:`sslkit.metrics.cdnv`, :func:`~sslkit.metrics.ncc_accuracy` and
 :func:`~sslkit.metrics.whitened_ncc_accuracy` on the same features (the tests check it).
 """
@@ -26,7 +27,7 @@ from .metrics import WHITEN_EPS
 __all__ = ["ClassStats", "NCCScore"]
 
 
-def _shifted_sums(x, y, shift, k: int, block: int = 1024):
+def _shifted_sums(x, y, shift, k: int, block: int = 512):
     """``Σ_{x in c} (x − shift)`` (K×D) and ``Σ_{x in c} ‖x − shift‖²`` (K), in blocks of rows
     small enough to stay in cache: each block is read once from memory, where the whole
     N×D difference would be written out and read back (4x slower on a CPU)."""
@@ -83,11 +84,6 @@ class ClassStats:
         if torch.is_floating_point(x) is False or x.dtype in (torch.float16, torch.bfloat16):
             x = x.float()
         y = y.to(x.device).long()
-        if not torch.isfinite(x).all():
-            raise ValueError(
-                "features have non-finite values (NaN or inf); drop or fix those rows (a NaN "
-                "usually comes from a diverged network)"
-            )
         if len(y) != len(x):
             raise ValueError(f"{len(x)} feature rows but {len(y)} labels")
         if len(y) and (int(y.min()) < 0 or int(y.max()) >= self.k):
@@ -96,14 +92,26 @@ class ClassStats:
             )
         if self.shift is None:
             d = x.shape[1]
-            self.shift = x.mean(0)
+            shift = x[:4096].mean(0)  # any point near the data will do: a few thousand rows
+            if not torch.isfinite(shift).all():
+                raise ValueError(
+                    "features have non-finite values (NaN or inf); drop or fix those rows (a "
+                    "NaN usually comes from a diverged network)"
+                )
+            self.shift = shift
             f64 = dict(dtype=torch.float64, device=x.device)
             self.n = torch.zeros(self.k, **f64)
             self.s = torch.zeros(self.k, d, **f64)
             self.q = torch.zeros(self.k, **f64)
             self.m = torch.zeros(d, d, **f64) if self.covariance_wanted else None
-        self.n += torch.bincount(y, minlength=self.k).double()
         s, q = _shifted_sums(x, y, self.shift.to(x.dtype), self.k)
+        # a NaN or inf anywhere in the batch reaches these sums: checked on K numbers, not N×D
+        if not (torch.isfinite(q).all() and torch.isfinite(s).all()):
+            raise ValueError(
+                "features have non-finite values (NaN or inf); drop or fix those rows (a NaN "
+                "usually comes from a diverged network); this batch was not added"
+            )
+        self.n += torch.bincount(y, minlength=self.k).double()
         self.s += s.double()
         self.q += q.double()
         if self.m is not None:

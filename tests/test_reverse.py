@@ -57,6 +57,11 @@ def test_streaming_refuses_what_it_cannot_measure():
     s.update(torch.randn(4, 4), torch.tensor([0, 0, 0, 0]))
     with pytest.raises(ValueError, match="two classes"):
         s.cdnv()
+    bad = torch.randn(3, 4)
+    bad[1, 2] = float("nan")
+    with pytest.raises(ValueError, match="non-finite.*was not added"):
+        s.update(bad, torch.tensor([1, 1, 2]))
+    assert s.counts.tolist() == [4, 0, 0]  # the batch left no trace
     with pytest.raises(ValueError, match="covariance=True"):
         s.whitener()
 
