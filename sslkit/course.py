@@ -267,7 +267,7 @@ def pin(nb: dict, ref: str) -> dict:
         if cell["cell_type"] == "code":
             text = "".join(cell["source"])
             pinned = re.sub(
-                r"(sslkit(?:\[\w]+\])? @ git\+[^\"'\s@]+@)[^\"'\s]+", rf"\g<1>{ref}", text
+                r"(sslkit(?:\[[\w,.\-]+\])? @ git\+[^\"'\s@]+@)[^\"'\s#]+", rf"\g<1>{ref}", text
             )
             cell["source"] = pinned.splitlines(True)
     return nb
@@ -487,6 +487,7 @@ def build(
         )
         if executed is not None:  # the book's outputs: for the answer key and the student site
             executed_nb = _with_outputs(path, pathlib.Path(executed))
+            executed_nb = pin(executed_nb, ref) if ref else executed_nb
             ran[path.stem] = _glue_and_outputs(executed_nb)
             site[path.name] = student_notebook(executed_nb, path.stem, for_site=True)[0]
     (out / "answer_key.html").write_text(answer_key(everything, ran))

@@ -146,7 +146,7 @@ def _student_of(rel: pathlib.Path, pattern: str | None) -> str:
         found = re.search(pattern, rel.name)
         if found is None:
             return ""
-        return found.group(1) if found.groups() else found.group(0)
+        return (found.group(1) if found.groups() else found.group(0)) or ""
     return rel.parts[0] if len(rel.parts) > 1 else rel.stem
 
 

@@ -321,6 +321,8 @@ def gain(r, metric, target, split="test", stage=None, dim=None, headroom=False) 
 def _share(after: float, before: float) -> float:
     """A change as a share of its room: ``(after − before) / (1 − before)`` for a rise,
     ``(after − before) / before`` for a fall (0 where there was no room)."""
+    if math.isnan(after) or math.isnan(before):
+        return math.nan
     room = (1 - before) if after >= before else before
     return (after - before) / room if room > 0 else 0.0
 
@@ -673,8 +675,9 @@ FINDINGS: dict[str, Finding] = {
             gain_vs_gain("fine", "random_function", headroom=True),
             unit="points of headroom",
             reason="5 points of headroom: the same twentieth as the 5-point threshold of the "
-            "raw gains, on the scale of what each target had left to gain (targets that start "
-            "at different levels have different room to gain in raw points)",
+            "raw gains, on the scale of the room each target had (left to gain for a rise, "
+            "there to lose for a fall; targets that start at different levels have different "
+            "room in raw points)",
         ),
         Finding(
             "semantic_over_matched_random",

@@ -90,27 +90,26 @@ class ClassStats:
             raise ValueError(
                 f"labels must lie in 0..{self.k - 1}, got {int(y.min())}..{int(y.max())}"
             )
+        if not len(x):
+            return  # an empty batch adds nothing
+        # any point near the data will do as the shift: the mean of a few thousand rows
+        shift = self.shift if self.shift is not None else x[:4096].mean(0)
+        s, q = _shifted_sums(x, y, shift.to(x.dtype), self.k)
+        # a NaN or inf anywhere in the batch reaches these sums (q adds squares, which cannot
+        # cancel): checked on K numbers, not N×D; nothing is kept from a rejected batch
+        if not (torch.isfinite(q).all() and torch.isfinite(s).all()):
+            raise ValueError(
+                "features have non-finite values (NaN or inf), or values so large that their "
+                "squares overflow; drop or fix those rows (a NaN usually comes from a diverged "
+                "network); this batch was not added"
+            )
         if self.shift is None:
-            d = x.shape[1]
-            shift = x[:4096].mean(0)  # any point near the data will do: a few thousand rows
-            if not torch.isfinite(shift).all():
-                raise ValueError(
-                    "features have non-finite values (NaN or inf); drop or fix those rows (a "
-                    "NaN usually comes from a diverged network)"
-                )
             self.shift = shift
             f64 = dict(dtype=torch.float64, device=x.device)
             self.n = torch.zeros(self.k, **f64)
-            self.s = torch.zeros(self.k, d, **f64)
+            self.s = torch.zeros(self.k, x.shape[1], **f64)
             self.q = torch.zeros(self.k, **f64)
-            self.m = torch.zeros(d, d, **f64) if self.covariance_wanted else None
-        s, q = _shifted_sums(x, y, self.shift.to(x.dtype), self.k)
-        # a NaN or inf anywhere in the batch reaches these sums: checked on K numbers, not N×D
-        if not (torch.isfinite(q).all() and torch.isfinite(s).all()):
-            raise ValueError(
-                "features have non-finite values (NaN or inf); drop or fix those rows (a NaN "
-                "usually comes from a diverged network); this batch was not added"
-            )
+            self.m = torch.zeros(x.shape[1], x.shape[1], **f64) if self.covariance_wanted else None
         self.n += torch.bincount(y, minlength=self.k).double()
         self.s += s.double()
         self.q += q.double()

@@ -510,3 +510,7 @@ def test_a_pinned_edition_installs_one_release():
     assert course.install_spec(nb).endswith("@main")  # the book's own notebook is untouched
     with pytest.raises(ValueError, match="not a git tag"):
         course.pin(nb, "main; rm -rf /")
+    line = '%pip install "sslkit[course] @ git+https://x.org/r@main#egg=s"'
+    extras = {"cells": [{"cell_type": "code", "source": [line]}]}
+    pinned_text = "".join(course.pin(extras, "v1")["cells"][0]["source"])
+    assert pinned_text.endswith('"sslkit[course] @ git+https://x.org/r@v1#egg=s"')

@@ -52,6 +52,14 @@ def test_streaming_refuses_what_it_cannot_measure():
     s = ClassStats(3)
     with pytest.raises(ValueError, match="update"):
         s.cdnv()
+    first = torch.randn(3, 4)
+    first[0, 0] = float("inf")
+    with pytest.raises(ValueError, match="non-finite"):
+        s.update(first, torch.tensor([0, 1, 2]))
+    with pytest.raises(
+        ValueError, match="no batch added yet"
+    ):  # a rejected first batch left nothing
+        s.cdnv()
     with pytest.raises(ValueError, match="0..2"):
         s.update(torch.zeros(2, 4), torch.tensor([0, 3]))
     s.update(torch.randn(4, 4), torch.tensor([0, 0, 0, 0]))
