@@ -516,7 +516,7 @@ def main():
             else []
         )
         if kept:  # keep the last --book measurement rather than drop the row
-            rows.append(tuple(kept[0].strip("|").split("|")))
+            rows.append(tuple(kept[0].strip().strip("|").split("|")[:8]))  # its 8 columns
     if args.book:
         cold, warm = book_build_times()
         rows.append(
@@ -569,7 +569,10 @@ def write_results(rows, args):
     ]
     for r in rows:
         if isinstance(r[1], str):  # a row kept verbatim from the previous file
-            lines.append("|" + "|".join(r) + "| (from an earlier `--book` run)")
+            cells = list(r)
+            if "(from an earlier" not in cells[7]:
+                cells[7] = cells[7].rstrip() + " (from an earlier `--book` run) "
+            lines.append("|" + "|".join(cells) + "|")
             continue
         name, ours, base, unit, ratio, target, met, note = r
         tgt = "" if target is None else f"≥ {target:g}x"
