@@ -408,7 +408,7 @@ def test_the_grader_scores_a_folder_full_zero_and_partial(built, tmp_path):
     assert dict(zip(table.submission, table.student))["cy/03_clustering.ipynb"] == "cy"
 
 
-def test_grading_a_notebook_that_is_not_a_chapter_says_so(built, tmp_path):
+def test_grading_a_notebook_that_is_not_a_chapter_says_so(built, tmp_path, monkeypatch):
     out, _ = built
     (tmp_path / "subs").mkdir()
     (tmp_path / "subs" / "other.ipynb").write_text(
@@ -417,10 +417,20 @@ def test_grading_a_notebook_that_is_not_a_chapter_says_so(built, tmp_path):
     table = course.grade(tmp_path / "subs", out / "autograder", tmp_path / "s.csv")
     assert "no autograder for chapter None" in table.loc[0, "error"]
     assert "--chapter" in table.loc[0, "error"]
-    # a Colab copy that lost its metadata: --chapter grades it (nothing to score: 0, no error)
+    # a Colab copy that lost its metadata: --chapter grades it with that chapter's autograder
+    # (otter itself is not run again here: the test above grades real notebooks)
+    from sslkit import grading
+
+    used = []
+
+    def graded(nb, zip_path, timeout):
+        used.append(zip_path.name)
+        return {"total": 0}
+
+    monkeypatch.setattr(grading, "_grade_in_subprocess", graded)
     table = course.grade(tmp_path / "subs", out / "autograder", tmp_path / "s.csv",
                          chapter="03_clustering", student_pattern=r"^(\w+)")  # fmt: skip
-    assert table.loc[0, "total"] == 0 and table.loc[0, "student"] == "other"
+    assert used == ["03_clustering.zip"] and table.loc[0, "student"] == "other"
     with pytest.raises(FileNotFoundError, match="no chapters in"):
         course.build(tmp_path / "edition", root=tmp_path)  # fails closed: nothing to build
     assert not (tmp_path / "edition").exists()
