@@ -413,6 +413,14 @@ def fewshot_ncc_accuracy(
     codes, classes = _encode(y)
     k = len(classes)
     sizes = torch.bincount(codes, minlength=k)
+    if draws < 1:
+        raise ValueError(f"draws must be at least 1, got {draws}")
+    unseen = torch.unique(ty[~torch.isin(ty, classes)])
+    if len(unseen):
+        raise ValueError(
+            f"test labels {unseen.tolist()[:10]} have no training image, so no centre; give every "
+            "class training images"
+        )
     if shots < 1 or int(sizes.min()) < shots:
         raise ValueError(
             f"shots must be between 1 and the smallest class's size ({int(sizes.min())}), got "

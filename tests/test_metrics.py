@@ -410,3 +410,5 @@ def test_fewshot_ncc_tends_to_ncc_and_needs_enough_images():
     assert one == metrics.fewshot_ncc_accuracy(x, y, tx, ty, shots=1, draws=20, seed=1)
     with pytest.raises(ValueError, match="smallest class's size \\(100\\)"):
         metrics.fewshot_ncc_accuracy(x, y, tx, ty, shots=101)
+    with pytest.raises(ValueError, match="test labels \\[7\\] have no training image"):
+        metrics.fewshot_ncc_accuracy(x, y, tx, ty.clone().fill_(7), shots=1)
