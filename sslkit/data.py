@@ -76,6 +76,12 @@ def fingerprint_tensors(named, *extra: str) -> str:
     return h.hexdigest()[:16]
 
 
+def fingerprint_state(state: dict) -> str:
+    """A fingerprint of a state dict's names, shapes and values (equal weights, equal hash):
+    what the caches key a network's evaluations by."""
+    return fingerprint_tensors((f"{name}:", state[name]) for name in sorted(state))
+
+
 class DataNotFoundError(FileNotFoundError):
     """The dataset's files are not on this machine and could not be downloaded."""
 

@@ -38,7 +38,7 @@ from .seeds import stream_seed
 from .sources import Split, fit_and_score, labels_of
 from .streaming import ClassStats, _nearest
 from .taps import Tap, adapt_channels, default_layers, resolve_layers
-from .targets import random_grouping
+from .targets import projected_kmeans, random_grouping
 
 __all__ = ["analyze", "Analysis", "METRICS", "TARGETS", "default_layers"]
 
@@ -128,10 +128,6 @@ def _calibrate(net, split: Split, adapt, device, batch_size: int, limit: int, se
     return net.eval()
 
 
-def _weights_hash(model) -> str:
-    return data_mod.fingerprint_tensors(sorted(model.state_dict().items()), type(model).__name__)
-
-
 # --------------------------------------------------------------------------- targets
 
 
@@ -153,16 +149,7 @@ class _Targets:
                 )
             elif base == "random_function":
                 g = torch.Generator().manual_seed(stream_seed(seed, "random_function", int(d)))
-                x = pixel_sample
-                proj = torch.randn(x.shape[1], 32, generator=g) / x.shape[1] ** 0.5
-                z = x @ proj
-                centres = z[torch.randperm(len(z), generator=g)[:k]].clone()
-                for _ in range(25):  # Lloyd's algorithm, as sslkit.targets.random_function_targets
-                    assign = torch.cdist(z, centres).argmin(1)
-                    counts = torch.bincount(assign, minlength=k)
-                    moved = torch.zeros_like(centres).index_add_(0, assign, z)
-                    moved /= counts.clamp_min(1).unsqueeze(1)
-                    centres = torch.where(counts.unsqueeze(1) > 0, moved, centres)
+                proj, centres = projected_kmeans(pixel_sample, k, g)
                 self.functions[name] = (proj, centres)
         self.sizes = {n: self._size(n) for n in self.names}
 
@@ -240,7 +227,7 @@ class _Measure:
         self.cov: dict[str, ClassStats] = {}
         self.fit: dict[tuple, ClassStats] = {}
         self.score: dict[tuple, ClassStats] = {}
-        self.hits: dict[tuple, list] = {}
+        self.hits: dict[tuple, list] = {}  # (layer, target, ruler) -> [right, scored]
         self.kept = {"fit": {}, "score": {}}
         self.whiteners: dict = {}
         self.centres: dict = {}
@@ -274,6 +261,11 @@ class _Measure:
                 entry["white"] = (centres - mu) @ w
             self.centres[layer, name] = entry
 
+    def _count(self, key, hit):
+        counts = self.hits.setdefault(key, [0, 0])
+        counts[0] += int(hit.sum())
+        counts[1] += len(hit)
+
     def add_score(self, feats, labels, positions):
         for layer, x in feats.items():
             white = None
@@ -287,10 +279,10 @@ class _Measure:
                 if "ncc" in self.want:
                     raw, shift = entry["raw"].to(x.device), entry["shift"].to(x.device)
                     hit = classes[_nearest(x, raw, shift)] == y
-                    self.hits.setdefault((layer, name, "ncc"), []).append(hit.cpu())
+                    self._count((layer, name, "ncc"), hit)
                 if white is not None:
                     hit = classes[_nearest(white, entry["white"].to(x.device))] == y
-                    self.hits.setdefault((layer, name, "whitened_ncc"), []).append(hit.cpu())
+                    self._count((layer, name, "whitened_ncc"), hit)
                 if "cdnv" in self.want:
                     self.score.setdefault((layer, name), ClassStats(self.sizes[name])).update(x, y)
             self._keep("score", layer, x, positions, self.score_keep)
@@ -302,9 +294,8 @@ class _Measure:
             rows.append(dict(network=network, layer=layer, target=target, metric=metric,
                              split=split, value=float(value)))  # fmt: skip
 
-        for (layer, name, metric), parts in self.hits.items():
-            hit = torch.cat(parts)
-            row(layer, name, metric, "test", hit.double().mean())
+        for (layer, name, metric), (right, scored) in self.hits.items():
+            row(layer, name, metric, "test", right / scored)
         if "cdnv" in self.want:
             for (layer, name), stats in self.fit.items():
                 row(layer, name, "cdnv", "train", _cdnv_or_nan(stats))
@@ -581,8 +572,8 @@ def analyze(
     )
     key = dict(
         kind="analyze",
-        model=_weights_hash(model),
-        untrained_weights=_weights_hash(floor) if floor is not None else None,
+        model=data_mod.fingerprint_state(model.state_dict()),
+        untrained_weights=None if floor is None else data_mod.fingerprint_state(floor.state_dict()),
         data=[fit.fingerprint, score.fingerprint],
         **{k_: v for k_, v in settings.items() if k_ != "data"},
         how=how,

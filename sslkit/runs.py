@@ -310,7 +310,7 @@ class Run:
         (epoch 0 only). Every method of one seed starts from the same weights, so their
         epoch-0 evaluations are one; a network trained again gets evaluated again."""
         if epoch not in self._hashes:
-            self._hashes[epoch] = _weights_hash(self.snapshots[epoch])
+            self._hashes[epoch] = data_mod.fingerprint_state(self.snapshots[epoch])
         _, eval_train, eval_test = datasets_for(self.profile)
         return dict(
             weights=self._hashes[epoch],
@@ -487,11 +487,6 @@ def _fit_or_explain_memory(prof: Profile, *args, **kwargs):
             f"widths {prof.widths}): lower batch_size (profile.replace(batch_size=...)) or pick a "
             "smaller profile"
         ) from e
-
-
-def _weights_hash(state: dict) -> str:
-    """A fingerprint of a state dict's names, shapes and values (equal weights, equal hash)."""
-    return data_mod.fingerprint_tensors((f"{name}:", state[name]) for name in sorted(state))
 
 
 def _check_loss_arguments(method: str, loss: dict) -> dict:

@@ -39,6 +39,7 @@ __all__ = [
     "random_targets",
     "random_grouping",
     "random_function_targets",
+    "projected_kmeans",
     "balanced_kmeans",
     "untrained_kmeans_targets",
     "make_targets",
@@ -158,15 +159,26 @@ def random_function_targets(
     g = torch.Generator().manual_seed(int(seed))
     x = torch.as_tensor(train_images).flatten(1).float() / 255
     t = torch.as_tensor(test_images).flatten(1).float() / 255
-    proj = torch.randn(x.shape[1], dim, generator=g) / x.shape[1] ** 0.5
-    x, t = x @ proj, t @ proj
-    centres = x[torch.randperm(len(x), generator=g)[:k]].clone()
+    proj, centres = projected_kmeans(x, k, g, dim, iterations)
+    return torch.cdist(x @ proj, centres).argmin(1), torch.cdist(t @ proj, centres).argmin(1)
+
+
+def projected_kmeans(x: torch.Tensor, k: int, generator, dim: int = 32, iterations: int = 25):
+    """``(projection, centres)``: a fixed random Gaussian projection of the rows of ``x`` to
+    ``dim`` numbers, and ``k`` k-means centres of the projected rows (Lloyd's algorithm,
+    ``iterations`` steps, started from ``k`` random rows); a row's cluster is its nearest
+    centre after projection. The random function behind :func:`random_function_targets` and
+    :func:`sslkit.analyze`'s ``random_function`` target."""
+    proj = torch.randn(x.shape[1], dim, generator=generator) / x.shape[1] ** 0.5
+    z = x @ proj
+    centres = z[torch.randperm(len(z), generator=generator)[:k]].clone()
     for _ in range(iterations):
-        assign = torch.cdist(x, centres).argmin(1)
-        counts = torch.bincount(assign, minlength=k).clamp_min(1).unsqueeze(1)
-        moved = torch.zeros_like(centres).index_add_(0, assign, x) / counts
-        centres = torch.where(torch.bincount(assign, minlength=k).unsqueeze(1) > 0, moved, centres)
-    return torch.cdist(x, centres).argmin(1), torch.cdist(t, centres).argmin(1)
+        assign = torch.cdist(z, centres).argmin(1)
+        counts = torch.bincount(assign, minlength=k)
+        moved = torch.zeros_like(centres).index_add_(0, assign, z)
+        moved /= counts.clamp_min(1).unsqueeze(1)
+        centres = torch.where(counts.unsqueeze(1) > 0, moved, centres)
+    return proj, centres
 
 
 def _balanced_assign(dist: torch.Tensor, capacity: torch.Tensor) -> torch.Tensor:
@@ -214,8 +226,7 @@ def balanced_kmeans(x: torch.Tensor, k: int, seed: int = 0, iterations: int = 25
     if not 2 <= k <= n:
         raise ValueError(f"balanced k-means needs 2 ≤ k ≤ N points, got k={k} and N={n}")
     g = torch.Generator().manual_seed(int(seed))
-    capacity = torch.full((k,), n // k, dtype=torch.long)
-    capacity[: n % k] += 1
+    capacity = _equal_shares(n, k)
     centres = x[torch.randperm(n, generator=g)[:k].to(x.device)].clone()
     for _ in range(iterations):
         assign = _balanced_assign(torch.cdist(x, centres), capacity)
@@ -227,10 +238,16 @@ def balanced_kmeans(x: torch.Tensor, k: int, seed: int = 0, iterations: int = 25
 def balanced_labels(x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
     """Each point to one of the ``centres``, every centre taking an equal share (sizes differ
     by at most one), nearer points first."""
-    k, n = len(centres), len(x)
-    capacity = torch.full((k,), n // k, dtype=torch.long)
-    capacity[: n % k] += 1
-    return _balanced_assign(torch.cdist(torch.as_tensor(x).float(), centres), capacity)
+    return _balanced_assign(
+        torch.cdist(torch.as_tensor(x).float(), centres), _equal_shares(len(x), len(centres))
+    )
+
+
+def _equal_shares(n: int, k: int) -> torch.Tensor:
+    """``k`` sizes that add up to ``n`` and differ by at most one."""
+    sizes = torch.full((k,), n // k, dtype=torch.long)
+    sizes[: n % k] += 1
+    return sizes
 
 
 # (data, architecture, seed) -> targets: one fit serves every run (runtime.clear_caches empties it)

@@ -218,8 +218,10 @@ def test_runs_of_one_seed_share_the_untrained_evaluation(monkeypatch, fast):
         pytest.fail.Exception, match="evaluated twice"
     ):  # another seed: other weights
         c.evaluate(targets=("fine",), metrics=("ncc",), epochs=[0])
-    assert runs._weights_hash(a.snapshots[0]) == runs._weights_hash(b.snapshots[0])
-    assert runs._weights_hash(a.snapshots[0]) != runs._weights_hash(a.snapshots[fast.epochs])
+    assert data.fingerprint_state(a.snapshots[0]) == data.fingerprint_state(b.snapshots[0])
+    assert data.fingerprint_state(a.snapshots[0]) != data.fingerprint_state(
+        a.snapshots[fast.epochs]
+    )
 
 
 def test_the_data_are_part_of_every_key(monkeypatch, fast):
