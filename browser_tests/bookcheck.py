@@ -139,17 +139,25 @@ def book_pages(root: Path = ROOT) -> list[BookPage]:
 
 
 def colab_url(config: dict, source: str) -> str:
-    """The address the Colab launch button must open for ``source``, from ``_config.yml``."""
+    """The address the Colab launch button must open for ``source``, from ``_config.yml``: the
+    page's Colab copy (``_ext/colab_copies.py``) on the branch the site is published to."""
     repo = config["repository"]
     owner_name = urllib.parse.urlparse(repo["url"]).path.strip("/").removesuffix(".git")
-    book_dir = (repo.get("path_to_book") or "").strip("/")
-    path = f"{book_dir}/{source}" if book_dir else source
+    sphinx = (config.get("sphinx") or {}).get("config") or {}
+    branch = sphinx.get("colab_copies_branch", "gh-pages")
+    folder = sphinx.get("colab_copies_dir", "colab").strip("/")
     base = (
         config.get("launch_buttons", {})
         .get("colab_url", "https://colab.research.google.com")
         .rstrip("/")
     )
-    return f"{base}/github/{owner_name}/blob/{repo.get('branch', 'main')}/{path}"
+    return f"{base}/github/{owner_name}/blob/{branch}/{folder}/{source}"
+
+
+def colab_copy(config: dict, source: str, html: Path = HTML) -> Path:
+    """Where the build wrote the Colab copy of ``source``."""
+    sphinx = (config.get("sphinx") or {}).get("config") or {}
+    return html / sphinx.get("colab_copies_dir", "colab").strip("/") / source
 
 
 def load_config(root: Path = ROOT) -> dict:
@@ -577,14 +585,24 @@ def _output_problems(facts) -> list[str]:
 
 
 def _colab_problems(hrefs: list[str], page: BookPage, config: dict, root: Path) -> list[str]:
+    """The Colab button opens this page's Colab copy, and the copy reads without the book's
+    build: no glue, term, citation or directive left raw in its Markdown."""
+    from sslkit.colab import leftovers
+
     expected = colab_url(config, page.source)
     found = []
     if not (root / page.source).exists():
         found.append(f"the Colab button's notebook {page.source} is not in the repository")
+    copy = colab_copy(config, page.source, root / "_build" / "html")
+    if not copy.exists():
+        found.append(f"no Colab copy of {page.source} at {copy} (the colab_copies extension)")
+    else:
+        raw = leftovers(json.loads(copy.read_text(encoding="utf-8")))
+        found += [f"the Colab copy shows raw MyST: {r!r}" for r in raw[:5]]
     if not hrefs:
         found.append(f"no Colab launch button (expected one to {expected})")
     found += [
-        f"Colab button opens {h}, not this page's notebook {expected}"
+        f"Colab button opens {h}, not this page's Colab copy {expected}"
         for h in sorted(set(hrefs))
         if h != expected
     ]

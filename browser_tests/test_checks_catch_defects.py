@@ -4,6 +4,7 @@ The local server serves a doctored copy of one chapter page in place of the buil
 the check must name the defect. The unchanged page must pass, so the defect is the cause.
 """
 
+import json
 import re
 
 import pytest
@@ -11,8 +12,10 @@ from bookcheck import (
     BookPage,
     BrowserMissing,
     LinkChecker,
+    _colab_problems,
     book_pages,
     check_page,
+    colab_copy,
     colab_url,
     find_chromium,
     launch,
@@ -290,22 +293,39 @@ def test_a_markdown_page_must_not_offer_colab(context, server, chapter):
 
 def test_colab_url_follows_the_config():
     config = {
-        "repository": {
-            "url": "https://github.com/someone/book.git",
-            "branch": "dev",
-            "path_to_book": "docs/",
-        },
+        "repository": {"url": "https://github.com/someone/book.git", "branch": "dev"},
         "launch_buttons": {"colab_url": "https://colab.research.google.com/"},
+        "sphinx": {"config": {"colab_copies_branch": "site", "colab_copies_dir": "/nb/"}},
     }
     assert (
         colab_url(config, "chapters/a.ipynb")
-        == "https://colab.research.google.com/github/someone/book/blob/dev/docs/chapters/a.ipynb"
+        == "https://colab.research.google.com/github/someone/book/blob/site/nb/chapters/a.ipynb"
     )
-    config["repository"] = {"url": "https://github.com/someone/book"}
+    config = {"repository": {"url": "https://github.com/someone/book"}}
     assert (
         colab_url(config, "a.ipynb")
-        == "https://colab.research.google.com/github/someone/book/blob/main/a.ipynb"
+        == "https://colab.research.google.com/github/someone/book/blob/gh-pages/colab/a.ipynb"
     )
+
+
+def test_a_colab_copy_with_raw_myst_is_reported(tmp_path):
+    """The copy the button opens is read too: a glue role left in it is a defect."""
+    config = load_config()
+    page = BookPage("chapters/a.html", "chapters/a.ipynb")
+    (tmp_path / "chapters").mkdir()
+    (tmp_path / "chapters" / "a.ipynb").write_text('{"cells": []}')
+    copy = colab_copy(config, page.source, tmp_path / "_build" / "html")
+    copy.parent.mkdir(parents=True)
+    cell = {"cell_type": "markdown", "source": ["It holds {glue:text}`n_train` images."]}
+    copy.write_text(json.dumps({"cells": [cell]}))
+    url = colab_url(config, page.source)
+    problems = _colab_problems([url], page, config, tmp_path)
+    assert problems and "raw MyST" in problems[0], problems
+    cell["source"] = ["It holds 7000 images."]
+    copy.write_text(json.dumps({"cells": [cell]}))
+    assert _colab_problems([url], page, config, tmp_path) == []
+    copy.unlink()
+    assert "no Colab copy" in _colab_problems([url], page, config, tmp_path)[0]
 
 
 def test_book_pages_follow_the_toc(tmp_path):

@@ -135,3 +135,16 @@ def test_student_notebook_runs_with_its_stubs(chapter, tmp_path):
             f"{cell.source}: the unanswered stub is not reported"
         )
     assert (tmp_path / "tests").is_dir(), "the grader cell wrote no tests"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_student_notebook_reads_without_the_book(chapter):
+    """What a student opens in Colab: this build's numbers and plain links, no raw MyST."""
+    from sslkit.colab import leftovers
+
+    path = STUDENT / "notebooks" / chapter.name
+    if not path.exists():
+        pytest.exit(f"No student notebook {path}: run `make student` first.", returncode=1)
+    nb = json.loads(path.read_text())
+    assert leftovers(nb) == [], f"{chapter.stem}: raw MyST in the student notebook"
+    assert any(c.get("id") == "colab-note" for c in nb["cells"]), "no note under the title"

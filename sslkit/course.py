@@ -452,11 +452,15 @@ def build(
     executed: pathlib.Path | None = None,
     root: pathlib.Path = ROOT,
     ref: str | None = None,
+    links: pathlib.Path | None = None,
 ) -> list[Exercise]:
     """Write the student notebooks, the autograders, the student site's source and the answer
     key to ``out``. ``executed``: the book's jupyter-cache (``_build/.jupyter_cache``), whose
     outputs the site shows; without it the site is left out. ``ref``: the tag or commit the
-    notebooks and autograders install sslkit at (:func:`pin`); default, the chapters' branch."""
+    notebooks and autograders install sslkit at (:func:`pin`); default, the chapters' branch.
+    ``links``: the book build's ``colab/links.json``; with it and ``executed``, the student
+    notebooks are Colab copies (:mod:`sslkit.colab`: glued values and links in place of MyST,
+    and any solution left in them refused)."""
     if not chapters(root):  # fail closed: an empty edition is never a success
         raise FileNotFoundError(
             f"no chapters in {pathlib.Path(root) / 'chapters'}: the coursework edition is built "
@@ -472,11 +476,20 @@ def build(
     everything: list[Exercise] = []
     ran: dict[str, tuple[dict, dict]] = {}
     site: dict[str, dict] = {}
+    executed_nbs: dict[str, dict] = {}
+    if executed is not None:  # the book's outputs: for the answer key and the student site
+        for path in chapters(root):
+            executed_nb = _with_outputs(path, pathlib.Path(executed))
+            executed_nbs[path.stem] = pin(executed_nb, ref) if ref else executed_nb
+            ran[path.stem] = _glue_and_outputs(executed_nbs[path.stem])
+    readable = _colab_copier(ran, links, root)
     for path in chapters(root):
         nb = json.loads(path.read_text())
         nb = pin(nb, ref) if ref else nb
         student, exercises = student_notebook(nb, path.stem)
         everything += exercises
+        if readable is not None:
+            student = readable(student, path)
         (out / "notebooks" / path.name).write_text(
             json.dumps(student, indent=1, ensure_ascii=False) + "\n"
         )
@@ -485,15 +498,41 @@ def build(
             out / "autograder" / f"{path.stem}.zip",
             install_spec(nb),
         )
-        if executed is not None:  # the book's outputs: for the answer key and the student site
-            executed_nb = _with_outputs(path, pathlib.Path(executed))
-            executed_nb = pin(executed_nb, ref) if ref else executed_nb
-            ran[path.stem] = _glue_and_outputs(executed_nb)
-            site[path.name] = student_notebook(executed_nb, path.stem, for_site=True)[0]
+        if path.stem in executed_nbs:
+            site[path.name] = student_notebook(executed_nbs[path.stem], path.stem, for_site=True)[0]
     (out / "answer_key.html").write_text(answer_key(everything, ran))
     if executed is not None:
         _site_source(out / "site", site, root)
     return everything
+
+
+def _colab_copier(ran: dict[str, tuple[dict, dict]], links: pathlib.Path | None, root):
+    """The function that makes a student notebook a Colab copy, or None without the book's
+    glued values or its links."""
+    if not ran or links is None:
+        return None
+    from sslkit import colab
+
+    found = colab.Links.from_json(pathlib.Path(links).read_text())
+    everywhere = {
+        f"/chapters/{stem}.ipynb::{k}": v
+        for stem, (glue, _) in ran.items()
+        for k, v in glue.items()
+    }
+    book = found.book
+
+    def readable(nb: dict, path: pathlib.Path) -> dict:
+        return colab.colab_copy(
+            nb,
+            {**everywhere, **ran[path.stem][0]},
+            found,
+            path.parent,
+            solutions=False,
+            heading_note=colab.note(book, f"{book}chapters/{path.stem}.html") if book else None,
+            where=f"student notebook {path.stem}",
+        )
+
+    return readable
 
 
 def install_spec(nb: dict) -> str:
@@ -618,6 +657,13 @@ def main(argv: list[str] | None = None) -> int:
         type=pathlib.Path,
         help="the jupyter-cache of `make book`, whose outputs the student site shows",
     )
+    b.add_argument(
+        "--links",
+        default="_build/html/colab/links.json",
+        type=pathlib.Path,
+        help="the book build's colab/links.json: the student notebooks then read as Colab "
+        "copies (glued values and links instead of MyST roles)",
+    )
     g = sub.add_parser("grade", help="grade a folder of student notebooks into a CSV")
     g.add_argument("folder", type=pathlib.Path)
     g.add_argument("--autograder", default="_build/student/autograder", type=pathlib.Path)
@@ -648,7 +694,14 @@ def main(argv: list[str] | None = None) -> int:
                 "building the notebooks, autograders and answer key only",
                 file=sys.stderr,
             )
-        exs = build(args.out, executed, ref=args.ref)
+        links = args.links if args.links.exists() else None
+        if executed is not None and links is None:
+            print(
+                f"{args.links} not found: the student notebooks keep the book's MyST roles "
+                "(run `make book` first for Colab-readable notebooks)",
+                file=sys.stderr,
+            )
+        exs = build(args.out, executed, ref=args.ref, links=links)
         graded = [e.label for e in exs if e.graded]
         print(f"{len(exs)} exercises, {len(graded)} auto-graded: {', '.join(graded)}")
         print(

@@ -6,6 +6,7 @@ import html
 import json
 import pathlib
 import re
+import sys
 
 import pandas as pd
 import pytest
@@ -524,3 +525,78 @@ def test_a_pinned_edition_installs_one_release():
     extras = {"cells": [{"cell_type": "code", "source": [line]}]}
     pinned_text = "".join(course.pin(extras, "v1")["cells"][0]["source"])
     assert pinned_text.endswith('"sslkit[course] @ git+https://x.org/r@v1#egg=s"')
+
+
+def test_student_notebooks_read_as_colab_copies(tmp_path):
+    """With the book's glued values and links, a student notebook shows values and links,
+    never a raw role or fence; a solution the split left behind is refused, not shipped."""
+    from sslkit import colab
+
+    chapter = copy.deepcopy(TOY)
+    chapter["cells"][2]["source"] = chapter["cells"][2]["source"].replace(
+        "Some prose.", "Some prose on {glue:text}`n_train` images and {term}`NCC`."
+    )
+    links = tmp_path / "links.json"
+    book = "https://example.org/book/"
+    links.write_text(colab.Links({"ncc": f"{book}g.html#ncc"}, book=book).to_json())
+    readable = course._colab_copier({"toy": ({"n_train": "7000"}, {})}, links, ROOT)
+    student, _ = course.student_notebook(chapter, "toy")
+    out = readable(student, ROOT / "chapters" / "toy.ipynb")
+    text = json.dumps(out)
+    assert f"Some prose on 7000 images and [NCC]({book}g.html#ncc)." in text
+    assert "#### Exercise: Written one" in text and colab.leftovers(out) == []
+    assert f"{book}chapters/toy.html" in text  # the note under the title points to the page
+    assert "SECRET" not in text
+    leaked = copy.deepcopy(student)
+    leaked["cells"].append(md("```{solution} ex-w\nBecause.\n```"))
+    with pytest.raises(ValueError, match="must have no solutions"):
+        readable(leaked, ROOT / "chapters" / "toy.ipynb")
+    assert course._colab_copier({}, links, ROOT) is None  # no build at hand: MyST kept
+
+
+def test_a_zips_requirements_install_into_a_fresh_environment(built, tmp_path):
+    """pip resolves one autograder's pip lines in a fresh virtual environment (``--dry-run``,
+    ``--no-index``: no network). The environment sees this machine's installed packages
+    through a ``.pth`` file, as an index would offer them; sslkit comes from this checkout
+    instead of the git URL. Otter's own ``[grading,plugins]`` extras pull packages the
+    Gradescope image downloads (google-api-python-client, …) that no test machine holds:
+    that line installs without them here, and is parsed with them above."""
+    import subprocess
+    import sysconfig
+    import venv
+    import zipfile
+
+    from packaging.requirements import Requirement
+
+    out, _ = built
+    with zipfile.ZipFile(out / "autograder" / "03_clustering.zip") as z:
+        text = z.read("environment.yml").decode()
+    lines = []
+    for line in re.findall(r"^\s+- (.+)$", text.split("- pip:", 1)[1], re.M):
+        req = Requirement(line)
+        if req.name == "sslkit":
+            line = f"sslkit @ {ROOT.as_uri()}"
+        elif req.name == "otter-grader":
+            line = f"otter-grader{req.specifier}"
+        lines.append(line)
+    env = tmp_path / "env"
+    venv.create(env, with_pip=False)
+    python = env / "bin" / "python"
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    (pathlib.Path(site) / "_this_machine.pth").write_text(sysconfig.get_paths()["purelib"])
+    (tmp_path / "requirements.txt").write_text("\n".join(lines) + "\n")
+    report = tmp_path / "report.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", python, "install", "--dry-run", "--no-index"]
+        + ["--no-build-isolation", "--report", report, "-r", tmp_path / "requirements.txt"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    installed = [i["metadata"]["name"] for i in json.loads(report.read_text())["install"]]
+    assert installed == ["sslkit"], installed

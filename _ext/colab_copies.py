@@ -1,0 +1,119 @@
+"""Colab copies of the chapters, and a Colab button that opens them.
+
+Colab shows a chapter's MyST as raw text ("The training split holds {glue:text}`n_train`
+images"). After the build, this extension writes a copy of every notebook page to
+``<html>/colab/<page>.ipynb`` (:func:`sslkit.colab.colab_copy`: glued values from this build,
+terms, references and citations as links to the published book, exercises as headings), and
+``<html>/colab/links.json`` (where each term, label and citation leads), which the student
+edition (``sslkit.course``) reads to write its notebooks the same way.
+
+The Colab launch button opens the copy where the published site keeps it: the branch
+``colab_copies_branch`` of the book's repository (``gh-pages``, where ``ghp-import`` puts
+``_build/html``), folder ``colab_copies_dir``.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import urllib.parse
+
+from sslkit import colab
+
+
+def book_url(app) -> str:
+    """The published book's address: ``html_baseurl``, else GitHub Pages of the repository."""
+    if app.config.html_baseurl:
+        return app.config.html_baseurl.rstrip("/") + "/"
+    repo = app.config.html_theme_options.get("repository_url", "")
+    owner, _, name = urllib.parse.urlparse(repo).path.strip("/").removesuffix(".git").partition("/")
+    return f"https://{owner}.github.io/{name}/"
+
+
+def colab_copy_url(app, pagename: str) -> str:
+    repo = app.config.html_theme_options.get("repository_url", "").removesuffix(".git")
+    owner_name = urllib.parse.urlparse(repo).path.strip("/")
+    base = app.config.html_theme_options.get("launch_buttons", {}).get("colab_url", "")
+    return (
+        f"{base.rstrip('/')}/github/{owner_name}/blob/{app.config.colab_copies_branch}/"
+        f"{app.config.colab_copies_dir}/{pagename}.ipynb"
+    )
+
+
+def links(app) -> colab.Links:
+    base = book_url(app)
+    std = app.env.domaindata["std"]
+    terms = {
+        name.lower(): f"{base}{doc}.html#{anchor}"
+        for (kind, name), (doc, anchor) in std["objects"].items()
+        if kind == "term"
+    }
+    labels = {
+        label: (f"{base}{doc}.html#{anchor}", str(title))
+        for label, (doc, anchor, title) in std["labels"].items()
+    }
+    bib = pathlib.Path(app.srcdir) / "references.bib"
+    cites = colab.citations(bib, f"{base}index.html#references") if bib.exists() else {}
+    return colab.Links(terms, labels, cites, base)
+
+
+def glued(path: pathlib.Path) -> dict[str, str]:
+    """The values a chapter glued in this build (myst-nb's ``<page>.glue.json``), as text."""
+    if not path.exists():
+        return {}
+    values = {}
+    for name, out in json.loads(path.read_text()).items():
+        data = out.get("data", {})
+        text = next((v for k, v in data.items() if k.endswith("text/plain")), "")
+        text = "".join(text)
+        values[name] = text[1:-1] if text[:1] == text[-1:] and text[:1] in "'\"" else text
+    return values
+
+
+def write_copies(app, exception) -> None:
+    if exception is not None or app.builder.format != "html":
+        return
+    out = pathlib.Path(app.outdir) / app.config.colab_copies_dir
+    executed = pathlib.Path(app.outdir).parent / "jupyter_execute"
+    found = links(app)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "links.json").write_text(found.to_json())
+    base = book_url(app)
+    pages = [d for d in sorted(app.env.found_docs) if app.env.doc2path(d).endswith(".ipynb")]
+    values = {d: glued(executed / f"{d}.glue.json") for d in pages}
+    everywhere = {f"/{d}.ipynb::{k}": v for d in pages for k, v in values[d].items()}
+    for docname in pages:
+        source = pathlib.Path(app.env.doc2path(docname))
+        nb = json.loads(source.read_text(encoding="utf-8"))
+        copy = colab.colab_copy(
+            nb,
+            {**everywhere, **values[docname]},
+            found,
+            source.parent,
+            heading_note=colab.note(base, f"{base}{docname}.html"),
+            where=docname,
+        )
+        target = out / f"{docname}.ipynb"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(copy, indent=1, ensure_ascii=False) + "\n")
+
+
+def point_colab_button(app, pagename, templatename, context, doctree) -> None:
+    """The theme's Colab button opens the page's source notebook; open its Colab copy."""
+
+    def visit(buttons):
+        for button in buttons or []:
+            if button.get("text") == "Colab" and "url" in button:
+                button["url"] = colab_copy_url(app, pagename)
+            visit(button.get("buttons"))
+
+    visit(context.get("header_buttons"))
+
+
+def setup(app):
+    app.add_config_value("colab_copies_dir", "colab", "html")
+    app.add_config_value("colab_copies_branch", "gh-pages", "html")
+    # after sphinx-book-theme's add_launch_buttons (priority 501) has added the button
+    app.connect("html-page-context", point_colab_button, priority=600)
+    app.connect("build-finished", write_copies)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,296 @@
+"""Colab copies: a chapter notebook whose Markdown reads without the book's build.
+
+A chapter's Markdown is MyST: ``{glue:text}`n_train``` takes a value the build computed,
+``{term}``, ``{ref}`` and ``{cite:p}`` link into the book, and ``{exercise}``/``{solution}``
+fences become numbered boxes. Jupyter and Colab show all of these as raw text. A Colab copy
+replaces each with what a reader of the book sees:
+
+- a glued value by the value this build glued (the copy says so at its top: the cells still
+  recompute everything, and a reader's run can differ);
+- a term, a cross-reference or a citation by a plain Markdown link to the published book (a
+  citation to the paper itself where the bibliography has its address);
+- an exercise, a solution or an admonition by a heading or a quoted block;
+- an ``{include}`` by the included file; a ``(label)=`` target, a ``%`` comment and a
+  ``+++`` break are left out.
+
+The Markdown is read with myst-parser's own tokenizer (the parser the book is built with), so
+a role inside a code span, or a fence inside a code block, is left as the reader wrote it. A
+role or directive this module has no rendering for raises: a Colab copy never shows one raw.
+
+Book build: the ``colab_copies`` extension (``_ext/``) writes one copy per chapter under
+``_build/html/colab/`` and the Colab button opens it; ``sslkit.course`` writes the students'
+notebooks the same way, without solutions.
+"""
+
+from __future__ import annotations
+
+import codecs
+import copy
+import json
+import pathlib
+import re
+from dataclasses import dataclass, field
+
+MYST_EXTENSIONS = {"colon_fence", "dollarmath", "amsmath", "deflist", "substitution"}
+# Directives shown as a quoted block with a bold title.
+ADMONITIONS = {"admonition", "note", "tip", "important", "warning", "caution", "seealso", "hint"}
+SOLUTION_DIRECTIVES = {"solution", "solution-start", "solution-end"}
+_OPTION = re.compile(r"^:[\w-]+:.*$")
+
+
+@dataclass
+class Links:
+    """Where a term, a label and a citation lead in the published book.
+
+    ``terms``: glossary term (lower case) → URL; ``labels``: label → (URL, title);
+    ``citations``: bibliography key → (author text, year, URL); ``book``: the published
+    book's address."""
+
+    terms: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, tuple[str, str]] = field(default_factory=dict)
+    citations: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    book: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "book": self.book,
+                "terms": self.terms,
+                "labels": self.labels,
+                "citations": self.citations,
+            },
+            indent=1,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Links:
+        raw = json.loads(text)
+        return cls(
+            raw["terms"],
+            {k: tuple(v) for k, v in raw["labels"].items()},
+            {k: tuple(v) for k, v in raw["citations"].items()},
+            raw.get("book", ""),
+        )
+
+
+def citations(bib: pathlib.Path, fallback_url: str) -> dict[str, tuple[str, str, str]]:
+    """Author-year text and address of every entry of a BibTeX file (the entry's ``url``, its
+    DOI, else ``fallback_url``: the book's bibliography)."""
+    import latexcodec  # noqa: F401  (registers the "ulatex" codec; pybtex's dependency)
+    from pybtex.database import parse_file  # lazy: a build-only dependency (jupyter-book's)
+
+    def plain(name: str) -> str:  # LaTeX accents as Unicode: Gy{\"o}rgy -> György
+        return codecs.decode(name, "ulatex").replace("{", "").replace("}", "")
+
+    found = {}
+    for key, entry in parse_file(str(bib)).entries.items():
+        people = entry.persons.get("author", [])
+        last = [plain(" ".join(p.last_names)) for p in people]
+        if len(last) > 2:
+            who = f"{last[0]} et al."
+        else:
+            who = " and ".join(last) or key
+        doi = entry.fields.get("doi")
+        url = entry.fields.get("url") or (f"https://doi.org/{doi}" if doi else fallback_url)
+        found[key] = (who, entry.fields.get("year", "n.d."), url)
+    return found
+
+
+def _parser():
+    from markdown_it.renderer import RendererHTML
+    from myst_parser.config.main import MdParserConfig
+    from myst_parser.parsers.mdit import create_md_parser
+
+    return create_md_parser(MdParserConfig(enable_extensions=MYST_EXTENSIONS), RendererHTML)
+
+
+@dataclass
+class _Context:
+    glue: dict[str, str]
+    links: Links
+    folder: pathlib.Path
+    solutions: bool
+    where: str
+    md: object = None
+
+
+def _glue(value: str, spec: str) -> str:
+    if not spec:
+        return value
+    try:
+        return format(float(value), spec)
+    except ValueError:
+        return value
+
+
+def _role(name: str, content: str, ctx: _Context) -> str:
+    """Markdown for one role."""
+    text, _, target = content.partition("<")
+    text, target = text.strip(), (target.rstrip(">").strip() or text.strip())
+    if name in ("glue", "glue:text"):
+        # "name:spec", or "/page.ipynb::name:spec" for a value another page glued
+        page, _, rest = content.rpartition("::")
+        key, _, spec = rest.partition(":")
+        key = f"{page}::{key}" if page else key
+        if key not in ctx.glue:
+            raise ValueError(
+                f"{ctx.where}: {{{name}}}`{content}` has no value in this build's glue; "
+                "the chapter must glue it (book.glue) before the copy is written"
+            )
+        return _glue(ctx.glue[key], spec)
+    if name == "term":
+        url = ctx.links.terms.get(target.lower())
+        if url is None:
+            raise ValueError(f"{ctx.where}: the term {target!r} is not in the book's glossary")
+        return f"[{text}]({url})"
+    if name in ("ref", "numref", "doc"):
+        if target not in ctx.links.labels:
+            raise ValueError(f"{ctx.where}: no label {target!r} in the book to link to")
+        url, title = ctx.links.labels[target]
+        shown = text if "<" in content else title
+        return f"[{shown}]({url})"
+    if name in ("cite:p", "cite:t"):
+        parts = []
+        for key in (k.strip() for k in content.split(",")):
+            if key not in ctx.links.citations:
+                raise ValueError(f"{ctx.where}: no bibliography entry {key!r}")
+            who, year, url = ctx.links.citations[key]
+            parts.append(
+                f"[{who}, {year}]({url})" if name == "cite:p" else f"[{who} ({year})]({url})"
+            )
+        return f"({'; '.join(parts)})" if name == "cite:p" else ", ".join(parts)
+    raise ValueError(
+        f"{ctx.where}: no Colab rendering for the {{{name}}} role; add one to sslkit/colab.py"
+    )
+
+
+def _directive(info: str, body: str, ctx: _Context) -> str:
+    """Markdown for one ```{name} args``` fence (or ``:::{name}``), its body converted too."""
+    m = re.fullmatch(r"\{([\w:-]+)\}\s*(.*)", info.strip())
+    name, args = m[1], m[2].strip()
+    inner = "\n".join(line for line in body.splitlines() if not _OPTION.match(line)).strip("\n")
+    if name in SOLUTION_DIRECTIVES and not ctx.solutions:
+        raise ValueError(
+            f"{ctx.where}: a {{{name}}} is left in a notebook that must have no solutions"
+        )
+    if name == "exercise":
+        return f"#### Exercise: {args}\n\n{convert_markdown(inner, ctx)}"
+    if name in ("solution", "solution-start"):
+        return f"#### Solution\n\n{convert_markdown(inner, ctx)}".rstrip() + "\n"
+    if name == "solution-end":
+        return "*End of the solution.*"
+    if name in ADMONITIONS:
+        title = args or name.capitalize()
+        quoted = "\n".join(
+            f"> {line}".rstrip() for line in convert_markdown(inner, ctx).splitlines()
+        )
+        return f"> **{title}**\n>\n{quoted}"
+    if name == "include":
+        path = (ctx.folder / args).resolve()
+        return convert_markdown(path.read_text(encoding="utf-8"), ctx).strip("\n")
+    raise ValueError(
+        f"{ctx.where}: no Colab rendering for the {{{name}}} directive; add one to sslkit/colab.py"
+    )
+
+
+def convert_markdown(text: str, ctx: _Context) -> str:
+    """MyST Markdown → plain Markdown (see the module docstring)."""
+    ctx.md = ctx.md or _parser()
+    lines = text.split("\n")
+    edits: list[tuple[int, int, str]] = []  # (first line, end line, replacement)
+    tokens = ctx.md.parse(text)
+    rows: dict[tuple[int, int], list] = {}  # inline tokens by source lines (a table row's cells)
+    for tok in tokens:
+        if tok.type in ("fence", "colon_fence") and tok.info.strip().startswith("{"):
+            edits.append((tok.map[0], tok.map[1], _directive(tok.info, tok.content, ctx)))
+        elif tok.type in ("myst_target", "myst_line_comment", "myst_block_break"):
+            edits.append((tok.map[0], tok.map[1], ""))
+        elif tok.type == "inline" and tok.map:
+            rows.setdefault(tuple(tok.map), []).append(tok)
+    for (start, end), group in rows.items():
+        roles = [c for t in group for c in (t.children or []) if c.type == "myst_role"]
+        if not roles:
+            continue
+        chunk, at = "\n".join(lines[start:end]), 0
+        for role in roles:
+            raw = f"{{{role.meta['name']}}}`{role.content}`"
+            at = chunk.find(raw, at)
+            if at < 0:
+                raise ValueError(f"{ctx.where}: cannot find {raw!r} in its source lines")
+            new = _role(role.meta["name"], role.content, ctx)
+            chunk = chunk[:at] + new + chunk[at + len(raw) :]
+            at += len(new)
+        edits.append((start, end, chunk))
+    edits.sort()
+    for (_, end, _), (start, _, _) in zip(edits, edits[1:]):
+        if start < end:
+            raise ValueError(f"{ctx.where}: overlapping MyST constructs; cannot convert")
+    out, line = [], 0
+    for start, end, new in sorted(edits):
+        out += lines[line:start] + ([new] if new else [])
+        line = end
+    out += lines[line:]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(out))
+
+
+def note(book_url: str, page_url: str) -> str:
+    """The cell a Colab copy opens with, under the chapter's title."""
+    return (
+        f"> **This is the Colab copy of a chapter of the book** "
+        f"[*How self-supervised learning really works*]({book_url}) "
+        f"([this chapter in the book]({page_url})). The numbers in its text are the ones the "
+        "book's build measured; the cells below recompute every one of them, so your run can "
+        "differ (a different device, seed count or profile), and its printed results say what "
+        "it found. Links lead to the book's glossary, chapters and references."
+    )
+
+
+def colab_copy(
+    nb: dict,
+    glue: dict[str, str],
+    links: Links,
+    folder: pathlib.Path,
+    solutions: bool = True,
+    heading_note: str | None = None,
+    where: str = "notebook",
+) -> dict:
+    """A copy of ``nb`` whose Markdown cells read without the book's build (module docstring).
+
+    ``glue``: this build's glued values as text (another page's as ``"/page.ipynb::name"``,
+    as MyST-NB names them); ``folder``: the notebook's folder (for
+    ``{include}``); ``solutions=False`` refuses any solution left in the notebook;
+    ``heading_note``: a Markdown cell put after the first Markdown cell."""
+    nb = copy.deepcopy(nb)
+    ctx = _Context(glue, links, pathlib.Path(folder), solutions, where)
+    cells = []
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "markdown":
+            text = convert_markdown("".join(cell["source"]), ctx).strip("\n")
+            if not text:
+                continue
+            cell["source"] = text.splitlines(True)
+        cells.append(cell)
+    if heading_note:
+        first = next((i for i, c in enumerate(cells) if c["cell_type"] == "markdown"), -1)
+        cells.insert(
+            first + 1,
+            {"cell_type": "markdown", "id": "colab-note", "metadata": {}, "source": heading_note},
+        )
+    nb["cells"] = cells
+    return nb
+
+
+# What a Colab copy must never show: a role, a directive fence or a target that only the book's
+# build renders (the check of the tests and of the book build).
+LEFT_OVER = re.compile(r"\{(?:glue|term|ref|numref|doc|cite)[\w:]*\}`|^\s*(?:`{3,}|:{3,})\{", re.M)
+
+
+def leftovers(nb: dict) -> list[str]:
+    """The raw MyST a copy still shows in its Markdown cells, as short excerpts."""
+    found = []
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "markdown":
+            text = "".join(cell["source"])
+            for m in LEFT_OVER.finditer(text):
+                found.append(text[max(m.start() - 20, 0) : m.end() + 20].strip())
+    return found

@@ -1,0 +1,173 @@
+"""Colab copies (sslkit/colab.py): MyST a reader outside the book build would see raw becomes
+plain Markdown; what sslkit cannot render fails loudly."""
+
+import json
+import pathlib
+import re
+
+import pytest
+
+from sslkit import colab
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+BOOK = "https://example.org/book/"
+LINKS = colab.Links(
+    terms={"ncc": f"{BOOK}chapters/glossary.html#term-NCC"},
+    labels={"chap-x": (f"{BOOK}chapters/x.html#chap-x", "How SSL clusters data")},
+    citations={"a2023": ("Ben-Shaul et al.", "2023", "https://arxiv.org/abs/1")},
+    book=BOOK,
+)
+
+
+def convert(text, glue=None, folder=ROOT, solutions=True):
+    nb = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": text}]}
+    out = colab.colab_copy(nb, glue or {}, LINKS, folder, solutions=solutions, where="t")
+    return "".join(out["cells"][0]["source"]) if out["cells"] else ""
+
+
+def test_roles_become_values_and_links():
+    text = (
+        "(chap-x)=\n# Title\n\n"
+        "It holds {glue:text}`n_train` images, {glue:text}`share:.1f` of them, "
+        "{glue:text}`/chapters/07.ipynb::verdict` (another page's value).\n"
+        "See {term}`nearest centres <NCC>`, {term}`NCC`, {ref}`chap-x`, "
+        "{ref}`that chapter <chap-x>`, {cite:p}`a2023` and {cite:t}`a2023`.\n"
+        "% a comment the reader never sees\n"
+    )
+    glue = {"n_train": "7000", "share": "0.4567", "/chapters/07.ipynb::verdict": "held"}
+    assert convert(text, glue) == (
+        "# Title\n\n"
+        "It holds 7000 images, 0.5 of them, held (another page's value).\n"
+        f"See [nearest centres]({BOOK}chapters/glossary.html#term-NCC), "
+        f"[NCC]({BOOK}chapters/glossary.html#term-NCC), "
+        f"[How SSL clusters data]({BOOK}chapters/x.html#chap-x), "
+        f"[that chapter]({BOOK}chapters/x.html#chap-x), "
+        "([Ben-Shaul et al., 2023](https://arxiv.org/abs/1)) and "
+        "[Ben-Shaul et al. (2023)](https://arxiv.org/abs/1)."
+    )
+
+
+def test_code_is_left_as_written():
+    """A role inside a code span or a code block is what the reader should type: kept."""
+    text = (
+        "Write ``{glue:text}`name` `` in a cell, then {glue:text}`x`.\n\n"
+        "```python\nprint('{term}`NCC`')\n```\n\n"
+        "| a | b |\n|---|---|\n| {glue:text}`x` | {glue:text}`y` |\n"
+    )
+    out = convert(text, {"x": "1", "y": "2"})
+    assert "``{glue:text}`name` ``" in out and "then 1." in out
+    assert "print('{term}`NCC`')" in out
+    assert "| 1 | 2 |" in out
+
+
+def test_directives_become_headings_and_quotes():
+    text = (
+        ":::{admonition} Key takeaways\n:class: tip\n- one {glue:text}`x`\n- two\n:::\n\n"
+        "```{exercise} Measure it\n:label: ex-m\nCompute {term}`NCC`.\n```\n\n"
+        "```{solution} ex-m\n:class: dropdown\nUse the means.\n```\n"
+    )
+    out = convert(text, {"x": "3"})
+    assert out == (
+        "> **Key takeaways**\n>\n> - one 3\n> - two\n\n"
+        f"#### Exercise: Measure it\n\nCompute [NCC]({BOOK}chapters/glossary.html#term-NCC).\n\n"
+        "#### Solution\n\nUse the means."
+    )
+    assert colab.leftovers({"cells": [{"cell_type": "markdown", "source": out}]}) == [], (
+        "a converted cell still shows raw MyST"
+    )
+
+
+def test_include_is_inlined(tmp_path):
+    (tmp_path / "part.md").write_text("Included, with {glue:text}`x`.\n")
+    assert convert("Before.\n\n```{include} part.md\n```\n", {"x": "5"}, tmp_path) == (
+        "Before.\n\nIncluded, with 5."
+    )
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("{glue:text}`missing`", "`missing` has no value in this build's glue"),
+        ("{term}`nothing`", "the term 'nothing' is not in the book's glossary"),
+        ("{ref}`nowhere`", "no label 'nowhere'"),
+        ("{cite:p}`b1999`", "no bibliography entry 'b1999'"),
+        ("{abbr}`SSL (self-supervised)`", "no Colab rendering for the {abbr} role"),
+        ("```{figure} a.png\n```", "no Colab rendering for the {figure} directive"),
+    ],
+)
+def test_what_cannot_be_rendered_is_refused(text, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        convert(text)
+
+
+def test_a_student_copy_refuses_a_solution():
+    with pytest.raises(ValueError, match="must have no solutions"):
+        convert("```{solution} ex-m\nUse the means.\n```\n", solutions=False)
+    with pytest.raises(ValueError, match="must have no solutions"):
+        convert(":::{solution-start} ex-m\n:::\n", solutions=False)
+
+
+def test_the_note_goes_under_the_title_cell():
+    nb = {
+        "cells": [
+            {"cell_type": "code", "metadata": {}, "source": "import sslkit"},
+            {"cell_type": "markdown", "metadata": {}, "source": "# Title"},
+            {"cell_type": "markdown", "metadata": {}, "source": "Text."},
+        ]
+    }
+    out = colab.colab_copy(nb, {}, LINKS, ROOT, heading_note=colab.note(BOOK, BOOK + "x.html"))
+    kinds = ["".join(c["source"])[:7] for c in out["cells"]]
+    assert kinds == ["import ", "# Title", "> **Thi", "Text."]
+    assert nb["cells"][1]["source"] == "# Title", "the original notebook was changed"
+
+
+class _Anything(dict):
+    """Links and glue that answer every name: a chapter's copy then shows only what the
+    converter could not render."""
+
+    def __init__(self, value):
+        super().__init__()
+        self.value = value
+
+    def __contains__(self, key):
+        return True
+
+    def __getitem__(self, key):
+        return self.value(key)
+
+    def get(self, key, default=None):
+        return self.value(key)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "chapters").glob("*.ipynb")), ids=lambda p: p.stem)
+def test_every_chapter_copy_reads_without_the_build(path):
+    links = colab.Links(
+        _Anything(lambda k: f"{BOOK}#{k}"),
+        _Anything(lambda k: (f"{BOOK}#{k}", k)),
+        _Anything(lambda k: ("Someone", "2000", BOOK)),
+    )
+    nb = json.loads(path.read_text())
+    copy = colab.colab_copy(nb, _Anything(lambda k: "7"), links, path.parent, where=path.stem)
+    assert colab.leftovers(copy) == []
+    code = [c["source"] for c in nb["cells"] if c["cell_type"] == "code"]
+    assert [c["source"] for c in copy["cells"] if c["cell_type"] == "code"] == code
+
+
+def test_citations_read_a_bibtex_file(tmp_path):
+    bib = tmp_path / "r.bib"
+    bib.write_text(
+        "@article{a, author={Ben-Shaul, Ido and Shwartz-Ziv, Ravid and LeCun, Yann},"
+        " title={T}, year={2023}, url={https://arxiv.org/abs/2305.15614}}\n"
+        "@article{b, author={Xiao, Han and Rasul, Kashif}, title={T}, year={2017},"
+        " doi={10.1/x}}\n"
+        "@article{c, author={Gy{\\\"o}rgy, Andr{\\'a}s}, title={T}, year={2022}}\n"
+    )
+    assert colab.citations(bib, "FALLBACK") == {
+        "a": ("Ben-Shaul et al.", "2023", "https://arxiv.org/abs/2305.15614"),
+        "b": ("Xiao and Rasul", "2017", "https://doi.org/10.1/x"),
+        "c": ("György", "2022", "FALLBACK"),
+    }
+
+
+def test_links_round_trip_through_json():
+    assert colab.Links.from_json(LINKS.to_json()) == LINKS
