@@ -351,6 +351,14 @@ async () => {
     links: [...document.querySelectorAll('a[href]')].map(a => a.href)
              .filter(h => { try { return new URL(h).origin === location.origin; } catch (e) { return false; } }),
     colab: [...document.querySelectorAll('a[href]')].map(a => a.href).filter(h => h.includes('colab.research.google.com')),
+    // Tables of prose and outputs: how far each reaches past the text column, and its cells.
+    tables: (() => { const col = article.getBoundingClientRect();
+                     const pad = parseFloat(getComputedStyle(article).paddingRight) || 0;
+                     return [...article.querySelectorAll('table')]
+                       .filter(t => !t.closest('.highlight, pre'))
+                       .map(t => ({ beyond: t.getBoundingClientRect().right - (col.right - pad),
+                                    head: text(t.querySelector('tr') || t).slice(0, 50),
+                                    cells: [...t.querySelectorAll('td, th')].map(text) })); })(),
   };
 }
 """
@@ -407,6 +415,7 @@ def check_page(
             report.problems.extend(_overflow_problems(facts))
             return report
         report.problems.extend(_content_problems(facts, page, root))
+        report.problems.extend(_table_problems(facts))
         report.problems.extend(links.problems(facts["links"]))
         if page.is_chapter:
             report.problems.extend(_exercise_problems(tab, facts))
@@ -558,6 +567,30 @@ def _figure_problems(facts, server: BookServer) -> list[str]:
             found.append(
                 f"text in figure {name} renders at {px:.1f} px, under {MIN_TEXT_PX:g} px: draw fewer "
                 "panels per row (a 2×2 grid) or a narrower figure"
+            )
+    return found
+
+
+# A cell no reader should meet in a shown table: a missing value, pandas' default six decimals,
+# or a count printed as a float.
+BAD_CELL = re.compile(r"^(?:nan|NaN|None|NaT|<NA>|inf|-inf|-?\d+\.\d{6,}|\d{4,}\.0)$")
+
+
+def _table_problems(facts) -> list[str]:
+    """Tables (at the desktop width) wider than the text column, or showing a value no reader
+    should meet (:data:`BAD_CELL`)."""
+    found = []
+    for table in facts["tables"]:
+        if table["beyond"] > 1:
+            found.append(
+                f"the table starting {table['head']!r} is {table['beyond']:.0f} px wider than "
+                "its column (wrap its text or show fewer columns)"
+            )
+        bad = sorted({c for c in table["cells"] if BAD_CELL.match(c)})
+        if bad:
+            found.append(
+                f"the table starting {table['head']!r} shows {', '.join(bad[:4])} (format its "
+                "numbers; say in words what a missing value means)"
             )
     return found
 

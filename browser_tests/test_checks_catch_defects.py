@@ -178,6 +178,24 @@ DEFECTS = {
         _sub(r'(<img alt=")[^"]*(" src="(\.\./_images/[0-9a-f]+\.png)")', r"\1\3\2"),
         "no alt text",
     ),
+    "table wider than its column": (
+        _insert(
+            '<div style="overflow-x: auto"><table><tr><td style="min-width: 1500px">wide</td>'
+            "</tr></table></div>"
+        ),
+        "wider than its column",
+    ),
+    "NaN in a table": (
+        _insert(
+            "<table><tr><th>ruler</th><th>effect</th></tr><tr><td>probe</td><td>NaN</td>"
+            "</tr></table>"
+        ),
+        "shows NaN",
+    ),
+    "pandas' six decimals in a table": (
+        _insert("<table><tr><td>0.000000</td><td>10000.0</td></tr></table>"),
+        "shows 0.000000, 10000.0",
+    ),
     "squashed figure": (
         _insert("<style>.cell_output img { height: 200px !important; }</style>"),
         "out of proportion",

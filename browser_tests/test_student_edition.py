@@ -148,3 +148,26 @@ def test_student_notebook_reads_without_the_book(chapter):
     nb = json.loads(path.read_text())
     assert leftovers(nb) == [], f"{chapter.stem}: raw MyST in the student notebook"
     assert any(c.get("id") == "colab-note" for c in nb["cells"]), "no note under the title"
+
+
+def test_answer_key_math_is_typeset(context):
+    """The answer key's formulas are typeset by the student site's MathJax, none left raw."""
+    key = STUDENT / "answer_key.html"
+    if not key.exists():
+        pytest.exit(f"No answer key {key}: run `make student` first.", returncode=1)
+    with BookServer(STUDENT) as s:
+        tab = context.new_page()
+        failed = []
+        tab.on("requestfailed", lambda r: failed.append(r.url))
+        tab.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
+        tab.goto(s.url("answer_key.html"), wait_until="load")
+        tab.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.promise")
+        tab.evaluate("MathJax.startup.promise")
+        typeset = tab.eval_on_selector_all(".math mjx-container", "els => els.length")
+        raw = tab.eval_on_selector_all(
+            ".math", "els => els.filter(e => !e.querySelector('mjx-container')).length"
+        )
+        errors = tab.eval_on_selector_all("mjx-merror", "els => els.map(e => e.textContent)")
+        tab.close()
+    assert not failed, f"the answer key could not load {failed[:3]}"
+    assert typeset > 20 and raw == 0 and not errors, (typeset, raw, errors[:3])

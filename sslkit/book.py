@@ -16,7 +16,9 @@ else (Colab, another profile or seed, a student's edit) nothing raises.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -48,6 +50,8 @@ __all__ = [
     "setup",
     "glue",
     "pct",
+    "points",
+    "chapter_titles",
     "report",
     "scoreboard",
     "show_scoreboard",
@@ -119,6 +123,27 @@ def glue(name: str, value, display: bool = False):
 def pct(x: float, digits: int = 1) -> str:
     """An accuracy in [0, 1] as a percentage string, e.g. ``pct(0.8234) == '82.3%'``."""
     return f"{100 * x:.{digits}f}%"
+
+
+def points(x: float, digits: int = 1) -> str:
+    """A difference of accuracies in percentage points, signed: ``points(0.141) == '+14.1
+    points'``."""
+    return f"{100 * x:+.{digits}f} points"
+
+
+def chapter_titles(folder: Path | None = None) -> dict[str, str]:
+    """Each chapter's title by its number (``"03"``): the first heading of its notebook in the
+    book's ``chapters/`` folder, the one place a title is written. Empty where the notebooks
+    are not at hand (a chapter opened on its own in Colab)."""
+    folder = Path(folder) if folder else Path(__file__).resolve().parents[1] / "chapters"
+    titles = {}
+    for path in sorted(folder.glob("*.ipynb")):
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        text = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+        heading = re.search(r"^# (.+)$", text, re.M)
+        if heading:
+            titles[path.stem.split("_")[0]] = heading[1].strip()
+    return titles
 
 
 def strict(profile: Profile, seeds=None) -> bool:
@@ -455,7 +480,8 @@ def ratio_arms_table(profile: Profile, seeds=None) -> pd.DataFrame:
         except store.NotStored:
             runs = trained(config, profile, seeds)
             source = f"this run ({len(runs)} seeds)"
-        row = {"ratio": ratio, "configuration": config, "evidence": source}
+        shown = "∞" if ratio == float("inf") else f"{ratio:g}"  # the regularization-only arm
+        row = {"ratio": shown, "configuration": config, "evidence": source}
         for ruler in RULERS:
             gains = [gain(r, ruler, "fine") for r in runs]
             gains = [g for g in gains if g == g]  # a seed without a value is left out

@@ -76,8 +76,9 @@ class Links:
 def citations(bib: pathlib.Path, fallback_url: str) -> dict[str, tuple[str, str, str]]:
     """Author-year text and address of every entry of a BibTeX file (the entry's ``url``, its
     DOI, else ``fallback_url``: the book's bibliography)."""
-    import latexcodec  # noqa: F401  (registers the "ulatex" codec; pybtex's dependency)
-    from pybtex.database import parse_file  # lazy: a build-only dependency (jupyter-book's)
+    # lazy: build-only dependencies (jupyter-book's); latexcodec registers the "ulatex" codec
+    import latexcodec  # noqa: F401
+    from pybtex.database import parse_file  # lazy: as latexcodec
 
     def plain(name: str) -> str:  # LaTeX accents as Unicode: Gy{\"o}rgy -> György
         return codecs.decode(name, "ulatex").replace("{", "").replace("}", "")
@@ -97,9 +98,10 @@ def citations(bib: pathlib.Path, fallback_url: str) -> dict[str, tuple[str, str,
 
 
 def _parser():
+    # lazy: myst-parser comes with jupyter-book, a build-only dependency
     from markdown_it.renderer import RendererHTML
-    from myst_parser.config.main import MdParserConfig
-    from myst_parser.parsers.mdit import create_md_parser
+    from myst_parser.config.main import MdParserConfig  # lazy: as markdown_it
+    from myst_parser.parsers.mdit import create_md_parser  # lazy: as markdown_it
 
     return create_md_parser(MdParserConfig(enable_extensions=MYST_EXTENSIONS), RendererHTML)
 

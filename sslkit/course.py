@@ -353,14 +353,22 @@ def _check_glue(cells, removed: list[str], chapter: str) -> None:
 
 def _myst_to_html(text: str, glue: dict[str, str] | None = None) -> str:
     """Markdown of an answer as HTML, MyST roles shown as plain text and glued values filled
-    in from ``glue`` (``⟨key⟩`` where the book's outputs are not at hand)."""
+    in from ``glue`` (``⟨key⟩`` where the book's outputs are not at hand); ``$…$`` and
+    ``$$…$$`` math as ``\\(…\\)`` and ``\\[…\\]`` for MathJax, untouched by Markdown."""
     from markdown_it import MarkdownIt  # lazy: comes with jupyter-book, a build-only dependency
+    from mdit_py_plugins.dollarmath import dollarmath_plugin  # as markdown_it (myst-parser's)
+
+    def math(content: str, options: dict) -> str:
+        left, right = ("\\[", "\\]") if options.get("display_mode") else ("\\(", "\\)")
+        return left + html.escape(content) + right
 
     glue = glue or {}
     text = re.sub(r"\{(?:term|ref|numref|doc)\}`([^`<]*?)\s*(?:<[^`]*>)?`", r"\1", text)
     text = re.sub(r"\{cite:[pt]\}`([^`]*)`", r"[\1]", text)
     text = re.sub(r"\{glue:text\}`([^`]*)`", lambda m: glue.get(m[1], f"⟨{m[1]}⟩"), text)
-    return MarkdownIt("commonmark").enable("table").render(text)
+    return (
+        MarkdownIt("commonmark").enable("table").use(dollarmath_plugin, renderer=math).render(text)
+    )
 
 
 def _glue_and_outputs(nb: dict) -> tuple[dict[str, str], dict[str, str]]:
@@ -393,6 +401,8 @@ def answer_key(
         "<!doctype html><html><head><meta charset='utf-8'><title>Answer key</title>",
         "<style>body{font-family:sans-serif;max-width:50em;margin:auto;padding:1em}"
         "pre{background:#f4f4f4;padding:.5em;overflow-x:auto}.graded{color:#1a7f37}</style>",
+        # the math as the book shows it: MathJax 3 from the student site's own copy, offline
+        f"<script defer src='{MATHJAX}'></script>",
         "</head><body><h1>Answer key (instructors only)</h1>",
         "<p>Every exercise of the book with its model answer. Auto-graded exercises are "
         "marked; the others are written questions to mark by hand.</p>",
@@ -421,6 +431,10 @@ def answer_key(
     parts.append("</body></html>")
     return "\n".join(parts)
 
+
+# MathJax for the answer key's math, relative to the build's output folder: the copy the student
+# site's build (`make student`) serves from its _static.
+MATHJAX = "site/_build/html/_static/mathjax/tex-chtml.js"
 
 # What the build writes into its output folder, and the marker that says the folder is its own.
 OUTPUTS = ("notebooks", "autograder", "site")
@@ -511,7 +525,7 @@ def _colab_copier(ran: dict[str, tuple[dict, dict]], links: pathlib.Path | None,
     glued values or its links."""
     if not ran or links is None:
         return None
-    from sslkit import colab
+    from sslkit import colab  # lazy: only a build with the book's links needs it (myst-parser)
 
     found = colab.Links.from_json(pathlib.Path(links).read_text())
     everywhere = {

@@ -805,6 +805,35 @@ PRIMARY = {
     "grows with depth": "deeper_gains_more",
 }
 
+# The findings grouped by the claim of the abstract they bear on (the forest plot of chapter 7
+# draws one panel per group), and the baselines every claim rests on. A finding left out of
+# every group is drawn under "other findings", never dropped (a test checks the book's).
+GROUPS = {
+    "baselines and pretext tasks": (
+        "pixels_cluster", "rotation_learned", "jigsaw_learned", "rotation_probe", "collapse",
+    ),
+    "SSL clusters by semantic class": (
+        "semantic_clustering", "simclr_clusters", "barlow_clusters", "sample_clustering",
+        "sample_before_semantic", "supervised_tighter",
+    ),
+    "driven by the regularization term": (
+        "regularization_clusters", "ratio_drives_clustering", "ratio_slope",
+        "ratio_slope_whitened_ncc", "ratio_slope_probe", "invariance_drives_sample",
+        "barlow_redundancy_clusters", "barlow_redundancy_over_invariance",
+    ),
+    "semantic more than random": (
+        "semantic_over_random", "semantic_over_random_headroom", "semantic_over_matched_random",
+    ),
+    "several levels of the label hierarchy": ("coarse_clustering", "coarse_beyond_fine"),
+    "grows with depth": (
+        "deeper_gains_more", "deeper_gains_more_full_width", "coarse_deeper_than_fine",
+    ),
+    "clustering compresses and helps classification": (
+        "compression", "clustering_helps_classification", "compression_tracks_clustering",
+    ),
+}  # fmt: skip
+
+
 # --------------------------------------------------------------------------- the ratio sweep
 
 # The ratios over which the sweep's dose-response is read: the runs in which VICReg trains as

@@ -26,6 +26,8 @@ __all__ = [
     "class_examples",
     "views_grid",
     "plot_seeds",
+    "shared_legend",
+    "log_axis",
     "plot_terms",
     "plot_verdicts",
     "plot_embedding",
@@ -62,6 +64,8 @@ VERDICT_STYLE = {
     "not held": ("#D55E00", "X"),
     "inconclusive": ("#E69F00", "^"),
 }
+# Train and test split: neutral greys (the colours belong to methods), test solid, train dashed.
+SPLIT_STYLE = {"train": ("0.55", (4, 2)), "test": ("0.1", "")}
 SEED_BAND = ("pi", 100)  # the band of every multi-seed curve: the range over the seeds
 
 METRIC_LABELS = {
@@ -200,26 +204,37 @@ def plot_seeds(
 ) -> Figure:
     """Mean over seeds (one row per seed and ``x``) with a band spanning the seeds
     (seaborn ``lineplot``, ``errorbar=("pi", 100)``); optional dashed chance level;
-    ``percent``: an accuracy in [0, 1] shown in percent."""
+    ``percent``: an accuracy in [0, 1] shown in percent.
+
+    Two or fewer ``x`` values, or categories, are drawn as markers with bars spanning the
+    seeds, not as a line (a line would claim values between them). The legend sits outside
+    the data, right of the panel; :func:`shared_legend` gathers a grid's legends into one.
+    ``ylabel``: default, the metric's name when ``df`` holds one metric (``""`` for none)."""
     if ax is None:
         fig, ax = plt.subplots()
     if palette is None and hue is not None and set(df[hue]) <= set(COLORS):
         palette = COLORS
-    sns.lineplot(
-        data=df,
-        x=x,
-        y=y,
-        hue=hue,
-        errorbar=SEED_BAND,
-        marker="o",
-        markersize=4,
-        ax=ax,
-        palette=palette,
-        **kw,
-    )
+    split = hue is not None and palette is None and set(df[hue]) <= set(SPLIT_STYLE)
+    if split:
+        palette = {k: c for k, (c, _) in SPLIT_STYLE.items()}
+    if df[x].nunique() <= 2 or not pd.api.types.is_numeric_dtype(df[x]):
+        # markers with bars, side by side (dodged) where several series share an x
+        levels = df[hue].nunique() if hue is not None else 1
+        sns.pointplot(data=df, x=x, y=y, hue=hue, errorbar=SEED_BAND, ax=ax, palette=palette,
+                      linestyle="none", dodge=0.25 if levels > 1 else False, capsize=0.08,
+                      markersize=5, err_kws={"linewidth": 1.2}, **kw)  # fmt: skip
+    else:
+        if split:
+            kw = {"style": hue, "dashes": {k: d for k, (_, d) in SPLIT_STYLE.items()}, **kw}
+        sns.lineplot(data=df, x=x, y=y, hue=hue, errorbar=SEED_BAND, marker="o",
+                     markersize=4, ax=ax, palette=palette, **kw)  # fmt: skip
     if chance is not None:
         ax.axhline(chance, ls="--", lw=1, color="0.5", label="chance")
-    ax.set_ylabel(ylabel or y)
+    if ylabel is None:
+        metric = df["metric"].unique() if "metric" in df else ()
+        ylabel = METRIC_LABELS.get(metric[0], metric[0]) if len(metric) == 1 else y
+        ylabel = "" if ylabel == "value" else ylabel
+    ax.set_ylabel(ylabel)
     if percent:
         ax.yaxis.set_major_formatter(
             matplotlib.ticker.FuncFormatter(lambda v, _: f"{100 * v:.0f}%")
@@ -227,9 +242,51 @@ def plot_seeds(
     if title:
         ax.set_title(title, fontsize=10)
     if hue is not None or chance is not None:
-        ax.legend(fontsize=SMALLEST_FONT_PT)
+        ax.legend(fontsize=SMALLEST_FONT_PT, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.figure.tight_layout()
     return ax.figure
+
+
+def shared_legend(fig: Figure) -> Figure:
+    """One legend for a grid of panels, below them, instead of one per panel (each the same
+    lines): the panels keep their width and no legend covers data."""
+    handles, labels = {}, []
+    for ax in fig.axes:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            if label not in handles:
+                handles[label] = h
+                labels.append(label)
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    if not labels:
+        return fig
+    legend = fig.legend(
+        [handles[label] for label in labels],
+        labels,
+        loc="lower center",
+        ncol=min(len(labels), 4),
+        fontsize=SMALLEST_FONT_PT,
+        bbox_to_anchor=(0.5, 0.0),
+    )
+    fig.canvas.draw()
+    height = legend.get_window_extent().height / fig.bbox.height
+    fig.tight_layout(rect=(0, height + 0.01, 1, 1))
+    return fig
+
+
+def log_axis(ax: Axes, axis: str = "y") -> Axes:
+    """A log scale whose ticks read as plain numbers (0.5, 1, 2, 5), not ``6×10⁻¹``: labels at
+    1, 2 and 5 times a power of ten."""
+
+    def plain(v, _):
+        mantissa = v / 10 ** np.floor(np.log10(v)) if v > 0 else 0
+        return f"{v:g}" if np.isclose(mantissa, [1, 2, 5]).any() else ""
+
+    (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_formatter(matplotlib.ticker.FuncFormatter(plain))
+    target.set_minor_formatter(matplotlib.ticker.FuncFormatter(plain))
+    return ax
 
 
 def plot_terms(
@@ -252,38 +309,58 @@ def plot_terms(
         plot_seeds(d, x=x, hue=hue, ax=ax, ylabel="")
         ax.set_title(t, fontsize=10)
         if logy and (d.value > 0).all():
-            ax.set_yscale("log")
-    fig.tight_layout()
-    return fig
+            log_axis(ax)
+    return shared_legend(fig) if hue is not None else fig
 
 
-def plot_verdicts(verdicts: Sequence, unit: str = "points") -> Figure:
+def plot_verdicts(verdicts: Sequence, unit: str = "points", groups: dict | None = None) -> Figure:
     """Each finding's effect with its 95% CI across seeds (a forest plot), the threshold as a
-    tick, coloured by verdict; only the findings measured in ``unit``."""
-    vs = [v for v in verdicts if v.finding.unit == unit]
+    tick, coloured and marked by verdict; only the findings measured in ``unit``.
+
+    ``groups``: title → finding keys (:data:`sslkit.paper.GROUPS`), one panel per group with
+    its own scale (a baseline 80 points above its control does not squeeze a claim measured
+    in single points); findings in no group are drawn last, under "other findings"."""
+    shown = {v.finding.key: v for v in verdicts if v.finding.unit == unit}
+    groups = dict(groups or {"": tuple(shown)})
+    listed = {k for keys in groups.values() for k in keys}
+    groups["other findings"] = tuple(k for k in shown if k not in listed)
+    panels = [(t, [shown[k] for k in keys if k in shown]) for t, keys in groups.items()]
+    panels = [(t, vs) for t, vs in panels if vs]
     scale = 100 if unit == "points" else 1
-    labels = [textwrap.fill(v.finding.claim, 42) for v in vs]
-    lines = sum(label.count("\n") + 1 for label in labels)
-    fig, ax = plt.subplots(figsize=(MAX_WIDTH_IN, 0.3 * lines + 0.25 * len(vs) + 1.0))
-    for i, v in enumerate(vs):
-        c, marker = VERDICT_STYLE[v.verdict]
-        ax.errorbar(
-            scale * v.effect,
-            i,
-            xerr=[[scale * (v.effect - v.lo)], [scale * (v.hi - v.effect)]],
-            fmt=marker,
-            color=c,
-            capsize=3,
-            label=v.verdict,
-        )
-        ax.plot([scale * v.finding.threshold] * 2, [i - 0.3, i + 0.3], color="0.3", lw=2)
-    ax.set_yticks(range(len(vs)), labels, fontsize=SMALLEST_FONT_PT)
-    ax.invert_yaxis()
-    ax.axvline(0, color="0.5", lw=0.8)
-    ax.set_xlabel(f"effect over the control ({unit}); black tick: threshold")
-    handles = {h.get_label(): h for h in ax.get_legend_handles_labels()[0]}
-    ax.legend(handles.values(), handles.keys(), fontsize=SMALLEST_FONT_PT, loc="lower right")
-    fig.tight_layout()
+    wrapped = [[textwrap.fill(v.finding.claim, 48) for v in vs] for _, vs in panels]
+    heights = [0.23 * sum(w.count("\n") + 1 for w in ws) + 0.1 * len(ws) + 0.35 for ws in wrapped]
+    fig, axes = plt.subplots(
+        len(panels),
+        1,
+        figsize=(MAX_WIDTH_IN, sum(heights) + 0.7),
+        gridspec_kw={"height_ratios": heights},
+        squeeze=False,
+    )
+    handles = {}
+    for ax, (title, vs), labels in zip(axes[:, 0], panels, wrapped):
+        for i, v in enumerate(vs):
+            c, marker = VERDICT_STYLE[v.verdict]
+            handles[v.verdict] = ax.errorbar(
+                scale * v.effect,
+                i,
+                xerr=[[scale * (v.effect - v.lo)], [scale * (v.hi - v.effect)]],
+                fmt=marker,
+                color=c,
+                capsize=3,
+            )
+            ax.plot([scale * v.finding.threshold] * 2, [i - 0.3, i + 0.3], color="0.3", lw=2)
+        ax.set_yticks(range(len(vs)), labels, fontsize=SMALLEST_FONT_PT)
+        ax.set_ylim(len(vs) - 0.5, -0.5)
+        ax.axvline(0, color="0.5", lw=0.8)
+        ax.grid(axis="y", visible=False)
+        if title:
+            ax.set_title(title, loc="left", fontsize=10, fontweight="bold")
+    axes[-1, 0].set_xlabel(f"effect over the control ({unit}); black tick: threshold")
+    order = [k for k in VERDICT_STYLE if k in handles]
+    legend = fig.legend([handles[k] for k in order], order, loc="lower center",
+                        ncol=len(order), fontsize=SMALLEST_FONT_PT)  # fmt: skip
+    fig.canvas.draw()
+    fig.tight_layout(rect=(0, legend.get_window_extent().height / fig.bbox.height + 0.005, 1, 1))
     return fig
 
 

@@ -2,11 +2,17 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import json  # noqa: E402
+import pathlib  # noqa: E402
+
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from sslkit import analysis, augment, book, data, exercises, losses, metrics, plots  # noqa: E402
 from sslkit.targets import random_grouping, random_targets  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def test_without_myst_nb_glue_prints_the_value_for_the_reader(capsys, monkeypatch):
@@ -142,14 +148,73 @@ def test_plots_return_figures():
     assert len(fig.axes) == 2 * 4
     import pandas as pd
 
-    seeds = pd.DataFrame(dict(epoch=[0, 0, 1, 1], value=[0.1, 0.3, 0.5, 0.9], seed=[0, 1, 0, 1]))
+    seeds = pd.DataFrame(
+        dict(epoch=[0, 0, 1, 1, 2, 2], value=[0.1, 0.3, 0.5, 0.9, 0.6, 0.6], seed=[0, 1] * 3)
+    )
     fig = plots.plot_seeds(seeds, "epoch", chance=0.1)
     line = fig.axes[0].lines[0]
-    assert line.get_ydata().tolist() == pytest.approx([0.2, 0.7])  # the mean over seeds
+    assert line.get_ydata().tolist() == pytest.approx([0.2, 0.7, 0.6])  # the mean over seeds
     band = fig.axes[0].collections[0].get_paths()[0].vertices[:, 1]
-    assert band.min() == pytest.approx(0.1) and band.max() == pytest.approx(
-        0.9
-    )  # the range of the seeds
+    assert band.min() == pytest.approx(0.1) and band.max() == pytest.approx(0.9)  # seed range
+    assert fig.axes[0].get_ylabel() == ""  # "value" says nothing: no label rather than that
+    matplotlib.pyplot.close("all")
+
+
+def test_two_points_or_categories_are_markers_not_a_line():
+    import pandas as pd
+
+    two = pd.DataFrame(dict(epoch=[0, 0, 5, 5], value=[0.1, 0.3, 0.5, 0.9], seed=[0, 1] * 2,
+                            metric="probe"))  # fmt: skip
+    ax = plots.plot_seeds(two, "epoch").axes[0]
+    drawn = [ln for ln in ax.lines if len(ln.get_xdata()) > 1 and ln.get_linestyle() != "None"]
+    means = [ln for ln in ax.lines if ln.get_linestyle() == "None"]
+    assert means and means[0].get_ydata().tolist() == pytest.approx([0.2, 0.7])
+    # the drawn segments are the seed bars and their caps, each at one point: none joins two
+    assert drawn and all(
+        np.nanmax(ln.get_xdata()) - np.nanmin(ln.get_xdata()) < 0.5 for ln in drawn
+    )
+    assert ax.get_ylabel() == plots.METRIC_LABELS["probe"]
+    plots.plot_seeds(two.assign(split="test"), "epoch", hue="split")  # one series: no dodge
+    matplotlib.pyplot.close("all")
+
+
+def test_shared_legend_and_plain_log_ticks():
+    import pandas as pd
+
+    df = pd.DataFrame(dict(epoch=[0, 1, 2] * 2, value=[0.3, 1.0, 2.0] * 2, seed=0,
+                           run=["VICReg"] * 3 + ["SimCLR"] * 3))  # fmt: skip
+    fig, axes = matplotlib.pyplot.subplots(1, 2)
+    for ax in axes:
+        plots.plot_seeds(df, "epoch", hue="run", ax=ax)
+    plots.log_axis(axes[1])
+    plots.shared_legend(fig)
+    assert all(ax.get_legend() is None for ax in axes) and len(fig.legends) == 1
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["VICReg", "SimCLR"]
+    fig.canvas.draw()
+    shown = {t.get_text() for t in axes[1].get_yticklabels(minor=True) + axes[1].get_yticklabels()}
+    assert {"0.5", "1", "2"} <= shown and not any("10^" in s or "times" in s for s in shown)
+    matplotlib.pyplot.close("all")
+
+
+def test_the_forest_plot_groups_findings_and_drops_none():
+    from sslkit import paper
+
+    class V:  # a verdict as plot_verdicts reads it
+        def __init__(self, key, effect):
+            self.finding = paper.finding(key)
+            self.effect, self.lo, self.hi, self.verdict = (
+                effect,
+                effect - 0.01,
+                effect + 0.01,
+                "held",
+            )
+
+    vs = [V("semantic_clustering", 0.1), V("pixels_cluster", 0.6), V("compression", 0.2)]
+    groups = {"clustering": ("semantic_clustering",), "baselines": ("pixels_cluster",)}
+    fig = plots.plot_verdicts(vs, groups=groups)
+    titles = [ax.get_title(loc="left") for ax in fig.axes]
+    assert titles == ["clustering", "baselines", "other findings"]
+    assert [len(ax.get_yticks()) for ax in fig.axes] == [1, 1, 1]
     matplotlib.pyplot.close("all")
 
 
@@ -173,3 +238,15 @@ def test_every_verdict_has_its_own_colour_and_marker():
     colours = [c for c, _ in plots.VERDICT_STYLE.values()]
     markers = [m for _, m in plots.VERDICT_STYLE.values()]
     assert len(set(colours)) == len(colours) and len(set(markers)) == len(markers)
+
+
+def test_points_and_chapter_titles(tmp_path):
+    assert book.points(0.141) == "+14.1 points" and book.points(-0.05, 0) == "-5 points"
+    nb = {"cells": [{"cell_type": "code", "source": ["# not a title\n"]},
+                    {"cell_type": "markdown", "source": ["(chap-x)=\n", "# How SSL clusters\n"]},
+                    {"cell_type": "markdown", "source": ["# A later heading\n"]}]}  # fmt: skip
+    (tmp_path / "03_clustering.ipynb").write_text(json.dumps(nb))
+    (tmp_path / "04b_sweep.ipynb").write_text(json.dumps({"cells": []}))
+    assert book.chapter_titles(tmp_path) == {"03": "How SSL clusters"}
+    real = book.chapter_titles()
+    assert real["07"] == "What we found" and len(real) == len(list(ROOT.glob("chapters/*.ipynb")))

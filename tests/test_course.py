@@ -600,3 +600,12 @@ def test_a_zips_requirements_install_into_a_fresh_environment(built, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     installed = [i["metadata"]["name"] for i in json.loads(report.read_text())["install"]]
     assert installed == ["sslkit"], installed
+
+
+def test_the_answer_key_hands_its_math_to_mathjax():
+    """Math reaches MathJax whole (Markdown would read ``a_i … b_j`` as emphasis), and the page
+    loads MathJax from the student site's own copy."""
+    shown = course._myst_to_html("So $a_i < b_j$ and\n\n$$\\sum_i x_i^2$$\n")
+    assert '<span class="math inline">\\(a_i &lt; b_j\\)</span>' in shown
+    assert "\\[\\sum_i x_i^2\\]" in shown and "<em>" not in shown
+    assert f"<script defer src='{course.MATHJAX}'></script>" in course.answer_key([])

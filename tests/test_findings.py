@@ -412,3 +412,13 @@ def test_every_finding_has_a_recorded_verdict_and_no_stale_one():
 
     assert set(recorded.RECORDED) == set(paper.FINDINGS)
     assert set(recorded.RECORDED.values()) <= set(paper.VERDICTS)
+
+
+def test_every_main_finding_is_in_one_group_of_the_forest_plot():
+    from sslkit import paper
+
+    listed = [k for keys in paper.GROUPS.values() for k in keys]
+    assert len(listed) == len(set(listed)), "a finding in two groups"
+    assert set(listed) <= set(paper.FINDINGS), set(listed) - set(paper.FINDINGS)
+    main = {k for k in paper.FINDINGS if k not in paper.VARIANTS | paper.RULER_VARIANTS}
+    assert main <= set(listed), main - set(listed)
