@@ -119,12 +119,27 @@ def holm(pvalues, alpha: float = 0.05) -> list[bool]:
     return rejected
 
 
-def seed_summary(df: pd.DataFrame, by, value: str = "value") -> pd.DataFrame:
+def correlation_interval(values, confidence: float = 0.95) -> tuple[float, float, float]:
+    """Mean and confidence interval of correlations (one per seed) on Fisher's scale,
+    ``z = atanh(r)``, back-transformed with ``tanh``: the interval stays inside (−1, 1), where
+    a t-interval on ``r`` itself can pass ±1. ``r = ±1`` is clipped so that ``z`` is finite.
+
+    >>> [round(x, 3) for x in correlation_interval([0.9, 0.95, 0.99])]
+    [0.963, 0.453, 0.998]
+    """
+    z = np.arctanh(np.clip(_finite(values), -0.999999, 0.999999))
+    return tuple(float(np.tanh(x)) for x in t_interval(z, confidence))
+
+
+def seed_summary(df: pd.DataFrame, by, value: str = "value", bounds=None) -> pd.DataFrame:
     """Mean, 95% CI (``lo``, ``hi``) and the number of seeds ``n`` of ``value`` for each group of
-    ``by``."""
+    ``by``. ``bounds``: the range the values can take (``(-1, 1)`` for correlations); the
+    t-interval is clipped to it, where it would claim values that cannot occur."""
     rows = []
     for key, g in df.groupby(by, sort=False):
         m, lo, hi = t_interval(g[value])
+        if bounds is not None:
+            lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
         key = key if isinstance(key, tuple) else (key,)
         rows.append(
             {

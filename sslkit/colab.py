@@ -117,18 +117,23 @@ class _Context:
 
 
 def _glue(value: str, spec: str) -> str:
-    if not spec:
-        return value
-    try:
-        return format(float(value), spec)
-    except ValueError:
-        return value
+    """A glued value as the book shows it: formatted by MyST-NB's own rule for ``name:spec``,
+    and escaped so that Markdown shows it as text (a ``|`` splits no table, a ``*`` or ``_``
+    starts no emphasis, a ``$`` no math). Brackets stay: Jupyter reads ``\\[`` as math."""
+    if spec:
+        from myst_nb.core.variables import format_plain_text  # lazy: as myst-parser
+
+        value = format_plain_text(value, spec)
+    return re.sub(r"([\\`*_<>|$])", r"\\\1", value)
 
 
 def _role(name: str, content: str, ctx: _Context) -> str:
     """Markdown for one role."""
-    text, _, target = content.partition("<")
-    text, target = text.strip(), (target.rstrip(">").strip() or text.strip())
+    if content.rstrip().endswith(">") and "<" in content:  # "text <target>"
+        text, _, target = content.rstrip()[:-1].rpartition("<")
+        text, target = text.strip(), target.strip()
+    else:
+        text = target = content.strip()
     if name in ("glue", "glue:text"):
         # "name:spec", or "/page.ipynb::name:spec" for a value another page glued
         page, _, rest = content.rpartition("::")
@@ -145,11 +150,15 @@ def _role(name: str, content: str, ctx: _Context) -> str:
         if url is None:
             raise ValueError(f"{ctx.where}: the term {target!r} is not in the book's glossary")
         return f"[{text}]({url})"
-    if name in ("ref", "numref", "doc"):
+    if name in ("ref", "doc"):
         if target not in ctx.links.labels:
             raise ValueError(f"{ctx.where}: no label {target!r} in the book to link to")
         url, title = ctx.links.labels[target]
-        shown = text if "<" in content else title
+        shown = text if text != target else title
+        if not shown.strip():
+            raise ValueError(
+                f"{ctx.where}: the label {target!r} has no title; write {{ref}}`text <{target}>`"
+            )
         return f"[{shown}]({url})"
     if name in ("cite:p", "cite:t"):
         parts = []
@@ -166,18 +175,36 @@ def _role(name: str, content: str, ctx: _Context) -> str:
     )
 
 
+def _body(body: str) -> str:
+    """A directive's content without its options: the ``:key: value`` lines, or the ``---``
+    YAML block, at its start (an option-like line further down is content)."""
+    lines = body.split("\n")
+    if lines and lines[0].strip() == "---" and "---" in (s.strip() for s in lines[1:]):
+        end = next(i for i, s in enumerate(lines[1:], 1) if s.strip() == "---")
+        lines = lines[end + 1 :]
+    else:
+        while lines and _OPTION.match(lines[0]):
+            lines = lines[1:]
+    return "\n".join(lines).strip("\n")
+
+
 def _directive(info: str, body: str, ctx: _Context) -> str:
     """Markdown for one ```{name} args``` fence (or ``:::{name}``), its body converted too."""
     m = re.fullmatch(r"\{([\w:-]+)\}\s*(.*)", info.strip())
-    name, args = m[1], m[2].strip()
-    inner = "\n".join(line for line in body.splitlines() if not _OPTION.match(line)).strip("\n")
+    name, args = m[1], convert_markdown(m[2].strip(), ctx).strip()
+    inner = _body(body)
     if name in SOLUTION_DIRECTIVES and not ctx.solutions:
         raise ValueError(
             f"{ctx.where}: a {{{name}}} is left in a notebook that must have no solutions"
         )
     if name == "exercise":
         return f"#### Exercise: {args}\n\n{convert_markdown(inner, ctx)}"
-    if name in ("solution", "solution-start"):
+    if name == "solution":  # folded, as the book's dropdown
+        return (
+            "<details>\n<summary><b>Solution</b> (click to open)</summary>\n\n"
+            f"{convert_markdown(inner, ctx)}\n\n</details>"
+        )
+    if name == "solution-start":  # its code cells follow: a heading, not a fold
         return f"#### Solution\n\n{convert_markdown(inner, ctx)}".rstrip() + "\n"
     if name == "solution-end":
         return "*End of the solution.*"
@@ -195,44 +222,76 @@ def _directive(info: str, body: str, ctx: _Context) -> str:
     )
 
 
+# Tokens of MyST syntax this module has no rendering for: refused rather than shown raw.
+_UNRENDERED = ("substitution_block", "substitution_inline", "dl_open", "footnote_ref",
+               "footnote_block_open")  # fmt: skip
+_DROPPED = ("myst_target", "myst_line_comment", "myst_block_break")
+
+
+def _walk(tokens):
+    """Every token, the inline ones' children too, in document order."""
+    for tok in tokens:
+        yield tok
+        yield from tok.children or ()
+
+
 def convert_markdown(text: str, ctx: _Context) -> str:
     """MyST Markdown → plain Markdown (see the module docstring)."""
     ctx.md = ctx.md or _parser()
     lines = text.split("\n")
     edits: list[tuple[int, int, str]] = []  # (first line, end line, replacement)
     tokens = ctx.md.parse(text)
+    unrendered = [t.type for t in _walk(tokens) if t.type in _UNRENDERED]
+    if unrendered:
+        raise ValueError(
+            f"{ctx.where}: no Colab rendering for MyST {unrendered[0]!r}; write it without "
+            "that syntax or add a rendering to sslkit/colab.py"
+        )
     rows: dict[tuple[int, int], list] = {}  # inline tokens by source lines (a table row's cells)
     for tok in tokens:
         if tok.type in ("fence", "colon_fence") and tok.info.strip().startswith("{"):
             edits.append((tok.map[0], tok.map[1], _directive(tok.info, tok.content, ctx)))
-        elif tok.type in ("myst_target", "myst_line_comment", "myst_block_break"):
+        elif tok.type in _DROPPED:
             edits.append((tok.map[0], tok.map[1], ""))
         elif tok.type == "inline" and tok.map:
             rows.setdefault(tuple(tok.map), []).append(tok)
     for (start, end), group in rows.items():
-        roles = [c for t in group for c in (t.children or []) if c.type == "myst_role"]
-        if not roles:
+        children = [c for t in group for c in (t.children or [])]
+        if not any(c.type == "myst_role" for c in children):
             continue
         chunk, at = "\n".join(lines[start:end]), 0
-        for role in roles:
-            raw = f"{{{role.meta['name']}}}`{role.content}`"
-            at = chunk.find(raw, at)
-            if at < 0:
-                raise ValueError(f"{ctx.where}: cannot find {raw!r} in its source lines")
-            new = _role(role.meta["name"], role.content, ctx)
-            chunk = chunk[:at] + new + chunk[at + len(raw) :]
-            at += len(new)
+        for child in children:  # in source order: step over code spans, replace roles
+            if child.type == "code_inline":
+                opened = chunk.find(child.markup, at)
+                closed = chunk.find(child.markup, opened + len(child.markup))
+                if opened >= 0 and closed >= 0:
+                    at = closed + len(child.markup)
+            elif child.type == "myst_role":
+                raw = f"{{{child.meta['name']}}}`{child.content}`"
+                at = chunk.find(raw, at)
+                if at < 0:
+                    raise ValueError(
+                        f"{ctx.where}: cannot find {raw!r} in its source lines (write the role "
+                        "on one line, with single backticks)"
+                    )
+                new = _role(child.meta["name"], child.content, ctx)
+                chunk = chunk[:at] + new + chunk[at + len(raw) :]
+                at += len(new)
         edits.append((start, end, chunk))
     edits.sort()
     for (_, end, _), (start, _, _) in zip(edits, edits[1:]):
         if start < end:
             raise ValueError(f"{ctx.where}: overlapping MyST constructs; cannot convert")
     out, line = [], 0
-    for start, end, new in sorted(edits):
+    for start, end, new in edits:
         out += lines[line:start] + ([new] if new else [])
+        if not new and out and start > 0 and not out[-1].strip() and end < len(lines):
+            # a dropped line between two blank ones: keep one blank line, not two
+            if not lines[end].strip():
+                end += 1
         line = end
     out += lines[line:]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(out))
+    return "\n".join(out)
 
 
 def note(book_url: str, page_url: str) -> str:
@@ -282,17 +341,20 @@ def colab_copy(
     return nb
 
 
-# What a Colab copy must never show: a role, a directive fence or a target that only the book's
-# build renders (the check of the tests and of the book build).
-LEFT_OVER = re.compile(r"\{(?:glue|term|ref|numref|doc|cite)[\w:]*\}`|^\s*(?:`{3,}|:{3,})\{", re.M)
-
-
 def leftovers(nb: dict) -> list[str]:
-    """The raw MyST a copy still shows in its Markdown cells, as short excerpts."""
+    """The MyST a copy would still show raw in its Markdown cells (a role, a directive fence,
+    a target or a comment, as myst-parser reads them; code spans and blocks are code), as
+    short excerpts."""
+    md = _parser()
     found = []
     for cell in nb["cells"]:
-        if cell["cell_type"] == "markdown":
-            text = "".join(cell["source"])
-            for m in LEFT_OVER.finditer(text):
-                found.append(text[max(m.start() - 20, 0) : m.end() + 20].strip())
+        if cell["cell_type"] != "markdown":
+            continue
+        for tok in _walk(md.parse("".join(cell["source"]))):
+            if tok.type == "myst_role":
+                found.append(f"{{{tok.meta['name']}}}`{tok.content}`")
+            elif tok.type in ("fence", "colon_fence") and tok.info.strip().startswith("{"):
+                found.append(f"```{tok.info.strip()}")
+            elif tok.type in _DROPPED + _UNRENDERED:
+                found.append(f"{tok.type}: {tok.content[:40]}")
     return found

@@ -481,6 +481,12 @@ def build(
             "from a checkout of the book's repository (git clone …; make student), not from a "
             "pip install of sslkit"
         )
+    if executed is not None and links is None:  # fail closed: no notebook with raw MyST
+        raise FileNotFoundError(
+            "the student notebooks need the book's links (colab/links.json, written by "
+            "`make book` with this version of the book) to read without its build: run "
+            "`make book`, then pass --links _build/html/colab/links.json"
+        )
     out = pathlib.Path(out)
     _claim_output(out)
     for sub in OUTPUTS:
@@ -709,12 +715,6 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
         links = args.links if args.links.exists() else None
-        if executed is not None and links is None:
-            print(
-                f"{args.links} not found: the student notebooks keep the book's MyST roles "
-                "(run `make book` first for Colab-readable notebooks)",
-                file=sys.stderr,
-            )
         exs = build(args.out, executed, ref=args.ref, links=links)
         graded = [e.label for e in exs if e.graded]
         print(f"{len(exs)} exercises, {len(graded)} auto-graded: {', '.join(graded)}")

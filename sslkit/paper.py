@@ -32,7 +32,7 @@ import pandas as pd
 from scipy import stats
 
 from . import scale, store
-from .analysis import t_interval
+from .analysis import correlation_interval, t_interval
 from .configs import METHODS, RATIOS, trained
 from .data import load
 from .evaluation import EVAL_SUBSETS
@@ -240,9 +240,8 @@ def _measure(f: Finding, prof: Profile, seeds: tuple) -> Verdict:
     df["effect"] = sign * (df.value - df.control)
     measured = df.effect.dropna()
     subsets = _subset_effects(f, prof, seeds) if len(measured) == len(df) else None
-    if f.fisher_z and len(measured):  # z = atanh(r), clipped so that r = ±1 stays finite
-        z = np.arctanh(measured.clip(-0.999999, 0.999999))
-        effect, lo, hi = (float(np.tanh(x)) for x in t_interval(z))
+    if f.fisher_z and len(measured):  # on Fisher's z = atanh(r)
+        effect, lo, hi = correlation_interval(measured)
     else:
         effect, lo, hi = t_interval(measured, subsets=subsets) if len(measured) else (math.nan,) * 3
     if len(measured) < len(df) or len(df) < 2:  # a seed without a measurement, or one seed only

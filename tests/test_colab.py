@@ -70,11 +70,39 @@ def test_directives_become_headings_and_quotes():
     assert out == (
         "> **Key takeaways**\n>\n> - one 3\n> - two\n\n"
         f"#### Exercise: Measure it\n\nCompute [NCC]({BOOK}chapters/glossary.html#term-NCC).\n\n"
-        "#### Solution\n\nUse the means."
+        "<details>\n<summary><b>Solution</b> (click to open)</summary>\n\nUse the means.\n\n"
+        "</details>"
     )
     assert colab.leftovers({"cells": [{"cell_type": "markdown", "source": out}]}) == [], (
         "a converted cell still shows raw MyST"
     )
+
+
+def test_the_same_role_in_code_and_in_text():
+    """A code span showing a role's text is stepped over, not mistaken for the role."""
+    out = convert("Type ``{glue:text}`x` `` to get {glue:text}`x`.", {"x": "7"})
+    assert out == "Type ``{glue:text}`x` `` to get 7."
+
+
+def test_options_only_at_the_start_and_titles_converted():
+    text = (
+        ":::{note} About {term}`NCC`\n---\nclass: tip\n---\nBody.\n\n```python\n:x: = 1\n```\n:::\n"
+    )
+    out = convert(text)
+    assert out.startswith(f"> **About [NCC]({BOOK}chapters/glossary.html#term-NCC)**\n>\n> Body.")
+    assert "> :x: = 1" in out and "class: tip" not in out
+
+
+def test_glued_values_are_escaped_for_markdown():
+    out = convert("| a | b |\n|---|---|\n| {glue:text}`v` | 1 |\n", {"v": "a|b *c* $5"})
+    assert "| a\\|b \\*c\\* \\$5 | 1 |" in out
+    assert convert("{glue:text}`v`", {"v": "[+1.0, +2.0]"}) == "[+1.0, +2.0]"  # \\[ is math
+
+
+def test_a_dropped_line_leaves_no_double_blank_and_code_keeps_its_blanks():
+    assert convert("a\n\n(x)=\n\nb") == "a\n\nb"
+    code = "```python\nx = 1\n\n\n\ny = 2\n```"
+    assert convert(code) == code
 
 
 def test_include_is_inlined(tmp_path):
@@ -93,6 +121,9 @@ def test_include_is_inlined(tmp_path):
         ("{cite:p}`b1999`", "no bibliography entry 'b1999'"),
         ("{abbr}`SSL (self-supervised)`", "no Colab rendering for the {abbr} role"),
         ("```{figure} a.png\n```", "no Colab rendering for the {figure} directive"),
+        ("{numref}`fig-a`", "no Colab rendering for the {numref} role"),
+        ("Term\n: its definition\n", "no Colab rendering for MyST 'dl_open'"),
+        ("{{ name }} here", "no Colab rendering for MyST 'substitution_inline'"),
     ],
 )
 def test_what_cannot_be_rendered_is_refused(text, message):
@@ -167,6 +198,11 @@ def test_citations_read_a_bibtex_file(tmp_path):
         "b": ("Xiao and Rasul", "2017", "https://doi.org/10.1/x"),
         "c": ("György", "2022", "FALLBACK"),
     }
+
+
+def test_leftovers_read_code_as_code():
+    cell = {"cell_type": "markdown", "source": "Type `{glue:text}`x``, see {term}`NCC`.\n"}
+    assert colab.leftovers({"cells": [cell]}) == ["{term}`NCC`"]
 
 
 def test_links_round_trip_through_json():

@@ -609,3 +609,9 @@ def test_the_answer_key_hands_its_math_to_mathjax():
     assert '<span class="math inline">\\(a_i &lt; b_j\\)</span>' in shown
     assert "\\[\\sum_i x_i^2\\]" in shown and "<em>" not in shown
     assert f"<script defer src='{course.MATHJAX}'></script>" in course.answer_key([])
+
+
+def test_a_build_with_the_books_outputs_but_no_links_fails_closed(tmp_path):
+    with pytest.raises(FileNotFoundError, match="colab/links.json"):
+        course.build(tmp_path / "edition", executed=tmp_path / "cache", root=ROOT)
+    assert not (tmp_path / "edition").exists(), "it wrote before refusing"

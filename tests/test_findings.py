@@ -422,3 +422,20 @@ def test_every_main_finding_is_in_one_group_of_the_forest_plot():
     assert set(listed) <= set(paper.FINDINGS), set(listed) - set(paper.FINDINGS)
     main = {k for k in paper.FINDINGS if k not in paper.VARIANTS | paper.RULER_VARIANTS}
     assert main <= set(listed), main - set(listed)
+
+
+def test_correlation_intervals_stay_inside_minus_one_to_one():
+    """Per-seed correlations near 1: a t-interval on r passes 1; Fisher's z (the findings) and
+    a t-interval clipped to the values' range (the descriptive tables) do not."""
+    import pandas as pd
+
+    from sslkit import analysis
+
+    rhos = [0.99, 0.7, 0.95, 0.85]
+    assert analysis.t_interval(rhos)[2] > 1
+    m, lo, hi = analysis.correlation_interval(rhos)
+    assert -1 < lo < m < hi < 1
+    assert m == pytest.approx(np.tanh(np.arctanh(rhos).mean()))
+    table = analysis.seed_summary(pd.DataFrame({"g": "a", "rho": rhos}), "g", "rho", bounds=(-1, 1))
+    t = analysis.t_interval(rhos)
+    assert table.loc[0, ["mean", "lo", "hi"]].tolist() == pytest.approx([t[0], t[1], 1.0])
