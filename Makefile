@@ -31,13 +31,14 @@ test: $(STAMP)
 
 # -W: any Sphinx warning (a failing cell included) fails the build; --keep-going reports them all.
 # SSLKIT_BOOK_BUILD=1: a verdict that contradicts the book's prose fails its cell (see sslkit/book.py).
-# The notebook cache keys on cell sources only: when the evidence store, the recorded verdicts,
-# the answer box (whose verdicts chapter 7 checks) or the verification result change, every
-# chapter runs again; Sphinx's saved environment goes too, or it would re-read only the pages
+# The notebook cache keys on cell sources only: when the package's code (its figures, tables
+# and measurements), the evidence store, the recorded verdicts, the answer box (whose verdicts
+# chapter 7 checks) or the verification result change, every chapter runs again (trained runs
+# stay in sslkit's own cache); Sphinx's saved environment goes too, or it would re-read only the pages
 # whose source changed and keep the others' old outputs.
 EVIDENCE_STAMP := _build/.evidence-stamp
 book: $(STAMP)
-	@mkdir -p _build; new=$$(cat sslkit/evidence/*/manifest.json sslkit/recorded.py _parts/answer.md _build/verify-evidence.json 2>/dev/null | sha256sum); \
+	@mkdir -p _build; new=$$(cat sslkit/*.py sslkit/evidence/*/manifest.json _parts/answer.md _build/verify-evidence.json 2>/dev/null | sha256sum); \
 	if [ "$$new" != "$$(cat $(EVIDENCE_STAMP) 2>/dev/null)" ]; then rm -rf _build/.jupyter_cache _build/.doctrees; echo "$$new" > $(EVIDENCE_STAMP); fi
 	PATH=$(CURDIR)/$(BIN):$$PATH SSLKIT_BOOK_BUILD=1 $(BIN)/jupyter-book build . -W --keep-going -n --path-output .
 	@echo "Book built: $(CURDIR)/_build/html/index.html"

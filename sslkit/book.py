@@ -74,8 +74,8 @@ BOOK_PROFILE = "cpu"
 def setup(
     profile: str | None = None, threads: int | None = None, chapter: str | None = None
 ) -> Profile:
-    """Set torch's CPU threads (``$OMP_NUM_THREADS`` or 2), the book's plot style, and
-    return the profile (``$SSLKIT_PROFILE``, else ``cpu``).
+    """Set torch's CPU threads (``$OMP_NUM_THREADS`` or 2), the book's plot style, pandas'
+    display of whole cell texts, and return the profile (``$SSLKIT_PROFILE``, else ``cpu``).
 
     Glue the sizes the prose names (``reference_seeds``, ``live_seeds``, ``n_draws``). With
     ``chapter`` (e.g. ``"04b"``), also glue the chapter's estimated run time from an empty cache
@@ -85,6 +85,7 @@ def setup(
     threads = threads or int(os.environ.get("OMP_NUM_THREADS", "2") or 2)
     torch.set_num_threads(threads)
     use_style()
+    pd.set_option("display.max_colwidth", None)  # a table shows its text whole, never "…"
     prof = get_profile(profile)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     print(

@@ -182,7 +182,7 @@ class Finding:
         """An effect in the finding's unit, e.g. ``+12.3 points`` (``+12.3 pts`` when ``short``)."""
         if x != x:
             return "n/a"
-        if self.unit.startswith("points"):  # "points", or "points of headroom"
+        if self.unit.startswith("points"):  # "points", "points of headroom", "… per tenfold ratio"
             unit = self.unit.replace("points", "pts") if short else self.unit
             return f"{100 * x:+.1f} {unit}"
         unit = {"orders of magnitude": "orders"}.get(self.unit, self.unit) if short else self.unit
@@ -924,6 +924,7 @@ FINDINGS.update(
                     "no dose-response (slope 0)",
                     0.02,
                     ratio_slope(metric),
+                    unit="points per tenfold ratio",
                     reason=SLOPE_REASON,
                 )
                 for metric, name in (

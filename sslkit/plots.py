@@ -230,6 +230,8 @@ def plot_seeds(
                      markersize=4, ax=ax, palette=palette, **kw)  # fmt: skip
     if chance is not None:
         ax.axhline(chance, ls="--", lw=1, color="0.5", label="chance")
+    if pd.api.types.is_integer_dtype(df[x]) and df[x].nunique() > 2:  # epochs: no 1.5
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     if ylabel is None:
         metric = df["metric"].unique() if "metric" in df else ()
         ylabel = METRIC_LABELS.get(metric[0], metric[0]) if len(metric) == 1 else y
@@ -276,14 +278,17 @@ def shared_legend(fig: Figure) -> Figure:
 
 def log_axis(ax: Axes, axis: str = "y") -> Axes:
     """A log scale whose ticks read as plain numbers (0.5, 1, 2, 5), not ``6×10⁻¹``: labels at
-    1, 2 and 5 times a power of ten."""
+    1, 2 and 5 times a power of ten, and at 3 too where the axis spans less than a decade (so
+    that a value such as 3.4 can be read)."""
+    target = ax.yaxis if axis == "y" else ax.xaxis
 
     def plain(v, _):
+        low, high = sorted(ax.get_ylim() if axis == "y" else ax.get_xlim())
+        marks = [1, 2, 5] if low <= 0 or high / low >= 10 else [1, 2, 3, 5]
         mantissa = v / 10 ** np.floor(np.log10(v)) if v > 0 else 0
-        return f"{v:g}" if np.isclose(mantissa, [1, 2, 5]).any() else ""
+        return f"{v:g}" if np.isclose(mantissa, marks).any() else ""
 
     (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
-    target = ax.yaxis if axis == "y" else ax.xaxis
     target.set_major_formatter(matplotlib.ticker.FuncFormatter(plain))
     target.set_minor_formatter(matplotlib.ticker.FuncFormatter(plain))
     return ax
@@ -313,21 +318,25 @@ def plot_terms(
     return shared_legend(fig) if hue is not None else fig
 
 
-def plot_verdicts(verdicts: Sequence, unit: str = "points", groups: dict | None = None) -> Figure:
+def plot_verdicts(verdicts: Sequence, groups: dict | None = None) -> Figure:
     """Each finding's effect with its 95% CI across seeds (a forest plot), the threshold as a
-    tick, coloured and marked by verdict; only the findings measured in ``unit``.
+    tick, coloured and marked by verdict.
 
-    ``groups``: title → finding keys (:data:`sslkit.paper.GROUPS`), one panel per group with
-    its own scale (a baseline 80 points above its control does not squeeze a claim measured
-    in single points); findings in no group are drawn last, under "other findings"."""
-    shown = {v.finding.key: v for v in verdicts if v.finding.unit == unit}
+    ``groups``: title → finding keys (:data:`sslkit.paper.GROUPS`). One panel per group and
+    unit, titled with both, each on its own scale: a baseline 80 points above its control does
+    not squeeze a claim measured in single points, and points are never drawn on one axis with
+    a correlation. Findings in no group are drawn last, under "other findings"."""
+    shown = {v.finding.key: v for v in verdicts}
     groups = dict(groups or {"": tuple(shown)})
     listed = {k for keys in groups.values() for k in keys}
     groups["other findings"] = tuple(k for k in shown if k not in listed)
-    panels = [(t, [shown[k] for k in keys if k in shown]) for t, keys in groups.items()]
-    panels = [(t, vs) for t, vs in panels if vs]
-    scale = 100 if unit == "points" else 1
-    wrapped = [[textwrap.fill(v.finding.claim, 48) for v in vs] for _, vs in panels]
+    panels = []
+    for title, keys in groups.items():
+        vs = [shown[k] for k in keys if k in shown]
+        for unit in dict.fromkeys(v.finding.unit for v in vs):
+            named = f"{title} ({unit})" if title else unit
+            panels.append((named, unit, [v for v in vs if v.finding.unit == unit]))
+    wrapped = [[textwrap.fill(v.finding.claim, 48) for v in vs] for _, _, vs in panels]
     heights = [0.23 * sum(w.count("\n") + 1 for w in ws) + 0.1 * len(ws) + 0.35 for ws in wrapped]
     fig, axes = plt.subplots(
         len(panels),
@@ -337,9 +346,12 @@ def plot_verdicts(verdicts: Sequence, unit: str = "points", groups: dict | None 
         squeeze=False,
     )
     handles = {}
-    for ax, (title, vs), labels in zip(axes[:, 0], panels, wrapped):
+    for ax, (title, unit, vs), labels in zip(axes[:, 0], panels, wrapped):
+        scale = 100 if unit.startswith("points") else 1
         for i, v in enumerate(vs):
             c, marker = VERDICT_STYLE[v.verdict]
+            ax.plot([scale * v.finding.threshold] * 2, [i - 0.3, i + 0.3], color="0.3", lw=2,
+                    zorder=1)  # fmt: skip
             handles[v.verdict] = ax.errorbar(
                 scale * v.effect,
                 i,
@@ -347,15 +359,16 @@ def plot_verdicts(verdicts: Sequence, unit: str = "points", groups: dict | None 
                 fmt=marker,
                 color=c,
                 capsize=3,
+                zorder=3,
             )
-            ax.plot([scale * v.finding.threshold] * 2, [i - 0.3, i + 0.3], color="0.3", lw=2)
         ax.set_yticks(range(len(vs)), labels, fontsize=SMALLEST_FONT_PT)
         ax.set_ylim(len(vs) - 0.5, -0.5)
         ax.axvline(0, color="0.5", lw=0.8)
         ax.grid(axis="y", visible=False)
-        if title:
-            ax.set_title(title, loc="left", fontsize=10, fontweight="bold")
-    axes[-1, 0].set_xlabel(f"effect over the control ({unit}); black tick: threshold")
+        ax.set_title(title, loc="left", fontsize=10, fontweight="bold")
+    axes[-1, 0].set_xlabel(
+        "effect over the control, in the unit of its panel; black tick: threshold"
+    )
     order = [k for k in VERDICT_STYLE if k in handles]
     legend = fig.legend([handles[k] for k in order], order, loc="lower center",
                         ncol=len(order), fontsize=SMALLEST_FONT_PT)  # fmt: skip

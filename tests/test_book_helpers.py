@@ -209,12 +209,27 @@ def test_the_forest_plot_groups_findings_and_drops_none():
                 "held",
             )
 
-    vs = [V("semantic_clustering", 0.1), V("pixels_cluster", 0.6), V("compression", 0.2)]
-    groups = {"clustering": ("semantic_clustering",), "baselines": ("pixels_cluster",)}
+    vs = [V("semantic_clustering", 0.1), V("pixels_cluster", 0.6), V("compression", 0.2),
+          V("clustering_helps_classification", 0.5)]  # fmt: skip
+    groups = {
+        "clustering": ("semantic_clustering", "clustering_helps_classification"),
+        "baselines": ("pixels_cluster",),
+    }
     fig = plots.plot_verdicts(vs, groups=groups)
     titles = [ax.get_title(loc="left") for ax in fig.axes]
-    assert titles == ["clustering", "baselines", "other findings"]
-    assert [len(ax.get_yticks()) for ax in fig.axes] == [1, 1, 1]
+    assert titles == [
+        "clustering (points)",
+        "clustering (ρ)",  # a correlation never shares an axis with accuracy points
+        "baselines (points)",
+        "other findings (points)",
+    ]
+    assert [len(ax.get_yticks()) for ax in fig.axes] == [1, 1, 1, 1]
+
+    def effects(ax):  # the x of each verdict's marker: points ×100, a correlation as it is
+        marks = {m for _, m in plots.VERDICT_STYLE.values()}
+        return [float(ln.get_xdata()[0]) for ln in ax.lines if ln.get_marker() in marks]
+
+    assert effects(fig.axes[0]) == pytest.approx([10.0]) and effects(fig.axes[1]) == [0.5]
     matplotlib.pyplot.close("all")
 
 
