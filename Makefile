@@ -11,7 +11,7 @@ export TQDM_DISABLE ?= 1
 # The book is built with the cpu profile unless SSLKIT_PROFILE says otherwise.
 export SSLKIT_PROFILE ?= cpu
 
-.PHONY: book test browser-test student install bench clean clean-cache evidence verify-evidence
+.PHONY: book test test-py312 browser-test student install bench clean clean-cache evidence verify-evidence
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -28,6 +28,19 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q
+
+# Colab runs Python 3.12: the package's tests on it, in a virtual environment of sslkit's
+# runtime dependencies only (what a Colab reader installs). The tests of the book's build, the
+# Colab copies and the coursework edition skip there (their tools are not installed). Without a
+# Python 3.12 on the machine (python3.12, or pyenv's), it says so and does nothing.
+PY312 ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12; do $$p -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null && echo $$p && break; done)
+VENV312 := .venv312
+test-py312:
+	@if [ -z "$(PY312)" ]; then echo "no Python 3.12 on this machine: the Python 3.12 tests are skipped"; exit 0; fi; \
+	set -e; test -x $(VENV312)/bin/python || $(PY312) -m venv $(VENV312); \
+	$(VENV312)/bin/python -m pip install -q --upgrade pip; \
+	$(VENV312)/bin/python -m pip install -q -e . pytest; \
+	$(VENV312)/bin/python -m pytest -q -p no:cacheprovider -rs tests
 
 # -W: any Sphinx warning (a failing cell included) fails the build; --keep-going reports them all.
 # SSLKIT_BOOK_BUILD=1: a verdict that contradicts the book's prose fails its cell (see sslkit/book.py).

@@ -1,9 +1,13 @@
-"""The book's own Sphinx extension (_ext/unique_scripts.py)."""
+"""The book's own Sphinx extensions (_ext/unique_scripts.py, _ext/term_uses.py)."""
 
 import importlib.util
 from pathlib import Path
 
-from sphinx.builders.html._assets import _JavaScript
+import pytest
+
+pytest.importorskip("sphinx", reason="the book's Sphinx extensions need jupyter-book")
+
+from sphinx.builders.html._assets import _JavaScript  # noqa: E402
 
 spec = importlib.util.spec_from_file_location(
     "unique_scripts", Path(__file__).resolve().parents[1] / "_ext" / "unique_scripts.py"

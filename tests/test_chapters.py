@@ -105,6 +105,7 @@ def test_set_repository_tool_round_trip(tmp_path, monkeypatch):
 
 def test_a_chapter_runs_outside_the_book_build_on_the_smoke_profile(tmp_path, monkeypatch):
     """A reader's run (another profile, no book build): it finishes even where claims differ."""
+    pytest.importorskip("nbclient", reason="running a notebook needs Jupyter (the book's build)")
     import nbformat
     from nbclient import NotebookClient
 

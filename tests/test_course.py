@@ -11,6 +11,10 @@ import sys
 import pandas as pd
 import pytest
 
+pytest.importorskip(
+    "otter", reason="the coursework edition needs otter-grader (the [course] extra)"
+)
+
 from sslkit import course, grading
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
