@@ -294,6 +294,14 @@ def convert_markdown(text: str, ctx: _Context) -> str:
     return "\n".join(out)
 
 
+def to_markdown(
+    text: str, glue: dict[str, str], links: Links, folder=".", where: str = "text"
+) -> str:
+    """One MyST text (an exercise's answer, say) as plain Markdown: :func:`convert_markdown`
+    outside a notebook, solutions allowed."""
+    return convert_markdown(text, _Context(glue, links, pathlib.Path(folder), True, where))
+
+
 def note(book_url: str, page_url: str) -> str:
     """The cell a Colab copy opens with, under the chapter's title."""
     return (

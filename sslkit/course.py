@@ -351,10 +351,12 @@ def _check_glue(cells, removed: list[str], chapter: str) -> None:
 # --- the edition ------------------------------------------------------------------------------
 
 
-def _myst_to_html(text: str, glue: dict[str, str] | None = None) -> str:
-    """Markdown of an answer as HTML, MyST roles shown as plain text and glued values filled
-    in from ``glue`` (``⟨key⟩`` where the book's outputs are not at hand); ``$…$`` and
-    ``$$…$$`` math as ``\\(…\\)`` and ``\\[…\\]`` for MathJax, untouched by Markdown."""
+def _myst_to_html(text: str, glue: dict[str, str] | None = None, links=None, where="") -> str:
+    """Markdown of an answer as HTML; ``$…$`` and ``$$…$$`` math as ``\\(…\\)`` and
+    ``\\[…\\]`` for MathJax, untouched by Markdown. With the book's ``links``
+    (:class:`sslkit.colab.Links`), MyST is read as the Colab copies read it (glued values from
+    ``glue``, links to the book); without them, roles are shown as plain text and a glued value
+    as ``⟨key⟩`` where the book's outputs are not at hand."""
     from markdown_it import MarkdownIt  # lazy: comes with jupyter-book, a build-only dependency
     from mdit_py_plugins.dollarmath import dollarmath_plugin  # as markdown_it (myst-parser's)
 
@@ -363,9 +365,14 @@ def _myst_to_html(text: str, glue: dict[str, str] | None = None) -> str:
         return left + html.escape(content) + right
 
     glue = glue or {}
-    text = re.sub(r"\{(?:term|ref|numref|doc)\}`([^`<]*?)\s*(?:<[^`]*>)?`", r"\1", text)
-    text = re.sub(r"\{cite:[pt]\}`([^`]*)`", r"[\1]", text)
-    text = re.sub(r"\{glue:text\}`([^`]*)`", lambda m: glue.get(m[1], f"⟨{m[1]}⟩"), text)
+    if links is not None:
+        from sslkit import colab  # lazy: as markdown_it
+
+        text = colab.to_markdown(text, glue, links, ROOT / "chapters", where=f"answer key, {where}")
+    else:
+        text = re.sub(r"\{(?:term|ref|numref|doc)\}`([^`<]*?)\s*(?:<[^`]*>)?`", r"\1", text)
+        text = re.sub(r"\{cite:[pt]\}`([^`]*)`", r"[\1]", text)
+        text = re.sub(r"\{glue:text\}`([^`]*)`", lambda m: glue.get(m[1], f"⟨{m[1]}⟩"), text)
     return (
         MarkdownIt("commonmark").enable("table").use(dollarmath_plugin, renderer=math).render(text)
     )
@@ -393,10 +400,11 @@ def _glue_and_outputs(nb: dict) -> tuple[dict[str, str], dict[str, str]]:
 
 
 def answer_key(
-    exercises: list[Exercise], executed: dict[str, tuple[dict, dict]] | None = None
+    exercises: list[Exercise], executed: dict[str, tuple[dict, dict]] | None = None, links=None
 ) -> str:
     """An HTML page with every exercise and its model answer, chapter by chapter;
-    ``executed`` (chapter: glued values, printed outputs) fills in this build's numbers."""
+    ``executed`` (chapter: glued values, printed outputs) fills in this build's numbers, and
+    ``links`` (the book's :class:`sslkit.colab.Links`) turns terms and references into links."""
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>Answer key</title>",
         "<style>body{font-family:sans-serif;max-width:50em;margin:auto;padding:1em}"
@@ -420,8 +428,8 @@ def answer_key(
         )
         parts.append(f"<h3>{html.escape(ex.title)}{mark}</h3>")
         glue, printed = (executed or {}).get(ex.chapter, ({}, {}))
-        parts.append(_myst_to_html(ex.statement, glue))
-        parts.append("<h4>Model answer</h4>" + _myst_to_html(ex.answer, glue))
+        parts.append(_myst_to_html(ex.statement, glue, links, ex.label))
+        parts.append("<h4>Model answer</h4>" + _myst_to_html(ex.answer, glue, links, ex.label))
         for c in ex.code:
             parts.append(f"<pre><code>{html.escape(c)}</code></pre>")
             if printed.get(c):
@@ -520,7 +528,12 @@ def build(
         )
         if path.stem in executed_nbs:
             site[path.name] = student_notebook(executed_nbs[path.stem], path.stem, for_site=True)[0]
-    (out / "answer_key.html").write_text(answer_key(everything, ran))
+    found = None
+    if links is not None:
+        from sslkit import colab  # lazy: only a build with the book's links needs it
+
+        found = colab.Links.from_json(pathlib.Path(links).read_text())
+    (out / "answer_key.html").write_text(answer_key(everything, ran, found))
     if executed is not None:
         _site_source(out / "site", site, root)
     return everything

@@ -619,3 +619,19 @@ def test_a_build_with_the_books_outputs_but_no_links_fails_closed(tmp_path):
     with pytest.raises(FileNotFoundError, match="colab/links.json"):
         course.build(tmp_path / "edition", executed=tmp_path / "cache", root=ROOT)
     assert not (tmp_path / "edition").exists(), "it wrote before refusing"
+
+
+def test_the_answer_key_links_terms_with_the_books_links():
+    """With the book's links, the answer key reads MyST as the Colab copies do: a term is a
+    link, a glued value this build's number, and a role inside a code span stays code."""
+    from sslkit import colab
+
+    ran = copy.deepcopy(TOY)
+    ran["cells"][2]["source"] = ran["cells"][2]["source"].replace(
+        "SECRET-GATED explanation.", "Use {term}`NCC` and `` {term}`NCC` ``: {glue:text}`sq`."
+    )
+    _, exercises = course.split(ran, "toy")
+    links = colab.Links({"ncc": "https://example.org/g.html#term-NCC"}, book="https://example.org/")
+    key = course.answer_key(exercises, {"toy": ({"sq": "4.0%"}, {})}, links)
+    assert '<a href="https://example.org/g.html#term-NCC">NCC</a>' in key
+    assert "<code>{term}`NCC`</code>" in key and "4.0%." in key
