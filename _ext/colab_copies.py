@@ -61,13 +61,7 @@ def glued(path: pathlib.Path) -> dict[str, str]:
     """The values a chapter glued in this build (myst-nb's ``<page>.glue.json``), as text."""
     if not path.exists():
         return {}
-    values = {}
-    for name, out in json.loads(path.read_text()).items():
-        data = out.get("data", {})
-        text = next((v for k, v in data.items() if k.endswith("text/plain")), "")
-        text = "".join(text)
-        values[name] = text[1:-1] if text[:1] == text[-1:] and text[:1] in "'\"" else text
-    return values
+    return {name: colab.glued_text(out) for name, out in json.loads(path.read_text()).items()}
 
 
 def write_copies(app, exception) -> None:
@@ -81,7 +75,7 @@ def write_copies(app, exception) -> None:
     base = book_url(app)
     pages = [d for d in sorted(app.env.found_docs) if app.env.doc2path(d).endswith(".ipynb")]
     values = {d: glued(executed / f"{d}.glue.json") for d in pages}
-    everywhere = {f"/{d}.ipynb::{k}": v for d in pages for k, v in values[d].items()}
+    everywhere = colab.across_pages(values)
     for docname in pages:
         source = pathlib.Path(app.env.doc2path(docname))
         nb = json.loads(source.read_text(encoding="utf-8"))

@@ -138,26 +138,29 @@ def book_pages(root: Path = ROOT) -> list[BookPage]:
     return pages + [BookPage(p) for p in GENERATED_PAGES]
 
 
+def _colab_copies(config: dict) -> tuple[str, str]:
+    """The branch and folder of the Colab copies (``_config.yml``, ``sphinx.config``)."""
+    sphinx = (config.get("sphinx") or {}).get("config") or {}
+    return sphinx.get("colab_copies_branch", "gh-pages"), sphinx.get("colab_copies_dir", "colab")
+
+
 def colab_url(config: dict, source: str) -> str:
     """The address the Colab launch button must open for ``source``, from ``_config.yml``: the
     page's Colab copy (``_ext/colab_copies.py``) on the branch the site is published to."""
     repo = config["repository"]
     owner_name = urllib.parse.urlparse(repo["url"]).path.strip("/").removesuffix(".git")
-    sphinx = (config.get("sphinx") or {}).get("config") or {}
-    branch = sphinx.get("colab_copies_branch", "gh-pages")
-    folder = sphinx.get("colab_copies_dir", "colab").strip("/")
+    branch, folder = _colab_copies(config)
     base = (
         config.get("launch_buttons", {})
         .get("colab_url", "https://colab.research.google.com")
         .rstrip("/")
     )
-    return f"{base}/github/{owner_name}/blob/{branch}/{folder}/{source}"
+    return f"{base}/github/{owner_name}/blob/{branch}/{folder.strip('/')}/{source}"
 
 
 def colab_copy(config: dict, source: str, html: Path = HTML) -> Path:
     """Where the build wrote the Colab copy of ``source``."""
-    sphinx = (config.get("sphinx") or {}).get("config") or {}
-    return html / sphinx.get("colab_copies_dir", "colab").strip("/") / source
+    return html / _colab_copies(config)[1].strip("/") / source
 
 
 def load_config(root: Path = ROOT) -> dict:

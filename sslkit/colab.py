@@ -73,6 +73,20 @@ class Links:
         )
 
 
+def glued_text(output: dict) -> str:
+    """The text of one glued value as MyST-NB stored it (the ``text/plain`` of its output, a
+    Python repr): a string without its quotes."""
+    data = output.get("data", {})  # MyST-NB: "application/papermill.record/text/plain"
+    text = "".join(next((v for k, v in data.items() if k.endswith("text/plain")), ""))
+    return text[1:-1] if text[:1] == text[-1:] and text[:1] in "'\"" else text
+
+
+def across_pages(pages: dict[str, dict[str, str]]) -> dict[str, str]:
+    """Each page's glued values (``pages``: docname → name → text) under the name another
+    page's roles give them: ``/chapters/07_what_we_found.ipynb::name``."""
+    return {f"/{page}.ipynb::{k}": v for page, values in pages.items() for k, v in values.items()}
+
+
 def citations(bib: pathlib.Path, fallback_url: str) -> dict[str, tuple[str, str, str]]:
     """Author-year text and address of every entry of a BibTeX file (the entry's ``url``, its
     DOI, else ``fallback_url``: the book's bibliography)."""

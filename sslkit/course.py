@@ -44,6 +44,7 @@ import shutil
 import subprocess
 import sys
 
+from . import colab
 from .book import REPORT_GLUES
 
 # grader and run_check: student notebooks and autograders built before the split call
@@ -366,8 +367,6 @@ def _myst_to_html(text: str, glue: dict[str, str] | None = None, links=None, whe
 
     glue = glue or {}
     if links is not None:
-        from sslkit import colab  # lazy: as markdown_it
-
         text = colab.to_markdown(text, glue, links, ROOT / "chapters", where=f"answer key, {where}")
     else:
         text = re.sub(r"\{(?:term|ref|numref|doc)\}`([^`<]*?)\s*(?:<[^`]*>)?`", r"\1", text)
@@ -387,13 +386,7 @@ def _glue_and_outputs(nb: dict) -> tuple[dict[str, str], dict[str, str]]:
         for out in cell.get("outputs", []):
             name = out.get("metadata", {}).get("scrapbook", {}).get("name")
             if name:
-                data = out.get(
-                    "data", {}
-                )  # myst-nb stores "application/papermill.record/text/plain"
-                value = "".join(next((v for k, v in data.items() if k.endswith("text/plain")), ""))
-                glue[name] = (
-                    value[1:-1] if value[:1] == value[-1:] and value[:1] in "'\"" else value
-                )
+                glue[name] = colab.glued_text(out)
             elif out.get("output_type") == "stream":
                 printed[_src(cell)] = printed.get(_src(cell), "") + "".join(out.get("text", ""))
     return glue, printed
@@ -510,7 +503,8 @@ def build(
             executed_nb = _with_outputs(path, pathlib.Path(executed))
             executed_nbs[path.stem] = pin(executed_nb, ref) if ref else executed_nb
             ran[path.stem] = _glue_and_outputs(executed_nbs[path.stem])
-    readable = _colab_copier(ran, links, root)
+    found = colab.Links.from_json(pathlib.Path(links).read_text()) if links else None
+    readable = _colab_copier(ran, found)
     for path in chapters(root):
         nb = json.loads(path.read_text())
         nb = pin(nb, ref) if ref else nb
@@ -528,30 +522,18 @@ def build(
         )
         if path.stem in executed_nbs:
             site[path.name] = student_notebook(executed_nbs[path.stem], path.stem, for_site=True)[0]
-    found = None
-    if links is not None:
-        from sslkit import colab  # lazy: only a build with the book's links needs it
-
-        found = colab.Links.from_json(pathlib.Path(links).read_text())
     (out / "answer_key.html").write_text(answer_key(everything, ran, found))
     if executed is not None:
         _site_source(out / "site", site, root)
     return everything
 
 
-def _colab_copier(ran: dict[str, tuple[dict, dict]], links: pathlib.Path | None, root):
+def _colab_copier(ran: dict[str, tuple[dict, dict]], found):
     """The function that makes a student notebook a Colab copy, or None without the book's
-    glued values or its links."""
-    if not ran or links is None:
+    glued values or its links (``found``, :class:`sslkit.colab.Links`)."""
+    if not ran or found is None:
         return None
-    from sslkit import colab  # lazy: only a build with the book's links needs it (myst-parser)
-
-    found = colab.Links.from_json(pathlib.Path(links).read_text())
-    everywhere = {
-        f"/chapters/{stem}.ipynb::{k}": v
-        for stem, (glue, _) in ran.items()
-        for k, v in glue.items()
-    }
+    everywhere = colab.across_pages({f"chapters/{stem}": glue for stem, (glue, _) in ran.items()})
     book = found.book
 
     def readable(nb: dict, path: pathlib.Path) -> dict:

@@ -249,31 +249,27 @@ def plot_seeds(
     return ax.figure
 
 
-def shared_legend(fig: Figure) -> Figure:
+def shared_legend(fig: Figure, ncol: int | None = None) -> Figure:
     """One legend for a grid of panels, below them, instead of one per panel (each the same
-    lines): the panels keep their width and no legend covers data."""
-    handles, labels = {}, []
-    for ax in fig.axes:
+    lines): the panels keep their width and no legend covers data. ``ncol``: columns of the
+    legend (default: up to 4)."""
+    handles: dict = {}
+    for ax in sorted(fig.axes, key=lambda a: a.get_legend() is None):  # legends' order first
         for h, label in zip(*ax.get_legend_handles_labels()):
-            if label not in handles:
-                handles[label] = h
-                labels.append(label)
+            handles.setdefault(label, h)
         if ax.get_legend() is not None:
             ax.get_legend().remove()
-    if not labels:
-        return fig
-    legend = fig.legend(
-        [handles[label] for label in labels],
-        labels,
-        loc="lower center",
-        ncol=min(len(labels), 4),
-        fontsize=SMALLEST_FONT_PT,
-        bbox_to_anchor=(0.5, 0.0),
-    )
-    fig.canvas.draw()
-    height = legend.get_window_extent().height / fig.bbox.height
-    fig.tight_layout(rect=(0, height + 0.01, 1, 1))
+    if handles:
+        _legend_below(fig, list(handles.values()), list(handles), ncol or min(len(handles), 4))
     return fig
+
+
+def _legend_below(fig: Figure, handles, labels, ncol: int) -> None:
+    """A figure legend under the panels, with the panels laid out above it."""
+    legend = fig.legend(handles, labels, loc="lower center", ncol=ncol,
+                        fontsize=SMALLEST_FONT_PT, bbox_to_anchor=(0.5, 0.0))  # fmt: skip
+    fig.canvas.draw()
+    fig.tight_layout(rect=(0, legend.get_window_extent().height / fig.bbox.height + 0.01, 1, 1))
 
 
 def log_axis(ax: Axes, axis: str = "y") -> Axes:
@@ -370,10 +366,7 @@ def plot_verdicts(verdicts: Sequence, groups: dict | None = None) -> Figure:
         "effect over the control, in the unit of its panel; black tick: threshold"
     )
     order = [k for k in VERDICT_STYLE if k in handles]
-    legend = fig.legend([handles[k] for k in order], order, loc="lower center",
-                        ncol=len(order), fontsize=SMALLEST_FONT_PT)  # fmt: skip
-    fig.canvas.draw()
-    fig.tight_layout(rect=(0, legend.get_window_extent().height / fig.bbox.height + 0.005, 1, 1))
+    _legend_below(fig, [handles[k] for k in order], order, len(order))
     return fig
 
 
@@ -397,13 +390,7 @@ def plot_scale_study(study: pd.DataFrame, pixels: dict) -> Figure:
                 ax.set_title(names.get(ruler, ruler), fontsize=SMALLEST_FONT_PT + 1)
             ax.set_xlabel("epoch" if i == len(designs) - 1 else "")
             ax.set_ylabel(textwrap.fill(design, 16) if j == 0 else "", fontsize=SMALLEST_FONT_PT)
-    handles, labels = axes[0, -1].get_legend_handles_labels()
-    if axes[0, -1].get_legend() is not None:
-        axes[0, -1].get_legend().remove()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=SMALLEST_FONT_PT,
-               frameon=False)  # fmt: skip
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
-    return fig
+    return shared_legend(fig, ncol=len(set(study.method)) + 1)  # the methods and the floor
 
 
 def plot_embedding(

@@ -197,6 +197,20 @@ def test_shared_legend_and_plain_log_ticks():
     matplotlib.pyplot.close("all")
 
 
+def test_the_scale_study_has_one_legend_of_methods_then_the_floor():
+    import itertools
+
+    import pandas as pd
+
+    rows = [dict(design=d, ruler=r, method=m, epoch=e, seed=s, value=0.5 + 0.01 * e)
+            for d, r, m, e, s in itertools.product("ab", ["ncc", "probe"], ["VICReg", "SimCLR"],
+                                                   [0, 1, 2], [0, 1])]  # fmt: skip
+    fig = plots.plot_scale_study(pd.DataFrame(rows), {"ncc": 0.6, "probe": 0.7})
+    assert all(ax.get_legend() is None for ax in fig.axes) and len(fig.legends) == 1
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["VICReg", "SimCLR", "raw pixels"]
+    matplotlib.pyplot.close("all")
+
+
 def test_the_forest_plot_groups_findings_and_drops_none():
     from sslkit import paper
 

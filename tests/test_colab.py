@@ -211,3 +211,14 @@ def test_leftovers_read_code_as_code():
 
 def test_links_round_trip_through_json():
     assert colab.Links.from_json(LINKS.to_json()) == LINKS
+
+
+def test_glued_text_and_values_across_pages():
+    out = {"data": {"application/papermill.record/text/plain": "'82.3%'"}}
+    assert colab.glued_text(out) == "82.3%"
+    assert colab.glued_text({"data": {"text/plain": "7000"}}) == "7000"
+    pages = {"chapters/07_x": {"n": "8"}, "chapters/03_y": {"m": "1"}}
+    assert colab.across_pages(pages) == {
+        "/chapters/07_x.ipynb::n": "8",
+        "/chapters/03_y.ipynb::m": "1",
+    }

@@ -540,10 +540,9 @@ def test_student_notebooks_read_as_colab_copies(tmp_path):
     chapter["cells"][2]["source"] = chapter["cells"][2]["source"].replace(
         "Some prose.", "Some prose on {glue:text}`n_train` images and {term}`NCC`."
     )
-    links = tmp_path / "links.json"
     book = "https://example.org/book/"
-    links.write_text(colab.Links({"ncc": f"{book}g.html#ncc"}, book=book).to_json())
-    readable = course._colab_copier({"toy": ({"n_train": "7000"}, {})}, links, ROOT)
+    links = colab.Links({"ncc": f"{book}g.html#ncc"}, book=book)
+    readable = course._colab_copier({"toy": ({"n_train": "7000"}, {})}, links)
     student, _ = course.student_notebook(chapter, "toy")
     out = readable(student, ROOT / "chapters" / "toy.ipynb")
     text = json.dumps(out)
@@ -555,7 +554,7 @@ def test_student_notebooks_read_as_colab_copies(tmp_path):
     leaked["cells"].append(md("```{solution} ex-w\nBecause.\n```"))
     with pytest.raises(ValueError, match="must have no solutions"):
         readable(leaked, ROOT / "chapters" / "toy.ipynb")
-    assert course._colab_copier({}, links, ROOT) is None  # no build at hand: MyST kept
+    assert course._colab_copier({}, links) is None  # no build at hand: MyST kept
 
 
 def test_a_zips_requirements_install_into_a_fresh_environment(built, tmp_path):
