@@ -261,6 +261,49 @@ def test_the_version_has_one_source():
     assert re.fullmatch(r"\d+\.\d+\.\d+", sslkit.__version__)
 
 
+def test_the_wheel_ships_the_evidence_store_without_a_packaging_warning(tmp_path):
+    """The evidence folders are data, not modules: the wheel must still carry their tables, and
+    setuptools must not warn that it may stop doing so (its BuildBackendWarning)."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    pytest.importorskip("setuptools", reason="building the wheel needs setuptools")
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, src / name)
+    shutil.copytree(ROOT / "sslkit", src / "sslkit", ignore=shutil.ignore_patterns("__pycache__"))
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-v",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            str(src),
+            "-w",
+            str(tmp_path / "dist"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "BuildBackendWarning" not in out.stdout + out.stderr
+    (wheel,) = (tmp_path / "dist").glob("sslkit-*.whl")
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    store = {
+        f"sslkit/{p.relative_to(ROOT / 'sslkit').as_posix()}"
+        for p in (ROOT / "sslkit" / "evidence").rglob("*")
+        if p.is_file() and p.suffix in {".csv", ".gz", ".json"}
+    }
+    assert store and store <= shipped, sorted(store - shipped)
+
+
 def test_every_verdict_has_its_own_colour_and_marker():
     from sslkit import paper
 
