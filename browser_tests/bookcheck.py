@@ -576,7 +576,13 @@ def _figure_problems(facts, server: BookServer) -> list[str]:
 
 # A cell no reader should meet in a shown table: a missing value, pandas' default six decimals,
 # or a count printed as a float.
-BAD_CELL = re.compile(r"^(?:nan|NaN|None|NaT|<NA>|inf|-inf|-?\d+\.\d{6,}|\d{4,}\.0)$")
+# A table cell no reader should meet: a missing value shown as pandas spells it, pandas' six
+# decimals, a float that is a whole number (10000.0), scientific notation (1e-06, 2.5E+03) and
+# a signed zero (-0.0).
+BAD_CELL = re.compile(
+    r"^(?:nan|NaN|None|NaT|<NA>|-?inf|-?\d+\.\d{6,}|-?\d{4,}\.0|-?\d+(?:\.\d+)?[eE][-+]?\d+"
+    r"|-0(?:\.0+)?)$"
+)
 
 
 def _table_problems(facts) -> list[str]:

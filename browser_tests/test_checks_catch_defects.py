@@ -196,6 +196,10 @@ DEFECTS = {
         _insert("<table><tr><td>0.000000</td><td>10000.0</td></tr></table>"),
         "shows 0.000000, 10000.0",
     ),
+    "scientific notation and a signed zero in a table": (
+        _insert("<table><tr><td>-1234.0</td><td>1e-06</td><td>-0.0</td></tr></table>"),
+        "shows -0.0, -1234.0, 1e-06",
+    ),
     "squashed figure": (
         _insert("<style>.cell_output img { height: 200px !important; }</style>"),
         "out of proportion",

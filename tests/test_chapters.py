@@ -219,7 +219,9 @@ def test_binder_installs_cpu_torch_and_the_chapters_needs_only():
 def test_the_book_build_skips_every_virtual_environment_the_makefile_makes():
     """A virtual environment in the repository holds packages' own Markdown; read by the book
     build, its warnings fail the build (as .venv312 of `make test-py312` once did)."""
-    yaml = pytest.importorskip("yaml", reason="the book's configuration is read by jupyter-book's PyYAML")
+    yaml = pytest.importorskip(
+        "yaml", reason="the book's configuration is read by jupyter-book's PyYAML"
+    )
 
     made = re.findall(r"(?m)^VENV\w* := (\S+)$", (ROOT / "Makefile").read_text())
     excluded = yaml.safe_load((ROOT / "_config.yml").read_text())["exclude_patterns"]

@@ -128,6 +128,10 @@ def test_include_is_inlined(tmp_path):
         ("{numref}`fig-a`", "no Colab rendering for the {numref} role"),
         ("Term\n: its definition\n", "no Colab rendering for MyST 'dl_open'"),
         ("{{ name }} here", "no Colab rendering for MyST 'substitution_inline'"),
+        (
+            "A {term}`NCC\nagain` b",
+            "cannot find '{term}`NCC again`' in its source lines (write the role on one line",
+        ),
     ],
 )
 def test_what_cannot_be_rendered_is_refused(text, message):
