@@ -11,7 +11,7 @@ export TQDM_DISABLE ?= 1
 # The book is built with the cpu profile unless SSLKIT_PROFILE says otherwise.
 export SSLKIT_PROFILE ?= cpu
 
-.PHONY: book test test-py312 browser-test student install bench clean clean-cache evidence verify-evidence
+.PHONY: book test test-py312 browser-test student install bench bench-chapters clean clean-cache evidence verify-evidence
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -88,6 +88,11 @@ verify-evidence: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+
+# Each chapter's measuring time (its runs trained, an empty evaluation cache), beside the figures
+# of sslkit.plan that the chapter headers add to training (about 20 minutes; after `make book`).
+bench-chapters: $(STAMP)
+	$(BIN)/python benchmarks/chapter_times.py
 
 clean:
 	rm -rf _build

@@ -41,7 +41,7 @@ from .paper import (
     per_method,
     ruler_keys,
 )
-from .plan import chapter_plan
+from .plan import chapter_plan, chapter_time
 from .plots import use_style
 from .profiles import Profile, get_profile
 from .recorded import PROFILE as RECORDED_PROFILE
@@ -78,9 +78,10 @@ def setup(
     display of whole cell texts, and return the profile (``$SSLKIT_PROFILE``, else ``cpu``).
 
     Glue the sizes the prose names (``reference_seeds``, ``live_seeds``, ``n_draws``). With
-    ``chapter`` (e.g. ``"04b"``), also glue the chapter's estimated run time from an empty cache
-    (``run_time_cpu``, ``run_time_t4``) and its number of runs (``run_count``), computed by
-    :mod:`sslkit.plan` for this profile.
+    ``chapter`` (e.g. ``"04b"``), also glue the chapter's run time from empty caches for this
+    profile (:mod:`sslkit.plan`): training its ``run_count`` runs (``train_time_cpu``,
+    ``train_time_t4``, estimated from their operations), measuring them (``measure_time``,
+    timed on 2 CPU cores), and the two together (``run_time_cpu``, ``run_time_t4``).
     """
     threads = threads or int(os.environ.get("OMP_NUM_THREADS", "2") or 2)
     torch.set_num_threads(threads)
@@ -99,11 +100,26 @@ def setup(
     glue("live_seeds", len(prof.seeds))
     glue("n_draws", targets.DRAWS)
     if chapter is not None:
-        plan = chapter_plan(chapter, prof, cache=False)
-        glue("run_count", len(plan))
-        glue("run_time_cpu", fmt_duration(plan["cpu"].sum()))
-        glue("run_time_t4", fmt_duration(plan["T4"].sum()))
+        _glue_run_time(chapter, prof)
     return prof
+
+
+def _glue_run_time(chapter: str, prof: Profile) -> None:
+    """Glue a chapter header's run time from empty caches (:func:`sslkit.plan.chapter_time`):
+    ``run_count`` runs, ``train_time_cpu``/``_t4`` (estimated from operations),
+    ``measure_time`` (timed on 2 CPU cores) and ``run_time_cpu``/``_t4`` (their sums). In the
+    book's build, a chapter whose measuring is not timed for the book's profile is an error."""
+    glue("run_count", len(chapter_plan(chapter, prof, cache=False)))
+    for device, name in (("cpu", "cpu"), ("T4", "t4")):
+        training, measuring = chapter_time(chapter, prof, device)
+        glue(f"train_time_{name}", fmt_duration(training))
+        glue(f"run_time_{name}", fmt_duration(training + (measuring or 0.0)))
+    if measuring is None and strict(prof):
+        raise ValueError(
+            f"chapter {chapter}'s measuring time is not in sslkit.plan.MEASURING_SECONDS: "
+            "time it with `make bench-chapters` and enter it there"
+        )
+    glue("measure_time", "not timed" if measuring is None else fmt_duration(measuring))
 
 
 def glue(name: str, value, display: bool = False):

@@ -30,7 +30,7 @@ from .cost import THROUGHPUT, fmt_duration
 from .data import load
 from .encoders import build_encoder, load_weights
 from .methods import METHODS
-from .plan import CHAPTER_CONFIGS, chapter_plan, summary
+from .plan import CHAPTER_CONFIGS, MEASURING_PROFILE, chapter_measuring, chapter_plan, summary
 from .profiles import PROFILES, get_profile
 from .report import writable_folder, write_report
 from .reverse import analyze
@@ -129,10 +129,24 @@ def _plan(args) -> int:
             f"\n{len(plan) - len(todo)} of {len(plan)} runs cached; the rest: "
             + ", ".join(f"{d} {fmt_duration(todo[d].sum())}" for d in THROUGHPUT)
         )
+        measuring = chapter_measuring(args.chapter, prof)
+        print(
+            "Measuring them (features, probes, kNN, UMAP, figures): "
+            + (
+                f"not timed for the {prof.name} profile"
+                if measuring is None
+                else f"{fmt_duration(measuring)}, timed on 2 CPU cores"
+            )
+        )
     else:
         with pd.option_context("display.width", 120):
             print(summary(prof).to_string())
-        print("\nTimes: every run of the chapter from an empty cache, as if the chapter ran alone.")
+        print(
+            "\nTimes: the chapter from empty caches, as if it ran alone: training every run "
+            "(estimated from its operations) plus measuring them ('measuring': timed on 2 CPU "
+            f"cores for the {MEASURING_PROFILE} profile, blank where not timed; added as is for "
+            "every device, so an overestimate on a GPU)."
+        )
     print("\nThroughput figures (FLOP/s, overhead per step):")
     for d, (flops, step, note) in THROUGHPUT.items():
         print(f"  {d:5s} {flops:.1e} FLOP/s, {1000 * step:.0f} ms/step  ({note})")

@@ -4,8 +4,8 @@ to train, turned into time with stated device throughputs.
 - :func:`forward_flops`: floating-point operations of one forward pass of one image through
   backbone and head, counted by ``torch.utils.flop_counter`` (a multiply-add counts as 2).
 - :func:`run_cost`: one training run under a profile. Training costs about 3 forward passes
-  per view (forward, and a backward of about twice that); every evaluation snapshot costs one
-  forward pass over the evaluation images.
+  per view (forward, and a backward of about twice that). Measuring a trained run (features,
+  probes, kNN, UMAP) is not counted here: it is timed per chapter (:mod:`sslkit.plan`).
 - :func:`estimate_seconds`: ``FLOPs / throughput + steps × step_overhead`` on a device of
   :data:`THROUGHPUT`. Small networks do not keep a GPU busy, so each device also has a cost
   per optimiser step (kernel launches, augmentation).
@@ -76,7 +76,7 @@ VIEWS = {"vicreg": 2, "simclr": 2, "barlow": 2, "rotation": 1, "jigsaw": 1, "sup
 
 @dataclasses.dataclass(frozen=True)
 class RunCost:
-    """Operations and optimiser steps of one training run, with its evaluation."""
+    """Operations and optimiser steps of one training run."""
 
     flops: float
     steps: int
@@ -97,22 +97,18 @@ def forward_flops(model: torch.nn.Module, channels: int, side: int) -> int:
 
 
 def run_cost(method: str, profile: Profile, flops_per_image: float) -> RunCost:
-    """Training (3 forward passes per view and image, every epoch) plus evaluation (one
-    forward pass of the evaluation images at every snapshot) of one run, given the
-    operations of one forward pass (:func:`forward_flops`)."""
+    """Training of one run: 3 forward passes per view and image, every epoch, given the
+    operations of one forward pass (:func:`forward_flops`). Its measuring is timed, not
+    counted (:data:`sslkit.plan.MEASURING_SECONDS`)."""
     if profile.dataset not in DATASET_SHAPES:
         raise ValueError(f"unknown dataset {profile.dataset!r}; known: {', '.join(DATASET_SHAPES)}")
     if method not in VIEWS:
         raise ValueError(f"unknown method {method!r}; known: {', '.join(VIEWS)}")
-    n_train, n_test, _, _, _ = DATASET_SHAPES[profile.dataset]
+    n_train = DATASET_SHAPES[profile.dataset][0]
     images = min(profile.train_size or n_train, n_train)
     steps = profile.epochs * (images // profile.batch_size)
     training = 3 * VIEWS[method] * flops_per_image * steps * profile.batch_size
-    eval_images = min(profile.eval_size or n_train, n_train) + min(
-        profile.eval_size or n_test, n_test
-    )
-    evaluation = len(profile.eval_epochs()) * eval_images * flops_per_image
-    return RunCost(training + evaluation, steps)
+    return RunCost(training, steps)
 
 
 def estimate_seconds(cost: RunCost, device: str) -> float:

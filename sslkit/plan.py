@@ -2,11 +2,16 @@
 estimated time on every device of :data:`sslkit.cost.THROUGHPUT`.
 
 - :func:`chapter_plan`: one row per run a chapter uses (configuration × seed).
-- :func:`chapter_estimate`: a chapter's time from an empty cache on one device.
+- :func:`chapter_measuring`: the seconds a chapter spends measuring its runs once they are
+  trained (features, NCC, probes, kNN, UMAP, figures), as timed on 2 CPU cores.
+- :func:`chapter_time`, :func:`chapter_estimate`: a chapter's time from empty caches on one
+  device, as training and measuring, and their sum.
 - :func:`summary`: one row per chapter (what ``python -m sslkit plan`` prints).
 
-The operations come from :mod:`sslkit.cost`, counted on the model each configuration
-builds (the same builder :func:`sslkit.runs.train` uses, at random initialisation).
+Training is estimated from operations, counted by :mod:`sslkit.cost` on the model each
+configuration builds (the same builder :func:`sslkit.runs.train` uses, at random
+initialisation). Measuring is not a count but a timing (:data:`MEASURING_SECONDS`): its work
+(UMAP, a probe's epochs, kNN's distance matrix, plotting) has no single operation count.
 """
 
 from __future__ import annotations
@@ -32,7 +37,17 @@ from .profiles import Profile, get_profile
 from .runs import build_model, datasets_for, train_config
 from .runtime import register_cache
 
-__all__ = ["CHAPTER_CONFIGS", "chapter_plan", "chapter_estimate", "summary", "flops_per_image"]
+__all__ = [
+    "CHAPTER_CONFIGS",
+    "MEASURING_SECONDS",
+    "MEASURING_PROFILE",
+    "chapter_plan",
+    "chapter_measuring",
+    "chapter_time",
+    "chapter_estimate",
+    "summary",
+    "flops_per_image",
+]
 
 # The configurations (sslkit.configs.CONFIGS) each chapter trains or loads, in book order.
 CHAPTER_CONFIGS: dict[str, tuple[str, ...]] = {
@@ -81,6 +96,45 @@ CHAPTER_CONFIGS: dict[str, tuple[str, ...]] = {
 }
 
 
+# Seconds each chapter spends measuring its runs once they are trained: the chapter executed
+# top to bottom on a fresh kernel (its start not counted), its runs in the train cache, an empty
+# evaluation cache (features, NCC, probes, kNN, UMAP, random-target draws, figures, tables), on
+# the profile below. Timed on 2 CPU cores (Intel Xeon, torch 2.14, 2026-11-30) by
+# `make bench-chapters` (benchmarks/chapter_times.py, which prints its numbers beside these;
+# its last table, with the machine, is in benchmarks/CHAPTER_TIMES.md). A GPU speeds up the
+# features, probes and kNN but not UMAP or the figures, so the same seconds are assumed on
+# every device.
+MEASURING_PROFILE = "cpu"
+MEASURING_SECONDS: dict[str, float] = {
+    "00": 12,
+    "01": 23,
+    "02": 15,
+    "02b": 31,
+    "03": 68,
+    "04": 80,
+    "04b": 46,
+    "05": 54,
+    "06": 17,
+    "08": 15,
+    "09": 28,
+    "07": 147,
+}
+
+
+def _extra_runs(chapter: str, prof: Profile) -> list[tuple[str, str, Profile, int, dict]]:
+    """Runs a chapter trains beyond its configurations × the profile's seeds, as its cells do:
+    ``(label, method, profile, seed, loss)``."""
+    if chapter == "02b":  # the temperature exercise: seed 0 at τ = 0.1 and 1.0
+        return [
+            (f"SimCLR, temperature {t:g}", "simclr", prof, 0, {"temperature": t})
+            for t in (0.1, 1.0)
+        ]
+    if chapter == "06" and prof.dataset == "cifar100":  # CIFAR-10 beside CIFAR-100
+        cifar10 = prof.replace(dataset="cifar10")
+        return [("VICReg on CIFAR-10", "vicreg", cifar10, s, {}) for s in prof.seeds]
+    return []
+
+
 @register_cache
 @functools.lru_cache(maxsize=64)
 def flops_per_image(method: str, profile: Profile) -> int:
@@ -107,30 +161,33 @@ def flops_per_image(method: str, profile: Profile) -> int:
 def chapter_plan(
     chapter: str, profile: str | Profile | None = None, cache: bool = True
 ) -> pd.DataFrame:
-    """One row per run the chapter uses (configuration × seed): method, FLOPs, steps,
-    whether it is in the train cache, and the estimated seconds on every device."""
+    """One row per run the chapter trains (configuration × seed, and any other run its cells
+    train): method, FLOPs, steps, whether it is in the train cache, and the estimated seconds
+    of its training on every device."""
     if chapter not in CHAPTER_CONFIGS:
         raise ValueError(f"unknown chapter {chapter!r}; chapters: {', '.join(CHAPTER_CONFIGS)}")
     prof = get_profile(profile)
-    data = _fingerprint(prof) if cache else None  # None: no data here, so nothing is cached
+    wanted = [
+        (name, CONFIGS[name][0], prof, seed, CONFIGS[name][1])
+        for name in CHAPTER_CONFIGS[chapter]
+        for seed in prof.seeds
+    ] + _extra_runs(chapter, prof)
     rows = []
-    for name in CHAPTER_CONFIGS[chapter]:
-        method, loss = CONFIGS[name]
-        cost = run_cost(method, prof, flops_per_image(method, prof))
-        for seed in prof.seeds:
-            key = train_config(method, prof, seed, loss, data) if data else None
-            cached = key is not None and cache_exists("train", key)
-            rows.append(
-                dict(
-                    config=name,
-                    seed=seed,
-                    method=method,
-                    flops=cost.flops,
-                    steps=cost.steps,
-                    cached=cached,
-                    **{d: estimate_seconds(cost, d) for d in THROUGHPUT},
-                )
+    for name, method, run_profile, seed, loss in wanted:
+        cost = run_cost(method, run_profile, flops_per_image(method, run_profile))
+        data = _fingerprint(run_profile) if cache else None  # None: no data, nothing cached
+        key = train_config(method, run_profile, seed, loss, data) if data else None
+        rows.append(
+            dict(
+                config=name,
+                seed=seed,
+                method=method,
+                flops=cost.flops,
+                steps=cost.steps,
+                cached=key is not None and cache_exists("train", key),
+                **{d: estimate_seconds(cost, d) for d in THROUGHPUT},
             )
+        )
     columns = ["config", "seed", "method", "flops", "steps", "cached", *THROUGHPUT]
     return pd.DataFrame(rows, columns=columns)
 
@@ -144,26 +201,52 @@ def _fingerprint(profile: Profile) -> str | None:
         return None
 
 
+def chapter_measuring(chapter: str, profile: str | Profile | None = None) -> float | None:
+    """Seconds the chapter spends measuring its trained runs (:data:`MEASURING_SECONDS`), or
+    ``None`` where that is not timed: another profile than :data:`MEASURING_PROFILE`, or a
+    chapter not timed yet."""
+    if chapter not in CHAPTER_CONFIGS:
+        raise ValueError(f"unknown chapter {chapter!r}; chapters: {', '.join(CHAPTER_CONFIGS)}")
+    if get_profile(profile).name != MEASURING_PROFILE:
+        return None
+    return MEASURING_SECONDS.get(chapter)
+
+
+def chapter_time(
+    chapter: str, profile: str | Profile | None = None, device: str = "cpu"
+) -> tuple[float, float | None]:
+    """``(training, measuring)``: the estimated seconds to train the chapter's runs on
+    ``device`` from an empty cache, and its measuring time (:func:`chapter_measuring`; the
+    same on every device, ``None`` where not timed)."""
+    plan = chapter_plan(chapter, profile, cache=False)
+    training = float(plan[device].sum()) if len(plan) else 0.0
+    return training, chapter_measuring(chapter, profile)
+
+
 def chapter_estimate(
     chapter: str, profile: str | Profile | None = None, device: str = "cpu"
 ) -> float:
-    """Estimated seconds to run a chapter from an empty cache on ``device`` (its runs only)."""
-    plan = chapter_plan(chapter, profile, cache=False)
-    return float(plan[device].sum()) if len(plan) else 0.0
+    """Estimated seconds to run a chapter from empty caches on ``device``: training plus
+    measuring (where timed)."""
+    training, measuring = chapter_time(chapter, profile, device)
+    return training + (measuring or 0.0)
 
 
 def summary(profile: str | Profile | None = None, chapters=None) -> pd.DataFrame:
-    """One row per chapter: runs, cached runs, total PFLOP and estimated time per device
-    from an empty cache (the chapter's own runs, as if run alone)."""
+    """One row per chapter: runs, cached runs, total PFLOP, the measuring time (blank where not
+    timed) and the estimated time per device from empty caches, training plus measuring (the
+    chapter as if run alone)."""
     rows = []
     for ch in chapters or CHAPTER_CONFIGS:
         plan = chapter_plan(ch, profile)
+        measuring = chapter_measuring(ch, profile)
         row = {
             "chapter": ch,
             "runs": len(plan),
             "cached": int(plan.cached.sum()) if len(plan) else 0,
             "PFLOP": plan.flops.sum() / 1e15 if len(plan) else 0.0,
+            "measuring": "" if measuring is None else fmt_duration(measuring),
         }
-        row.update({d: fmt_duration(plan[d].sum()) if len(plan) else "0 s" for d in THROUGHPUT})
+        row.update({d: fmt_duration(chapter_estimate(ch, profile, d)) for d in THROUGHPUT})
         rows.append(row)
     return pd.DataFrame(rows).set_index("chapter")

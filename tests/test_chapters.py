@@ -74,7 +74,8 @@ def test_findings_are_reported_with_a_scoreboard_and_numbers_glued(path):
     glued = set(re.findall(r'book\.glue\(\s*f?"([^"]+)"', text))
     glued |= {f"{k}_{s}" for k in paper.FINDINGS for s in book.REPORT_GLUES if f'"{k}"' in text}
     if "book.setup(chapter=" in text:  # the chapter's estimated run time, glued by book.setup
-        glued |= {"run_count", "run_time_cpu", "run_time_t4"}
+        glued |= {"run_count", "measure_time"}
+        glued |= {f"{p}_time_{d}" for p in ("run", "train") for d in ("cpu", "t4")}
     if "book.setup(" in text:  # the sizes the prose names, glued by book.setup
         glued |= {"reference_seeds", "live_seeds", "n_draws"}
     prefixes = tuple(g.split("{")[0] for g in glued if "{" in g)  # names built in a loop

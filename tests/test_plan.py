@@ -49,14 +49,13 @@ def test_convnet_count_matches_the_layer_by_layer_reference():
     assert cost.forward_flops(net, 1, 28) / 2 == pytest.approx(reference_macs(net, 1, 28), rel=0.01)
 
 
-def test_training_costs_three_passes_per_view_plus_evaluation():
+def test_training_costs_three_passes_per_view():
     prof = profiles.get_profile("smoke")
     per_image = plan.flops_per_image("vicreg", prof)
     vicreg = cost.run_cost("vicreg", prof, per_image)
     steps = prof.epochs * (1437 // prof.batch_size)
-    evaluation = len(prof.eval_epochs()) * (1437 + 360) * per_image
     assert vicreg.steps == steps
-    assert vicreg.flops == pytest.approx(3 * 2 * per_image * steps * prof.batch_size + evaluation)
+    assert vicreg.flops == pytest.approx(3 * 2 * per_image * steps * prof.batch_size)
     # one view, not two
     assert (
         cost.run_cost("supervised", prof, plan.flops_per_image("supervised", prof)).flops
@@ -158,3 +157,74 @@ def test_cli_plan_prints_the_chapter_and_the_throughput_table():
         timeout=300,
     )
     assert summary.returncode == 0 and "04b" in summary.stdout
+
+
+def test_measuring_is_timed_for_every_chapter_and_added_to_training():
+    cpu = profiles.get_profile("cpu")
+    assert set(plan.MEASURING_SECONDS) == set(plan.CHAPTER_CONFIGS)
+    assert all(seconds > 0 for seconds in plan.MEASURING_SECONDS.values())
+    for chapter in ("00", "03"):
+        runs_ = plan.chapter_plan(chapter, cpu, cache=False)
+        training = float(runs_["cpu"].sum()) if len(runs_) else 0.0
+        assert plan.chapter_estimate(chapter, cpu, "cpu") == pytest.approx(
+            training + plan.MEASURING_SECONDS[chapter]
+        )
+    # timed for the cpu profile only: another profile's estimate is its training alone
+    assert plan.chapter_measuring("03", "gpu") is None
+    assert plan.chapter_estimate("03", "gpu", "T4") == pytest.approx(
+        plan.chapter_plan("03", "gpu", cache=False)["T4"].sum()
+    )
+    assert plan.summary(cpu, chapters=["03"]).loc["03", "measuring"] == cost.fmt_duration(
+        plan.MEASURING_SECONDS["03"]
+    )
+    with pytest.raises(ValueError, match="unknown chapter '9'"):
+        plan.chapter_measuring("9", cpu)
+
+
+def test_a_chapter_header_glues_training_measuring_and_their_sum(monkeypatch):
+    from sslkit import book
+
+    glued = {}
+    monkeypatch.setattr(
+        book, "glue", lambda name, value, display=False: glued.update({name: value})
+    )
+    monkeypatch.setitem(plan.MEASURING_SECONDS, "02b", 60.0)
+    cpu = profiles.get_profile("cpu")
+    book._glue_run_time("02b", cpu)
+    runs_ = plan.chapter_plan("02b", cpu, cache=False)
+    assert glued["run_count"] == len(runs_) == 3 * 3 + 2  # and the two temperatures of seed 0
+    assert glued["measure_time"] == "60 s"
+    for device, name in (("cpu", "cpu"), ("T4", "t4")):
+        assert glued[f"train_time_{name}"] == cost.fmt_duration(runs_[device].sum())
+        assert glued[f"run_time_{name}"] == cost.fmt_duration(runs_[device].sum() + 60.0)
+    book._glue_run_time("02b", profiles.get_profile("smoke"))  # not timed for this profile
+    assert glued["measure_time"] == "not timed"
+    assert glued["run_time_cpu"] == glued["train_time_cpu"]
+    # the book's own build refuses a chapter whose measuring is not timed
+    monkeypatch.delitem(plan.MEASURING_SECONDS, "02b")
+    monkeypatch.setenv("SSLKIT_BOOK_BUILD", "1")
+    with pytest.raises(ValueError, match="chapter 02b's measuring time is not in"):
+        book._glue_run_time("02b", cpu)
+
+
+def test_the_plan_counts_the_runs_a_chapter_trains_beyond_its_configurations():
+    """A chapter that calls runs.train with its own loss or profile has those runs in its plan
+    (sslkit.plan._extra_runs), or its header undercounts its training."""
+    for path in sorted((ROOT / "chapters").glob("*.ipynb")):
+        chapter = path.stem.split("_")[0]
+        code = "".join(
+            "".join(c["source"])
+            for c in json.loads(path.read_text())["cells"]
+            if c["cell_type"] == "code"
+        )
+        own = re.search(r"runs\.train\([^\n]*(loss=|profile\.replace)", code)
+        for prof in ("cpu", "gpu"):
+            extra = plan._extra_runs(chapter, profiles.get_profile(prof))
+            if extra:
+                assert own, (chapter, "plans runs its cells do not train")
+        if own:
+            assert plan._extra_runs(chapter, profiles.get_profile("cpu")) or plan._extra_runs(
+                chapter, profiles.get_profile("gpu")
+            ), (chapter, "trains runs beyond its configurations that its plan does not count")
+    cifar = plan.chapter_plan("06", "gpu", cache=False)
+    assert (cifar.config == "VICReg on CIFAR-10").sum() == len(profiles.get_profile("gpu").seeds)
