@@ -269,7 +269,9 @@ def test_the_wheel_ships_the_evidence_store_without_a_packaging_warning(tmp_path
     import sys
     import zipfile
 
-    pytest.importorskip("setuptools", reason="building the wheel needs setuptools")
+    pytest.importorskip(
+        "setuptools", minversion="77", reason="building the wheel needs setuptools>=77"
+    )
     src = tmp_path / "src"
     src.mkdir()
     for name in ("pyproject.toml", "README.md", "LICENSE"):

@@ -150,6 +150,9 @@ def test_cli_plan_prints_the_chapter_and_the_throughput_table():
     )
     assert out.returncode == 0, out.stderr
     assert "0 of 6 runs cached" in out.stdout and "T4" in out.stdout and "estimate" in out.stdout
+    assert "Measuring them (features, probes, kNN, UMAP, figures): not timed for the smoke" in (
+        out.stdout
+    )
     summary = subprocess.run(
         [sys.executable, "-m", "sslkit", "plan", "--profile", "smoke"],
         capture_output=True,
