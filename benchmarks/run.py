@@ -27,6 +27,8 @@ import torch  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from machine import cpu_name  # noqa: E402  (benchmarks/machine.py)
+
 from sslkit import augment, data, losses, metrics, profiles, runs  # noqa: E402
 from sslkit.methods import make_method  # noqa: E402
 from sslkit.train import fit  # noqa: E402
@@ -539,15 +541,7 @@ def write_results(rows, args):
     import sklearn
     import torchvision
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(
-            line.split(":", 1)[1].strip()
-            for line in open("/proc/cpuinfo")
-            if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_name()
     lines = [
         "# Benchmark results",
         "",

@@ -41,7 +41,7 @@ from .paper import (
     per_method,
     ruler_keys,
 )
-from .plan import chapter_plan, chapter_time
+from .plan import chapter_measuring, chapter_plan, training_seconds
 from .plots import use_style
 from .profiles import Profile, get_profile
 from .recorded import PROFILE as RECORDED_PROFILE
@@ -105,13 +105,15 @@ def setup(
 
 
 def _glue_run_time(chapter: str, prof: Profile) -> None:
-    """Glue a chapter header's run time from empty caches (:func:`sslkit.plan.chapter_time`):
-    ``run_count`` runs, ``train_time_cpu``/``_t4`` (estimated from operations),
+    """Glue a chapter header's run time from empty caches, as :func:`sslkit.plan.chapter_time`
+    adds it up: ``run_count`` runs, ``train_time_cpu``/``_t4`` (estimated from operations),
     ``measure_time`` (timed on 2 CPU cores) and ``run_time_cpu``/``_t4`` (their sums). In the
     book's build, a chapter whose measuring is not timed for the book's profile is an error."""
-    glue("run_count", len(chapter_plan(chapter, prof, cache=False)))
+    runs = chapter_plan(chapter, prof, cache=False)
+    measuring = chapter_measuring(chapter, prof)
+    glue("run_count", len(runs))
     for device, name in (("cpu", "cpu"), ("T4", "t4")):
-        training, measuring = chapter_time(chapter, prof, device)
+        training = training_seconds(runs, device)
         glue(f"train_time_{name}", fmt_duration(training))
         glue(f"run_time_{name}", fmt_duration(training + (measuring or 0.0)))
     if measuring is None and strict(prof):

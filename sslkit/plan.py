@@ -5,7 +5,7 @@ estimated time on every device of :data:`sslkit.cost.THROUGHPUT`.
 - :func:`chapter_measuring`: the seconds a chapter spends measuring its runs once they are
   trained (features, NCC, probes, kNN, UMAP, figures), as timed on 2 CPU cores.
 - :func:`chapter_time`, :func:`chapter_estimate`: a chapter's time from empty caches on one
-  device, as training and measuring, and their sum.
+  device, as training (:func:`training_seconds` of its plan) and measuring, and their sum.
 - :func:`summary`: one row per chapter (what ``python -m sslkit plan`` prints).
 
 Training is estimated from operations, counted by :mod:`sslkit.cost` on the model each
@@ -44,6 +44,7 @@ __all__ = [
     "chapter_plan",
     "chapter_measuring",
     "chapter_time",
+    "training_seconds",
     "chapter_estimate",
     "summary",
     "flops_per_image",
@@ -172,11 +173,13 @@ def chapter_plan(
         for name in CHAPTER_CONFIGS[chapter]
         for seed in prof.seeds
     ] + _extra_runs(chapter, prof)
+    # the data's fingerprint, once per profile (None: no data here, so nothing is cached)
+    data = {p: _fingerprint(p) if cache else None for p in {w[2] for w in wanted}}
     rows = []
     for name, method, run_profile, seed, loss in wanted:
         cost = run_cost(method, run_profile, flops_per_image(method, run_profile))
-        data = _fingerprint(run_profile) if cache else None  # None: no data, nothing cached
-        key = train_config(method, run_profile, seed, loss, data) if data else None
+        fingerprint = data[run_profile]
+        key = train_config(method, run_profile, seed, loss, fingerprint) if fingerprint else None
         rows.append(
             dict(
                 config=name,
@@ -218,9 +221,14 @@ def chapter_time(
     """``(training, measuring)``: the estimated seconds to train the chapter's runs on
     ``device`` from an empty cache, and its measuring time (:func:`chapter_measuring`; the
     same on every device, ``None`` where not timed)."""
-    plan = chapter_plan(chapter, profile, cache=False)
-    training = float(plan[device].sum()) if len(plan) else 0.0
-    return training, chapter_measuring(chapter, profile)
+    return training_seconds(chapter_plan(chapter, profile, cache=False), device), chapter_measuring(
+        chapter, profile
+    )
+
+
+def training_seconds(plan: pd.DataFrame, device: str) -> float:
+    """Seconds to train a plan's runs on ``device`` (0 for a chapter without runs)."""
+    return float(plan[device].sum()) if len(plan) else 0.0
 
 
 def chapter_estimate(
@@ -247,6 +255,8 @@ def summary(profile: str | Profile | None = None, chapters=None) -> pd.DataFrame
             "PFLOP": plan.flops.sum() / 1e15 if len(plan) else 0.0,
             "measuring": "" if measuring is None else fmt_duration(measuring),
         }
-        row.update({d: fmt_duration(chapter_estimate(ch, profile, d)) for d in THROUGHPUT})
+        row.update(
+            {d: fmt_duration(training_seconds(plan, d) + (measuring or 0.0)) for d in THROUGHPUT}
+        )
         rows.append(row)
     return pd.DataFrame(rows).set_index("chapter")

@@ -98,14 +98,16 @@ def test_with_a_gpu_the_default_profile_fits_fifteen_t4_minutes_per_chapter(monk
     assert plan.chapter_estimate("04", "gpu", "T4") > 15 * 60
 
 
-def test_each_chapter_uses_only_the_configurations_its_plan_lists():
+def chapter_code():
+    """Each chapter's number and the source of its code cells, in book-file order."""
     for path in sorted((ROOT / "chapters").glob("*.ipynb")):
-        chapter = path.stem.split("_")[0]
-        code = "".join(
-            "".join(c["source"])
-            for c in json.loads(path.read_text())["cells"]
-            if c["cell_type"] == "code"
-        )
+        cells = json.loads(path.read_text())["cells"]
+        code = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        yield path.stem.split("_")[0], code
+
+
+def test_each_chapter_uses_only_the_configurations_its_plan_lists():
+    for chapter, code in chapter_code():
         named = {name for name in configs.CONFIGS if re.search(rf'"{re.escape(name)}"', code)}
         if "configs.RATIOS" in code:
             named |= set(configs.RATIOS.values())
@@ -212,22 +214,10 @@ def test_a_chapter_header_glues_training_measuring_and_their_sum(monkeypatch):
 
 def test_the_plan_counts_the_runs_a_chapter_trains_beyond_its_configurations():
     """A chapter that calls runs.train with its own loss or profile has those runs in its plan
-    (sslkit.plan._extra_runs), or its header undercounts its training."""
-    for path in sorted((ROOT / "chapters").glob("*.ipynb")):
-        chapter = path.stem.split("_")[0]
-        code = "".join(
-            "".join(c["source"])
-            for c in json.loads(path.read_text())["cells"]
-            if c["cell_type"] == "code"
-        )
+    (sslkit.plan._extra_runs), or its header undercounts its training; and no other."""
+    for chapter, code in chapter_code():
         own = re.search(r"runs\.train\([^\n]*(loss=|profile\.replace)", code)
-        for prof in ("cpu", "gpu"):
-            extra = plan._extra_runs(chapter, profiles.get_profile(prof))
-            if extra:
-                assert own, (chapter, "plans runs its cells do not train")
-        if own:
-            assert plan._extra_runs(chapter, profiles.get_profile("cpu")) or plan._extra_runs(
-                chapter, profiles.get_profile("gpu")
-            ), (chapter, "trains runs beyond its configurations that its plan does not count")
+        planned = any(plan._extra_runs(chapter, profiles.get_profile(p)) for p in ("cpu", "gpu"))
+        assert bool(own) == planned, (chapter, own and own[0])
     cifar = plan.chapter_plan("06", "gpu", cache=False)
     assert (cifar.config == "VICReg on CIFAR-10").sum() == len(profiles.get_profile("gpu").seeds)
