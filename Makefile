@@ -11,7 +11,7 @@ export TQDM_DISABLE ?= 1
 # The book is built with the cpu profile unless SSLKIT_PROFILE says otherwise.
 export SSLKIT_PROFILE ?= cpu
 
-.PHONY: book test test-py312 browser-test student install bench bench-chapters clean clean-cache evidence verify-evidence
+.PHONY: book book-inputs test test-py312 browser-test student install bench bench-chapters clean clean-cache evidence verify-evidence
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -43,15 +43,21 @@ test-py312:
 	$(VENV312)/bin/python -m pytest -q -p no:cacheprovider -rs tests
 
 # -W: any Sphinx warning (a failing cell included) fails the build; --keep-going reports them all.
-# SSLKIT_BOOK_BUILD=1: a verdict that contradicts the book's prose fails its cell (see sslkit/book.py).
+# SSLKIT_BOOK_BUILD=1: a verdict that contradicts the book's prose fails its cell (see sslkit/teach/book.py).
 # The notebook cache keys on cell sources only: when the package's code (its figures, tables
 # and measurements), the evidence store, the recorded verdicts, the answer box (whose verdicts
 # chapter 7 checks) or the verification result change, every chapter runs again (trained runs
 # stay in sslkit's own cache); Sphinx's saved environment goes too, or it would re-read only the pages
 # whose source changed and keep the others' old outputs.
 EVIDENCE_STAMP := _build/.evidence-stamp
+# What every chapter's outputs depend on besides its own cells: every file of the package (the
+# modules of every wing, the evidence store's tables and manifests), the answer box and the
+# verification result. `make -s book-inputs` lists them (a test checks the list is complete).
+BOOK_INPUTS = $(shell find sslkit -type f ! -path '*/__pycache__/*' ! -name '*.pyc' | LC_ALL=C sort) _parts/answer.md
+book-inputs:
+	@printf '%s\n' $(BOOK_INPUTS)
 book: $(STAMP)
-	@mkdir -p _build; new=$$(cat sslkit/*.py sslkit/evidence/*/manifest.json _parts/answer.md _build/verify-evidence.json 2>/dev/null | sha256sum); \
+	@mkdir -p _build; new=$$( (echo $(BOOK_INPUTS); cat $(BOOK_INPUTS) _build/verify-evidence.json 2>/dev/null) | sha256sum); \
 	if [ "$$new" != "$$(cat $(EVIDENCE_STAMP) 2>/dev/null)" ]; then rm -rf _build/.jupyter_cache _build/.doctrees; echo "$$new" > $(EVIDENCE_STAMP); fi
 	PATH=$(CURDIR)/$(BIN):$$PATH SSLKIT_BOOK_BUILD=1 $(BIN)/jupyter-book build . -W --keep-going -n --path-output .
 	@echo "Book built: $(CURDIR)/_build/html/index.html"
@@ -62,7 +68,7 @@ book: $(STAMP)
 browser-test: $(STAMP)
 	$(BIN)/python -m pytest browser_tests -q -p no:cacheprovider
 
-# The coursework edition (sslkit/course.py), from the chapters as `make book` executed them:
+# The coursework edition (sslkit/teach/course.py), from the chapters as `make book` executed them:
 # student notebooks, an otter autograder per chapter, the answer key and the student site.
 # Grade a folder of submissions with `python -m sslkit.course grade FOLDER --out scores.csv`.
 STUDENT := _build/student
@@ -82,7 +88,7 @@ evidence: $(STAMP)
 	$(BIN)/python -m sslkit evidence build --profile reference
 
 # Re-train a fixed sample of the store's runs from scratch and compare every stored value it can
-# recompute (sslkit/verify.py); a difference beyond the tolerance fails, naming run and metric.
+# recompute (sslkit/findings/verify.py); a difference beyond the tolerance fails, naming run and metric.
 verify-evidence: $(STAMP)
 	$(BIN)/python -m sslkit evidence verify --profile reference
 

@@ -24,7 +24,7 @@ SITE = STUDENT / "site" / "_build" / "html"
 PAGES = book_pages()
 CHAPTERS = course.chapters(ROOT)
 # Chapters show sslkit's own code (inspect.getsource): a line also found there is no leak.
-PACKAGE = "\n".join(p.read_text() for p in (ROOT / "sslkit").glob("*.py"))
+PACKAGE = "\n".join(p.read_text() for p in (ROOT / "sslkit").rglob("*.py"))
 
 
 def _exercises(chapter):

@@ -23,18 +23,27 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from . import collect, distributed, scale, store, verify
+from .anymodel.encoders import build_encoder, load_weights
+from .anymodel.report import writable_folder, write_report
+from .anymodel.reverse import analyze
 from .cache import cache_root, clean
-from .configs import CONFIGS
-from .cost import THROUGHPUT, fmt_duration
-from .data import load
-from .encoders import build_encoder, load_weights
-from .methods import METHODS
-from .plan import CHAPTER_CONFIGS, MEASURING_PROFILE, chapter_measuring, chapter_plan, summary
+from .experiment import store
+from .experiment.configs import CONFIGS
+from .experiment.cost import THROUGHPUT, fmt_duration
+from .experiment.plan import (
+    CHAPTER_CONFIGS,
+    MEASURING_PROFILE,
+    chapter_measuring,
+    chapter_plan,
+    summary,
+)
+from .experiment.runs import train
+from .findings import build as collect
+from .findings import scale, verify
+from .learn import distributed
+from .learn.data import load
+from .learn.methods import METHODS
 from .profiles import PROFILES, get_profile
-from .report import writable_folder, write_report
-from .reverse import analyze
-from .runs import train
 from .seeds import stream_seed
 
 

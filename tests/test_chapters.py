@@ -227,3 +227,28 @@ def test_the_book_build_skips_every_virtual_environment_the_makefile_makes():
     made = re.findall(r"(?m)^VENV\w* := (\S+)$", (ROOT / "Makefile").read_text())
     excluded = yaml.safe_load((ROOT / "_config.yml").read_text())["exclude_patterns"]
     assert made and set(made) <= set(excluded), (made, excluded)
+
+
+def test_the_book_reruns_its_chapters_when_any_file_of_the_package_changes(tmp_path):
+    """`make book` re-executes every chapter when its stamp changes; the stamp hashes
+    `make book-inputs`, which must name every file under sslkit/, a wing's modules and the
+    evidence store's tables included (a glob of sslkit/*.py once left edits in a wing unseen)."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("make"):
+        pytest.skip("no make on this machine")
+    shutil.copy(ROOT / "Makefile", tmp_path / "Makefile")
+    planted = ["sslkit/cache.py", "sslkit/learn/loop.py", "sslkit/evidence/reference/evals.csv.gz"]
+    for name in planted + ["sslkit/learn/__pycache__/loop.cpython-311.pyc"]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    listed = subprocess.run(
+        ["make", "-s", "book-inputs"], cwd=tmp_path, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert listed == sorted(planted) + ["_parts/answer.md"]
+    real = subprocess.run(
+        ["make", "-s", "book-inputs"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    files = {p.relative_to(ROOT).as_posix() for p in (ROOT / "sslkit").rglob("*")}
+    assert {f for f in files if (ROOT / f).is_file() and "__pycache__" not in f} <= set(real)

@@ -24,12 +24,13 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from . import store, targets, verify
-from .analysis import holm, one_sided_p, t_interval
-from .configs import RATIOS, store_only, trained
-from .cost import fmt_duration
-from .evaluation import EVAL_SUBSETS
-from .paper import (
+from ..experiment import store
+from ..experiment.analysis import holm, one_sided_p, t_interval
+from ..experiment.configs import RATIOS, store_only, trained
+from ..experiment.cost import fmt_duration
+from ..experiment.plan import chapter_measuring, chapter_plan, training_seconds
+from ..findings import verify
+from ..findings.paper import (
     BELOW,
     CLUSTERING,
     PER_METHOD,
@@ -41,10 +42,11 @@ from .paper import (
     per_method,
     ruler_keys,
 )
-from .plan import chapter_measuring, chapter_plan, training_seconds
+from ..findings.recorded import PROFILE as RECORDED_PROFILE
+from ..measure import targets
+from ..measure.evaluation import EVAL_SUBSETS
+from ..profiles import Profile, get_profile
 from .plots import use_style
-from .profiles import Profile, get_profile
-from .recorded import PROFILE as RECORDED_PROFILE
 
 __all__ = [
     "setup",
@@ -154,7 +156,7 @@ def chapter_titles(folder: Path | None = None) -> dict[str, str]:
     """Each chapter's title by its number (``"03"``): the first heading of its notebook in the
     book's ``chapters/`` folder, the one place a title is written. Empty where the notebooks
     are not at hand (a chapter opened on its own in Colab)."""
-    folder = Path(folder) if folder else Path(__file__).resolve().parents[1] / "chapters"
+    folder = Path(folder) if folder else Path(__file__).resolve().parents[2] / "chapters"
     titles = {}
     for path in sorted(folder.glob("*.ipynb")):
         cells = json.loads(path.read_text(encoding="utf-8"))["cells"]

@@ -29,12 +29,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import metrics
-from .analysis import t_interval
-from .cache import config_hash
-from .profiles import Profile, get_profile
-from .runs import datasets_for, train, train_config
-from .runtime import provenance
+from ..cache import config_hash
+from ..experiment.analysis import t_interval
+from ..experiment.runs import datasets_for, train, train_config
+from ..measure import metrics
+from ..profiles import Profile, get_profile
+from ..runtime import provenance
 
 __all__ = [
     "DESIGNS",
@@ -62,7 +62,7 @@ DESIGNS: dict[str, dict] = {
 STUDY_METHODS = ("vicreg", "simclr", "barlow", "supervised")
 RULERS = ("ncc", "whitened_ncc", "probe")
 # Where the study's rows live: inside the package, so a pip install carries them.
-TABLE = Path(__file__).resolve().parent / "evidence" / "scale" / "scale_study.csv"
+TABLE = Path(__file__).resolve().parents[1] / "evidence" / "scale" / "scale_study.csv"
 # Snapshots evaluated per run (epoch 0, the last, and evenly between): the learning curves.
 CURVE_POINTS = 5
 
@@ -159,7 +159,7 @@ def _manifest(path: Path, floors: dict) -> None:
     manifest = dict(
         what="scale study: the three rulers against the two floors, by design and method",
         **provenance(),
-        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        date=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         designs={
             k: {f: list(v) if isinstance(v, tuple) else v for f, v in d.items()}
             for k, d in DESIGNS.items()

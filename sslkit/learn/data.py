@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .runtime import user_cache_home
+from ..runtime import user_cache_home
 
 __all__ = ["Dataset", "DataNotFoundError", "CorruptDataError", "load", "DATASETS", "cache_dir"]
 

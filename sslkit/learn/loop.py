@@ -17,18 +17,17 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 import torch
 
+from ..cache import atomic_save, safe_load, to_payload
+from ..runtime import autocast_dtype, progress_enabled
+from ..seeds import generator
 from . import distributed as dist
-from .cache import atomic_save, safe_load, to_payload
-from .runtime import autocast_dtype, progress_enabled
-from .seeds import generator
 
 __all__ = ["fit", "CollapseWarning"]
 

@@ -13,9 +13,9 @@ import contextlib
 import contextvars
 import math
 
+from ..learn.losses import VICREG_WEIGHTS, regularization_ratio  # noqa: F401  (a configuration's ratio; defined with the loss)
+from ..profiles import get_profile
 from . import store
-from .losses import VICREG_WEIGHTS, regularization_ratio  # noqa: F401  (a configuration's ratio; defined with the loss)
-from .profiles import get_profile
 from .runs import filled_loss, train
 
 __all__ = [

@@ -20,7 +20,7 @@ import warnings
 
 import torch
 
-from .models import build_backbone
+from ..learn.models import build_backbone
 
 __all__ = ["build_encoder", "load_weights"]
 

@@ -15,18 +15,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import store
-from .cache import config_hash
-from .configs import CONFIGS, trained
-from .cost import device_kind, estimate_seconds, fmt_duration, run_cost
-from .evaluation import EVAL_SUBSETS, SHOTS
-from .methods import canonical_name
-from .plan import flops_per_image
-from .profiles import Profile, get_profile
-from .runs import SAMPLE_METRICS, datasets_for, train_config
-from .runtime import provenance
+from ..cache import config_hash
+from ..experiment import store
+from ..experiment.configs import CONFIGS, trained
+from ..experiment.cost import device_kind, estimate_seconds, fmt_duration, run_cost
+from ..experiment.plan import flops_per_image
+from ..experiment.runs import SAMPLE_METRICS, datasets_for, train_config
+from ..learn.methods import canonical_name
+from ..measure.evaluation import EVAL_SUBSETS, SHOTS
+from ..measure.targets import draws
+from ..profiles import Profile, get_profile
+from ..runtime import provenance
 from .scale import pixel_floor
-from .targets import draws
 
 __all__ = ["plan", "SAMPLE_CURVES", "ORDER", "evaluate_run", "build"]
 
@@ -178,7 +178,7 @@ def build(
             stages=list(run.stage_names),
             seconds=round(run.seconds, 1),
             evaluate_seconds=round(time.perf_counter() - trained_at, 1),
-            date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            date=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             **provenance(),
         )
         store.write_run(prof, config, seed, rows, losses, entry, stored, root)

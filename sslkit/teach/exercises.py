@@ -14,7 +14,10 @@ import functools
 import numpy as np
 import torch
 
-from . import augment, losses, metrics, streaming, targets
+from .. import MOVED
+from ..experiment.analysis import holm
+from ..learn import augment, losses
+from ..measure import metrics, streaming, targets
 
 __all__ = [
     "check_rotation",
@@ -73,6 +76,12 @@ def _own_code(*references: tuple[object, str]):
     return mark
 
 
+def _imported_as(module) -> str:
+    """The name a student imports ``module`` by (``sslkit.losses``, not its wing's path)."""
+    old = {f"sslkit.{new}": f"sslkit.{name}" for name, new in MOVED.items()}
+    return old.get(module.__name__, module.__name__)
+
+
 @contextlib.contextmanager
 def _references_blocked():
     saved = [(module, name, getattr(module, name)) for module, name in _REFERENCES]
@@ -80,7 +89,7 @@ def _references_blocked():
     def blocked(module, name):
         def refuse(*args, **kwargs):
             raise ReferenceCalled(
-                f"it calls sslkit's own {module.__name__}.{name}: call your own code, not "
+                f"it calls sslkit's own {_imported_as(module)}.{name}: call your own code, not "
                 "sslkit's answer"
             )
 
@@ -355,7 +364,6 @@ def check_vicreg_terms(fn) -> bool:
 def check_holm(fn) -> bool:
     """``fn(pvalues, alpha)``: which hypotheses Holm's step-down procedure rejects, one
     boolean per p-value in the order given (:func:`sslkit.analysis.holm`)."""
-    from .analysis import holm  # lazy: scipy is imported by analysis, only this checker needs it
 
     cases = [
         ([0.01, 0.04, 0.03], 0.05),  # the second smallest fails 0.05/2: it stops there

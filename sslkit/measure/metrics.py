@@ -24,14 +24,12 @@ that both give the same numbers.
 
 from __future__ import annotations
 
-from typing import Union
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 # Features (N×D) or labels (N): a torch tensor or anything NumPy turns into an array.
-ArrayLike = Union[torch.Tensor, np.ndarray]
+ArrayLike = torch.Tensor | np.ndarray
 
 __all__ = [
     "class_centres",

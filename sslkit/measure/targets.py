@@ -31,9 +31,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..runtime import register_cache
+from ..seeds import stream_seed
 from .evaluation import calibrate_batchnorm, extract_features
-from .runtime import register_cache
-from .seeds import stream_seed
 
 __all__ = [
     "random_targets",

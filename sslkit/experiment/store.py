@@ -31,9 +31,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .profiles import Profile
+from ..profiles import Profile
+from ..runtime import register_cache
 from .runs import SAMPLE_METRICS, TRAIN_FIELDS, NoSubsets, current_subset
-from .runtime import register_cache
 
 __all__ = [
     "EVIDENCE",
@@ -55,7 +55,7 @@ class NotStored(LookupError):
 
 
 # Where the stores live: inside the package, so that a pip install carries them.
-EVIDENCE = Path(__file__).resolve().parent / "evidence"
+EVIDENCE = Path(__file__).resolve().parents[1] / "evidence"
 COLUMNS = ["config", "seed", "epoch", "stage", "target", "metric", "split", "dim", "value"]
 LOSS_COLUMNS = ["config", "seed", "epoch", "metric", "value"]
 TABLES = ("evaluations.csv.gz", "losses.csv.gz")

@@ -21,7 +21,11 @@ import functools
 import pandas as pd
 import torch
 
-from .cache import cache_exists
+from ..cache import cache_exists
+from ..learn.data import DataNotFoundError, Dataset
+from ..learn.methods import make_method
+from ..profiles import Profile, get_profile
+from ..runtime import register_cache
 from .configs import CONFIGS
 from .cost import (
     DATASET_SHAPES,
@@ -31,11 +35,7 @@ from .cost import (
     forward_flops,
     run_cost,
 )
-from .data import DataNotFoundError, Dataset
-from .methods import make_method
-from .profiles import Profile, get_profile
 from .runs import build_model, datasets_for, train_config
-from .runtime import register_cache
 
 __all__ = [
     "CHAPTER_CONFIGS",

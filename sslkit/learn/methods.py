@@ -12,9 +12,10 @@ A method is a callable ``method(model, images, labels, generator) -> LossOutput`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import torch
 

@@ -22,11 +22,13 @@ from dataclasses import dataclass, field
 import pandas as pd
 import torch
 
-from . import data as data_mod
-from .cache import cached, config_hash
-from .cost import warn_if_long
-from .distributed import barrier, is_main, world_size
-from .evaluation import (
+from ..cache import cached, config_hash
+from ..learn import data as data_mod
+from ..learn.distributed import barrier, is_main, world_size
+from ..learn.loop import fit
+from ..learn.methods import Method, canonical_name, loss_function, make_method
+from ..learn.models import SSLModel, build_backbone
+from ..measure.evaluation import (
     ACCURACIES,
     METRICS,
     calibrate_batchnorm,
@@ -37,14 +39,12 @@ from .evaluation import (
     project_stages,
     view_features,
 )
-from .methods import Method, canonical_name, loss_function, make_method
-from .metrics import view_tightness
-from .models import SSLModel, build_backbone
-from .profiles import Profile, get_profile
-from .runtime import register_cache
-from .seeds import EVAL_SUBSET, TRAIN_SUBSET, generator, stream_seed
-from .targets import make_targets
-from .train import fit
+from ..measure.metrics import view_tightness
+from ..measure.targets import make_targets
+from ..profiles import Profile, get_profile
+from ..runtime import register_cache
+from ..seeds import EVAL_SUBSET, TRAIN_SUBSET, generator, stream_seed
+from .cost import warn_if_long
 
 __all__ = [
     "Run",
@@ -319,7 +319,7 @@ class Run:
             batchnorm="calibrated on the evaluation images" if epoch == 0 else "trained",
         )
 
-    def _evaluate_epoch(
+    def _evaluate_epoch(  # noqa: C901 - to be cut (issue 34)
         self, epoch, targets, metrics, sample_level, dim=None, subsets=0
     ) -> pd.DataFrame:
         prof = self.profile

@@ -25,7 +25,7 @@ import math
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .profiles import Profile
+from ..profiles import Profile
 
 __all__ = [
     "THROUGHPUT",

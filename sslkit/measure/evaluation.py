@@ -12,10 +12,10 @@ import warnings
 import pandas as pd
 import torch
 
+from ..learn.augment import to_float
+from ..runtime import autocast_dtype
+from ..seeds import generator
 from . import metrics
-from .augment import to_float
-from .runtime import autocast_dtype
-from .seeds import generator
 
 __all__ = [
     "extract_features",

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import data as data_mod
-from .augment import to_float
-from .seeds import stream_seed
+from ..learn import data as data_mod
+from ..learn.augment import to_float
+from ..seeds import stream_seed
 
 __all__ = ["Split", "fit_and_score", "labels_of"]
 

@@ -24,25 +24,26 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import scale, store
-from .analysis import correlation_interval, t_interval
-from .configs import METHODS, RATIOS, trained
-from .data import load
-from .evaluation import EVAL_SUBSETS
-from .metrics import ncc_accuracy
-from .profiles import Profile, get_profile
+from ..experiment import store
+from ..experiment.analysis import correlation_interval, t_interval
+from ..experiment.configs import METHODS, RATIOS, trained
+from ..experiment.runs import NoSubsets, Run, current_subset, evaluation_subset
+from ..learn.data import load
+from ..measure.evaluation import EVAL_SUBSETS
+from ..measure.metrics import ncc_accuracy
+from ..measure.targets import DRAWN, draws
+from ..profiles import Profile, get_profile
+from ..runtime import register_cache
+from ..seeds import stream_seed
+from . import scale
 from .recorded import RECORDED
-from .runs import NoSubsets, Run, current_subset, evaluation_subset
-from .runtime import register_cache
-from .seeds import stream_seed
-from .targets import DRAWN, draws
 
 __all__ = [
     "Finding",

@@ -30,15 +30,15 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from . import data as data_mod
-from .cache import cached
-from .metrics import WHITEN_EPS, knn_accuracy, linear_probe
-from .runtime import autocast_dtype, progress_enabled
-from .seeds import stream_seed
+from ..cache import cached
+from ..learn import data as data_mod
+from ..measure.metrics import WHITEN_EPS, knn_accuracy, linear_probe
+from ..measure.streaming import ClassStats, _nearest
+from ..measure.targets import projected_kmeans, random_grouping
+from ..runtime import autocast_dtype, progress_enabled
+from ..seeds import stream_seed
 from .sources import Split, fit_and_score, labels_of
-from .streaming import ClassStats, _nearest
 from .taps import Tap, adapt_channels, default_layers, resolve_layers
-from .targets import projected_kmeans, random_grouping
 
 __all__ = ["analyze", "Analysis", "METRICS", "TARGETS", "default_layers"]
 
@@ -387,7 +387,7 @@ def _bar(total, desc, show):
     return tqdm(total=total, desc=desc, unit="img", leave=False)
 
 
-def analyze(
+def analyze(  # noqa: C901 - cut into named steps (issue 34)
     model,
     data,
     layers=None,

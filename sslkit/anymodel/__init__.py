@@ -1,0 +1,51 @@
+"""The anymodel wing: the book's measurements on any network (``sslkit analyze``).
+
+reverse.analyze (the measuring pass), encoders (model zoo), sources (data), taps (layers),
+report (HTML and JSON). It uses only the foundation, learn and measure. Nothing here is frozen.
+"""
+
+from . import taps
+from .taps import default_layers
+from .taps import resolve_layers
+from .taps import Tap
+from .taps import adapt_channels
+from . import sources
+from .sources import Split
+from .sources import fit_and_score
+from .sources import labels_of
+from . import encoders
+from .encoders import build_encoder
+from .encoders import load_weights
+from . import reverse
+from .reverse import analyze
+from .reverse import Analysis
+from .reverse import METRICS
+from .reverse import TARGETS
+from . import report
+from .report import writable_folder
+from .report import write_report
+from .report import figure
+
+__all__ = [
+    "taps",
+    "sources",
+    "encoders",
+    "reverse",
+    "report",
+    "default_layers",
+    "resolve_layers",
+    "Tap",
+    "adapt_channels",
+    "Split",
+    "fit_and_score",
+    "labels_of",
+    "build_encoder",
+    "load_weights",
+    "analyze",
+    "Analysis",
+    "METRICS",
+    "TARGETS",
+    "writable_folder",
+    "write_report",
+    "figure",
+]

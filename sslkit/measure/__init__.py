@@ -1,0 +1,89 @@
+"""The measure wing: what a trained network's features are measured with.
+
+metrics (NCC, CDNV, probe, kNN, effective rank …), streaming class statistics, targets
+(random, coarse, k-means), evaluation of every stage. Frozen: nothing; a change bumps CACHE_VERSION.
+"""
+
+from . import metrics
+from .metrics import class_centres
+from .metrics import ncc_accuracy
+from .metrics import cdnv
+from .metrics import linear_probe
+from .metrics import knn_accuracy
+from .metrics import fewshot_ncc_accuracy
+from .metrics import sample_ncc
+from .metrics import view_tightness
+from .metrics import effective_rank
+from .metrics import zca_whitener
+from .metrics import whitened_ncc_accuracy
+from .metrics import WHITEN_EPS
+from .metrics import uniformity
+from . import streaming
+from .streaming import ClassStats
+from .streaming import NCCScore
+from . import targets
+from .targets import random_targets
+from .targets import random_grouping
+from .targets import random_function_targets
+from .targets import projected_kmeans
+from .targets import balanced_kmeans
+from .targets import untrained_kmeans_targets
+from .targets import make_targets
+from .targets import draws
+from .targets import DRAWS
+from .targets import DRAWN
+from . import evaluation
+from .evaluation import extract_features
+from .evaluation import calibrate_batchnorm
+from .evaluation import evaluate_features
+from .evaluation import measure_sample_ncc
+from .evaluation import view_features
+from .evaluation import embed_2d
+from .evaluation import project_stages
+from .evaluation import pca_stages
+from .evaluation import METRICS
+from .evaluation import ACCURACIES
+from .evaluation import EVAL_SUBSETS
+
+__all__ = [
+    "metrics",
+    "streaming",
+    "targets",
+    "evaluation",
+    "class_centres",
+    "ncc_accuracy",
+    "cdnv",
+    "linear_probe",
+    "knn_accuracy",
+    "fewshot_ncc_accuracy",
+    "sample_ncc",
+    "view_tightness",
+    "effective_rank",
+    "zca_whitener",
+    "whitened_ncc_accuracy",
+    "WHITEN_EPS",
+    "uniformity",
+    "ClassStats",
+    "NCCScore",
+    "random_targets",
+    "random_grouping",
+    "random_function_targets",
+    "projected_kmeans",
+    "balanced_kmeans",
+    "untrained_kmeans_targets",
+    "make_targets",
+    "draws",
+    "DRAWS",
+    "DRAWN",
+    "extract_features",
+    "calibrate_batchnorm",
+    "evaluate_features",
+    "measure_sample_ncc",
+    "view_features",
+    "embed_2d",
+    "project_stages",
+    "pca_stages",
+    "METRICS",
+    "ACCURACIES",
+    "EVAL_SUBSETS",
+]

@@ -1,0 +1,268 @@
+"""Grading the book's exercises with otter-grader: what a student notebook and an autograder
+import, and what an instructor runs on a folder of submissions.
+
+- :func:`grader`: a student notebook's first step; writes the chapter's otter tests and
+  starts ``otter.Notebook``.
+- :func:`test_source`: one otter test file (exception-based), which calls :func:`run_check`.
+- :func:`run_check`: runs a checker of :mod:`sslkit.exercises` on the student's function.
+- :func:`grade`: every notebook of a folder with its chapter's autograder, into a CSV.
+
+It needs no checkout of the book: the build of the coursework edition is :mod:`sslkit.course`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import zipfile
+
+import pandas as pd
+
+from . import exercises
+
+__all__ = ["grader", "test_source", "run_check", "grade"]
+
+
+def test_source(question: str, checker: str, function: str) -> str:
+    """The otter test file (exception-based format) of one auto-graded exercise."""
+    return (
+        f'"""otter test of {question}: sslkit.exercises.{checker}({function})."""\n'
+        "from otter.test_files import test_case\n\n"
+        "OK_FORMAT = False\n"
+        f"name = {question!r}\n"
+        "points = 1\n\n\n"
+        "@test_case(points=1, hidden=False)\n"
+        f"def test_{checker}({function}):\n"
+        "    from sslkit.grading import run_check\n\n"
+        f"    run_check({checker!r}, {function}, {function!r})\n"
+    )
+
+
+def run_check(checker: str, fn, name: str) -> None:
+    """Call ``sslkit.exercises.<checker>(fn)``, with a message for the two ways a student
+    most often gets nothing: no function of that name, or the untouched stub."""
+    if fn is None:
+        raise AssertionError(f"there is no function named {name}: run its cell, and keep its name")
+    try:
+        getattr(exercises, checker)(fn)
+    except NotImplementedError:
+        raise AssertionError(
+            f"{name} still raises NotImplementedError: replace the stub's `raise` "
+            "line with your code"
+        ) from None
+
+
+def grader(questions: dict[str, tuple[str, str]], tests_dir: str = "tests"):
+    """Write the otter tests of ``questions`` ({question: (checker, function)}) to ``tests_dir``
+    and return ``otter.Notebook(tests_dir=...)``: a student notebook's first step."""
+    try:
+        import otter  # lazy: otter-grader is the optional 'course' extra
+    except ImportError:
+        raise ImportError(
+            "the grader needs otter-grader: pip install 'otter-grader>=6' "
+            "(or install sslkit with its 'course' extra)"
+        ) from None
+    path = pathlib.Path(tests_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    for question, (checker, function) in questions.items():
+        (path / f"{question}.py").write_text(test_source(question, checker, function))
+    return otter.Notebook(tests_dir=str(path))
+
+
+# Seconds one notebook may take to grade before it is stopped (an endless loop in a submission
+# must not hang the class's grading); a notebook runs only the grader and answer cells.
+GRADE_TIMEOUT = 300.0
+
+
+def grade(
+    folder: pathlib.Path,
+    autograders: pathlib.Path,
+    out_csv: pathlib.Path,
+    timeout: float = GRADE_TIMEOUT,
+    chapter: str | None = None,
+    student_pattern: str | None = None,
+) -> pd.DataFrame:
+    r"""Grade every notebook under ``folder`` with its chapter's autograder (``otter run``, no
+    container) and write one row per submission to ``out_csv``: total, possible, a column per
+    question, and the checkers' messages for what failed.
+
+    The ``student`` column is the first folder of a submission's path under ``folder``
+    (``ada/03_clustering.ipynb`` → ``ada``), or, with ``student_pattern``, the first group of
+    that regular expression searched in the file name (``r"^(\w+?)_"`` for ``ada_03….ipynb``).
+    ``chapter`` grades notebooks whose chapter is unknown (a Colab "Copy of …" loses the
+    metadata and the file name) with that chapter's autograder.
+
+    Each notebook is graded in a process of its own, stopped after ``timeout`` seconds; one
+    that cannot be graded (unreadable, no autograder, timed out, crashed) gets an ``error``
+    and a blank total, and the others are graded. The CSV is rewritten after every notebook,
+    so an interrupted run keeps what it graded.
+
+    Student code runs with the rights of the user who grades, on this machine: this is not
+    a sandbox. Grade in a container, a virtual machine or an unprivileged account.
+    """
+    if not timeout > 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout}")
+    rows = []
+    for nb_path in sorted(pathlib.Path(folder).rglob("*.ipynb")):
+        if ".ipynb_checkpoints" in nb_path.parts:
+            continue
+        rel = nb_path.relative_to(folder)
+        row = {"submission": str(rel), "student": _student_of(rel, student_pattern)}
+        try:
+            found = _chapter_of(json.loads(nb_path.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as e:
+            rows.append({**row, "error": f"not a readable notebook: {e}"})
+            _write_csv(rows, out_csv)
+            continue
+        # The chapter from the notebook's metadata, else from its file name (03_clustering….ipynb).
+        # Only the course's own autograders, by name: the metadata cannot point anywhere else.
+        known = {z.stem: z for z in sorted(pathlib.Path(autograders).glob("*.zip"))}
+        found = found or next((stem for stem in known if nb_path.stem.startswith(stem)), None)
+        found = found or chapter
+        row["chapter"] = found
+        zip_path = known.get(found)
+        if zip_path is None:
+            row["error"] = (
+                f"no autograder for chapter {found!r} in {autograders}: is this a student "
+                "notebook of the book (metadata 'sslkit.chapter')? Pass --chapter NAME for "
+                "notebooks that lost it"
+            )
+        else:
+            row.update(_grade_in_subprocess(nb_path, zip_path, timeout))
+        rows.append(row)
+        _write_csv(rows, out_csv)
+    return _write_csv(rows, out_csv)
+
+
+def _student_of(rel: pathlib.Path, pattern: str | None) -> str:
+    """Who submitted ``rel`` (a path under the graded folder): see :func:`grade`."""
+    if pattern:
+        found = re.search(pattern, rel.name)
+        if found is None:
+            return ""
+        return (found.group(1) if found.groups() else found.group(0)) or ""
+    return rel.parts[0] if len(rel.parts) > 1 else rel.stem
+
+
+def _chapter_of(nb) -> str | None:
+    """The chapter a notebook's metadata names (``metadata.sslkit.chapter``), or None; a
+    notebook that is not a JSON object is refused with ``ValueError``."""
+    if not isinstance(nb, dict):
+        raise ValueError(f"a notebook is a JSON object, this one is a {type(nb).__name__}")
+    meta = nb.get("metadata")
+    sslkit = meta.get("sslkit") if isinstance(meta, dict) else None
+    chapter = sslkit.get("chapter") if isinstance(sslkit, dict) else None
+    return chapter if isinstance(chapter, str) else None
+
+
+def _write_csv(rows: list[dict], out_csv) -> pd.DataFrame:
+    table = pd.DataFrame(rows)
+    tmp = pathlib.Path(f"{out_csv}.tmp")
+    table.to_csv(tmp, index=False)
+    os.replace(tmp, out_csv)
+    return table
+
+
+def _grade_in_subprocess(nb_path: pathlib.Path, zip_path: pathlib.Path, timeout: float) -> dict:
+    """One notebook graded by ``python -m sslkit.teach.grading NOTEBOOK ZIP RESULT`` in a process
+    of its own, which writes its scores to the file RESULT (never to the output that student
+    code shares). Past ``timeout`` seconds it is killed with every process it started, the
+    notebook's kernel included (Jupyter starts kernels in sessions of their own)."""
+    with tempfile.TemporaryDirectory(prefix="sslkit-grade-") as tmp:
+        result = pathlib.Path(tmp) / "result.json"
+        with open(pathlib.Path(tmp) / "log.txt", "w+") as log:
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "sslkit.teach.grading",
+                    str(nb_path),
+                    str(zip_path),
+                    str(result),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                return {"error": f"grading stopped after {timeout:g} s: does a cell loop forever?"}
+            finally:
+                _kill_tree(proc)  # a grader past its time, or what a finished one left running
+            log.seek(0)
+            last = log.read().strip().splitlines()[-1:] or ["no output"]
+        if proc.returncode != 0 or not result.is_file():
+            return {"error": f"grading failed (exit {proc.returncode}): {last[0]}"}
+        return json.loads(result.read_text())
+
+
+def _kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL a process and all its descendants, whatever session they moved to."""
+    import psutil  # lazy: comes with IPython, which otter-grader (the 'course' extra) brings
+
+    try:
+        children = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        children = []
+    for p in [*children]:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _points_of(zip_path) -> float:
+    """The points an autograder gives: one per test file (each of :func:`test_source`'s is 1)."""
+    with zipfile.ZipFile(zip_path) as z:
+        return float(sum(n.startswith("tests/") and n.endswith(".py") for n in z.namelist()))
+
+
+def _grade_one(nb_path: str, zip_path: str) -> dict:
+    """The scores of one notebook (what the child process prints as its last line)."""
+    from otter.api import grade_submission  # lazy: otter-grader is the optional 'course' extra
+
+    try:
+        results = grade_submission(nb_path, zip_path, quiet=True)
+    except Exception as e:  # noqa: BLE001 - reported in the notebook's row
+        return {"error": f"grading failed: {type(e).__name__}: {e}"}
+    row = {"total": results.total, "possible": results.possible}
+    expected = _points_of(zip_path)
+    if results.possible != expected:
+        return {
+            "possible": results.possible,
+            "error": f"the notebook was graded out of {results.possible:g} points, its autograder "
+            f"gives {expected:g}: were its tests deleted or overwritten? Grade a fresh copy",
+        }
+    messages = []
+    for name in results.test_files:
+        row[name] = results.get_score(name)
+        if row[name] < results.get_result(name).possible:
+            messages.append(f"{name}: {_failure(results.get_result(name))}")
+    row["feedback"] = " | ".join(messages)
+    return row
+
+
+def _failure(test_file) -> str:
+    """The first line of the checker's message (its AssertionError), not otter's traceback."""
+    text = test_file.summary() if hasattr(test_file, "summary") else str(test_file)
+    found = re.findall(r"(?:AssertionError|NotImplementedError|Error): (.+)", text)
+    return found[-1].strip() if found else text.strip().splitlines()[-1]
+
+
+def main_child(argv: list[str]) -> None:
+    """The child process of :func:`_grade_in_subprocess`: NOTEBOOK ZIP RESULT."""
+    pathlib.Path(argv[2]).write_text(json.dumps(_grade_one(argv[0], argv[1])))
+
+
+if __name__ == "__main__":
+    main_child(sys.argv[1:])
