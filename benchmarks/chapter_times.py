@@ -2,11 +2,11 @@
 
 Run with ``make bench-chapters`` (or ``python benchmarks/chapter_times.py [CHAPTER ...]``).
 Each chapter runs top to bottom on a fresh kernel, on the profile of
-:data:`sslkit.plan.MEASURING_PROFILE`, with its runs already trained (the train cache of this
+:data:`sslkit.experiment.measured.MEASURING_PROFILE`, with its runs already trained (the train cache of this
 machine, read through a link) and an empty evaluation cache: what remains is the chapter's
 measuring (features, NCC, probes, kNN, UMAP, random-target draws, figures). The wall time is
-printed beside :data:`sslkit.plan.MEASURING_SECONDS`, written to
-``benchmarks/CHAPTER_TIMES.md``, and given as a dictionary to paste into ``sslkit/plan.py``.
+printed beside :data:`sslkit.experiment.measured.MEASURING_SECONDS`, written to
+``benchmarks/CHAPTER_TIMES.md``, and given as a dictionary to paste into ``sslkit/experiment/measured.py``.
 A chapter whose runs are not all trained is skipped with what to run first (``make book``).
 Nothing here is a test: timings never fail anything.
 """
@@ -145,7 +145,7 @@ def main() -> None:
         )
     (ROOT / "benchmarks" / "CHAPTER_TIMES.md").write_text("\n".join(lines) + "\n")
     print(
-        "\nfor sslkit/plan.py:\nMEASURING_SECONDS = "
+        "\nfor sslkit/experiment/measured.py:\nMEASURING_SECONDS = "
         + json.dumps({ch: round(s) for ch, s in timed.items()})
     )
 

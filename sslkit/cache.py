@@ -14,6 +14,7 @@ interrupted write never leaves a corrupt entry. The cache folder holds a marker 
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import math
@@ -32,6 +33,9 @@ from .runtime import user_cache_home
 __all__ = [
     "cache_root",
     "config_hash",
+    "code_fingerprint",
+    "CACHE_VERSION",
+    "MEASURE_CODE",
     "normalize_config",
     "cached",
     "cache_exists",
@@ -44,9 +48,15 @@ __all__ = [
     "MARKER",
 ]
 
-# Bump when a change to sslkit makes old results wrong: every entry is then recomputed.
+# **Frozen**, both: edited by hand only as said here. Bump CACHE_VERSION when a change to sslkit
+# makes old results wrong: every entry is then recomputed. MEASURE_CODE is the fingerprint of the
+# measuring code (sslkit/measure/, see code_fingerprint) that CACHE_VERSION was last checked
+# against: tests/test_cache.py fails when that code changes and this line does not. Then decide:
+# a change of results bumps CACHE_VERSION, a refactor does not; either way, record the new
+# fingerprint the test prints.
 # 3: keys hold the data's fingerprint, evaluations the weights' hash; named random streams.
 CACHE_VERSION = 3
+MEASURE_CODE = "a2c856c5ce00eb14"
 # Written by sslkit in every cache root; `clean` deletes nothing in a folder without it.
 MARKER = ".sslkit-cache"
 
@@ -84,6 +94,25 @@ def normalize_config(config):
             raise ValueError(f"configuration values must be finite numbers, got {config}")
         return x
     return str(config)
+
+
+def code_fingerprint(folder: Path) -> str:
+    """A hash of the code of every module in ``folder``: its syntax tree without docstrings, so
+    comments, docstrings and formatting do not count, and any change to what runs does."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(folder).glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                if (
+                    body
+                    and isinstance(body[0], ast.Expr)
+                    and isinstance(body[0].value, ast.Constant)
+                ):
+                    node.body = body[1:] or [ast.Pass()]
+        digest.update(f"{path.name}\0{ast.dump(tree)}\0".encode())
+    return digest.hexdigest()[:16]
 
 
 def config_hash(config: dict) -> str:

@@ -1,4 +1,5 @@
 import os
+import pathlib
 
 import pandas as pd
 import pytest
@@ -174,3 +175,72 @@ def test_cache_files_honour_the_umask_so_a_group_can_share_them(tmp_path):
         os.umask(old)
     entry = next((tmp_path / "shared" / "train").glob("*.pt"))
     assert stat.S_IMODE(entry.stat().st_mode) == 0o664  # not mkstemp's 0600
+
+
+MEASURE = pathlib.Path(cache.__file__).resolve().parent / "measure"
+
+
+def test_the_measuring_code_is_the_one_cache_version_was_checked_against():
+    """A change to sslkit/measure/ must come with a decision about CACHE_VERSION (bumped when
+    old results are now wrong) and the new fingerprint recorded beside it in sslkit/cache.py."""
+    now = cache.code_fingerprint(MEASURE)
+    assert now == cache.MEASURE_CODE, (
+        f"the measuring code changed (fingerprint {now}, recorded {cache.MEASURE_CODE}): if old "
+        f"cached results are now wrong, bump CACHE_VERSION in sslkit/cache.py; either way set "
+        f'MEASURE_CODE = "{now}" there'
+    )
+
+
+def test_the_code_fingerprint_sees_code_but_not_comments_or_docstrings(tmp_path):
+    source = (MEASURE / "metrics.py").read_text()
+    (tmp_path / "metrics.py").write_text(source)
+    before = cache.code_fingerprint(tmp_path)
+    assert before == cache.code_fingerprint(tmp_path)
+    reworded = source.replace('"""', '"""Reworded. ', 1) + "\n# a comment\n"
+    (tmp_path / "metrics.py").write_text(reworded)
+    assert cache.code_fingerprint(tmp_path) == before
+    (tmp_path / "metrics.py").write_text(source + "\nWHITEN_EPS = 1e-3\n")  # a planted change
+    assert cache.code_fingerprint(tmp_path) != before
+    (tmp_path / "metrics.py").write_text(source)
+    (tmp_path / "extra.py").write_text("y = 2\n")  # a new module counts too
+    assert cache.code_fingerprint(tmp_path) != before
+
+
+def test_no_module_path_enters_a_train_cache_key():
+    """A key holds settings, names and numbers only: nothing that spells where code lives (a
+    module path, an object's repr), so moving a module never orphans a cached run."""
+    from sslkit.experiment.configs import CONFIGS
+    from sslkit.experiment.runs import train_config
+    from sslkit.profiles import PROFILES
+
+    def strings(x):
+        if isinstance(x, dict):
+            return [s for v in x.values() for s in strings(v)] + [str(k) for k in x]
+        if isinstance(x, list):
+            return [s for v in x for s in strings(v)]
+        return [x] if isinstance(x, str) else []
+
+    for profile in PROFILES.values():
+        for method, loss in CONFIGS.values():
+            key = cache.normalize_config(train_config(method, profile, 0, loss, "fingerprint"))
+            found = [s for s in strings(key) if "sslkit" in s or "<" in s or " at 0x" in s]
+            assert not found, (profile.name, method, found)
+
+
+@pytest.mark.parametrize(
+    "profile, method, seed, loss, key",
+    [
+        # config_hash of these runs at commit 3459197, before the package was laid out in wings
+        ("smoke", "vicreg", 0, {}, "671fa609903dc756"),
+        ("cpu", "vicreg", 0, {}, "0b888c7d9d55f13f"),
+        ("reference", "simclr", 3, {"temperature": 0.5}, "d698834c610bdc01"),
+    ],
+)
+def test_a_run_cached_before_the_wings_is_served_after_them(profile, method, seed, loss, key):
+    """The train cache finds a run by this key: the same key as before the move means the
+    entry written then is the one read now (no retraining of anyone's cache)."""
+    from sslkit.experiment.runs import train_config
+    from sslkit.profiles import get_profile
+
+    config = train_config(method, get_profile(profile), seed, loss, "FP")
+    assert cache.config_hash(config) == key

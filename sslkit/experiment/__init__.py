@@ -4,8 +4,11 @@ runs (train-or-load), the evidence store, the named configurations, statistics a
 and the cost of a run or a chapter. Frozen: measured.py (throughput, measuring times).
 """
 
+from . import measured
+from .measured import THROUGHPUT
+from .measured import MEASURING_PROFILE
+from .measured import MEASURING_SECONDS
 from . import cost
-from .cost import THROUGHPUT
 from .cost import DATASET_SHAPES
 from .cost import VIEWS
 from .cost import RunCost
@@ -65,8 +68,6 @@ from .analysis import loss_curves
 from .analysis import mean_over_seeds
 from . import plan
 from .plan import CHAPTER_CONFIGS
-from .plan import MEASURING_SECONDS
-from .plan import MEASURING_PROFILE
 from .plan import chapter_plan
 from .plan import chapter_measuring
 from .plan import chapter_time
@@ -75,6 +76,7 @@ from .plan import chapter_estimate
 from .plan import flops_per_image
 
 __all__ = [
+    "measured",
     "cost",
     "runs",
     "store",
@@ -82,6 +84,8 @@ __all__ = [
     "analysis",
     "plan",
     "THROUGHPUT",
+    "MEASURING_PROFILE",
+    "MEASURING_SECONDS",
     "DATASET_SHAPES",
     "VIEWS",
     "RunCost",
@@ -136,8 +140,6 @@ __all__ = [
     "loss_curves",
     "mean_over_seeds",
     "CHAPTER_CONFIGS",
-    "MEASURING_SECONDS",
-    "MEASURING_PROFILE",
     "chapter_plan",
     "chapter_measuring",
     "chapter_time",

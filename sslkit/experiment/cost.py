@@ -26,6 +26,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..profiles import Profile
+from .measured import THROUGHPUT
 
 __all__ = [
     "THROUGHPUT",
@@ -39,27 +40,6 @@ __all__ = [
     "fmt_duration",
     "warn_if_long",
 ]
-
-# device -> (sustained training FLOP/s, seconds of overhead per optimiser step, where the figure
-# comes from)
-THROUGHPUT: dict[str, tuple[float, float, str]] = {
-    "cpu": (
-        2.2e10,
-        0.0,
-        "measured: cpu-profile VICReg runs, 2 AMD EPYC cores, torch 2.14, about 15 s each",
-    ),
-    "T4": (2.0e13, 6e-3, "estimate: about 30% of the T4's 65 TFLOP/s fp16 peak; 6 ms per step"),
-    "A100": (
-        8.0e13,
-        3e-3,
-        "estimate: about 25% of the A100's 312 TFLOP/s bf16 peak; 3 ms per step",
-    ),
-    "H100": (
-        2.0e14,
-        2e-3,
-        "estimate: about 20% of the H100's 990 TFLOP/s bf16 peak; 2 ms per step",
-    ),
-}
 
 # Images of each split, channels, side and classes of each dataset (so that a plan needs no data on
 # disk).
@@ -99,7 +79,7 @@ def forward_flops(model: torch.nn.Module, channels: int, side: int) -> int:
 def run_cost(method: str, profile: Profile, flops_per_image: float) -> RunCost:
     """Training of one run: 3 forward passes per view and image, every epoch, given the
     operations of one forward pass (:func:`forward_flops`). Its measuring is timed, not
-    counted (:data:`sslkit.plan.MEASURING_SECONDS`)."""
+    counted (:data:`sslkit.experiment.measured.MEASURING_SECONDS`)."""
     if profile.dataset not in DATASET_SHAPES:
         raise ValueError(f"unknown dataset {profile.dataset!r}; known: {', '.join(DATASET_SHAPES)}")
     if method not in VIEWS:

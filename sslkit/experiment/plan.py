@@ -35,6 +35,7 @@ from .cost import (
     forward_flops,
     run_cost,
 )
+from .measured import MEASURING_PROFILE, MEASURING_SECONDS
 from .runs import build_model, datasets_for, train_config
 
 __all__ = [
@@ -94,31 +95,6 @@ CHAPTER_CONFIGS: dict[str, tuple[str, ...]] = {
         "ratio 2",
         "ratio 5",
     ),
-}
-
-
-# Seconds each chapter spends measuring its runs once they are trained: the chapter executed
-# top to bottom on a fresh kernel (its start not counted), its runs in the train cache, an empty
-# evaluation cache (features, NCC, probes, kNN, UMAP, random-target draws, figures, tables), on
-# the profile below. Timed on 2 CPU cores (Intel Xeon, torch 2.14, 2026-11-30) by
-# `make bench-chapters` (benchmarks/chapter_times.py, which prints its numbers beside these;
-# its last table, with the machine, is in benchmarks/CHAPTER_TIMES.md). A GPU speeds up the
-# features, probes and kNN but not UMAP or the figures, so the same seconds are assumed on
-# every device.
-MEASURING_PROFILE = "cpu"
-MEASURING_SECONDS: dict[str, float] = {
-    "00": 12,
-    "01": 23,
-    "02": 15,
-    "02b": 31,
-    "03": 68,
-    "04": 80,
-    "04b": 46,
-    "05": 54,
-    "06": 17,
-    "08": 15,
-    "09": 28,
-    "07": 147,
 }
 
 

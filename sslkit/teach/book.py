@@ -120,7 +120,8 @@ def _glue_run_time(chapter: str, prof: Profile) -> None:
         glue(f"run_time_{name}", fmt_duration(training + (measuring or 0.0)))
     if measuring is None and strict(prof):
         raise ValueError(
-            f"chapter {chapter}'s measuring time is not in sslkit.plan.MEASURING_SECONDS: "
+            f"chapter {chapter}'s measuring time is not in "
+            "sslkit.experiment.measured.MEASURING_SECONDS: "
             "time it with `make bench-chapters` and enter it there"
         )
     glue("measure_time", "not timed" if measuring is None else fmt_duration(measuring))
