@@ -53,7 +53,7 @@ EVIDENCE_STAMP := _build/.evidence-stamp
 # What every chapter's outputs depend on besides its own cells: every file of the package (the
 # modules of every wing, the evidence store's tables and manifests), the answer box and the
 # verification result. `make -s book-inputs` lists them (a test checks the list is complete).
-BOOK_INPUTS = $(shell find sslkit -type f ! -path '*/__pycache__/*' ! -name '*.pyc' | LC_ALL=C sort) _parts/answer.md
+BOOK_INPUTS = $(shell find sslkit -type f ! -path '*/__pycache__/*' ! -name '*.pyc' ! -name '.*' | LC_ALL=C sort) _parts/answer.md
 book-inputs:
 	@printf '%s\n' $(BOOK_INPUTS)
 book: $(STAMP)

@@ -19,6 +19,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -202,12 +203,21 @@ def safe_load(path, map_location="cpu"):
     return from_payload(torch.load(path, map_location=map_location, weights_only=True))
 
 
+# The temporary files atomic_save makes for an entry: ``.<hash>.pt.<pid>.<random>.tmp``.
+_OWN_TEMPORARY = re.compile(r"\.[0-9a-f]{16}\.pt\.(\d+)\.\w+\.tmp")
+
+
 def _remove_stale_temporaries(folder: Path) -> None:
+    """Delete this cache's own temporary files whose writer has died. Only names that
+    :func:`atomic_save` makes, only plain files, and never in a folder reached through a link
+    (which may be someone else's folder)."""
+    if folder.is_symlink():
+        return
     for tmp in folder.glob(".*.tmp"):
-        try:
-            pid = int(tmp.name.split(".")[-3])
-        except (ValueError, IndexError):
+        own = _OWN_TEMPORARY.fullmatch(tmp.name)
+        if not own or tmp.is_symlink() or not tmp.is_file():
             continue
+        pid = int(own.group(1))
         if pid == os.getpid():
             continue
         try:

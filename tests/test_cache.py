@@ -123,10 +123,25 @@ def test_clean_deletes_only_sslkit_entries_and_refuses_other_folders(tmp_path):
 
 def test_stale_temporary_files_of_dead_processes_are_removed(tmp_path):
     cache.cached("demo", {"k": 1}, lambda: {"v": 1}, root=tmp_path)
-    stale = tmp_path / "demo" / ".abc.pt.999999999.xyz.tmp"  # a pid that cannot exist
+    stale = tmp_path / "demo" / ".0123456789abcdef.pt.999999999.xyz_1.tmp"  # a dead pid
     stale.write_bytes(b"half")
+    theirs = tmp_path / "demo" / ".notes.999999999.bak.tmp"  # not a name the cache makes
+    theirs.write_bytes(b"someone's")
     cache.cached("demo", {"k": 2}, lambda: {"v": 2}, root=tmp_path)
-    assert not stale.exists()
+    assert not stale.exists() and theirs.exists()
+
+
+def test_the_sweep_never_deletes_through_a_link(tmp_path):
+    """With the cache's kind folder a link to a foreign folder, nothing there is deleted."""
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    planted = foreign / ".0123456789abcdef.pt.999999999.xyz_1.tmp"
+    planted.write_bytes(b"not the cache's")
+    root = tmp_path / "cache"
+    root.mkdir()
+    (root / "demo").symlink_to(foreign, target_is_directory=True)
+    cache.cached("demo", {"k": 1}, lambda: {"v": 1}, root=root)
+    assert planted.exists()
 
 
 def test_cache_root_follows_environment(monkeypatch, tmp_path):

@@ -199,6 +199,7 @@ def test_verification_passes_on_the_store_and_fails_on_a_planted_change(evidence
     assert hit.sum() == 1
     evals.loc[hit, "value"] += 0.05
     evals.to_csv(path, index=False, compression="gzip")
+    _restamp(evidence)  # as if the edit had also rewritten the checksum: the values are compared
     try:
         with pytest.raises(
             verify.EvidenceMismatch, match=r"VICReg, seed 0, epoch 1, stage3, fine, probe"
@@ -206,6 +207,113 @@ def test_verification_passes_on_the_store_and_fails_on_a_planted_change(evidence
             verify.verify(PROFILE, sample=(("VICReg", 0),), log=lambda *a: None)
     finally:
         path.write_bytes(original)
+        _restamp(evidence)
+
+
+def _restamp(root):
+    m = json.loads((root / PROFILE.name / "manifest.json").read_text())
+    m["tables"] = {n: store.digest(root / PROFILE.name / n) for n in store.TABLES}
+    (root / PROFILE.name / "manifest.json").write_text(json.dumps(m))
+
+
+@pytest.fixture
+def copy_of_store(built, tmp_path, monkeypatch):
+    """A copy of the built store that a test may damage."""
+    import shutil
+
+    root, cache, _ = built
+    shutil.copytree(root, tmp_path / "copy")
+    monkeypatch.setattr(targets, "DRAWS", DRAWS)
+    monkeypatch.setenv("SSLKIT_CACHE", str(cache))
+    runtime.clear_caches()
+    yield tmp_path / "copy"
+    runtime.clear_caches()
+
+
+def test_the_manifest_records_each_tables_checksum(evidence):
+    m = store.manifest(PROFILE)
+    assert set(m["tables"]) == set(store.TABLES)
+    for name, sha in m["tables"].items():
+        assert sha == store.digest(evidence / PROFILE.name / name) and len(sha) == 64
+
+
+def test_one_value_edited_by_hand_is_refused(copy_of_store):
+    """A planted edit of one stored value, in a run that verification does not re-train (seed
+    1): reading the store fails, naming the table."""
+    path = copy_of_store / PROFILE.name / "evaluations.csv.gz"
+    evals = pd.read_csv(path, dtype={"dim": str}).fillna({"dim": ""})
+    hit = (evals.seed == 1) & (evals.metric == "ncc") & (evals.split == "test")
+    evals.loc[hit.idxmax(), "value"] += 0.1
+    evals.to_csv(path, index=False, compression="gzip")
+    with pytest.raises(store.CorruptStore, match="evaluations.csv.gz does not match the SHA-256"):
+        store.evaluations(PROFILE, copy_of_store)
+    with pytest.raises(store.CorruptStore, match="edited"):
+        store.StoredRun(PROFILE, CONFIG, 0, copy_of_store)
+
+
+def test_a_duplicated_row_is_refused_not_served(copy_of_store):
+    """Rows of one key twice with other values: the last copy used to win, silently."""
+    path = copy_of_store / PROFILE.name / "evaluations.csv.gz"
+    evals = pd.read_csv(path, dtype={"dim": str}).fillna({"dim": ""})
+    twice = evals[evals.seed == 1].assign(value=lambda t: t.value + 0.2)
+    pd.concat([evals, twice]).to_csv(path, index=False, compression="gzip")
+    _restamp(copy_of_store)
+    with pytest.raises(store.CorruptStore, match="rows share their key"):
+        store.evaluations(PROFILE, copy_of_store)
+
+
+def test_a_truncated_table_or_a_broken_manifest_is_named(copy_of_store):
+    folder = copy_of_store / PROFILE.name
+    data = (folder / "evaluations.csv.gz").read_bytes()
+    (folder / "evaluations.csv.gz").write_bytes(data[: len(data) // 2])
+    _restamp(copy_of_store)
+    with pytest.raises(store.CorruptStore, match="evaluations.csv.gz cannot be read"):
+        store.evaluations(PROFILE, copy_of_store)
+    (folder / "manifest.json").write_text('{"profile": ')
+    with pytest.raises(store.CorruptStore, match="manifest.json is not valid JSON"):
+        store.manifest(PROFILE, copy_of_store)
+
+
+def test_a_manifest_run_without_rows_or_a_missing_run_is_not_stored(copy_of_store):
+    path = copy_of_store / PROFILE.name / "evaluations.csv.gz"
+    evals = pd.read_csv(path, dtype={"dim": str}).fillna({"dim": ""})
+    evals[evals.seed != 1].to_csv(path, index=False, compression="gzip")
+    _restamp(copy_of_store)
+    with pytest.raises(store.NotStored, match="holds no rows of it"):
+        store.StoredRun(PROFILE, CONFIG, 1, copy_of_store)
+    with pytest.raises(store.NotStored, match="holds no run VICReg/7"):
+        store.StoredRun(PROFILE, CONFIG, 7, copy_of_store)
+
+
+def test_two_writers_at_once_lose_no_run(copy_of_store):
+    """Two processes each add 6 runs to one store: every run is in the manifest and has its
+    rows (without the lock, runs were lost between each writer's read and write)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_add_runs, args=(copy_of_store, w)) for w in (0, 1)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+        assert p.exitcode == 0
+    runtime.clear_caches()
+    m = store.manifest(PROFILE, copy_of_store)
+    added = {k for k in m["runs"] if k.startswith("writer")}
+    assert len(added) == 12
+    evals = store.evaluations(PROFILE, copy_of_store)
+    assert {f"{c}/{s}" for c, s in zip(evals.config, evals.seed)} >= added
+
+
+def _add_runs(root, writer):
+    base = store.StoredRun(PROFILE, CONFIG, 0, root)
+    rows = pd.DataFrame(
+        [(*k, v) for k, v in base._values.items()], columns=[*store.KEY[2:], "value"]
+    )
+    entry = store.manifest(PROFILE, root)["runs"][f"{CONFIG}/0"]
+    for i in range(6):
+        store.write_run(PROFILE, f"writer{writer}", i, rows, base.history.drop(
+            columns=["config", "seed"]), entry, {}, root)  # fmt: skip
 
 
 def test_the_reference_store_in_the_package_is_small():
@@ -226,3 +334,8 @@ def test_a_systematic_shift_fails_even_within_each_values_tolerance():
     table["recomputed"] = table.value + [0.0, 0.015, -0.015, 0.0]  # noise both ways passes
     table["difference"] = (table.recomputed - table.value).abs()
     verify.compare(table)
+
+
+def test_the_reference_store_matches_its_checksums():
+    """The committed store as built: any hand edit of a table fails here (and the book build)."""
+    store.check_tables(store.EVIDENCE / "reference")

@@ -13,8 +13,14 @@ One folder per profile, ``sslkit/evidence/<profile>/``:
 
 - ``evaluations.csv.gz``: one row per value, columns :data:`COLUMNS`;
 - ``losses.csv.gz``: the per-epoch loss terms of each run (config, seed, epoch, metric, value);
-- ``manifest.json``: the profile's settings, and per run (``"<config>/<seed>"``) its train
-  cache key, sslkit commit, torch version, device, threads, date and wall time.
+- ``manifest.json``: the profile's settings, the SHA-256 of each table (``"tables"``; a table
+  that does not match is refused, so a hand edit of any stored value fails the tests and the
+  book build), and per run (``"<config>/<seed>"``) its train cache key, sslkit commit, torch
+  version, device, threads, date and wall time.
+
+Writers take the folder's lock (``.lock``, :func:`fcntl.flock`) around each read-modify-write,
+so two builds adding runs to one store never lose each other's runs; readers refuse a table
+with two rows for one key, and a run of the manifest with no rows.
 
 Storing evaluations rather than weights keeps the store to a few MB; the price is that a new
 metric needs the store rebuilt: ``python -m sslkit evidence build --profile reference``
@@ -23,10 +29,14 @@ metric needs the store rebuilt: ``python -m sslkit evidence build --profile refe
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
+import hashlib
 import json
 import math
 import os
+import zlib
 from pathlib import Path
 
 import pandas as pd
@@ -47,6 +57,10 @@ __all__ = [
     "evaluations",
     "write_run",
     "NotStored",
+    "CorruptStore",
+    "digest",
+    "check_tables",
+    "locked",
 ]
 
 
@@ -54,11 +68,18 @@ class NotStored(LookupError):
     """The evidence store does not hold what was asked (a run, a seed, the profile)."""
 
 
+class CorruptStore(ValueError):
+    """A table or manifest of the store cannot be trusted: it does not match its checksum, it is
+    truncated or unreadable, or it holds one value twice."""
+
+
 # Where the stores live: inside the package, so that a pip install carries them.
 EVIDENCE = Path(__file__).resolve().parents[1] / "evidence"
 COLUMNS = ["config", "seed", "epoch", "stage", "target", "metric", "split", "dim", "value"]
 LOSS_COLUMNS = ["config", "seed", "epoch", "metric", "value"]
 TABLES = ("evaluations.csv.gz", "losses.csv.gz")
+# The columns that name one stored value: a second row with the same names is refused.
+KEY = COLUMNS[:-1]
 # The settings that change a stored evaluation: what trains the network, and what evaluates it.
 SETTINGS = (*TRAIN_FIELDS, "eval_size", "eval_every")
 
@@ -78,8 +99,43 @@ def profile_settings(profile: Profile) -> dict:
 
 def manifest(profile: Profile, root: Path | None = None) -> dict:
     """The store's manifest (``{}`` where there is no store for this profile)."""
-    path = folder(profile, root) / "manifest.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return _manifest_of(folder(profile, root))
+
+
+def _manifest_of(path: Path) -> dict:
+    file = path / "manifest.json"
+    if not file.is_file():
+        return {}
+    try:
+        return json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CorruptStore(
+            f"{file} is not valid JSON ({e}); restore it with `git checkout -- {file}` or "
+            "rebuild the store (`python -m sslkit evidence build`)"
+        ) from None
+
+
+def digest(path: Path) -> str:
+    """The SHA-256 of a file's bytes, as the manifest records it for each table."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def check_tables(path: Path, recorded: dict | None = None) -> None:
+    """Refuse the tables of the store at ``path`` unless each matches the SHA-256 that its
+    manifest records (``recorded``, read from the manifest when not given)."""
+    recorded = _manifest_of(Path(path)).get("tables", {}) if recorded is None else recorded
+    for name in TABLES:
+        if name not in recorded:
+            raise CorruptStore(
+                f"{path / 'manifest.json'} records no checksum of {name}: a store written by "
+                "hand or by an older sslkit; rebuild it (`python -m sslkit evidence build`)"
+            )
+        if digest(Path(path) / name) != recorded[name]:
+            raise CorruptStore(
+                f"{Path(path) / name} does not match the SHA-256 in its manifest: it was edited "
+                "after the store was built. Restore it (`git checkout -- sslkit/evidence`) or "
+                "rebuild the store; a stored value is never edited by hand"
+            )
 
 
 def holds(
@@ -108,9 +164,29 @@ def holds(
 @register_cache
 @functools.lru_cache(maxsize=8)
 def _tables(path: str, stamp: tuple) -> tuple[pd.DataFrame, pd.DataFrame]:
-    evals = _read_evaluations(Path(path) / "evaluations.csv.gz")
-    losses = pd.read_csv(Path(path) / "losses.csv.gz")
+    """Both tables, once their checksums and keys are checked (once per version of the files)."""
+    check_tables(Path(path))
+    evals = _read_table(Path(path) / "evaluations.csv.gz", _read_evaluations)
+    losses = _read_table(Path(path) / "losses.csv.gz", pd.read_csv)
+    for table, key, name in ((evals, KEY, "evaluations"), (losses, LOSS_COLUMNS[:-1], "losses")):
+        twice = table[table.duplicated(key, keep=False)]
+        if len(twice):
+            first = ", ".join(f"{k}={v}" for k, v in twice.iloc[0][key].items())
+            raise CorruptStore(
+                f"{path}/{name}: {len(twice)} rows share their key with another row (first: "
+                f"{first}); one value per key, so the store is refused: rebuild it"
+            )
     return evals, losses
+
+
+def _read_table(path: Path, read) -> pd.DataFrame:
+    try:
+        return read(path)
+    except (EOFError, OSError, zlib.error, pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise CorruptStore(
+            f"{path} cannot be read ({type(e).__name__}: {e}): truncated or damaged; restore "
+            "it (`git checkout -- sslkit/evidence`) or rebuild the store"
+        ) from None
 
 
 @register_cache
@@ -166,12 +242,24 @@ class StoredRun:
 
     def __init__(self, profile: Profile, config: str, seed: int, root: Path | None = None):
         self.profile, self.config, self.seed = profile, config, seed
-        m = manifest(profile, root)["runs"][f"{config}/{seed}"]
+        m = manifest(profile, root).get("runs", {}).get(f"{config}/{seed}")
+        if m is None:
+            raise NotStored(
+                f"the {profile.name} evidence store holds no run {config}/{seed}; build it with "
+                f"`python -m sslkit evidence build --profile {profile.name}`"
+            )
         self.method, self.loss, self.key = m["method"], m["loss"], m["key"]
         self.out_dim, self.seconds = m["out_dim"], m["seconds"]
         self.stage_names = tuple(m["stages"])
         _, losses = _read(profile, root)  # raises NotStored where there is no store
         self._values = _by_run(*_stamped(profile, root)).get((config, seed), {})
+        if not self._values:
+            raise NotStored(
+                f"the {profile.name} evidence store lists {config}/{seed} in its manifest but "
+                "its table holds no rows of it (an interrupted or concurrent write): rebuild "
+                f"it (`python -m sslkit evidence build --profile {profile.name}` measures it "
+                "again)"
+            )
         self.history = losses[(losses.config == config) & (losses.seed == seed)]
         self.epochs = sorted({key[0] for key in self._values})
 
@@ -253,11 +341,17 @@ def write_run(
     root: Path | None = None,
 ) -> None:
     """Add one run (replacing any older rows of it) to the store; the tables are written
-    through temporary files and renames, the manifest last, so an interrupted write leaves
-    the run out of the manifest and a resumed build measures it again."""
+    through temporary files and renames, the manifest last (with the tables' checksums), so an
+    interrupted write leaves the run out of the manifest and a resumed build measures it
+    again. The whole read-modify-write holds the folder's lock."""
     path = folder(profile, root)
     path.mkdir(parents=True, exist_ok=True)
-    m = manifest(profile, root)
+    with locked(path):
+        _add_run(path, profile, config, seed, rows, losses, entry, provenance)
+
+
+def _add_run(path, profile, config, seed, rows, losses, entry, provenance) -> None:
+    m = _manifest_of(path)
     if m.get("profile") != profile_settings(profile):
         m = {"profile": profile_settings(profile), "runs": {}}  # another scale: start afresh
     for name, columns, new in (
@@ -272,6 +366,7 @@ def write_run(
         new = new.assign(config=config, seed=seed)[columns]
         _write_csv(pd.concat([old, new], ignore_index=True), path / name)
     m.update(provenance)
+    m["tables"] = {name: digest(path / name) for name in TABLES}
     m["runs"][f"{config}/{seed}"] = entry
     m["runs"] = dict(sorted(m["runs"].items()))
     _write_manifest(path, m)
@@ -281,11 +376,24 @@ def update_manifest(profile: Profile, fields: dict, root: Path | None = None) ->
     """Set top-level ``fields`` of an existing store's manifest (e.g. a floor measured again),
     written through a temporary file and a rename."""
     path = folder(profile, root)
-    m = manifest(profile, root)
-    if not m:
-        raise NotStored(f"no evidence store for profile {profile.name!r} at {path}")
-    m.update(fields)
-    _write_manifest(path, m)
+    with locked(path):
+        m = _manifest_of(path)
+        if not m:
+            raise NotStored(f"no evidence store for profile {profile.name!r} at {path}")
+        m.update(fields)
+        _write_manifest(path, m)
+
+
+@contextlib.contextmanager
+def locked(path: Path):
+    """Hold the store folder's lock (an exclusive :func:`fcntl.flock` on ``path/.lock``) for a
+    read-modify-write of its files; a second writer waits for it."""
+    with open(Path(path) / ".lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _write_manifest(path: Path, m: dict) -> None:
