@@ -2,11 +2,12 @@
 
 Run with ``make bench-chapters`` (or ``python benchmarks/chapter_times.py [CHAPTER ...]``).
 Each chapter runs top to bottom on a fresh kernel, on the profile of
-:data:`sslkit.experiment.measured.MEASURING_PROFILE`, with its runs already trained (the train cache of this
-machine, read through a link) and an empty evaluation cache: what remains is the chapter's
-measuring (features, NCC, probes, kNN, UMAP, random-target draws, figures). The wall time is
-printed beside :data:`sslkit.experiment.measured.MEASURING_SECONDS`, written to
-``benchmarks/CHAPTER_TIMES.md``, and given as a dictionary to paste into ``sslkit/experiment/measured.py``.
+:data:`sslkit.experiment.measured.MEASURING_PROFILE`, with its runs already trained (the
+train cache of this machine, read through a link) and an empty evaluation cache: what remains
+is the chapter's measuring (features, NCC, probes, kNN, UMAP, random-target draws, figures).
+The wall time is printed beside :data:`sslkit.experiment.measured.MEASURING_SECONDS`, written
+to ``benchmarks/CHAPTER_TIMES.md``, and given as a dictionary to paste into
+``sslkit/experiment/measured.py``.
 A chapter whose runs are not all trained is skipped with what to run first (``make book``).
 Nothing here is a test: timings never fail anything.
 """
