@@ -94,6 +94,17 @@ def test_truncated_idx_is_a_clear_error(tmp_path, no_system_data):
         data.load("fashion-mnist", root=tmp_path)
 
 
+@pytest.mark.parametrize(
+    "shape, said", [((12, 1, 1), "expected N×28×28"), ((0, 28, 28), "no images")]
+)
+def test_idx_images_of_another_size_or_none_are_refused(tmp_path, no_system_data, shape, said):
+    fake_fashion(tmp_path)
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", np.zeros(shape))
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.zeros(shape[0]))
+    with pytest.raises(data.CorruptDataError, match=said):
+        data.load("fashion-mnist", root=tmp_path)
+
+
 def test_not_a_gzip_file(tmp_path, no_system_data):
     fake_fashion(tmp_path)
     (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(b"this is not gzip")

@@ -414,11 +414,13 @@ def _load_fashion_mnist(split: str, root, download: bool) -> Dataset:
                 "fashion-mnist", looked, "torchvision finished but the files are missing"
             )
     images, labels = read_idx(img), read_idx(lab)
-    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+    if images.shape[1:] != (28, 28) or labels.ndim != 1 or len(images) != len(labels):
         raise CorruptDataError(
             f"fashion-mnist: {img} holds shape {images.shape} and {lab} "
             f"shape {labels.shape}; expected N×28×28 images and N labels"
         )
+    if len(images) == 0:
+        raise CorruptDataError(f"fashion-mnist: {img} holds no images; provide the file again")
     if labels.max(initial=0) >= 10 or labels.min(initial=0) < 0:
         raise CorruptDataError(
             f"{lab}: labels must be in 0..9, found {labels.min()}..{labels.max()}"
