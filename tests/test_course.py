@@ -6,6 +6,7 @@ import html
 import json
 import pathlib
 import re
+import shutil
 import sys
 
 import pandas as pd
@@ -388,7 +389,22 @@ def test_the_grader_scores_a_folder_full_zero_and_partial(built, tmp_path):
     (subs / "dan" / "other.ipynb").write_text(json.dumps(elsewhere))
     wipe = "import glob, os\nfor f in glob.glob('tests/*.py'):\n    os.remove(f)"
     (subs / "dan" / "wiped.ipynb").write_text(json.dumps(_paste(student, [wipe, "x = 1"])))
-    table = course.grade(subs, out / "autograder", tmp_path / "scores.csv")
+    # Planted: a submission that knows the grader's paths and deletes the autograders and
+    # overwrites the other notebooks (it once did, through its parent processes' arguments).
+    graders = tmp_path / "autograder"
+    shutil.copytree(out / "autograder", graders)
+    harm = (
+        f"import glob, shutil\nshutil.rmtree({str(graders)!r}, ignore_errors=True)\n"
+        f"for f in glob.glob({str(subs)!r} + '/*/*.ipynb'):\n"
+        "    try:\n        open(f, 'w').write('gone')\n    except OSError:\n        pass"
+    )
+    (subs / "dan" / "harm.ipynb").write_text(json.dumps(_paste(student, [harm, "x = 1"])))
+    ada = (subs / "ada" / "03_clustering.ipynb").read_text()
+    table = course.grade(subs, graders, tmp_path / "scores.csv")
+    assert sorted(p.name for p in graders.iterdir()) == sorted(
+        p.name for p in (out / "autograder").iterdir()
+    )
+    assert (subs / "ada" / "03_clustering.ipynb").read_text() == ada
     scores = {
         r.submission.split("/")[0]: (r.total, r.possible)
         for r in table.itertuples()
@@ -428,7 +444,7 @@ def test_grading_a_notebook_that_is_not_a_chapter_says_so(built, tmp_path, monke
 
     used = []
 
-    def graded(nb, zip_path, timeout):
+    def graded(nb, zip_path, timeout, box=None):
         used.append(zip_path.name)
         return {"total": 0}
 

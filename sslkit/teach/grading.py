@@ -16,15 +16,17 @@ import json
 import os
 import pathlib
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import zipfile
 
 import pandas as pd
 
-from . import exercises
+from . import exercises, sandbox
 
 __all__ = ["grader", "test_source", "run_check", "grade"]
 
@@ -45,9 +47,16 @@ def test_source(question: str, checker: str, function: str) -> str:
 
 
 def run_check(checker: str, fn, name: str) -> None:
-    """Call ``sslkit.exercises.<checker>(fn)``, with a message for the two ways a student
-    most often gets nothing: no function of that name, or the untouched stub."""
+    """Call ``sslkit.exercises.<checker>(fn)``, with a message for the ways a student most
+    often gets nothing: no function of that name (a cell that did not run, or did not parse),
+    or the untouched stub."""
     if fn is None:
+        last = getattr(sys, "last_value", None)  # the last error a cell raised (IPython sets it)
+        if isinstance(last, SyntaxError):
+            raise AssertionError(
+                f"there is no function named {name}: a cell has a SyntaxError ({last.msg}, "
+                f"line {last.lineno}); fix it and run the cell again"
+            )
         raise AssertionError(f"there is no function named {name}: run its cell, and keep its name")
     try:
         getattr(exercises, checker)(fn)
@@ -87,6 +96,8 @@ def grade(
     timeout: float = GRADE_TIMEOUT,
     chapter: str | None = None,
     student_pattern: str | None = None,
+    sandboxed: bool | None = None,
+    limits: sandbox.Limits | None = None,
 ) -> pd.DataFrame:
     r"""Grade every notebook under ``folder`` with its chapter's autograder (``otter run``, no
     container) and write one row per submission to ``out_csv``: total, possible, a column per
@@ -103,11 +114,16 @@ def grade(
     and a blank total, and the others are graded. The CSV is rewritten after every notebook,
     so an interrupted run keeps what it graded.
 
-    Student code runs with the rights of the user who grades, on this machine: this is not
-    a sandbox. Grade in a container, a virtual machine or an unprivileged account.
+    ``sandboxed``: each notebook runs in a sandbox (:mod:`sslkit.teach.sandbox`: the system
+    read-only, ``folder``, ``autograders`` and the CSV's folder hidden, no network, bounded
+    processes, memory, file sizes and ``/tmp``, as ``nobody`` when the grader is root) with
+    ``limits``. ``None`` (the default) sandboxes where bubblewrap works here and says so on
+    standard error where it does not; ``True`` refuses to grade without one; ``False`` runs
+    student code with the rights of the user who grades.
     """
     if not timeout > 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout}")
+    box = _sandbox_for(sandboxed, limits, [folder, autograders, pathlib.Path(out_csv).parent])
     rows = []
     for nb_path in sorted(pathlib.Path(folder).rglob("*.ipynb")):
         if ".ipynb_checkpoints" in nb_path.parts:
@@ -134,10 +150,27 @@ def grade(
                 "notebooks that lost it"
             )
         else:
-            row.update(_grade_in_subprocess(nb_path, zip_path, timeout))
+            row.update(_grade_in_subprocess(nb_path, zip_path, timeout, box))
         rows.append(row)
         _write_csv(rows, out_csv)
     return _write_csv(rows, out_csv)
+
+
+def _sandbox_for(wanted: bool | None, limits, hide) -> dict | None:
+    """How each notebook is sandboxed (``command`` arguments), or None: see :func:`grade`."""
+    if wanted is False:
+        return None
+    problem = sandbox.problem()
+    if problem is None:
+        return {"hide": [pathlib.Path(p) for p in hide], "limits": limits or sandbox.Limits()}
+    if wanted:
+        raise RuntimeError(f"cannot grade in a sandbox: {problem}")
+    print(
+        f"grading WITHOUT a sandbox ({problem}): student code runs with your rights; "
+        "pass sandboxed=False (--no-sandbox) to say so, or grade in a container",
+        file=sys.stderr,
+    )
+    return None
 
 
 def _student_of(rel: pathlib.Path, pattern: str | None) -> str:
@@ -169,38 +202,74 @@ def _write_csv(rows: list[dict], out_csv) -> pd.DataFrame:
     return table
 
 
-def _grade_in_subprocess(nb_path: pathlib.Path, zip_path: pathlib.Path, timeout: float) -> dict:
-    """One notebook graded by ``python -m sslkit.teach.grading NOTEBOOK ZIP RESULT`` in a process
-    of its own, which writes its scores to the file RESULT (never to the output that student
-    code shares). Past ``timeout`` seconds it is killed with every process it started, the
-    notebook's kernel included (Jupyter starts kernels in sessions of their own)."""
+def _grade_in_subprocess(
+    nb_path: pathlib.Path, zip_path: pathlib.Path, timeout: float, box: dict | None = None
+) -> dict:
+    """One notebook graded by ``python -m sslkit.teach.grading NOTEBOOK ZIP /dev/fd/N`` in a
+    process of its own, on read-only copies of the notebook and its autograder; it writes its
+    scores to a pipe of its own (never to the output that student code shares), in a sandbox
+    where ``box`` says how (:func:`_sandbox_for`). Past ``timeout`` seconds it is killed with
+    every process it started, the notebook's kernel included (Jupyter starts kernels in
+    sessions of their own). Its temporary files go with the folder it ran in."""
     with tempfile.TemporaryDirectory(prefix="sslkit-grade-") as tmp:
-        result = pathlib.Path(tmp) / "result.json"
-        with open(pathlib.Path(tmp) / "log.txt", "w+") as log:
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "sslkit.teach.grading",
-                    str(nb_path),
-                    str(zip_path),
-                    str(result),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        work, scratch = pathlib.Path(tmp) / "work", pathlib.Path(tmp) / "tmp"
+        work.mkdir()
+        scratch.mkdir()
+        shutil.copyfile(nb_path, work / "submission.ipynb")
+        shutil.copyfile(zip_path, work / "autograder.zip")
+        for path in (work, *work.iterdir()):  # readable by the sandbox's user, never writable
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        inside = pathlib.Path(sandbox.WORK) if box else work
+        read, write = os.pipe()
+        cmd = [sys.executable, "-m", "sslkit.teach.grading", str(inside / "submission.ipynb"),
+               str(inside / "autograder.zip"), f"/dev/fd/{write}"]  # fmt: skip
+        if box:
+            cmd = sandbox.command(cmd, work, **box)
+        result = _Drain(read)
+        with open(pathlib.Path(tmp) / "log.txt", "w+b") as log:
+            try:
+                proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                        start_new_session=True, pass_fds=(write,),
+                                        env={**os.environ, "TMPDIR": str(scratch)})  # fmt: skip
+            finally:
+                os.close(write)
             try:
                 proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 return {"error": f"grading stopped after {timeout:g} s: does a cell loop forever?"}
             finally:
                 _kill_tree(proc)  # a grader past its time, or what a finished one left running
-            log.seek(0)
-            last = log.read().strip().splitlines()[-1:] or ["no output"]
-        if proc.returncode != 0 or not result.is_file():
-            return {"error": f"grading failed (exit {proc.returncode}): {last[0]}"}
-        return json.loads(result.read_text())
+                result.join()
+            last = _last_line(log)
+        if proc.returncode != 0 or not result.lines:
+            return {"error": f"grading failed (exit {proc.returncode}): {last}"}
+        return json.loads(result.lines[-1])
+
+
+class _Drain(threading.Thread):
+    """Reads a pipe to its end, keeping its last 64 KiB (the grading child's result line)."""
+
+    def __init__(self, fd: int):
+        super().__init__(daemon=True)
+        self.fd, self.data = fd, b""
+        self.start()
+
+    def run(self):
+        with os.fdopen(self.fd, "rb") as f:
+            for chunk in iter(lambda: f.read(65536), b""):
+                self.data = (self.data + chunk)[-65536:]
+
+    @property
+    def lines(self) -> list[str]:
+        return self.data.decode("utf-8", "replace").strip().splitlines()
+
+
+def _last_line(log) -> str:
+    """The last line of a log, read from its end (a submission may print a gigabyte)."""
+    size = log.seek(0, os.SEEK_END)
+    log.seek(max(0, size - 4096))
+    lines = log.read().decode("utf-8", "replace").strip().splitlines()
+    return lines[-1][:500] if lines else "no output"
 
 
 def _kill_tree(proc: subprocess.Popen) -> None:
@@ -260,8 +329,12 @@ def _failure(test_file) -> str:
 
 
 def main_child(argv: list[str]) -> None:
-    """The child process of :func:`_grade_in_subprocess`: NOTEBOOK ZIP RESULT."""
-    pathlib.Path(argv[2]).write_text(json.dumps(_grade_one(argv[0], argv[1])))
+    """The child process of :func:`_grade_in_subprocess`: NOTEBOOK ZIP RESULT, RESULT a file
+    or a pipe's ``/dev/fd/N``; the scores are one line of JSON."""
+    row = json.dumps(_grade_one(argv[0], argv[1]))
+    fd = argv[2].removeprefix("/dev/fd/")  # the inherited descriptor itself: a pipe the grader
+    with os.fdopen(int(fd), "w") if fd.isdigit() else open(argv[2], "w") as f:  # owns
+        f.write(row + "\n")
 
 
 if __name__ == "__main__":
