@@ -18,7 +18,8 @@ of seed ``s`` is another seed's stream (a bare ``seed + 1`` would make the test 
   :func:`sslkit.targets.make_targets`.
 - ``projection``: the orthonormal projection of each stage (key: the stage's index);
   :func:`sslkit.evaluation.project_stages`.
-- ``pixel_subsets``: the images of the raw-pixel floor (key: 0 train, 1 test); :mod:`sslkit.paper`.
+- ``pixel_subsets``: the images of the raw-pixel floor (key: 0 train, 1 test);
+  :mod:`sslkit.findings.measurements`.
 - ``untrained_kmeans``: the weights of the other untrained network, and the k-means start, of
   the matched random function; :func:`sslkit.targets.make_targets`.
 

@@ -1,5 +1,6 @@
 """Static checks of the chapters: what the build cannot see (Colab cell, outputs, exercises)."""
 
+import importlib
 import json
 import pathlib
 import re
@@ -26,6 +27,38 @@ def test_there_are_chapters_and_all_are_in_the_toc():
     assert CHAPTERS
     for path in CHAPTERS:
         assert f"chapters/{path.stem}" in toc, f"{path.name} is not listed in _toc.yml"
+
+
+def missing_names(code: str) -> list[tuple[str, str]]:
+    """The ``module.name`` a chapter's code reads after ``from sslkit import module`` (or as
+    ``sslkit.module.name``) that the module lacks."""
+    imported = {
+        n.strip() for line in re.findall(r"(?m)^\s*from sslkit import (.+)$", code)
+        for n in line.split(",")
+    }  # fmt: skip
+    missing = []
+    for name in sorted(imported):
+        try:
+            module = importlib.import_module(f"sslkit.{name}")
+        except ImportError:  # a name of the package (``PROFILES``), not a module
+            continue
+        for attr in sorted(set(re.findall(rf"(?<![\w.])(?:sslkit\.)?{name}\.(\w+)", code))):
+            if not hasattr(module, attr):
+                missing.append((name, attr))
+    return missing
+
+
+def test_the_missing_name_finder_finds_a_planted_one():
+    code = "from sslkit import book, scale\nscale.load_study()\ns = scale.summary(t)\nx.summary()"
+    assert missing_names(code) == [("scale", "summary")]
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_every_name_a_chapter_reads_from_sslkit_is_there(path):
+    """A name renamed in the package is renamed in the chapters too (they are not imported by
+    the tests, so nothing else would notice before the book's build)."""
+    code = "\n".join("".join(c["source"]) for c in cells(path) if c["cell_type"] == "code")
+    assert not missing_names(code), missing_names(code)
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)

@@ -6,7 +6,8 @@ import pytest
 import torch
 from scipy import stats
 
-from sslkit import analysis, book, configs, data, paper, profiles, runtime
+from sslkit import analysis, book, configs, data, paper, profiles, recorded, runtime
+from sslkit.findings import measurements
 from sslkit.targets import DRAWN
 
 PROFILE = profiles.get_profile("smoke")
@@ -86,7 +87,7 @@ class World:
 def planted(monkeypatch, holds):
     world = World(holds)
     monkeypatch.setattr(
-        paper,
+        measurements,
         "trained",
         lambda name, prof=None, seeds=None: [
             FakeRun(name, s, world) for s in (seeds or PROFILE.seeds)
@@ -106,10 +107,10 @@ def planted(monkeypatch, holds):
             "planted", images, labels, labels % 2, tuple(map(str, range(k))), ("a", "b")
         )
 
-    monkeypatch.setattr(paper, "load", lambda name, split="train", **kw: dataset(split))
+    monkeypatch.setattr(measurements, "load", lambda name, split="train", **kw: dataset(split))
     # raw pixels sit at the untrained level: a network that gains beats them, one that loses
     # falls below
-    monkeypatch.setattr(paper, "pixel_floor", lambda prof: dict.fromkeys(paper.RULERS, 0.5))
+    monkeypatch.setattr(measurements, "pixel_floor", lambda prof: dict.fromkeys(paper.RULERS, 0.5))
     runtime.clear_caches()
 
 
@@ -147,6 +148,22 @@ def test_verdict_follows_the_confidence_interval(effects, verdict):
     v = finding_with(effects).measure(PROFILE, seeds=tuple(range(len(effects))))
     assert v.verdict == verdict
     assert v.effect == pytest.approx(np.mean(effects))
+
+
+@pytest.mark.parametrize(
+    "lo, hi, verdict",
+    [
+        (0.06, 0.20, "held"),
+        (0.05, 0.20, "inconclusive"),  # an interval that reaches the threshold is not above it
+        (0.01, 0.05, paper.BELOW),  # at the threshold counts as below it
+        (0.00, 0.04, "not held"),  # not above 0 either
+        (-0.20, -0.10, "not held"),
+        (0.02, 0.08, "inconclusive"),
+    ],
+)
+def test_the_verdict_rule_reads_the_interval_against_the_threshold_and_zero(lo, hi, verdict):
+    assert paper.verdict_of(lo, hi, 0.05) == verdict
+    assert paper.verdict_of(lo, hi, 0.05, complete=False) == "inconclusive"
 
 
 def test_lower_is_better_flips_the_sign():
@@ -238,7 +255,7 @@ def test_scoreboard_shows_the_reference_and_this_run_and_never_raises(monkeypatc
     keys = ["sample_clustering", "regularization_clusters"]
     reference_reads(monkeypatch, True, keys)
     for k in keys:
-        monkeypatch.setitem(paper.RECORDED, k, "held")
+        monkeypatch.setitem(recorded.RECORDED, k, "held")
     planted(monkeypatch, holds=False)  # this run: every claim planted false
     table = book.scoreboard(keys, PROFILE)
     assert list(table["verdict (reference)"]) == ["held", "held"]
@@ -255,13 +272,13 @@ def test_the_build_fails_only_where_the_stated_evidence_contradicts_the_prose(mo
     key = "semantic_clustering"
     reference_reads(monkeypatch, True, [key])
     planted(monkeypatch, holds=False)
-    monkeypatch.setitem(paper.RECORDED, key, "held")
+    monkeypatch.setitem(recorded.RECORDED, key, "held")
     monkeypatch.setenv("SSLKIT_BOOK_BUILD", "1")
     book.report(key, PROFILE)  # this run differs from the reference: a line, never an error
     assert "reads 'not held' where the reference evidence (8 seeds) reads 'held'" in (
         capsys.readouterr().out
     )
-    monkeypatch.setitem(paper.RECORDED, key, "not held")  # the prose says otherwise
+    monkeypatch.setitem(recorded.RECORDED, key, "not held")  # the prose says otherwise
     with pytest.raises(AssertionError, match="never the threshold"):
         book.report(key, PROFILE)
     monkeypatch.delenv("SSLKIT_BOOK_BUILD")
@@ -273,7 +290,7 @@ def test_without_stored_evidence_the_books_live_build_is_checked(monkeypatch):
     key = "semantic_clustering"
     planted(monkeypatch, holds=False)
     monkeypatch.setattr(book, "stated", lambda key: None)  # the store lacks the finding
-    monkeypatch.setitem(paper.RECORDED, key, "held")
+    monkeypatch.setitem(recorded.RECORDED, key, "held")
     monkeypatch.setenv("SSLKIT_BOOK_BUILD", "1")
     book.report(key, PROFILE)  # smoke is not the book's profile
     cpu = profiles.get_profile("cpu")
@@ -330,7 +347,7 @@ def test_per_method_findings_measure_each_methods_runs(monkeypatch):
     }
     asked = []
     monkeypatch.setattr(
-        paper,
+        measurements,
         "trained",
         lambda name, prof=None, seeds=None: (
             asked.append(name) or [FakeRun(name, s, World(True)) for s in (seeds or PROFILE.seeds)]
@@ -389,6 +406,46 @@ def test_every_clustering_finding_has_three_rulers_two_floors_and_reasoned_thres
         assert f.threshold in paper.THRESHOLD_REASONS, f"{f.key}: a threshold without a reason"
 
 
+def test_the_registry_is_the_written_findings_then_each_variant_once():
+    written = list(paper.WRITTEN)
+    assert list(paper.FINDINGS)[: len(written)] == written
+    variants = paper.VARIANTS | paper.RULER_VARIANTS
+    assert not variants & set(written) and not paper.VARIANTS & paper.RULER_VARIANTS
+    assert len(paper.FINDINGS) == len(written) + len(variants)
+    for key in paper.PER_METHOD:  # the same claim and threshold, on that method's runs
+        for method, k in paper.per_method(key).items():
+            f, base = paper.finding(k), paper.WRITTEN[key]
+            assert (f.threshold, f.unit) == (base.threshold, base.unit)
+            assert f.claim == (base.claim if k == key else f"{base.claim} ({method})")
+    for key in paper.CLUSTERING:  # against the untrained network as written, or raw pixels
+        for (ruler, floor), k in paper.ruler_keys(key).items():
+            f, base = paper.finding(k), paper.WRITTEN[key]
+            if floor == "untrained":
+                assert (f.control, f.threshold) == (base.control, base.threshold)
+            else:
+                assert f.control == f"{paper.RULER_NAMES[ruler]} of raw pixels of the same images"
+                assert f.threshold == paper.FLOOR_THRESHOLD
+
+
+def test_the_reference_evidence_reads_every_recorded_verdict():
+    """Every finding, measured by its own code on the stored reference evidence, gives the
+    verdict the book states (what the book's build checks chapter by chapter)."""
+    runtime.clear_caches()
+    stated = {k: book.stated(k) for k in paper.FINDINGS}
+    runtime.clear_caches()
+    assert not [k for k, v in stated.items() if v is None], "findings the store does not hold"
+    assert {k: v.verdict for k, v in stated.items()} == recorded.RECORDED
+    assert all(v.n == len(profiles.get_profile(recorded.PROFILE).seeds) for v in stated.values())
+
+
+def test_each_method_is_measured_on_its_own_runs_in_one_table(monkeypatch):
+    planted(monkeypatch, holds=True)
+    table = paper.measure_per_method(PROFILE)
+    assert list(table.columns) == list(configs.COMPARED_METHODS)
+    assert list(table.index) == [paper.finding(k).claim for k in paper.PER_METHOD]
+    assert table.map(lambda cell: cell.endswith(": held")).all().all()
+
+
 def test_holm_and_the_one_sided_p_value_agree_with_scipy_and_the_textbook():
     x = [0.08, 0.11, 0.09, 0.12, 0.1]
     ref = stats.ttest_1samp(x, 0.05, alternative="greater").pvalue
@@ -408,8 +465,6 @@ def test_the_primary_claims_are_the_abstracts_five(monkeypatch):
 
 
 def test_every_finding_has_a_recorded_verdict_and_no_stale_one():
-    from sslkit import recorded
-
     assert set(recorded.RECORDED) == set(paper.FINDINGS)
     assert set(recorded.RECORDED.values()) <= set(paper.VERDICTS)
 

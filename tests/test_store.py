@@ -19,6 +19,7 @@ from sslkit import (
     targets,
     verify,
 )
+from sslkit.findings import measurements
 
 # A store small enough to build in a test: the smoke profile, 2 epochs, 2 seeds.
 PROFILE = profiles.get_profile("smoke").replace(name="smoke-store", epochs=2, eval_every=1,
@@ -99,7 +100,7 @@ def test_findings_measure_stored_and_live_runs_with_one_code_path(evidence, monk
         calls.append(args)
         return real(*args, **kwargs, source="live")
 
-    monkeypatch.setattr(paper, "trained", live_only)
+    monkeypatch.setattr(measurements, "trained", live_only)
     runtime.clear_caches()
     live = f.measure(PROFILE)
     assert calls and live.effect == pytest.approx(stored.effect, abs=1e-5)

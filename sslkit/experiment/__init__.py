@@ -49,7 +49,7 @@ from . import configs
 from .configs import CONFIGS
 from .configs import RATIOS
 from .configs import RANDOMNESS
-from .configs import METHODS
+from .configs import COMPARED_METHODS
 from .configs import SOURCES
 from .configs import store_only
 from .configs import trained
@@ -123,7 +123,7 @@ __all__ = [
     "CONFIGS",
     "RATIOS",
     "RANDOMNESS",
-    "METHODS",
+    "COMPARED_METHODS",
     "SOURCES",
     "store_only",
     "trained",

@@ -22,7 +22,7 @@ __all__ = [
     "CONFIGS",
     "RATIOS",
     "RANDOMNESS",
-    "METHODS",
+    "COMPARED_METHODS",
     "SOURCES",
     "store_only",
     "trained",
@@ -65,7 +65,7 @@ RATIOS = {
     math.inf: "regularization only",
 }
 # The joint-embedding methods whose measurements of chapters 4–6 are reported per method.
-METHODS = ("VICReg", "SimCLR", "Barlow Twins")
+COMPARED_METHODS = ("VICReg", "SimCLR", "Barlow Twins")
 
 
 SOURCES = ("auto", "store", "live")

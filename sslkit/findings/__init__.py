@@ -1,57 +1,73 @@
 """The findings wing: the paper's claims as findings, measured, and the evidence they rest on.
 
-paper (findings and verdicts), scale (the scale study), build (the evidence build), verify.
-Frozen: thresholds (fixed before the runs were read) and recorded.py (the book's verdicts).
+verdict (the rule: effect, interval, threshold → verdict), measurements (what each finding
+measures against its control), floors (the three rulers and raw pixels), paper (the registry:
+one finding per claim), scale (the scale study), build (the evidence build), verify.
+Frozen, each saying so where it starts: thresholds (fixed before the runs were read) and
+recorded (the book's verdicts on the reference evidence).
 """
 
 from . import recorded
 from .recorded import RECORDED
 from .recorded import PROFILE
+from . import thresholds
+from .thresholds import THRESHOLD_REASONS
+from .thresholds import FLOOR_THRESHOLD
+from . import verdict
+from .verdict import Finding
+from .verdict import Verdict
+from .verdict import verdict_of
+from .verdict import VERDICTS
+from .verdict import BELOW
+from . import floors
+from .floors import RULERS
+from .floors import RULER_NAMES
+from .floors import compute_pixel_floor
+from .floors import pixel_floor
+from . import measurements
+from .measurements import final_vs_initial
+from .measurements import final_a_vs_final_b
+from .measurements import final_vs_pixels
+from .measurements import level
+from .measurements import gain
+from .measurements import gain_vs_gain
+from .measurements import EQUAL_DIM
+from .measurements import deep_vs_shallow
+from .measurements import coarse_deeper_than_random_groups
+from .measurements import MIN_GAIN_TO_SHARE
+from .measurements import WORKING_RATIOS
+from .measurements import ratio_slope
+from .measurements import ASSOCIATION_CONFIGS
+from .measurements import association
+from . import paper
+from .paper import WRITTEN
+from .paper import FINDINGS
+from .paper import finding
+from .paper import measure_all
+from .paper import measure_per_method
+from .paper import per_method
+from .paper import PER_METHOD
+from .paper import VARIANTS
+from .paper import CLUSTERING
+from .paper import ruler_keys
+from .paper import RULER_VARIANTS
+from .paper import PRIMARY
+from .paper import GROUPS
 from . import scale
 from .scale import DESIGNS
 from .scale import STUDY_METHODS
-from .scale import RULERS
 from .scale import TABLE
 from .scale import design_profile
-from .scale import pixel_floor
 from .scale import measure
 from .scale import study
 from .scale import load_study
 from .scale import load_pixel_floor
-from .scale import summary
+from .scale import study_margins
 from .scale import choose_reference
 from .scale import JOINT_EMBEDDING
-from . import paper
-from .paper import Finding
-from .paper import Verdict
-from .paper import FINDINGS
-from .paper import finding
-from .paper import measure_all
-from .paper import per_method
-from .paper import per_method_table
-from .paper import PER_METHOD
-from .paper import VARIANTS
-from .paper import RULER_VARIANTS
-from .paper import PRIMARY
-from .paper import WORKING_RATIOS
-from .paper import ratio_slope
-from .paper import CLUSTERING
-from .paper import VERDICTS
-from .paper import BELOW
-from .paper import THRESHOLD_REASONS
-from .paper import ruler_keys
-from .paper import final_vs_pixels
-from .paper import level
-from .paper import gain
-from .paper import EQUAL_DIM
-from .paper import MIN_GAIN_TO_SHARE
-from .paper import final_vs_initial
-from .paper import final_a_vs_final_b
-from .paper import gain_vs_gain
-from .paper import deep_vs_shallow
-from .paper import coarse_deeper_than_random_groups
 from . import build
-from .build import plan
+from .build import evaluation_plan
+from .build import plan_version
 from .build import SAMPLE_CURVES
 from .build import ORDER
 from .build import evaluate_run
@@ -68,54 +84,67 @@ from .verify import EvidenceMismatch
 
 __all__ = [
     "recorded",
-    "scale",
+    "thresholds",
+    "verdict",
+    "floors",
+    "measurements",
     "paper",
+    "scale",
     "build",
     "verify",
     "RECORDED",
     "PROFILE",
+    "THRESHOLD_REASONS",
+    "FLOOR_THRESHOLD",
+    "Finding",
+    "Verdict",
+    "verdict_of",
+    "VERDICTS",
+    "BELOW",
+    "RULERS",
+    "RULER_NAMES",
+    "compute_pixel_floor",
+    "pixel_floor",
+    "final_vs_initial",
+    "final_a_vs_final_b",
+    "final_vs_pixels",
+    "level",
+    "gain",
+    "gain_vs_gain",
+    "EQUAL_DIM",
+    "deep_vs_shallow",
+    "coarse_deeper_than_random_groups",
+    "MIN_GAIN_TO_SHARE",
+    "WORKING_RATIOS",
+    "ratio_slope",
+    "ASSOCIATION_CONFIGS",
+    "association",
+    "WRITTEN",
+    "FINDINGS",
+    "finding",
+    "measure_all",
+    "measure_per_method",
+    "per_method",
+    "PER_METHOD",
+    "VARIANTS",
+    "CLUSTERING",
+    "ruler_keys",
+    "RULER_VARIANTS",
+    "PRIMARY",
+    "GROUPS",
     "DESIGNS",
     "STUDY_METHODS",
-    "RULERS",
     "TABLE",
     "design_profile",
-    "pixel_floor",
     "measure",
     "study",
     "load_study",
     "load_pixel_floor",
-    "summary",
+    "study_margins",
     "choose_reference",
     "JOINT_EMBEDDING",
-    "Finding",
-    "Verdict",
-    "FINDINGS",
-    "finding",
-    "measure_all",
-    "per_method",
-    "per_method_table",
-    "PER_METHOD",
-    "VARIANTS",
-    "RULER_VARIANTS",
-    "PRIMARY",
-    "WORKING_RATIOS",
-    "ratio_slope",
-    "CLUSTERING",
-    "VERDICTS",
-    "BELOW",
-    "THRESHOLD_REASONS",
-    "ruler_keys",
-    "final_vs_pixels",
-    "level",
-    "gain",
-    "EQUAL_DIM",
-    "MIN_GAIN_TO_SHARE",
-    "final_vs_initial",
-    "final_a_vs_final_b",
-    "gain_vs_gain",
-    "deep_vs_shallow",
-    "coarse_deeper_than_random_groups",
-    "plan",
+    "evaluation_plan",
+    "plan_version",
     "SAMPLE_CURVES",
     "ORDER",
     "evaluate_run",

@@ -1,6 +1,6 @@
-"""Collect the evidence: train every configuration the findings use, over the profile's seeds,
-evaluate each run on everything the findings read (:func:`plan`), and add its rows to the
-store (:mod:`sslkit.store`) as soon as it is measured.
+"""The evidence build: train every configuration the findings use, over the profile's seeds,
+evaluate each run on everything the findings read (:func:`evaluation_plan`), and add its rows
+to the store (:mod:`sslkit.store`) as soon as it is measured.
 
 ``python -m sslkit evidence build --profile reference`` runs :func:`build`. A build stopped
 at any point resumes where it stopped: a run is skipped when the store already holds it
@@ -26,12 +26,12 @@ from ..measure.evaluation import EVAL_SUBSETS, SHOTS
 from ..measure.targets import draws
 from ..profiles import Profile, get_profile
 from ..runtime import provenance
-from .scale import pixel_floor
+from .floors import compute_pixel_floor
 
-__all__ = ["plan", "SAMPLE_CURVES", "ORDER", "evaluate_run", "build"]
+__all__ = ["evaluation_plan", "SAMPLE_CURVES", "ORDER", "evaluate_run", "plan_version", "build"]
 
 
-def plan() -> tuple:
+def evaluation_plan() -> tuple:
     """What every stored run is evaluated on, as ``(targets, metrics, epochs, dim, splits)``.
 
     ``"all"``: every snapshot (the learning curves); ``"ends"``: the untrained network and the
@@ -76,10 +76,11 @@ ORDER = (
 
 
 def evaluate_run(run, config: str) -> pd.DataFrame:
-    """Every value of :func:`plan` for one trained run of ``config``, plus its sample-level
-    NCC: one row per value, columns ``epoch, stage, target, metric, split, dim, value``."""
+    """Every value of :func:`evaluation_plan` for one trained run of ``config``, plus its
+    sample-level NCC: one row per value, columns ``epoch, stage, target, metric, split, dim,
+    value``."""
     frames = []
-    for targets, metrics, epochs, dim, splits in plan():
+    for targets, metrics, epochs, dim, splits in evaluation_plan():
         which = run.epochs if epochs == "all" else [0, run.epochs[-1]]
         subsets = EVAL_SUBSETS if "test" in splits else 0
         df = run.evaluate(targets=targets, metrics=metrics, epochs=which, dim=dim, subsets=subsets)
@@ -94,17 +95,92 @@ def evaluate_run(run, config: str) -> pd.DataFrame:
 
 
 def plan_version() -> str:
-    """A hash of what every stored run is evaluated on (:func:`plan`, the sample-level metrics
-    and curves, the evaluation subsets). A run stored under another version is evaluated again
-    by :func:`build`, from the train cache when it holds the network (no retraining)."""
+    """A hash of what every stored run is evaluated on (:func:`evaluation_plan`, the
+    sample-level metrics and curves, the evaluation subsets). A run stored under another
+    version is evaluated again by :func:`build`, from the train cache when it holds the
+    network (no retraining)."""
     return config_hash(
-        dict(plan=repr(plan()), sample=SAMPLE_METRICS, curves=SAMPLE_CURVES, subsets=EVAL_SUBSETS)
+        dict(
+            plan=repr(evaluation_plan()),
+            sample=SAMPLE_METRICS,
+            curves=SAMPLE_CURVES,
+            subsets=EVAL_SUBSETS,
+        )
     )
 
 
 def _key(config: str, prof: Profile, seed: int, data: str) -> str:
     method, loss = CONFIGS[config]
     return config_hash(train_config(canonical_name(method), prof, seed, loss, data))
+
+
+def _todo(prof: Profile, configs, seeds, current: dict, data: str, version: str) -> list:
+    """The (configuration, seed) pairs to build: a stored run counts only under the train cache
+    key it would have now (same settings, configuration, code version of the key and data) and
+    the current evaluation plan; any other is built again (trained only where the train cache
+    lacks it)."""
+    return [
+        (c, s)
+        for c in configs
+        for s in seeds
+        if current.get(f"{c}/{s}", {}).get("key") != _key(c, prof, s, data)
+        or current.get(f"{c}/{s}", {}).get("plan") != version
+    ]
+
+
+def _estimates(prof: Profile, todo, current: dict, data: str, kind: str) -> dict:
+    """Estimated seconds of each run to build on ``kind``: its training (:mod:`sslkit.cost`),
+    or only its evaluation where the network is stored under the same key (train cache)."""
+    training = {
+        c: estimate_seconds(run_cost(CONFIGS[c][0], prof, flops_per_image(CONFIGS[c][0], prof)),
+                            kind)
+        for c in {c for c, _ in todo}
+    }  # fmt: skip
+    return {
+        (c, s): current[f"{c}/{s}"].get("evaluate_seconds", 30)
+        if current.get(f"{c}/{s}", {}).get("key") == _key(c, prof, s, data)
+        else training[c]
+        for c, s in todo
+    }
+
+
+def _floor_entries(prof: Profile, held: dict, same: bool, root: Path | None) -> dict:
+    """What the manifest states besides the runs: what it is, and the floor on raw pixels and on
+    each evaluation subset (the findings' second floor), kept from the store where it holds
+    them for these settings, else measured (and written at once to a store that has runs)."""
+    stored = dict(what=f"the evidence store of the {prof.name} profile")
+    if same and "pixel_floor_subsets" in held:
+        stored.update(
+            pixel_floor=held["pixel_floor"], pixel_floor_subsets=held["pixel_floor_subsets"]
+        )
+    else:
+        floors, parts = compute_pixel_floor(prof, subsets=EVAL_SUBSETS)
+        stored.update(pixel_floor=floors, pixel_floor_subsets=parts)
+        if same and held.get("runs"):
+            store.update_manifest(prof, stored, root)
+    return stored
+
+
+def _build_run(prof: Profile, config: str, seed: int, version: str, stored: dict, root) -> None:
+    """Train (or load) one run, evaluate it on :func:`evaluation_plan` (of ``version``) and add
+    it to the store with its provenance."""
+    (run,) = trained(config, prof, [seed], source="live")
+    trained_at = time.perf_counter()
+    rows = evaluate_run(run, config)
+    losses = run.history[run.history.phase == "epoch"][["epoch", "metric", "value"]]
+    entry = dict(
+        method=run.method,
+        loss=run.loss,
+        key=run.key,
+        plan=version,
+        out_dim=run.backbone.out_dim,
+        stages=list(run.stage_names),
+        seconds=round(run.seconds, 1),
+        evaluate_seconds=round(time.perf_counter() - trained_at, 1),
+        date=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        **provenance(),
+    )
+    store.write_run(prof, config, seed, rows, losses, entry, stored, root)
 
 
 def build(
@@ -126,62 +202,17 @@ def build(
     same = held.get("profile") == store.profile_settings(prof)
     current = held.get("runs", {}) if same else {}
     data = datasets_for(prof)[0].fingerprint()
-    # a stored run counts only under the train cache key it would have now (same settings,
-    # configuration, code version of the key and data) and the current evaluation plan; any
-    # other is built again (trained only where the train cache lacks it)
     version = plan_version()
-    todo = [
-        (c, s)
-        for c in configs
-        for s in seeds
-        if current.get(f"{c}/{s}", {}).get("key") != _key(c, prof, s, data)
-        or current.get(f"{c}/{s}", {}).get("plan") != version
-    ]
+    todo = _todo(prof, configs, seeds, current, data, version)
     kind = device_kind()
-    training = {
-        c: estimate_seconds(run_cost(CONFIGS[c][0], prof, flops_per_image(CONFIGS[c][0], prof)),
-                            kind)
-        for c in {c for c, _ in todo}
-    }  # fmt: skip
-    # a run whose network is stored under the same key is only evaluated again (train cache)
-    estimate = {
-        (c, s): current[f"{c}/{s}"].get("evaluate_seconds", 30)
-        if current.get(f"{c}/{s}", {}).get("key") == _key(c, prof, s, data)
-        else training[c]
-        for c, s in todo
-    }
+    estimate = _estimates(prof, todo, current, data, kind)
     left = sum(estimate.values())
-    stored = dict(what=f"the evidence store of the {prof.name} profile")
-    if same and "pixel_floor_subsets" in held:
-        stored.update(
-            pixel_floor=held["pixel_floor"], pixel_floor_subsets=held["pixel_floor_subsets"]
-        )
-    else:  # the floor on raw pixels, and on each evaluation subset (the findings' second floor)
-        floors, parts = pixel_floor(prof, subsets=EVAL_SUBSETS)
-        stored.update(pixel_floor=floors, pixel_floor_subsets=parts)
-        if same and held.get("runs"):
-            store.update_manifest(prof, stored, root)
+    stored = _floor_entries(prof, held, same, root)
     log(f"{len(todo)} runs to build on {kind} (about {fmt_duration(left)} by `sslkit plan`); "
         f"{len(current)} already stored")  # fmt: skip
     for i, (config, seed) in enumerate(todo, 1):
         started = time.perf_counter()
-        (run,) = trained(config, prof, [seed], source="live")
-        trained_at = time.perf_counter()
-        rows = evaluate_run(run, config)
-        losses = run.history[run.history.phase == "epoch"][["epoch", "metric", "value"]]
-        entry = dict(
-            method=run.method,
-            loss=run.loss,
-            key=run.key,
-            plan=version,
-            out_dim=run.backbone.out_dim,
-            stages=list(run.stage_names),
-            seconds=round(run.seconds, 1),
-            evaluate_seconds=round(time.perf_counter() - trained_at, 1),
-            date=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            **provenance(),
-        )
-        store.write_run(prof, config, seed, rows, losses, entry, stored, root)
+        _build_run(prof, config, seed, version, stored, root)
         left -= estimate[config, seed]
         log(f"[{i}/{len(todo)}] {config}, seed {seed}: {time.perf_counter() - started:.0f} s "
             f"(about {fmt_duration(max(left, 0))} left)")  # fmt: skip

@@ -1,7 +1,17 @@
-"""What the book's prose states: the verdict of every finding on the ``reference`` evidence
-store (:mod:`sslkit.store`), recorded once, after the store was built and read. The thresholds
-were fixed before (:mod:`sslkit.paper`); a build of the book fails where a verdict of the store
-differs from the one recorded here, so the prose cannot contradict the numbers.
+"""The book's verdicts: what the prose states of every finding. **Frozen.**
+
+What is frozen: the verdict of every finding (:data:`sslkit.paper.FINDINGS`) on the
+``reference`` evidence store (:mod:`sslkit.store`, ``sslkit/evidence/reference/``), read once,
+on 2026-11-30, from its 112 runs (14 configurations × seeds 0–7, listed above
+:data:`RECORDED`), against thresholds fixed before (:mod:`sslkit.findings.thresholds`). A
+build of the book fails where a verdict of the store differs from the one recorded here, so
+the prose cannot contradict the numbers; nothing here is changed to make a build pass.
+
+Who writes it: a person, by hand, once per evidence store: after the store is built (or
+rebuilt) and verified, every verdict is read from it (``sslkit.paper.measure_all("reference")``)
+and written here, the whole table in the same commit as the store and the prose that states
+it. No code writes this file; a finding added later gets its verdict the same way, once, after
+its runs are in the store.
 
 Live runs (the chapters' ``cpu`` runs, a reader's Colab run) are shown beside these and never
 checked against them: they are smaller, with 3 seeds, and may read otherwise.

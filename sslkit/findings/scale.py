@@ -5,10 +5,12 @@ study asks, for each **design** (the ``cpu`` profile with more training images, 
 or wider channels) and each method, over several seeds, whether training ends above its two
 floors on each of the three rulers:
 
-- rulers: test NCC, whitened NCC (:func:`sslkit.metrics.whitened_ncc_accuracy`) and the
-  linear probe, on the fine classes at the last stage;
+- rulers (:data:`~sslkit.findings.floors.RULERS`): test NCC, whitened NCC
+  (:func:`sslkit.metrics.whitened_ncc_accuracy`) and the linear probe, on the fine classes at
+  the last stage;
 - floors: the same network untrained (epoch 0 of the run, BatchNorm calibrated on the data)
-  and raw pixels of the same evaluation images (:func:`pixel_floor`);
+  and raw pixels of the same evaluation images
+  (:func:`~sslkit.findings.floors.compute_pixel_floor`);
 - and, for VICReg, the variance hinge and the embedding spread at the end (a hinge far from 0
   means training stopped early in VICReg's own terms), and the seconds each run took here.
 
@@ -32,22 +34,20 @@ import pandas as pd
 from ..cache import config_hash
 from ..experiment.analysis import t_interval
 from ..experiment.runs import datasets_for, train, train_config
-from ..measure import metrics
 from ..profiles import Profile, get_profile
 from ..runtime import provenance
+from .floors import RULERS, compute_pixel_floor
 
 __all__ = [
     "DESIGNS",
     "STUDY_METHODS",
-    "RULERS",
     "TABLE",
     "design_profile",
-    "pixel_floor",
     "measure",
     "study",
     "load_study",
     "load_pixel_floor",
-    "summary",
+    "study_margins",
     "choose_reference",
     "JOINT_EMBEDDING",
 ]
@@ -60,7 +60,6 @@ DESIGNS: dict[str, dict] = {
     "2x images, 2x epochs, 2x widths": dict(train_size=14_000, epochs=10, widths=(16, 32, 64, 128)),
 }
 STUDY_METHODS = ("vicreg", "simclr", "barlow", "supervised")
-RULERS = ("ncc", "whitened_ncc", "probe")
 # Where the study's rows live: inside the package, so a pip install carries them.
 TABLE = Path(__file__).resolve().parents[1] / "evidence" / "scale" / "scale_study.csv"
 # Snapshots evaluated per run (epoch 0, the last, and evenly between): the learning curves.
@@ -75,31 +74,6 @@ def design_profile(design: str, base: str | Profile = "cpu") -> Profile:
     changes = DESIGNS[design]
     every = max(1, changes["epochs"] // CURVE_POINTS)
     return get_profile(base).replace(name=f"scale: {design}", eval_every=every, **changes)
-
-
-def pixel_floor(profile: Profile, subsets: int = 0):
-    """The three rulers on raw pixels (scaled to [0, 1]) of the profile's evaluation images:
-    the floor a representation has to beat before it adds anything to the image itself.
-
-    With ``subsets``, also each ruler on each evaluation subset of the test images (image ``i``
-    in subset ``i mod subsets``, as :func:`sslkit.evaluation.evaluate_features` scores the
-    networks): returns ``(floors, {ruler: [value on subset 0, 1, …]})``."""
-    _, eval_train, eval_test = datasets_for(profile)
-    xtr, xte = (d.images.flatten(1).float() / 255 for d in (eval_train, eval_test))
-    ytr, yte = eval_train.labels, eval_test.labels
-    correct = {
-        "ncc": metrics.ncc_accuracy(xte, yte, xtr, ytr, per_sample=True),
-        "whitened_ncc": metrics.whitened_ncc_accuracy(xte, yte, xtr, ytr, per_sample=True),
-        "probe": metrics.linear_probe(xtr, ytr, xte, yte, per_sample=True),
-    }
-    floors = {r: c.double().mean().item() for r, c in correct.items()}
-    if not subsets:
-        return floors
-    parts = {
-        r: [c[k::subsets].double().mean().item() for k in range(subsets)]
-        for r, c in correct.items()
-    }
-    return floors, parts
 
 
 def measure(method: str, design: str, seed: int, base: str | Profile = "cpu") -> pd.DataFrame:
@@ -192,7 +166,7 @@ def study(
         table = table[current].reset_index(drop=True)
     done = set(zip(table.design, table.method, table.seed))
     todo = [k for k in wanted if k not in done]
-    floors = pixel_floor(design_profile(designs[0], base))
+    floors = compute_pixel_floor(design_profile(designs[0], base))
     _manifest(path, floors)
     log(f"scale study: {len(done)} runs measured, {len(todo)} to go; pixels: {floors}")
     for i, (design, method, seed) in enumerate(todo, 1):
@@ -216,7 +190,7 @@ def load_pixel_floor(path: Path = TABLE) -> dict[str, float]:
     return json.loads(Path(path).with_name("manifest.json").read_text())["pixel_floor"]
 
 
-def summary(table: pd.DataFrame, pixels: dict[str, float]) -> pd.DataFrame:
+def study_margins(table: pd.DataFrame, pixels: dict[str, float]) -> pd.DataFrame:
     """One row per (design, method, ruler): the final value, the two floors, and the effect
     over each floor (mean and 95% CI over seeds; over the untrained network the difference
     is taken seed by seed), with the seconds a run took and the number of seeds."""
@@ -246,12 +220,12 @@ def summary(table: pd.DataFrame, pixels: dict[str, float]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def choose_reference(summary: pd.DataFrame) -> tuple[str, bool, pd.DataFrame]:
+def choose_reference(margins: pd.DataFrame) -> tuple[str, bool, pd.DataFrame]:
     """The design the rule above picks, whether it meets the rule, and the rule's checks per
     design and joint-embedding method (``above untrained`` on all three rulers, ``above
     pixels`` on test NCC). With no design that meets it: the design that passes the most
     checks (the cheaper one on a tie), reported as not meeting it."""
-    joint = summary[summary.method.isin(JOINT_EMBEDDING)]
+    joint = margins[margins.method.isin(JOINT_EMBEDDING)]
     rows = {}
     for (design, method), g in joint.groupby(["design", "method"], sort=False):
         rows[design, method] = {

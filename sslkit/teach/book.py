@@ -30,19 +30,11 @@ from ..experiment.configs import RATIOS, store_only, trained
 from ..experiment.cost import fmt_duration
 from ..experiment.plan import chapter_measuring, chapter_plan, training_seconds
 from ..findings import verify
-from ..findings.paper import (
-    BELOW,
-    CLUSTERING,
-    PER_METHOD,
-    PRIMARY,
-    RULER_NAMES,
-    RULERS,
-    finding,
-    gain,
-    per_method,
-    ruler_keys,
-)
+from ..findings.floors import RULER_NAMES, RULERS
+from ..findings.measurements import gain
+from ..findings.paper import CLUSTERING, PER_METHOD, PRIMARY, finding, per_method, ruler_keys
 from ..findings.recorded import PROFILE as RECORDED_PROFILE
+from ..findings.verdict import BELOW
 from ..measure import targets
 from ..measure.evaluation import EVAL_SUBSETS
 from ..profiles import Profile, get_profile
