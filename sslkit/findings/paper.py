@@ -35,6 +35,7 @@ from ..experiment import store
 from ..experiment.analysis import correlation_interval, t_interval
 from ..experiment.configs import METHODS, RATIOS, trained
 from ..experiment.runs import NoSubsets, Run, current_subset, evaluation_subset
+from ..learn.augment import pixel_features
 from ..learn.data import load
 from ..measure.evaluation import EVAL_SUBSETS
 from ..measure.metrics import ncc_accuracy
@@ -471,10 +472,7 @@ def _pixels_cluster(prof, seeds):
         tr = train_set.subset(prof.eval_size, seed=stream_seed(s, "pixel_subsets", 0))
         te = test.subset(prof.eval_size, seed=stream_seed(s, "pixel_subsets", 1))
         acc = ncc_accuracy(
-            te.images.flatten(1).float() / 255,
-            te.labels,
-            tr.images.flatten(1).float() / 255,
-            tr.labels,
+            pixel_features(te.images), te.labels, pixel_features(tr.images), tr.labels
         )
         rows.append(dict(seed=s, value=acc, control=1 / train_set.num_classes))
     return pd.DataFrame(rows)
