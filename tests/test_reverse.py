@@ -8,7 +8,7 @@ import torch
 
 from sslkit import metrics, profiles, runs
 from sslkit.reverse import analyze
-from sslkit.streaming import ClassStats, NCCScore
+from sslkit.streaming import ClassStats, NCCScore, whiten
 
 
 def _blobs(n=3000, d=16, k=5, offset=1000.0, seed=0):
@@ -46,6 +46,27 @@ def test_streaming_statistics_equal_the_in_memory_formulas():
     assert white.accuracy == pytest.approx(
         metrics.whitened_ncc_accuracy(tx.double(), ty, xd, y), abs=1e-9
     )
+
+
+def test_ncc_scores_share_one_whitening_and_one_class_scores_its_own_samples():
+    x, y = _blobs(n=600)
+    tx, ty = _blobs(n=300, seed=1)
+    s = ClassStats(5, covariance=True)
+    s.update(x, y)
+    w = s.whitener()
+    own, shared = NCCScore(s, w), NCCScore(s, w)
+    own.add(tx, ty)
+    shared.add(tx, ty, whitened=whiten(tx, w))  # what analyze does: one whitening per layer
+    assert (own.correct, own.total) == (shared.correct, shared.total) and own.total == 300
+    white = whiten(x, w)
+    assert white.dtype == torch.float64  # centred, identity covariance
+    assert white.mean(0).abs().max() < 1e-9
+    assert (torch.cov(white.T) - torch.eye(16, dtype=torch.float64)).abs().max() < 0.02
+    one = ClassStats(3)
+    one.update(x[:10], torch.zeros(10, dtype=torch.long))
+    score = NCCScore(one)  # a target of one group (coarse labels all equal): trivially right
+    score.add(tx[:4], torch.tensor([0, 0, 1, 2]))
+    assert score.accuracy == 0.5
 
 
 def test_streaming_refuses_what_it_cannot_measure():
@@ -121,6 +142,38 @@ def test_controls_floors_and_subsampling_are_reported():
     assert a.settings["subsampled"] and a.settings["probe_knn_images"][0] <= 101
     assert a.settings["fit_images"] == 320 and a.settings["score_images"] == 80  # one set: 80/20
     assert not t.value.isna().any()
+
+
+def test_batchnorm_calibration_from_batches_equals_the_one_from_images():
+    from sslkit.augment import to_float
+    from sslkit.evaluation import calibrate_batchnorm
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (100, 1, 8, 8), dtype=torch.uint8, generator=g)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+        torch.nn.Conv2d(4, 2, 3), torch.nn.BatchNorm2d(2),
+    )  # fmt: skip
+    from_images = calibrate_batchnorm(net, images, (0.5,), (0.25,), batch_size=32)  # 3 × 32
+    batches = (to_float(x, (0.5,), (0.25,)) for x in images[:96].split(32))
+    from_batches = calibrate_batchnorm(net, batches)  # as analyze streams them
+    for a, b in ((from_images[1], from_batches[1]), (from_images[4], from_batches[4])):
+        assert torch.equal(a.running_mean, b.running_mean)
+        assert torch.equal(a.running_var, b.running_var)
+    with torch.no_grad():  # the average of the equal batches' means
+        means = [
+            net[0](to_float(x, (0.5,), (0.25,))).mean((0, 2, 3)) for x in images[:96].split(32)
+        ]
+    assert torch.allclose(from_images[1].running_mean, torch.stack(means).mean(0), atol=1e-6)
+    assert not from_images.training and torch.equal(net[1].running_mean, torch.zeros(4))  # a copy
+
+    def no_pass():
+        raise AssertionError("a network without BatchNorm needs no pass")
+        yield
+
+    plain = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3)).train()
+    out = calibrate_batchnorm(plain, no_pass())
+    assert out is not plain and not out.training and plain.training
 
 
 class _TupleOut(torch.nn.Module):
