@@ -144,7 +144,77 @@ def test_controls_floors_and_subsampling_are_reported():
     assert not t.value.isna().any()
 
 
-def test_batchnorm_calibration_from_batches_equals_the_one_from_images():
+def _fixed(net, scale=1.0):
+    """``net`` with weights that no random generator decides: its key is the same anywhere."""
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.linspace(-scale, scale, p.numel()).view_as(p))
+    return net
+
+
+def test_the_cache_key_is_pinned_so_that_cached_analyses_stay_served(monkeypatch):
+    # an analysis cached before a change of analyze is served after it only under the same key
+    def conv(scale):
+        bn = torch.nn.BatchNorm2d(3)
+        return _fixed(torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), bn, torch.nn.ReLU()), scale)
+
+    keys = []
+
+    def record(kind, key, compute, enabled):
+        keys.append((kind, key))
+        return {"rows": None}  # nothing measured: the key is what this test reads
+
+    monkeypatch.setattr("sslkit.reverse.cached", record)
+    images = (torch.arange(200 * 64) * 37 % 256).to(torch.uint8).view(200, 1, 8, 8)
+    fine = torch.arange(200) % 4
+    data = (images, fine * 10 + 3, fine // 2)
+    model, floor = conv(1.0), conv(2.0)
+    with pytest.warns(UserWarning, match="mapped"):
+        analyze(model, data, {"conv": "0", "out": ""}, untrained=floor, draws=2, max_fit=60,
+                batch_size=64, progress=False)  # fmt: skip
+    assert keys == [
+        (
+            "evaluate",
+            {
+                "kind": "analyze",
+                "model": "8abbcecc00559950",
+                "untrained_weights": "961974d8eb9ec243",
+                "data": ["db8ad3c7db9d9006", "a1c53728b9e25215"],
+                "fit_images": 160,
+                "score_images": 40,
+                "classes": 4,
+                "coarse_classes": 2,
+                "labels_mapped": True,
+                "layers": {"conv": "0", "out": ""},
+                "targets": ["fine", "coarse", "coarse_random", "random_function"],
+                "draws": 2,
+                "metrics": ["ncc", "whitened_ncc", "cdnv", "probe", "knn"],
+                "probe_knn_images": [60, 40],
+                "subsampled": True,
+                "untrained": "given; BatchNorm calibrated on the data",
+                "pixels": "average-pooled to at most 32×32",
+                "adapted": "",
+                "whitening": "ZCA, ε = 0.001 × mean eigenvalue; layers wider than 4096 "
+                "not whitened",
+                "knn_k": 20,
+                "seed": 0,
+                "how": "one set split at random (seeded): 160 images to fit, 40 to score",
+                "output": "None",
+                "batch_size": 64,
+            },
+        )
+    ]
+
+
+def test_the_models_own_mode_is_restored_even_when_it_cannot_be_measured():
+    images, labels = _tiny_data()
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(100, 5)).train()
+    with pytest.raises(ValueError, match="cannot take images"):
+        analyze(model, (images, labels), progress=False, cache=False, untrained=None)
+    assert model.training
+
+
+def test_the_untrained_floor_is_calibrated_by_the_books_calibrate_batchnorm():
     from sslkit.augment import to_float
     from sslkit.evaluation import calibrate_batchnorm
 
@@ -174,6 +244,9 @@ def test_batchnorm_calibration_from_batches_equals_the_one_from_images():
     plain = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3)).train()
     out = calibrate_batchnorm(plain, no_pass())
     assert out is not plain and not out.training and plain.training
+    import sslkit.reverse
+
+    assert sslkit.reverse.calibrate_batchnorm is calibrate_batchnorm  # one implementation
 
 
 class _TupleOut(torch.nn.Module):
