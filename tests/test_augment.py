@@ -144,3 +144,15 @@ def test_jigsaw_permutation_set_is_fixed_and_spread():
 def test_bad_input_shape_is_explained():
     with pytest.raises(ValueError, match="N×C×H×W"):
         A.random_resized_crop(torch.rand(3, 8, 8))
+
+
+def test_pixel_features_are_the_images_scaled_to_one_row_each():
+    import numpy as np
+
+    images = torch.randint(0, 256, (5, 3, 4, 4), dtype=torch.uint8)
+    x = A.pixel_features(images)
+    assert x.shape == (5, 48) and x.dtype == torch.float32
+    reference = images.numpy().reshape(5, -1).astype(np.float32) / np.float32(255)
+    assert torch.equal(x, torch.from_numpy(reference))
+    assert torch.equal(x, A.to_float(images).flatten(1))
+    assert torch.equal(A.pixel_features(images.numpy()), x)  # arrays as well as tensors

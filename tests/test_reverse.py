@@ -8,7 +8,7 @@ import torch
 
 from sslkit import metrics, profiles, runs
 from sslkit.reverse import analyze
-from sslkit.streaming import ClassStats, NCCScore
+from sslkit.streaming import ClassStats, NCCScore, whiten
 
 
 def _blobs(n=3000, d=16, k=5, offset=1000.0, seed=0):
@@ -46,6 +46,27 @@ def test_streaming_statistics_equal_the_in_memory_formulas():
     assert white.accuracy == pytest.approx(
         metrics.whitened_ncc_accuracy(tx.double(), ty, xd, y), abs=1e-9
     )
+
+
+def test_ncc_scores_share_one_whitening_and_one_class_scores_its_own_samples():
+    x, y = _blobs(n=600)
+    tx, ty = _blobs(n=300, seed=1)
+    s = ClassStats(5, covariance=True)
+    s.update(x, y)
+    w = s.whitener()
+    own, shared = NCCScore(s, w), NCCScore(s, w)
+    own.add(tx, ty)
+    shared.add(tx, ty, whitened=whiten(tx, w))  # what analyze does: one whitening per layer
+    assert (own.correct, own.total) == (shared.correct, shared.total) and own.total == 300
+    white = whiten(x, w)
+    assert white.dtype == torch.float64  # centred, identity covariance
+    assert white.mean(0).abs().max() < 1e-9
+    assert (torch.cov(white.T) - torch.eye(16, dtype=torch.float64)).abs().max() < 0.02
+    one = ClassStats(3)
+    one.update(x[:10], torch.zeros(10, dtype=torch.long))
+    score = NCCScore(one)  # a target of one group (coarse labels all equal): trivially right
+    score.add(tx[:4], torch.tensor([0, 0, 1, 2]))
+    assert score.accuracy == 0.5
 
 
 def test_streaming_refuses_what_it_cannot_measure():
@@ -121,6 +142,111 @@ def test_controls_floors_and_subsampling_are_reported():
     assert a.settings["subsampled"] and a.settings["probe_knn_images"][0] <= 101
     assert a.settings["fit_images"] == 320 and a.settings["score_images"] == 80  # one set: 80/20
     assert not t.value.isna().any()
+
+
+def _fixed(net, scale=1.0):
+    """``net`` with weights that no random generator decides: its key is the same anywhere."""
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.linspace(-scale, scale, p.numel()).view_as(p))
+    return net
+
+
+def test_the_cache_key_is_pinned_so_that_cached_analyses_stay_served(monkeypatch):
+    # an analysis cached before a change of analyze is served after it only under the same key
+    def conv(scale):
+        bn = torch.nn.BatchNorm2d(3)
+        return _fixed(torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), bn, torch.nn.ReLU()), scale)
+
+    keys = []
+
+    def record(kind, key, compute, enabled):
+        keys.append((kind, key))
+        return {"rows": None}  # nothing measured: the key is what this test reads
+
+    monkeypatch.setattr("sslkit.reverse.cached", record)
+    images = (torch.arange(200 * 64) * 37 % 256).to(torch.uint8).view(200, 1, 8, 8)
+    fine = torch.arange(200) % 4
+    data = (images, fine * 10 + 3, fine // 2)
+    model, floor = conv(1.0), conv(2.0)
+    with pytest.warns(UserWarning, match="mapped"):
+        analyze(model, data, {"conv": "0", "out": ""}, untrained=floor, draws=2, max_fit=60,
+                batch_size=64, progress=False)  # fmt: skip
+    assert keys == [
+        (
+            "evaluate",
+            {
+                "kind": "analyze",
+                "model": "8abbcecc00559950",
+                "untrained_weights": "961974d8eb9ec243",
+                "data": ["db8ad3c7db9d9006", "a1c53728b9e25215"],
+                "fit_images": 160,
+                "score_images": 40,
+                "classes": 4,
+                "coarse_classes": 2,
+                "labels_mapped": True,
+                "layers": {"conv": "0", "out": ""},
+                "targets": ["fine", "coarse", "coarse_random", "random_function"],
+                "draws": 2,
+                "metrics": ["ncc", "whitened_ncc", "cdnv", "probe", "knn"],
+                "probe_knn_images": [60, 40],
+                "subsampled": True,
+                "untrained": "given; BatchNorm calibrated on the data",
+                "pixels": "average-pooled to at most 32×32",
+                "adapted": "",
+                "whitening": "ZCA, ε = 0.001 × mean eigenvalue; layers wider than 4096 "
+                "not whitened",
+                "knn_k": 20,
+                "seed": 0,
+                "how": "one set split at random (seeded): 160 images to fit, 40 to score",
+                "output": "None",
+                "batch_size": 64,
+            },
+        )
+    ]
+
+
+def test_the_models_own_mode_is_restored_even_when_it_cannot_be_measured():
+    images, labels = _tiny_data()
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(100, 5)).train()
+    with pytest.raises(ValueError, match="cannot take images"):
+        analyze(model, (images, labels), progress=False, cache=False, untrained=None)
+    assert model.training
+
+
+def test_the_untrained_floor_is_calibrated_by_the_books_calibrate_batchnorm():
+    from sslkit.augment import to_float
+    from sslkit.evaluation import calibrate_batchnorm
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (100, 1, 8, 8), dtype=torch.uint8, generator=g)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+        torch.nn.Conv2d(4, 2, 3), torch.nn.BatchNorm2d(2),
+    )  # fmt: skip
+    from_images = calibrate_batchnorm(net, images, (0.5,), (0.25,), batch_size=32)  # 3 × 32
+    batches = (to_float(x, (0.5,), (0.25,)) for x in images[:96].split(32))
+    from_batches = calibrate_batchnorm(net, batches)  # as analyze streams them
+    for a, b in ((from_images[1], from_batches[1]), (from_images[4], from_batches[4])):
+        assert torch.equal(a.running_mean, b.running_mean)
+        assert torch.equal(a.running_var, b.running_var)
+    with torch.no_grad():  # the average of the equal batches' means
+        means = [
+            net[0](to_float(x, (0.5,), (0.25,))).mean((0, 2, 3)) for x in images[:96].split(32)
+        ]
+    assert torch.allclose(from_images[1].running_mean, torch.stack(means).mean(0), atol=1e-6)
+    assert not from_images.training and torch.equal(net[1].running_mean, torch.zeros(4))  # a copy
+
+    def no_pass():
+        raise AssertionError("a network without BatchNorm needs no pass")
+        yield
+
+    plain = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3)).train()
+    out = calibrate_batchnorm(plain, no_pass())
+    assert out is not plain and not out.training and plain.training
+    import sslkit.reverse
+
+    assert sslkit.reverse.calibrate_batchnorm is calibrate_batchnorm  # one implementation
 
 
 class _TupleOut(torch.nn.Module):

@@ -86,11 +86,9 @@ def _covers(state: dict, own: dict) -> bool:
     return all(k in state for k in own if not k.startswith(_HEADS))
 
 
-def load_weights(model, path) -> torch.nn.Module:
-    """Load a state dict saved with ``torch.save`` into ``model`` (strictly: every key must
-    match). A checkpoint that nests it under ``"state_dict"`` or ``"model"`` is unwrapped, and
-    one common prefix (``module.``, ``backbone.``…) is removed. A mismatch raises a
-    ``ValueError`` that lists the first missing and unexpected keys."""
+def _read_state(path) -> dict:
+    """The state dict in the file at ``path`` (``weights_only``), unwrapped from a checkpoint
+    that nests it under ``"state_dict"`` or ``"model"``."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -106,6 +104,15 @@ def load_weights(model, path) -> torch.nn.Module:
             state = state[key]
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise ValueError(f"{path} does not hold a state dict (a dict of tensors)")
+    return state
+
+
+def load_weights(model, path) -> torch.nn.Module:
+    """Load a state dict saved with ``torch.save`` into ``model`` (strictly: every key must
+    match). A checkpoint that nests it under ``"state_dict"`` or ``"model"`` is unwrapped, and
+    one common prefix (``module.``, ``backbone.``…) is removed. A mismatch raises a
+    ``ValueError`` that lists the first missing and unexpected keys."""
+    state = _read_state(path)
     own = model.state_dict()
     for prefix in _PREFIXES:  # an SSL checkpoint: the backbone's keys under one prefix
         inner = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}

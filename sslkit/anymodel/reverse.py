@@ -13,17 +13,20 @@ of the book's networks):
   data, as the book does) and the raw pixels.
 
 Everything that needs all the data is a running sum (:mod:`sslkit.streaming`): one forward pass
-over the fitting images gives class centres, variances and the whitening statistics, one over
-the scoring images gives NCC and CDNV, so an ImageNet-sized folder never has to fit in memory.
+over the fitting images gives class centres, variances and the whitening statistics (ZCA, ε as
+:data:`sslkit.WHITEN_EPS`), one over the scoring images gives NCC and whitened NCC against the
+fitting images' centres, and CDNV, so an ImageNet-sized folder never has to fit in memory.
 The linear probe and kNN use a stratified subsample of at most ``max_fit`` images per split, and
 the settings say so.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -32,9 +35,10 @@ import torch.nn.functional as F
 
 from ..cache import cached
 from ..learn import data as data_mod
+from ..measure.evaluation import calibrate_batchnorm
 from ..measure.metrics import WHITEN_EPS, knn_accuracy, linear_probe
-from ..measure.streaming import ClassStats, _nearest
-from ..measure.targets import projected_kmeans, random_grouping
+from ..measure.streaming import ClassStats, NCCScore, whiten
+from ..measure.targets import DRAWS, projected_kmeans, random_grouping
 from ..runtime import autocast_dtype, progress_enabled
 from ..seeds import stream_seed
 from .sources import Split, fit_and_score, labels_of
@@ -44,8 +48,9 @@ __all__ = ["analyze", "Analysis", "METRICS", "TARGETS", "default_layers"]
 
 METRICS = ("ncc", "whitened_ncc", "cdnv", "probe", "knn")
 TARGETS = ("fine", "coarse", "coarse_random", "random_function")
-# Random controls: averaged over this many draws by default (at least 20, as in the book).
-DRAWS = 20
+# Random controls are averaged over DRAWS draws by default: sslkit.targets.DRAWS, the book's.
+# The columns of Analysis.table, one row per value.
+_COLUMNS = ("network", "layer", "target", "metric", "split", "value")
 # The linear probe and kNN are fitted on the features of at most this many images per split.
 MAX_FIT = 10_000
 # Whitening needs a D×D covariance: layers wider than this are measured without it.
@@ -72,6 +77,145 @@ class Analysis:
         return t.pivot_table(
             index=["network", "layer", "target"], columns="metric", values="value", sort=False
         )
+
+
+# --------------------------------------------------------------------------- labels
+
+
+@dataclass
+class _Labels:
+    """The label codes: fine classes as ``0..K−1`` (code ``c`` is the label ``classes[c]``),
+    both splits' codes, and each class's coarse group (``parent``; None without coarse labels)."""
+
+    classes: torch.Tensor
+    fit: torch.Tensor
+    score: torch.Tensor
+    parent: torch.Tensor | None = None
+    n_coarse: int = 0
+
+    @property
+    def k(self) -> int:
+        return len(self.classes)
+
+    @property
+    def remapped(self) -> bool:
+        return not torch.equal(self.classes, torch.arange(len(self.classes)))
+
+    def codes(self, y: torch.Tensor) -> torch.Tensor:
+        return torch.searchsorted(self.classes, y.long())
+
+    def coarse(self, codes: torch.Tensor) -> torch.Tensor | None:
+        """Each image's coarse label: its class's group."""
+        return None if self.parent is None else self.parent.to(codes.device)[codes]
+
+
+def _label_codes(fit: Split, score: Split, batch_size: int) -> _Labels:
+    """Codes 0..K−1 for the fine labels (mapped, and said so, when they are other integers),
+    and each class's coarse group."""
+    fit_fine, fit_coarse = labels_of(fit, batch_size)
+    score_fine, score_coarse = labels_of(score, batch_size)
+    if torch.is_floating_point(fit_fine):
+        raise ValueError("labels must be integers; map them first (np.unique(return_inverse=True))")
+    classes = torch.unique(torch.cat([fit_fine, score_fine]))
+    if len(torch.unique(fit_fine)) < 2:
+        raise ValueError(
+            f"the fitting images hold one class only ({int(fit_fine[0])}): clustering by class "
+            "needs at least two"
+        )
+    fit_codes, score_codes = (torch.searchsorted(classes, y.long()) for y in (fit_fine, score_fine))
+    labels = _Labels(classes, fit_codes, score_codes)
+    if labels.remapped:
+        warnings.warn(
+            f"labels are not 0..K−1 (they are {classes[:5].tolist()}…); mapped to "
+            f"0..{len(classes) - 1} in sorted order",
+            stacklevel=4,  # the caller of analyze (through _images)
+        )
+    if fit_coarse is not None:
+        labels.parent, labels.n_coarse = _coarse_groups(labels, fit_coarse, score_coarse)
+    return labels
+
+
+def _coarse_groups(labels: _Labels, fit_coarse, score_coarse) -> tuple[torch.Tensor, int]:
+    """Each fine class's coarse group (as codes) and the number of groups; coarse labels must
+    group whole fine classes, and every class needs fitting images."""
+    coarse_classes = torch.unique(
+        torch.cat([fit_coarse] + ([score_coarse] if score_coarse is not None else []))
+    )
+    parent = torch.full((labels.k,), -1, dtype=torch.long)
+    cc = torch.searchsorted(coarse_classes, fit_coarse.long())
+    parent[labels.fit] = cc
+    if (parent < 0).any():  # a class only in the scoring images: its group is unknown
+        raise ValueError(
+            f"fine classes {labels.classes[parent < 0].tolist()} have no fitting image; every "
+            "class needs fitting images"
+        )
+    pairs = [(labels.fit, cc)]
+    if score_coarse is not None:
+        pairs.append((labels.score, torch.searchsorted(coarse_classes, score_coarse)))
+    for fine_codes, coarse_codes in pairs:  # every image's coarse label is its class's
+        clash = parent[fine_codes] != coarse_codes
+        if clash.any():
+            raise ValueError(
+                f"fine class {int(labels.classes[fine_codes[clash][0]])} has images in more "
+                "than one coarse class: coarse labels must group whole fine classes"
+            )
+    return parent, len(coarse_classes)
+
+
+# --------------------------------------------------------------------------- images
+
+
+def _stratified(codes: torch.Tensor, limit: int, seed: int) -> torch.Tensor:
+    """At most ``limit`` positions, each class in proportion to its size (all if few)."""
+    n = len(codes)
+    if n <= limit:
+        return torch.arange(n)
+    g = torch.Generator().manual_seed(int(seed))
+    keep = []
+    for c in torch.unique(codes):
+        idx = torch.nonzero(codes == c).flatten()
+        take = max(1, int(round(limit * len(idx) / n)))
+        keep.append(idx[torch.randperm(len(idx), generator=g)[:take]])
+    return torch.cat(keep).sort().values
+
+
+@dataclass
+class _Images:
+    """The two splits (read in batches of ``batch_size``), how they were made, their label
+    codes, and the positions of the images the probe and kNN use (``keep[split name]``: at most
+    ``max_fit`` per split, stratified by class)."""
+
+    fit: Split
+    score: Split
+    how: str
+    labels: _Labels
+    keep: dict[str, torch.Tensor]
+    batch_size: int
+    max_fit: int
+
+    @property
+    def subsampled(self) -> bool:
+        return bool(len(self.keep["fit"]) < self.fit.n or len(self.keep["score"]) < self.score.n)
+
+
+def _images(data, batch_size: int, max_fit: int, seed: int) -> _Images:
+    """The splits of ``data`` (:func:`~sslkit.sources.fit_and_score`), their label codes and the
+    probe's stratified subsamples."""
+    fit, score, how = fit_and_score(data, seed)
+    labels = _label_codes(fit, score, batch_size)
+    keep = {
+        "fit": _stratified(labels.fit, max_fit, stream_seed(seed, "pixel_subsets", 0)),
+        "score": _stratified(labels.score, max_fit, stream_seed(seed, "pixel_subsets", 1)),
+    }
+    return _Images(fit, score, how, labels, keep, batch_size, max_fit)
+
+
+def _pixels(x: torch.Tensor) -> torch.Tensor:
+    """The pixel floor's features: images average-pooled to at most ``PIXEL_SIDE`` a side."""
+    side = min(x.shape[-1], PIXEL_SIDE)
+    if x.shape[-1] > side or x.shape[-2] > side:
+        x = F.adaptive_avg_pool2d(x, side)
+    return x.flatten(1)
 
 
 # --------------------------------------------------------------------------- networks
@@ -103,29 +247,85 @@ def untrained_copy(model, seed: int = 0):
     return net
 
 
-@torch.no_grad()
-def _calibrate(net, split: Split, adapt, device, batch_size: int, limit: int, seed: int = 0):
-    """BatchNorm statistics measured on (at most ``limit``) fitting images, equal batches, as
-    :func:`sslkit.evaluation.calibrate_batchnorm` does for the book's untrained floor: batches of
-    2048 small images (at most 64×64, as the book's), of ``batch_size`` larger ones (memory)."""
-    norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    if not norms:
-        return net
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None
+def _floor(model, untrained, seed: int):
+    """The untrained floor ``(network or None, how it was made)``."""
+    if untrained == "auto":
+        floor = untrained_copy(model, stream_seed(seed, "weights"))
+        return floor, "the model's layers re-initialised (PyTorch defaults), BatchNorm calibrated"
+    if untrained is None:
+        return None, "none"
+    if isinstance(untrained, torch.nn.Module):
+        return copy.deepcopy(untrained), "given; BatchNorm calibrated on the data"
+    raise TypeError("untrained must be 'auto', None or a torch.nn.Module")
+
+
+@dataclass
+class _Reader:
+    """How features are read from a network: its tapped ``layers`` (label → module name), which
+    item of its ``output``, the images' channel adaptation (``adapted`` says which), the device."""
+
+    layers: dict[str, str]
+    output: object
+    adapt: Callable
+    adapted: str
+    device: torch.device
+
+    def tap(self, net) -> Tap:
+        return Tap(net, self.layers, self.output)
+
+    def features(self, tap: Tap, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each tapped layer's features (float32) of the images ``x``, under autocast where
+        the device computes bfloat16 natively."""
+        x = self.adapt(x)
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        amp = autocast_dtype(self.device)
+        with torch.autocast(self.device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
+            feats = tap(x)
+        return {k: v.float() for k, v in feats.items()}
+
+
+def _reader(model, images: _Images, layers: dict, output, device) -> _Reader:
+    """The reader of ``model``, after one batch of fitting images through it: its shape problems
+    are found before any long pass."""
+    device = (
+        torch.device(device)
+        if device is not None
+        else next((p.device for p in model.parameters()), torch.device("cpu"))
+    )
+    x0, _, _ = next(iter(images.fit.batches(min(images.batch_size, 2))))
+    adapt, adapted = adapt_channels(model, x0.shape[1])
+    tap = Tap(model, layers, output)
+    try:
+        with torch.no_grad():
+            tap(adapt(x0.to(device)))
+    except RuntimeError as err:
+        first = str(err).splitlines()[0]
+        raise ValueError(
+            f"the model cannot take images of shape {tuple(x0.shape)} (N×C×H×W): {first}. Resize "
+            "or convert them to what the model was trained on (e.g. with a torchvision "
+            "transform), or give images of the right size"
+        ) from None
+    finally:
+        tap.close()
+    return _Reader(layers, output, adapt, adapted, device)
+
+
+def _calibration_batches(images: _Images, reader: _Reader, seed: int):
+    """Equal batches of at most ``max_fit`` fitting images for
+    :func:`~sslkit.evaluation.calibrate_batchnorm`, as the book's untrained floor has: 2048
+    small images (at most 64×64, as the book's) a batch, or ``batch_size`` larger ones
+    (memory). A seeded random draw (a class-sorted folder must not lend its first classes'
+    statistics), sorted for sequential reads; all of them when they fit in one batch."""
+    split, limit = images.fit, images.max_fit
     x0, _, _ = next(iter(split.batches(1)))
     small = x0.shape[-1] * x0.shape[-2] <= 64 * 64
-    size = min(2048 if small else batch_size, split.n, limit)
+    size = min(2048 if small else images.batch_size, split.n, limit)
     n = min(split.n, limit)
-    # a seeded random draw of the fitting images (a class-sorted folder must not lend its first
-    # classes' statistics), sorted for sequential reads; all of them when they fit in one batch
     g = torch.Generator().manual_seed(stream_seed(seed, "pixel_subsets", 3))
     index = torch.randperm(split.n, generator=g)[: n - n % size].sort().values
-    net.train()
     for x, _, _ in split.batches(size, index):
-        net(adapt(x.to(device)))
-    return net.eval()
+        yield reader.adapt(x.to(reader.device))
 
 
 # --------------------------------------------------------------------------- targets
@@ -134,22 +334,25 @@ def _calibrate(net, split: Split, adapt, device, batch_size: int, limit: int, se
 class _Targets:
     """Every target's labels for a batch: fine, coarse, random groupings of the fine classes of
     the coarse level's sizes, and random functions of the image (k-means of a random projection
-    of the pooled pixels, fitted on at most ``max_fit`` fitting images)."""
+    of the pooled pixels, fitted on the probe's fitting images)."""
 
-    def __init__(self, names, k, n_coarse, parent, pixel_sample, seed):
+    def __init__(self, names, labels: _Labels, pixel_sample, seed):
         self.names = list(names)
-        self.k, self.n_coarse = k, n_coarse
+        self.k, self.n_coarse = labels.k, labels.n_coarse
         self.maps = {}
         self.functions = {}
         for name in self.names:
             base, _, d = name.partition("@")
             if base == "coarse_random":
                 self.maps[name] = random_grouping(
-                    torch.arange(k), parent, stream_seed(seed, "grouping", int(d)), k
+                    torch.arange(self.k),
+                    labels.parent,
+                    stream_seed(seed, "grouping", int(d)),
+                    self.k,
                 )
             elif base == "random_function":
                 g = torch.Generator().manual_seed(stream_seed(seed, "random_function", int(d)))
-                proj, centres = projected_kmeans(pixel_sample, k, g)
+                proj, centres = projected_kmeans(pixel_sample, self.k, g)
                 self.functions[name] = (proj, centres)
         self.sizes = {n: self._size(n) for n in self.names}
 
@@ -176,7 +379,13 @@ class _Targets:
         return out
 
 
-def _expand(targets, draws: int, have_coarse: bool) -> list[str]:
+def _target_names(targets, draws: int, labels: _Labels) -> tuple[tuple, list[str]]:
+    """The targets asked (the defaults: the coarse ones only where there are coarse labels), and
+    every target measured: a random control without a draw stands for ``draws`` draws."""
+    have_coarse = labels.parent is not None
+    targets = tuple(targets)
+    if targets == TARGETS and not have_coarse:
+        targets = tuple(t for t in targets if t not in ("coarse", "coarse_random"))
     names = []
     for t in targets:
         base, _, d = t.partition("@")
@@ -191,46 +400,52 @@ def _expand(targets, draws: int, have_coarse: bool) -> list[str]:
             names += [f"{base}@{i}" for i in range(draws)]
         else:
             names.append(t)
-    return names
+    return targets, names
 
 
-def _pixels(x: torch.Tensor) -> torch.Tensor:
-    side = min(x.shape[-1], PIXEL_SIDE)
-    if x.shape[-1] > side or x.shape[-2] > side:
-        x = F.adaptive_avg_pool2d(x, side)
-    return x.flatten(1)
+def _pixel_sample(images: _Images, names) -> torch.Tensor | None:
+    """The pooled pixels of the probe's fitting images, which random functions are fitted on."""
+    if not any(n.startswith("random_function") for n in names):
+        return None
+    batches = images.fit.batches(images.batch_size, images.keep["fit"])
+    return torch.cat([_pixels(x) for x, _, _ in batches]).cpu()
 
 
 # --------------------------------------------------------------------------- measuring
 
 
-def _stratified(codes: torch.Tensor, limit: int, seed: int) -> torch.Tensor:
-    """At most ``limit`` positions, each class in proportion to its size (all if few)."""
-    n = len(codes)
-    if n <= limit:
-        return torch.arange(n)
-    g = torch.Generator().manual_seed(int(seed))
-    keep = []
-    for c in torch.unique(codes):
-        idx = torch.nonzero(codes == c).flatten()
-        take = max(1, int(round(limit * len(idx) / n)))
-        keep.append(idx[torch.randperm(len(idx), generator=g)[:take]])
-    return torch.cat(keep).sort().values
+@dataclass
+class _Plan:
+    """What the measuring passes read, all decided before the first pass."""
+
+    images: _Images
+    reader: _Reader
+    names: list[str]  # every target measured, one per draw
+    metrics: tuple
+    knn_k: int
+    seed: int
+    pixels: bool
+    show: bool
 
 
 class _Measure:
-    """Running sums for one network over both passes."""
+    """Running sums for one network over both passes: class statistics of every (layer, target)
+    on the fitting images; NCC (raw and whitened) and CDNV on the scoring images; the features
+    of the images kept for the probe and kNN."""
 
-    def __init__(self, names, sizes, fit_keep, score_keep, want):
-        self.names, self.sizes, self.want = names, sizes, want
-        self.fit_keep, self.score_keep = fit_keep, score_keep
+    def __init__(self, names, sizes, keep, want):
+        self.names, self.sizes, self.keep, self.want = names, sizes, keep, want
         self.cov: dict[str, ClassStats] = {}
         self.fit: dict[tuple, ClassStats] = {}
         self.score: dict[tuple, ClassStats] = {}
-        self.hits: dict[tuple, list] = {}  # (layer, target, ruler) -> [right, scored]
-        self.kept = {"fit": {}, "score": {}}
         self.whiteners: dict = {}
-        self.centres: dict = {}
+        self.ncc: dict[tuple, NCCScore] = {}  # (layer, target, ruler) -> score
+        self.kept = {"fit": {}, "score": {}}
+
+    def _keep(self, split, layer, x, positions):
+        mask = torch.isin(positions, self.keep[split])
+        if mask.any():
+            self.kept[split].setdefault(layer, []).append(x[mask.to(x.device)].cpu())
 
     def add_fit(self, feats, labels, positions):
         for layer, x in feats.items():
@@ -241,80 +456,56 @@ class _Measure:
             for name in self.names:
                 key = (layer, name)
                 self.fit.setdefault(key, ClassStats(self.sizes[name])).update(x, labels[name])
-            self._keep("fit", layer, x, positions, self.fit_keep)
-
-    def _keep(self, split, layer, x, positions, keep):
-        mask = torch.isin(positions, keep)
-        if mask.any():
-            self.kept[split].setdefault(layer, []).append(x[mask.to(x.device)].cpu())
+            self._keep("fit", layer, x, positions)
 
     def start_scoring(self):
-        for layer, stats in self.cov.items():
-            mu, w = stats.whitener()
-            self.whiteners[layer] = (mu, w)
+        """The fitted centres (and whiteners) as NCC scores, raw then whitened."""
+        self.whiteners = {layer: stats.whitener() for layer, stats in self.cov.items()}
         for (layer, name), stats in self.fit.items():
-            classes = stats.present
-            centres = stats.centres[classes]
-            entry = {"classes": classes, "raw": centres.float(), "shift": stats.shift.float()}
+            if "ncc" in self.want:
+                self.ncc[layer, name, "ncc"] = NCCScore(stats)
             if layer in self.whiteners:
-                mu, w = self.whiteners[layer]
-                entry["white"] = (centres - mu) @ w
-            self.centres[layer, name] = entry
-
-    def _count(self, key, hit):
-        counts = self.hits.setdefault(key, [0, 0])
-        counts[0] += int(hit.sum())
-        counts[1] += len(hit)
+                self.ncc[layer, name, "whitened_ncc"] = NCCScore(stats, self.whiteners[layer])
 
     def add_score(self, feats, labels, positions):
         for layer, x in feats.items():
-            white = None
-            if layer in self.whiteners:
-                mu, w = self.whiteners[layer]
-                white = (x.double() - mu.to(x.device)) @ w.to(x.device)
+            # one whitening of the batch for every target's whitened NCC
+            white = whiten(x, self.whiteners[layer]) if layer in self.whiteners else None
             for name in self.names:
                 y = labels[name]
-                entry = self.centres[layer, name]
-                classes = entry["classes"].to(x.device)
                 if "ncc" in self.want:
-                    raw, shift = entry["raw"].to(x.device), entry["shift"].to(x.device)
-                    hit = classes[_nearest(x, raw, shift)] == y
-                    self._count((layer, name, "ncc"), hit)
+                    self.ncc[layer, name, "ncc"].add(x, y)
                 if white is not None:
-                    hit = classes[_nearest(white, entry["white"].to(x.device))] == y
-                    self._count((layer, name, "whitened_ncc"), hit)
+                    self.ncc[layer, name, "whitened_ncc"].add(x, y, whitened=white)
                 if "cdnv" in self.want:
                     self.score.setdefault((layer, name), ClassStats(self.sizes[name])).update(x, y)
-            self._keep("score", layer, x, positions, self.score_keep)
+            self._keep("score", layer, x, positions)
 
-    def rows(self, network, fit_labels, score_labels, knn_k):
-        rows = []
-
-        def row(layer, target, metric, split, value):
-            rows.append(dict(network=network, layer=layer, target=target, metric=metric,
-                             split=split, value=float(value)))  # fmt: skip
-
-        for (layer, name, metric), (right, scored) in self.hits.items():
-            row(layer, name, metric, "test", right / scored)
+    def values(self, kept_labels, knn_k):
+        """``(layer, target, metric, split, value)`` of NCC, CDNV, then the probe and kNN."""
+        for (layer, name, metric), score in self.ncc.items():
+            yield layer, name, metric, "test", score.accuracy
         if "cdnv" in self.want:
             for (layer, name), stats in self.fit.items():
-                row(layer, name, "cdnv", "train", _cdnv_or_nan(stats))
-                row(layer, name, "cdnv", "test", _cdnv_or_nan(self.score[layer, name]))
+                yield layer, name, "cdnv", "train", _cdnv_or_nan(stats)
+                yield layer, name, "cdnv", "test", _cdnv_or_nan(self.score[layer, name])
         for layer in self.kept["fit"]:
             xtr = torch.cat(self.kept["fit"][layer])
             xte = torch.cat(self.kept["score"].get(layer, [xtr[:0]]))
-            if not len(xte):
+            if len(xte):
+                yield from self._fitted(layer, xtr, xte, kept_labels, knn_k)
+
+    def _fitted(self, layer, xtr, xte, kept_labels, knn_k):
+        """The probe and kNN of one layer, fine and coarse targets only."""
+        for name in ("fine", "coarse"):
+            if name not in kept_labels["fit"]:
                 continue
-            for name in ("fine", "coarse"):
-                if name not in fit_labels:
-                    continue
-                ytr, yte = fit_labels[name], score_labels[name]
-                if "probe" in self.want:
-                    row(layer, name, "probe", "test", linear_probe(xtr, ytr, xte, yte))
-                if "knn" in self.want:
-                    k = min(knn_k, len(xtr))
-                    row(layer, name, "knn", "test", knn_accuracy(xtr, ytr, xte, yte, k=k))
-        return rows
+            ytr, yte = kept_labels["fit"][name], kept_labels["score"][name]
+            if "probe" in self.want:
+                yield layer, name, "probe", "test", linear_probe(xtr, ytr, xte, yte)
+            if "knn" in self.want:
+                k = min(knn_k, len(xtr))
+                yield layer, name, "knn", "test", knn_accuracy(xtr, ytr, xte, yte, k=k)
 
 
 def _cdnv_or_nan(stats) -> float:
@@ -325,49 +516,75 @@ def _cdnv_or_nan(stats) -> float:
 
 
 @torch.no_grad()
-def _measure_network(network, tap, fit, score, targets, want, adapt, device, batch_size,
-                     fit_keep, score_keep, knn_k, show, pixels_only=False):  # fmt: skip
-    m = _Measure(targets.names, targets.sizes, fit_keep, score_keep, want)
-    labels_of = {}
-    for split, add in ((fit, m.add_fit), (score, None)):
-        if add is None:
-            m.start_scoring()
-            add = m.add_score
-        kept = fit_keep if split is fit else score_keep
-        seen = 0
-        bar = _bar(split.n, f"{network}: {split.name}", show)
-        for x, fine, coarse in split.batches(batch_size):
-            positions = torch.arange(seen, seen + len(x))
-            seen += len(x)
-            fine = split.map_fine(fine)
-            coarse = split.map_coarse(fine, coarse)
-            x = x.to(device, non_blocking=True)
-            pixels = _pixels(x)
-            labels = targets(pixels, fine.to(device), None if coarse is None else coarse.to(device))
-            if pixels_only:
-                feats = {"pixels": pixels}
-            else:
-                xin = adapt(x)
-                if device.type == "cuda":
-                    xin = xin.contiguous(memory_format=torch.channels_last)
-                amp = autocast_dtype(device)
-                with torch.autocast(
-                    device.type, dtype=amp or torch.bfloat16, enabled=amp is not None
-                ):
-                    feats = tap(xin)
-                feats = {k: v.float() for k, v in feats.items()}
-            add(feats, labels, positions)
-            mask = torch.isin(positions, kept)
-            for name in ("fine", "coarse"):
-                if name in labels and labels[name] is not None:
-                    labels_of.setdefault((split.name, name), []).append(
-                        labels[name][mask.to(device)].cpu()
-                    )
-            bar.update(len(x))
-        bar.close()
-    fit_labels = {n: torch.cat(v) for (s, n), v in labels_of.items() if s == "fit"}
-    score_labels = {n: torch.cat(v) for (s, n), v in labels_of.items() if s == "score"}
-    return m.rows(network, fit_labels, score_labels, knn_k)
+def _measure_network(network: str, tap: Tap | None, plan: _Plan, targets: _Targets) -> list[dict]:
+    """One network's rows (``tap`` None: the pixels): a pass over the fitting images, then one
+    over the scoring images, then the probe and kNN on the kept features."""
+    m = _Measure(targets.names, targets.sizes, plan.images.keep, plan.metrics)
+    fit_labels = _one_pass(network, tap, plan.images.fit, m.add_fit, plan, targets)
+    m.start_scoring()
+    score_labels = _one_pass(network, tap, plan.images.score, m.add_score, plan, targets)
+    kept_labels = {"fit": fit_labels, "score": score_labels}
+    return [
+        dict(zip(_COLUMNS, (network, *where, float(value))))
+        for *where, value in m.values(kept_labels, plan.knn_k)
+    ]
+
+
+def _one_pass(network, tap, split: Split, add, plan: _Plan, targets: _Targets) -> dict:
+    """Every batch of ``split`` through ``tap`` into ``add(features, labels, positions)``;
+    returns the fine and coarse labels of the images kept for the probe and kNN."""
+    labels, device = plan.images.labels, plan.reader.device
+    keep, kept = plan.images.keep[split.name], {}
+    seen = 0
+    bar = _bar(split.n, f"{network}: {split.name}", plan.show)
+    for x, fine, _ in split.batches(plan.images.batch_size):
+        positions = torch.arange(seen, seen + len(x))
+        seen += len(x)
+        fine = labels.codes(fine)
+        coarse = labels.coarse(fine)
+        x = x.to(device, non_blocking=True)
+        pixels = _pixels(x)
+        y = targets(pixels, fine.to(device), None if coarse is None else coarse.to(device))
+        add({"pixels": pixels} if tap is None else plan.reader.features(tap, x), y, positions)
+        mask = torch.isin(positions, keep).to(device)
+        for name in ("fine", "coarse"):
+            if y.get(name) is not None:
+                kept.setdefault(name, []).append(y[name][mask].cpu())
+        bar.update(len(x))
+    bar.close()
+    return {name: torch.cat(parts) for name, parts in kept.items()}
+
+
+def _measure(model, floor, plan: _Plan) -> dict[str, pd.DataFrame]:
+    """Every network's rows (the cache's payload, ``{"rows": table}``): the model, the untrained
+    floor (its BatchNorm statistics measured on the fitting images first), the raw pixels."""
+    images, reader = plan.images, plan.reader
+    targets = _Targets(plan.names, images.labels, _pixel_sample(images, plan.names), plan.seed)
+    nets = [("model", model)] + ([] if floor is None else [("untrained", floor.to(reader.device))])
+    rows = []
+    for network, net in nets:
+        net.eval()
+        if network == "untrained":
+            net = calibrate_batchnorm(net, _calibration_batches(images, reader, plan.seed))
+        tap = reader.tap(net)
+        try:
+            rows += _measure_network(network, tap, plan, targets)
+        finally:
+            tap.close()
+    if plan.pixels:
+        rows += _measure_network("pixels", None, plan, targets)
+    return {"rows": pd.DataFrame(rows)}
+
+
+@contextlib.contextmanager
+def _eval_mode(model):
+    """``model`` in eval mode inside the block, its own mode restored after (errors too)."""
+    was = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was)
 
 
 class _NoBar:
@@ -387,7 +604,64 @@ def _bar(total, desc, show):
     return tqdm(total=total, desc=desc, unit="img", leave=False)
 
 
-def analyze(  # noqa: C901 - cut into named steps (issue 34)
+# --------------------------------------------------------------------------- settings
+
+
+def _settings(plan: _Plan, targets: tuple, draws: int, floor_how: str) -> dict:
+    """Everything that decided the numbers (:attr:`Analysis.settings`)."""
+    images, reader = plan.images, plan.reader
+    return dict(
+        data=images.how,
+        fit_images=images.fit.n,
+        score_images=images.score.n,
+        classes=images.labels.k,
+        coarse_classes=images.labels.n_coarse,
+        labels_mapped=bool(images.labels.remapped),
+        layers=reader.layers,
+        targets=list(targets),
+        draws=draws,
+        metrics=list(plan.metrics),
+        probe_knn_images=[int(len(images.keep["fit"])), int(len(images.keep["score"]))],
+        subsampled=images.subsampled,
+        untrained=floor_how,
+        pixels=f"average-pooled to at most {PIXEL_SIDE}×{PIXEL_SIDE}" if plan.pixels else "none",
+        adapted=reader.adapted,
+        whitening=f"ZCA, ε = {WHITEN_EPS} × mean eigenvalue; layers wider than "
+        f"{MAX_WHITEN_DIM} not whitened",
+        knn_k=plan.knn_k,
+        seed=plan.seed,
+    )
+
+
+def _cache_key(model, floor, plan: _Plan, settings: dict) -> dict:
+    """The ``evaluate`` cache's key: both networks' weights, the data's fingerprints, every
+    setting. Results cached under it are served again: change it only with the results."""
+    images = plan.images
+    return dict(
+        kind="analyze",
+        model=data_mod.fingerprint_state(model.state_dict()),
+        untrained_weights=None if floor is None else data_mod.fingerprint_state(floor.state_dict()),
+        data=[images.fit.fingerprint, images.score.fingerprint],
+        **{k: v for k, v in settings.items() if k != "data"},
+        how=images.how,
+        output=repr(plan.reader.output),
+        batch_size=images.batch_size,
+    )
+
+
+def _checked_metrics(model, metrics, max_fit: int) -> tuple:
+    want = tuple(metrics)
+    bad = [m for m in want if m not in METRICS]
+    if bad:
+        raise ValueError(f"unknown metrics {bad}; analyze measures {', '.join(METRICS)}")
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if max_fit < 2:
+        raise ValueError(f"max_fit must be at least 2, got {max_fit}")
+    return want
+
+
+def analyze(
     model,
     data,
     layers=None,
@@ -406,8 +680,7 @@ def analyze(  # noqa: C901 - cut into named steps (issue 34)
     cache: bool = True,
     progress=None,
 ) -> Analysis:
-    """Measure how every tapped layer of ``model`` clusters ``data``, against the controls and
-    the two floors (see the module doc).
+    """Measure how each tapped layer of ``model`` clusters ``data``, with controls and floors.
 
     Parameters
     ----------
@@ -423,193 +696,28 @@ def analyze(  # noqa: C901 - cut into named steps (issue 34)
         ``"output"`` is the model's output). ``None``: :func:`default_layers`.
     targets : any of :data:`TARGETS`; a random control stands for ``draws`` draws (one row
         each), or name one draw, ``"random_function@3"``.
-    metrics : any of :data:`METRICS`. NCC and whitened NCC score the scoring images against
-        the fitting images' centres (and ZCA, ε as :data:`sslkit.WHITEN_EPS`); CDNV is
-        measured on both; the probe and kNN fit on a stratified subsample of at most
-        ``max_fit`` fitting images and score at most ``max_fit`` scoring images, fine and
-        coarse targets only.
-    untrained : the untrained floor: ``"auto"`` (:func:`untrained_copy` of ``model``), a module
-        of the same architecture, or ``None`` for no floor. Its BatchNorm statistics are measured
-        on the fitting images first, as the book's untrained floor.
+    metrics : any of :data:`METRICS`, measured as the module doc says; the probe and kNN on the
+        fine and coarse targets only, on at most ``max_fit`` images per split (stratified).
+    untrained : the untrained floor, its BatchNorm statistics measured on the fitting images:
+        ``"auto"`` (:func:`untrained_copy` of ``model``), a module of the same architecture, or
+        ``None`` for no floor.
     pixels : also measure the raw pixels (average-pooled to at most 32×32), the second floor.
 
     Returns
     -------
-    :class:`Analysis`. Results are cached in the ``evaluate`` cache, keyed by the weights of
-    both networks, the data's fingerprints and every setting.
+    :class:`Analysis`, cached in the ``evaluate`` cache by both networks' weights, the data's
+    fingerprints and every setting.
     """
-    want = tuple(metrics)
-    bad = [m for m in want if m not in METRICS]
-    if bad:
-        raise ValueError(f"unknown metrics {bad}; analyze measures {', '.join(METRICS)}")
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if max_fit < 2:
-        raise ValueError(f"max_fit must be at least 2, got {max_fit}")
-    device = (
-        torch.device(device)
-        if device is not None
-        else next((p.device for p in model.parameters()), torch.device("cpu"))
-    )
-    show = progress_enabled() if progress is None else progress
+    want = _checked_metrics(model, metrics, max_fit)
     layer_map = resolve_layers(model, layers)
-    fit, score, how = fit_and_score(data, seed)
-    if untrained == "auto":
-        floor = untrained_copy(model, stream_seed(seed, "weights"))
-        floor_how = "the model's layers re-initialised (PyTorch defaults), BatchNorm calibrated"
-    elif untrained is None:
-        floor, floor_how = None, "none"
-    elif isinstance(untrained, torch.nn.Module):
-        floor, floor_how = copy.deepcopy(untrained), "given; BatchNorm calibrated on the data"
-    else:
-        raise TypeError("untrained must be 'auto', None or a torch.nn.Module")
-
-    # labels: codes 0..K−1 (mapped, and said so, when they are other integers)
-    fit_fine, fit_coarse = labels_of(fit, batch_size)
-    score_fine, score_coarse = labels_of(score, batch_size)
-    if torch.is_floating_point(fit_fine):
-        raise ValueError("labels must be integers; map them first (np.unique(return_inverse=True))")
-    classes = torch.unique(torch.cat([fit_fine, score_fine]))
-    if len(torch.unique(fit_fine)) < 2:
-        raise ValueError(
-            f"the fitting images hold one class only ({int(fit_fine[0])}): clustering by class "
-            "needs at least two"
-        )
-    remapped = not torch.equal(classes, torch.arange(len(classes)))
-    if remapped:
-        warnings.warn(
-            f"labels are not 0..K−1 (they are {classes[:5].tolist()}…); mapped to "
-            f"0..{len(classes) - 1} in sorted order", stacklevel=2,
-        )  # fmt: skip
-    k = len(classes)
-
-    def to_codes(y):
-        return torch.searchsorted(classes, y.long())
-
-    parent = None
-    n_coarse = 0
-    if fit_coarse is not None:
-        codes = to_codes(fit_fine)
-        coarse_classes = torch.unique(
-            torch.cat([fit_coarse] + ([score_coarse] if score_coarse is not None else []))
-        )
-        parent = torch.full((k,), -1, dtype=torch.long)
-        cc = torch.searchsorted(coarse_classes, fit_coarse.long())
-        parent[codes] = cc
-        if (parent < 0).any():  # a class only in the scoring images: its group is unknown
-            raise ValueError(
-                f"fine classes {classes[parent < 0].tolist()} have no fitting image; every class "
-                "needs fitting images"
-            )
-        pairs = [(codes, cc)]
-        if score_coarse is not None:
-            pairs.append((to_codes(score_fine), torch.searchsorted(coarse_classes, score_coarse)))
-        for fine_codes, coarse_codes in pairs:  # every image's coarse label is its class's
-            clash = parent[fine_codes] != coarse_codes
-            if clash.any():
-                raise ValueError(
-                    f"fine class {int(classes[fine_codes[clash][0]])} has images in more than one "
-                    "coarse class: coarse labels must group whole fine classes"
-                )
-        n_coarse = len(coarse_classes)
-    have_coarse = parent is not None
-    targets = tuple(targets)
-    if targets == TARGETS and not have_coarse:  # the defaults: the coarse ones where there are any
-        targets = tuple(t for t in targets if t not in ("coarse", "coarse_random"))
-    names = _expand(targets, draws, have_coarse)
-
-    for split in (fit, score):
-        split.map_fine = to_codes
-        if have_coarse:
-            split.map_coarse = lambda fine, coarse, p=parent: p.to(fine.device)[fine]
-        else:
-            split.map_coarse = lambda fine, coarse: None
-
-    fit_keep = _stratified(to_codes(fit_fine), max_fit, stream_seed(seed, "pixel_subsets", 0))
-    score_keep = _stratified(to_codes(score_fine), max_fit, stream_seed(seed, "pixel_subsets", 1))
-
-    # one batch through the model: its shape problems are found before any long pass
-    x0, _, _ = next(iter(fit.batches(min(batch_size, 2))))
-    adapt, adapted = adapt_channels(model, x0.shape[1])
-    model_was = model.training
-    model.eval()
-    tap = Tap(model, layer_map, output)
-    try:
-        with torch.no_grad():
-            tap(adapt(x0.to(device)))
-    except (RuntimeError, ValueError) as err:
-        tap.close()
-        if isinstance(err, ValueError):
-            raise
-        first = str(err).splitlines()[0]
-        raise ValueError(
-            f"the model cannot take images of shape {tuple(x0.shape)} (N×C×H×W): {first}. Resize "
-            "or convert them to what the model was trained on (e.g. with a torchvision "
-            "transform), or give images of the right size"
-        ) from None
-    tap.close()
-
-    settings = dict(
-        data=how,
-        fit_images=fit.n,
-        score_images=score.n,
-        classes=k,
-        coarse_classes=n_coarse,
-        labels_mapped=bool(remapped),
-        layers=layer_map,
-        targets=list(targets),
-        draws=draws,
-        metrics=list(want),
-        probe_knn_images=[int(len(fit_keep)), int(len(score_keep))],
-        subsampled=bool(len(fit_keep) < fit.n or len(score_keep) < score.n),
-        untrained=floor_how,
-        pixels=f"average-pooled to at most {PIXEL_SIDE}×{PIXEL_SIDE}" if pixels else "none",
-        adapted=adapted,
-        whitening=f"ZCA, ε = {WHITEN_EPS} × mean eigenvalue; layers wider than "
-        f"{MAX_WHITEN_DIM} not whitened",
-        knn_k=knn_k,
-        seed=seed,
-    )
-    key = dict(
-        kind="analyze",
-        model=data_mod.fingerprint_state(model.state_dict()),
-        untrained_weights=None if floor is None else data_mod.fingerprint_state(floor.state_dict()),
-        data=[fit.fingerprint, score.fingerprint],
-        **{k_: v for k_, v in settings.items() if k_ != "data"},
-        how=how,
-        output=repr(output),
-        batch_size=batch_size,
-    )
-
-    def compute():
-        pixel_sample = (
-            torch.cat([_pixels(x) for x, _, _ in fit.batches(batch_size, fit_keep)]).cpu()
-            if any(n.startswith("random_function") for n in names)
-            else None
-        )
-        tgt = _Targets(names, k, n_coarse, parent, pixel_sample, seed)
-        rows = []
-        nets = [("model", model)]
-        if floor is not None:
-            nets.append(("untrained", floor.to(device)))
-        for network, net in nets:
-            net.eval()
-            if network == "untrained":
-                _calibrate(net, fit, adapt, device, batch_size, max_fit, seed)
-            t = Tap(net, layer_map, output)
-            try:
-                rows += _measure_network(network, t, fit, score, tgt, want, adapt, device,
-                                         batch_size, fit_keep, score_keep, knn_k, show)  # fmt: skip
-            finally:
-                t.close()
-        if pixels:
-            rows += _measure_network("pixels", None, fit, score, tgt, want, adapt, device,
-                                     batch_size, fit_keep, score_keep, knn_k, show,
-                                     pixels_only=True)  # fmt: skip
-        return {"rows": pd.DataFrame(rows)}
-
-    try:
-        table = cached("evaluate", key, compute, enabled=cache)["rows"]
-    finally:
-        model.train(model_was)
-    return Analysis(table, settings)
+    images = _images(data, batch_size, max_fit, seed)
+    floor, floor_how = _floor(model, untrained, seed)
+    targets, names = _target_names(targets, draws, images.labels)
+    show = progress_enabled() if progress is None else progress
+    with _eval_mode(model):
+        reader = _reader(model, images, layer_map, output, device)
+        plan = _Plan(images, reader, names, want, knn_k=knn_k, seed=seed, pixels=pixels, show=show)
+        settings = _settings(plan, targets, draws, floor_how)
+        key = _cache_key(model, floor, plan, settings)
+        table = cached("evaluate", key, lambda: _measure(model, floor, plan), enabled=cache)
+    return Analysis(table["rows"], settings)

@@ -14,6 +14,7 @@ import functools
 
 from ..experiment import store
 from ..experiment.runs import NoSubsets, datasets_for
+from ..learn.augment import pixel_features
 from ..measure import metrics
 from ..profiles import Profile
 from ..runtime import register_cache
@@ -38,7 +39,7 @@ def compute_pixel_floor(profile: Profile, subsets: int = 0):
     in subset ``i mod subsets``, as :func:`sslkit.evaluation.evaluate_features` scores the
     networks): returns ``(floors, {ruler: [value on subset 0, 1, …]})``."""
     _, eval_train, eval_test = datasets_for(profile)
-    xtr, xte = (d.images.flatten(1).float() / 255 for d in (eval_train, eval_test))
+    xtr, xte = (pixel_features(d.images) for d in (eval_train, eval_test))
     ytr, yte = eval_train.labels, eval_test.labels
     correct = {
         "ncc": metrics.ncc_accuracy(xte, yte, xtr, ytr, per_sample=True),

@@ -21,6 +21,7 @@ from scipy import stats
 
 from ..experiment.configs import RATIOS, trained
 from ..experiment.runs import Run, current_subset
+from ..learn.augment import pixel_features
 from ..learn.data import load
 from ..measure.metrics import ncc_accuracy
 from ..measure.targets import DRAWN, draws
@@ -300,9 +301,9 @@ def pixels_vs_chance(prof, seeds):
         tr = train_set.subset(prof.eval_size, seed=stream_seed(s, "pixel_subsets", 0))
         te = test.subset(prof.eval_size, seed=stream_seed(s, "pixel_subsets", 1))
         acc = ncc_accuracy(
-            te.images.flatten(1).float() / 255,
+            pixel_features(te.images),
             te.labels,
-            tr.images.flatten(1).float() / 255,
+            pixel_features(tr.images),
             tr.labels,
         )
         rows.append(dict(seed=s, value=acc, control=1 / train_set.num_classes))

@@ -13,6 +13,7 @@ from .data import DATASETS
 from .data import cache_dir
 from . import augment
 from .augment import to_float
+from .augment import pixel_features
 from .augment import random_resized_crop
 from .augment import color_jitter
 from .augment import random_grayscale
@@ -82,6 +83,7 @@ __all__ = [
     "DATASETS",
     "cache_dir",
     "to_float",
+    "pixel_features",
     "random_resized_crop",
     "color_jitter",
     "random_grayscale",

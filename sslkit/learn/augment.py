@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "to_float",
+    "pixel_features",
     "random_resized_crop",
     "color_jitter",
     "random_grayscale",
@@ -60,6 +61,12 @@ def to_float(images: torch.Tensor, mean=None, std=None) -> torch.Tensor:
         s = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
         x = (x - m) / s
     return x
+
+
+def pixel_features(images) -> torch.Tensor:
+    """The raw pixels as features: uint8 images N×… → N×D float32 in [0, 1], one row per image
+    (what the pixel floor is measured on)."""
+    return torch.as_tensor(images).flatten(1).float() / 255
 
 
 def random_resized_crop(x, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), flip_p=0.5, generator=None):

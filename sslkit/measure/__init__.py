@@ -21,6 +21,7 @@ from .metrics import uniformity
 from . import streaming
 from .streaming import ClassStats
 from .streaming import NCCScore
+from .streaming import whiten
 from . import targets
 from .targets import random_targets
 from .targets import random_grouping
@@ -65,6 +66,7 @@ __all__ = [
     "uniformity",
     "ClassStats",
     "NCCScore",
+    "whiten",
     "random_targets",
     "random_grouping",
     "random_function_targets",

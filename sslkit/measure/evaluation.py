@@ -96,20 +96,27 @@ def calibrate_batchnorm(backbone, images, mean=None, std=None, batch_size: int =
     statistics of its data. Comparing the two would credit training with what is only
     BatchNorm calibration; the fair control is the untrained weights with statistics
     measured on the data (the average of equal-sized batches' mean and variance).
+
+    ``images``: uint8 images N×C×H×W (``to_float`` with ``mean``, ``std``; the last
+    ``N mod batch_size`` left out), or an iterable of equal-sized float batches ready for the
+    network (on its device), for images that do not fit in memory (:func:`sslkit.analyze`).
     """
     net = copy.deepcopy(backbone)
     norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return net.eval()
     for m in norms:
         m.reset_running_stats()
         m.momentum = None  # a plain average over the batches
-    device = next(net.parameters()).device
-    n = len(images)
-    size = min(batch_size, n)
+    if torch.is_tensor(images):
+        device = next(net.parameters()).device
+        n = len(images)
+        size = min(batch_size, n)
+        chunks = images[: n - n % size].split(size)
+        images = (to_float(chunk.to(device), mean, std) for chunk in chunks)
     net.train()
-    for chunk in images[: n - n % size].split(
-        size
-    ):  # equal batches: the average is the data's statistics
-        net(to_float(chunk.to(device), mean, std))
+    for x in images:  # equal batches: the average is the data's statistics
+        net(x)
     return net.eval()
 
 

@@ -24,7 +24,7 @@ import torch
 
 from .metrics import WHITEN_EPS
 
-__all__ = ["ClassStats", "NCCScore"]
+__all__ = ["ClassStats", "NCCScore", "whiten"]
 
 
 def _shifted_sums(x, y, shift, k: int, block: int = 512):
@@ -178,16 +178,25 @@ class ClassStats:
         return mu, (U * (lam + floor).rsqrt()) @ U.T
 
 
+def whiten(x: torch.Tensor, whitener) -> torch.Tensor:
+    """``(x − μ) W`` in float64: features whitened by a ZCA ``whitener = (μ, W)``
+    (:meth:`ClassStats.whitener`)."""
+    mu, w = whitener
+    return (x.double() - mu.to(x.device)) @ w.to(x.device)
+
+
 class NCCScore:
     """NCC accuracy accumulated over batches against fixed centres: ``add(x, y)`` counts the
     samples whose nearest centre (``argmin_c ‖x − μ_c‖``, among the classes ``present``) is
     their own class. With a ZCA ``whitener = (μ, W)``, features and centres are whitened
-    first (the whitened-NCC ruler). ``per_sample=True`` keeps each sample's boolean."""
+    first (the whitened-NCC ruler). ``per_sample=True`` keeps each sample's boolean.
+
+    With one class present, its samples all count as right: a trivial score that
+    :func:`sslkit.analyze` reports for a target of one group (where
+    :func:`sslkit.metrics.ncc_accuracy` refuses one class)."""
 
     def __init__(self, stats: ClassStats, whitener=None, per_sample: bool = False):
         self.classes = stats.present
-        if len(self.classes) < 2:
-            raise ValueError("NCC needs at least two classes with samples")
         centres = stats.centres[self.classes]
         self.whitener = whitener
         if whitener is not None:
@@ -199,11 +208,12 @@ class NCCScore:
         self.total = 0
         self.per_sample = [] if per_sample else None
 
-    def add(self, x: torch.Tensor, y: torch.Tensor) -> None:
+    def add(self, x: torch.Tensor, y: torch.Tensor, whitened: torch.Tensor | None = None) -> None:
+        """Score the N×D batch ``x`` with labels ``y``. ``whitened``: ``whiten(x, whitener)``
+        when it is already computed (scores that share a whitener whiten each batch once)."""
         x = x.detach()
         if self.whitener is not None:
-            mu, w = self.whitener
-            x = (x.double() - mu) @ w
+            x = whiten(x, self.whitener) if whitened is None else whitened
             centres = self.centres
             shift = None
         else:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..learn.augment import pixel_features
 from ..runtime import register_cache
 from ..seeds import stream_seed
 from .evaluation import calibrate_batchnorm, extract_features
@@ -157,8 +158,7 @@ def random_function_targets(
     finds (not forced to be balanced).
     """
     g = torch.Generator().manual_seed(int(seed))
-    x = torch.as_tensor(train_images).flatten(1).float() / 255
-    t = torch.as_tensor(test_images).flatten(1).float() / 255
+    x, t = pixel_features(train_images), pixel_features(test_images)
     proj, centres = projected_kmeans(x, k, g, dim, iterations)
     return torch.cdist(x @ proj, centres).argmin(1), torch.cdist(t @ proj, centres).argmin(1)
 
