@@ -58,8 +58,10 @@ __all__ = [
 # 3: keys hold the data's fingerprint, evaluations the weights' hash; named random streams.
 # 5f92b1b9…: one NCC (streaming.NCCScore) and one BatchNorm calibration serve analyze too, with
 # identical results (a refactor, so no bump; tests/test_reverse.py pins the key and values).
+# 7d51729d…: linear_probe, evaluate_features and make_targets cut into named steps; 153 cache
+# keys and every value recomputed before and after were identical (a refactor, no bump).
 CACHE_VERSION = 3
-MEASURE_CODE = "5f92b1b97747eadf"
+MEASURE_CODE = "7d51729d732ddc24"
 # Written by sslkit in every cache root; `clean` deletes nothing in a folder without it.
 MARKER = ".sslkit-cache"
 

@@ -650,3 +650,26 @@ def test_the_answer_key_links_terms_with_the_books_links():
     key = course.answer_key(exercises, {"toy": ({"sq": "4.0%"}, {})}, links)
     assert '<a href="https://example.org/g.html#term-NCC">NCC</a>' in key
     assert "<code>{term}`NCC`</code>" in key and "4.0%." in key
+
+
+@pytest.mark.parametrize(
+    "flag, wanted", [([], None), (["--sandbox"], True), (["--no-sandbox"], False)]
+)
+def test_the_grade_command_passes_the_sandbox_choice(tmp_path, monkeypatch, flag, wanted):
+    seen = {}
+
+    def grade(*args, **kwargs):
+        seen.update(kwargs)
+        return pd.DataFrame({"submission": []})
+
+    monkeypatch.setattr(course, "grade", grade)
+    assert course.main(["grade", str(tmp_path), "--out", str(tmp_path / "s.csv"), *flag]) == 0
+    assert seen["sandboxed"] is wanted
+
+
+def test_grading_with_sandbox_true_refuses_where_there_is_none(tmp_path, monkeypatch):
+    from sslkit.teach import sandbox
+
+    monkeypatch.setattr(sandbox, "problem", lambda: "bwrap is not installed (planted)")
+    with pytest.raises(RuntimeError, match="cannot grade in a sandbox: bwrap is not installed"):
+        grading.grade(tmp_path, tmp_path, tmp_path / "s.csv", sandboxed=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import inspect
 import math
 import time
@@ -77,8 +78,9 @@ class NoSubsets(KeyError):
     run, a metric that is not an accuracy, a floor measured on all images only)."""
 
 
-# Which evaluation subset of the test images a measurement reads (None: all of them).
-_SUBSET: contextvars.ContextVar[int | None] = contextvars.ContextVar("subset", default=None)
+# The evaluation subset (split "test@k") of the enclosing evaluation_subset block, which the
+# test values a run answers come from; None: all the test images.
+_CURRENT_SUBSET: contextvars.ContextVar[int | None] = contextvars.ContextVar("subset", default=None)
 
 
 @contextlib.contextmanager
@@ -87,16 +89,16 @@ def evaluation_subset(k: int):
     ``k`` (split ``"test@k"``, :func:`~sslkit.evaluation.evaluate_features`): a finding's
     measurement repeated on each subset shows how much it owes to which test images were drawn.
     A run without the subset's values raises :class:`NoSubsets`; train values are unchanged."""
-    token = _SUBSET.set(int(k))
+    token = _CURRENT_SUBSET.set(int(k))
     try:
         yield
     finally:
-        _SUBSET.reset(token)
+        _CURRENT_SUBSET.reset(token)
 
 
 def current_subset() -> int | None:
     """The evaluation subset of the enclosing :func:`evaluation_subset` block, or ``None``."""
-    return _SUBSET.get()
+    return _CURRENT_SUBSET.get()
 
 
 # The profile settings that change a trained network (the train cache key); eval_size only changes
@@ -142,12 +144,13 @@ def datasets_for(profile: Profile, download: bool = True):
     allow a download when the files are nowhere on this machine.
     """
     key = (profile.dataset, profile.train_size, profile.eval_size)
-    if key not in _SUBSETS:
-        _SUBSETS[key] = _datasets_for(profile, download)
-    return _SUBSETS[key]
+    if key not in _PROFILE_DATASETS:
+        _PROFILE_DATASETS[key] = _datasets_for(profile, download)
+    return _PROFILE_DATASETS[key]
 
 
-_SUBSETS: dict = register_cache({})
+# (dataset, train_size, eval_size) -> the three datasets of datasets_for
+_PROFILE_DATASETS: dict = register_cache({})
 
 
 def _datasets_for(profile: Profile, download: bool):
@@ -319,102 +322,75 @@ class Run:
             batchnorm="calibrated on the evaluation images" if epoch == 0 else "trained",
         )
 
-    def _evaluate_epoch(  # noqa: C901 - to be cut (issue 34)
+    def _evaluate_epoch(
         self, epoch, targets, metrics, sample_level, dim=None, subsets=0
     ) -> pd.DataFrame:
-        prof = self.profile
+        """The rows of one snapshot: every target × metric at every stage, then the sample-level
+        metrics; each read from the *evaluate* cache or computed, the features extracted once."""
         snapshot = self._snapshot_key(epoch)
-        base = dict(snapshot)
-        if dim == "pca":
-            base["dim"] = dim
-            base["projection"] = "per-stage PCA to the smallest width, fitted on the train features"
-        elif dim is not None:
-            base["dim"] = dim
-            base["projection"] = "orthonormal, seeded by the run's seed"
-        _, eval_train, eval_test = datasets_for(prof)
-
-        def features():
-            key = (config_hash(snapshot), prof.eval_size)
-            if key not in _FEATURES:
-                net = self.backbone_at(epoch)
-                mean, std = eval_train.mean_std()
-                _FEATURES[key] = {
-                    "train": extract_features(net, eval_train.images, mean, std, stages=True),
-                    "test": extract_features(net, eval_test.images, mean, std, stages=True),
-                }
-                while len(_FEATURES) > _FEATURES_KEPT:
-                    _FEATURES.pop(next(iter(_FEATURES)))
-            return _FEATURES[key]
-
-        projected = {}
-
-        def features_at_dim():
-            """The features as the metrics see them (projected once for all targets)."""
-            if not projected:
-                xtr, xte = features()["train"], features()["test"]
-                if dim == "pca":
-                    xtr, xte = pca_stages(xtr, xte)
-                elif dim is not None:
-                    xtr, xte = project_stages(xtr, xte, dim, seed=self.seed)
-                projected.update(train=xtr, test=xte)
-            return projected["train"], projected["test"]
-
-        frames = []
-        for name in targets:
-            for metric in metrics:
-
-                def compute(name=name, metric=metric):
-                    labels = make_targets(
-                        name, eval_train, eval_test, seed=self.seed, make_backbone=self._fresh
-                    )
-                    xtr, xte = features_at_dim()
-                    rows = evaluate_features(
-                        xtr, xte, labels, self.stage_names, metric, subsets=subsets
-                    )
-                    return {"rows": rows}
-
-                key = {**base, "target": name, "metric": metric}
-                if subsets and metric in ACCURACIES:  # keys without subsets stay as they were
-                    key["subsets"] = subsets
-                rows = cached("evaluate", key, compute)["rows"]
-                frames.append(rows.assign(target=name))
+        base = _with_projection(snapshot, dim)
+        features = _SnapshotFeatures(self, epoch, snapshot, dim)
+        frames = [
+            self._evaluate_target(features, base, name, metric, subsets)
+            for name in targets
+            for metric in metrics
+        ]
         if sample_level:
-            sample_key = dict(base, method=self.method)  # the views are the method's
-            for metric in SAMPLE_METRICS:
-
-                def compute_sample(metric=metric):
-                    net = self.backbone_at(epoch)
-                    g = generator(self.seed, "sample_views", device=self.device)
-                    meth = make_method(
-                        self.method, eval_train, projector=prof.projector, **self.loss
-                    )
-                    images = eval_test.images[:SAMPLE_LEVEL_IMAGES]
-                    if metric == "sample_ncc":
-                        value = measure_sample_ncc(
-                            net, images, meth.view_augment, n_views=SAMPLE_LEVEL_VIEWS, generator=g
-                        )
-                    else:  # the same views as sample-level NCC's centres (same stream)
-                        value = view_tightness(
-                            view_features(net, images, meth.view_augment, SAMPLE_LEVEL_VIEWS, g)
-                        )
-                    row = dict(stage=self.last_stage, split="test", metric=metric, value=value)
-                    return {"rows": pd.DataFrame([row])}
-
-                rows = cached(
-                    "evaluate",
-                    {
-                        **sample_key,
-                        "target": "sample",
-                        "metric": metric,
-                        "images": SAMPLE_LEVEL_IMAGES,
-                        "views": SAMPLE_LEVEL_VIEWS,
-                    },
-                    compute_sample,
-                )["rows"]
-                frames.append(rows.assign(target="sample"))
+            frames += [self._evaluate_sample(epoch, base, metric) for metric in SAMPLE_METRICS]
         out = pd.concat(frames, ignore_index=True)
         out.insert(0, "epoch", epoch)
         return out[["epoch", "stage", "target", "split", "metric", "value"]]
+
+    def _evaluate_target(self, features, base: dict, name: str, metric: str, subsets: int):
+        """One target × metric at every stage of a snapshot (cached)."""
+        key = {**base, "target": name, "metric": metric}
+        if subsets and metric in ACCURACIES:  # keys without subsets stay as they were
+            key["subsets"] = subsets
+        compute = functools.partial(self._target_rows, features, name, metric, subsets)
+        return cached("evaluate", key, compute)["rows"].assign(target=name)
+
+    def _target_rows(self, features, name: str, metric: str, subsets: int) -> dict:
+        """:meth:`_evaluate_target`, computed: the targets, then the metric on the features."""
+        _, eval_train, eval_test = datasets_for(self.profile)
+        labels = make_targets(
+            name, eval_train, eval_test, seed=self.seed, make_backbone=self._fresh
+        )
+        xtr, xte = features.seen()
+        rows = evaluate_features(xtr, xte, labels, self.stage_names, metric, subsets=subsets)
+        return {"rows": rows}
+
+    def _evaluate_sample(self, epoch: int, base: dict, metric: str) -> pd.DataFrame:
+        """One of :data:`SAMPLE_METRICS` at the last stage of a snapshot (cached); the views are
+        the method's, so the method is part of the key."""
+        key = {
+            **base,
+            "method": self.method,
+            "target": "sample",
+            "metric": metric,
+            "images": SAMPLE_LEVEL_IMAGES,
+            "views": SAMPLE_LEVEL_VIEWS,
+        }
+        compute = functools.partial(self._sample_rows, epoch, metric)
+        return cached("evaluate", key, compute)["rows"].assign(target="sample")
+
+    def _sample_rows(self, epoch: int, metric: str) -> dict:
+        """:meth:`_evaluate_sample`, computed on :data:`SAMPLE_LEVEL_VIEWS` views of each of the
+        first :data:`SAMPLE_LEVEL_IMAGES` test images, drawn from the ``sample_views`` stream."""
+        _, eval_train, eval_test = datasets_for(self.profile)
+        net = self.backbone_at(epoch)
+        g = generator(self.seed, "sample_views", device=self.device)
+        meth = make_method(self.method, eval_train, projector=self.profile.projector, **self.loss)
+        images = eval_test.images[:SAMPLE_LEVEL_IMAGES]
+        if metric == "sample_ncc":
+            value = measure_sample_ncc(
+                net, images, meth.view_augment, n_views=SAMPLE_LEVEL_VIEWS, generator=g
+            )
+        else:  # the same views as sample-level NCC's centres (same stream)
+            value = view_tightness(
+                view_features(net, images, meth.view_augment, SAMPLE_LEVEL_VIEWS, g)
+            )
+        row = dict(stage=self.last_stage, split="test", metric=metric, value=value)
+        return {"rows": pd.DataFrame([row])}
 
     def value(
         self,
@@ -467,6 +443,58 @@ class Run:
     ) -> float:
         """The metric at epoch 0: the untrained network of the same seed."""
         return self.value(metric, 0, split, target, stage, dim)
+
+
+def _with_projection(snapshot: dict, dim) -> dict:
+    """The key of a snapshot's evaluations: the snapshot's, and the projection the metrics see
+    the features through (none, a seeded orthonormal one, or PCA; see :meth:`Run.evaluate`)."""
+    base = dict(snapshot)
+    if dim == "pca":
+        base["dim"] = dim
+        base["projection"] = "per-stage PCA to the smallest width, fitted on the train features"
+    elif dim is not None:
+        base["dim"] = dim
+        base["projection"] = "orthonormal, seeded by the run's seed"
+    return base
+
+
+@dataclass
+class _SnapshotFeatures:
+    """The features of one snapshot at every stage, on the evaluation images: extracted when
+    first asked for (and kept in memory for the next snapshot evaluations, :data:`_FEATURES`),
+    projected once as ``dim`` asks."""
+
+    run: Run
+    epoch: int
+    snapshot: dict  # Run._snapshot_key(epoch)
+    dim: object = None
+    _seen: tuple | None = None
+
+    def extracted(self) -> dict[str, list[torch.Tensor]]:
+        """``{"train": [...], "test": [...]}``: one N×D tensor per stage of each split."""
+        key = (config_hash(self.snapshot), self.run.profile.eval_size)
+        if key not in _FEATURES:
+            _, eval_train, eval_test = datasets_for(self.run.profile)
+            net = self.run.backbone_at(self.epoch)
+            mean, std = eval_train.mean_std()
+            _FEATURES[key] = {
+                "train": extract_features(net, eval_train.images, mean, std, stages=True),
+                "test": extract_features(net, eval_test.images, mean, std, stages=True),
+            }
+            while len(_FEATURES) > _FEATURES_KEPT:
+                _FEATURES.pop(next(iter(_FEATURES)))
+        return _FEATURES[key]
+
+    def seen(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """(train, test) features as the metrics see them (projected once for all targets)."""
+        if self._seen is None:
+            xtr, xte = self.extracted()["train"], self.extracted()["test"]
+            if self.dim == "pca":
+                xtr, xte = pca_stages(xtr, xte)
+            elif self.dim is not None:
+                xtr, xte = project_stages(xtr, xte, self.dim, seed=self.run.seed)
+            self._seen = (xtr, xte)
+        return self._seen
 
 
 def _fit_or_explain_memory(prof: Profile, *args, **kwargs):
@@ -576,20 +604,49 @@ def train(
         prof = prof.replace(epochs=epochs)
     train_set, _, _ = datasets_for(prof)
     config = train_config(method, prof, seed, loss, train_set.fingerprint())
-    loss = config["loss"]
     device = torch.device(device) if device is not None else default_device()
-    meth = make_method(method, train_set, projector=prof.projector, **loss)
-    snap_epochs = [e for e in prof.eval_epochs() if stop_after is None or e <= stop_after]
-    cache = cache and stop_after is None
+    job = _Training(method, prof, seed, config["loss"], train_set, device, progress, stop_after)
+    result = _train_or_load(job, config, cache=cache and stop_after is None)
+    return job.run(result, config_hash(config))
 
-    def compute():
+
+@dataclass
+class _Training:
+    """One run of :func:`train`: what it trains (:meth:`compute`), how a stored one is checked
+    (:meth:`check`), and the :class:`Run` either becomes (:meth:`run`)."""
+
+    method: str
+    prof: Profile
+    seed: int
+    loss: dict  # validated, defaults filled in (train_config)
+    train_set: data_mod.Dataset
+    device: torch.device
+    progress: bool | None = None
+    stop_after: int | None = None
+    meth: Method = field(init=False)
+    snap_epochs: list[int] = field(init=False)  # the epochs whose backbone is kept
+
+    def __post_init__(self):
+        self.meth = make_method(
+            self.method, self.train_set, projector=self.prof.projector, **self.loss
+        )
+        self.snap_epochs = [
+            e for e in self.prof.eval_epochs() if self.stop_after is None or e <= self.stop_after
+        ]
+
+    def model(self) -> SSLModel:
+        return build_model(self.meth, self.prof, self.train_set)
+
+    def compute(self) -> dict:
+        """Train: the loss history, the backbone at every snapshot epoch, the final weights and
+        the wall time."""
         started = time.perf_counter()
         # Same seed, same initial backbone for every method; the caller's random state is
         # left as it was.
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(stream_seed(seed, "weights"))
-            model = build_model(meth, prof, train_set)
-        warn_if_long(model, method, prof)
+            torch.manual_seed(stream_seed(self.seed, "weights"))
+            model = self.model()
+        warn_if_long(model, self.method, self.prof)
         snapshots = {}
 
         def snapshot(m, epoch):
@@ -597,21 +654,22 @@ def train(
                 k: v.detach().cpu().clone() for k, v in m.backbone.state_dict().items()
             }
 
+        prof = self.prof
         history = _fit_or_explain_memory(
             prof,
             model,
-            meth,
-            train_set.to(device),
+            self.meth,
+            self.train_set.to(self.device),
             epochs=prof.epochs,
             batch_size=prof.batch_size,
             lr=prof.lr,
             weight_decay=prof.weight_decay,
-            seed=seed,
+            seed=self.seed,
             callbacks=[snapshot],
-            eval_epochs=snap_epochs,
-            progress=progress,
-            device=device,
-            stop_after=stop_after,
+            eval_epochs=self.snap_epochs,
+            progress=self.progress,
+            device=self.device,
+            stop_after=self.stop_after,
         )
         return dict(
             history=history,
@@ -620,14 +678,16 @@ def train(
             seconds=time.perf_counter() - started,
         )
 
-    def check(result: dict) -> None:
+    def check(self, result: dict) -> None:
         """A stored run must load into this model, with every snapshot, all finite."""
         missing = {"history", "snapshots", "state_dict"} - set(result)
         if missing:
             raise ValueError(f"missing {sorted(missing)}")
-        if sorted(int(e) for e in result["snapshots"]) != snap_epochs:
-            raise ValueError(f"snapshots at {sorted(result['snapshots'])}, expected {snap_epochs}")
-        model = build_model(meth, prof, train_set)
+        if sorted(int(e) for e in result["snapshots"]) != self.snap_epochs:
+            raise ValueError(
+                f"snapshots at {sorted(result['snapshots'])}, expected {self.snap_epochs}"
+            )
+        model = self.model()
         for state in (result["state_dict"], *result["snapshots"].values()):
             target = (
                 model.state_dict() if state is result["state_dict"] else model.backbone.state_dict()
@@ -637,26 +697,38 @@ def train(
             if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
                 raise ValueError("non-finite weights")
 
-    # several processes (torchrun): every rank reads a stored run, only rank 0 stores one, and
-    # the other ranks then read rank 0's (their own training kept no snapshots)
-    result = cached("train", config, compute, enabled=cache, validate=check, write=is_main())
+    def run(self, result: dict, key: str) -> Run:
+        """The trained (or loaded) ``result`` as a :class:`Run` on the device, in eval mode."""
+        model = self.model()
+        model.load_state_dict(result["state_dict"])
+        model.to(self.device).eval()
+        snapshots = {int(e): s for e, s in result["snapshots"].items()}
+        return Run(
+            self.method,
+            self.prof,
+            self.seed,
+            self.loss,
+            model,
+            result["history"],
+            snapshots,
+            key,
+            self.device,
+            seconds=float(result.get("seconds", math.nan)),
+        )
+
+
+def _train_or_load(job: _Training, config: dict, cache: bool) -> dict:
+    """The stored run of ``config``, or ``job`` trained (and stored when ``cache``).
+
+    Several processes (torchrun): every rank reads a stored run, only rank 0 stores one, and
+    the other ranks then read rank 0's (their own training kept no snapshots)."""
+    result = cached(
+        "train", config, job.compute, enabled=cache, validate=job.check, write=is_main()
+    )
     if world_size() > 1 and cache:
         barrier()
         if not is_main():
-            result = cached("train", config, compute, enabled=cache, validate=check, write=False)
-    model = build_model(meth, prof, train_set)
-    model.load_state_dict(result["state_dict"])
-    model.to(device).eval()
-    snapshots = {int(e): s for e, s in result["snapshots"].items()}
-    return Run(
-        method,
-        prof,
-        seed,
-        loss,
-        model,
-        result["history"],
-        snapshots,
-        config_hash(config),
-        device,
-        seconds=float(result.get("seconds", math.nan)),
-    )
+            result = cached(
+                "train", config, job.compute, enabled=cache, validate=job.check, write=False
+            )
+    return result

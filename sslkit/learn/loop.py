@@ -7,10 +7,31 @@ evaluation callbacks at chosen epochs, saves and resumes checkpoints, stops on a
 non-finite loss or gradient, and warns when the embeddings collapse. It returns a tidy
 pandas DataFrame: one row per (epoch, step, phase, metric[, stage, target, split]) value.
 
+What :func:`fit` does with its arguments, beyond its docstring:
+
+- The model is trained as it comes (its weights are seeded by whoever built it, e.g.
+  :func:`sslkit.runs.train`), in channels_last memory format, under bfloat16 autocast on a GPU
+  that computes it natively (:func:`~sslkit.runtime.autocast_dtype`), else in float32.
+- The learning rate: AdamW with one epoch of linear warm-up, then cosine decay to 0, stepped
+  per batch. The last incomplete batch of an epoch is dropped (batch statistics need full
+  batches). The run's ``batches`` stream (:mod:`sslkit.seeds`) draws the shuffling, the
+  augmentations and the pretext labels, so a CPU run is repeatable.
+- A callback's dict becomes rows ``metric=value``; a DataFrame is appended as it is; ``None``
+  adds nothing. A checkpoint (``epoch_{N}.pt`` and ``last.pt``) holds the model, optimiser,
+  schedule, random state and history; a resumed run equals the uninterrupted one.
+- An epoch whose mean ``embedding_std`` is below ``collapse_threshold`` adds a ``collapse`` row
+  and a :class:`CollapseWarning`. ``stop_after`` trains the first epochs of the full run
+  exactly, on the schedule of all ``epochs``: how the evidence store is re-verified.
+
 Several processes (``torchrun``, :mod:`sslkit.distributed`): the model is wrapped in
-``DistributedDataParallel`` (BatchNorm synchronised by default), every rank draws the same
-permutation from the shared ``batches`` stream and trains on its shard of each global batch,
-and only rank 0 evaluates, checkpoints and shows progress. In one process nothing changes.
+``DistributedDataParallel``, every rank draws the same permutation from the shared ``batches``
+stream and trains on its shard of each global batch, and only rank 0 evaluates, checkpoints
+and shows progress. In one process nothing changes. ``sync_batchnorm`` synchronises BatchNorm
+statistics over the global batch (``SyncBatchNorm``); by default on for the joint-embedding
+methods, whose losses compare embeddings across the whole batch: with per-rank statistics each
+shard would be normalised on its own, a batch-size change the single-process run never saw
+(and a channel through which a rank's views can recognise each other, as SimCLR's authors
+note of BatchNorm).
 """
 
 from __future__ import annotations
@@ -201,7 +222,10 @@ class _Quiet:
         pass
 
 
-def _progress_bar(n: int, desc: str, show: bool):
+def _progress_bar(n: int, desc: str, progress: bool | None):
+    """A bar over ``range(n)`` on rank 0 where ``progress`` asks for one (default:
+    :func:`~sslkit.runtime.progress_enabled`), else one that shows nothing."""
+    show = (progress_enabled() if progress is None else progress) and dist.is_main()
     if not show:
         return _Quiet(n)
     with warnings.catch_warnings():  # tqdm.auto warns in a Jupyter without ipywidgets
@@ -216,13 +240,18 @@ class _EpochEnd:
     epochs, and checkpoints. Parameters are checked to be finite before any of them is
     written, so a diverged network is never stored."""
 
-    callbacks: list
-    eval_epochs: set
+    callbacks: Iterable[Callable]
+    eval_epochs: Iterable[int] | None  # default: 0 (before training) and the last
     epochs: int
     collapse_threshold: float
     checkpoint_dir: object = None
     checkpoint_every: int = 0
     run: dict | None = None  # what a checkpoint must match to be resumed (_describe)
+
+    def __post_init__(self):
+        self.callbacks = list(self.callbacks)
+        default = (0, self.epochs)
+        self.eval_epochs = set(self.eval_epochs if self.eval_epochs is not None else default)
 
     def checkpoint_to(self, folder, every: int, run: dict) -> None:
         """Checkpoint to ``folder`` every ``every`` epochs and at the last (both, or neither)."""
@@ -282,91 +311,86 @@ def fit(
     stop_after: int | None = None,
     sync_batchnorm: bool | None = None,
 ) -> pd.DataFrame:
-    """Train ``model`` with ``method`` on ``data`` and return the history.
+    """Train ``model`` with ``method`` on ``data``; return the history, one row per value.
 
     Parameters
     ----------
-    model : torch.nn.Module
-        Trained as it comes (its weights are seeded by whoever built it, e.g.
-        :func:`sslkit.runs.train`), moved to ``device`` (default: ``data``'s device) in
-        channels_last memory format, under bfloat16 autocast on a GPU that computes it
-        natively (:func:`~sslkit.runtime.autocast_dtype`), else in float32.
+    model : moved to ``device`` (default: ``data``'s device) and trained as it comes
     method : callable ``(model, images, labels, generator) -> LossOutput``
-    data : :class:`sslkit.data.Dataset`
-        Moved to the device as a whole once; batches are slices of a shuffled index.
-    epochs, batch_size, lr, weight_decay
-        AdamW with one epoch of linear warm-up, then cosine decay to 0, stepped per batch.
-        The last incomplete batch is dropped (batch statistics need full batches).
-    seed : int
-        The run's seed: shuffling, augmentations and pretext labels draw from its
-        ``batches`` stream (:mod:`sslkit.seeds`), so a CPU run is repeatable.
-    callbacks : callables ``(model, epoch) -> DataFrame | dict | None``
-        Run at ``eval_epochs`` (default: 0 and ``epochs``; 0 is before training). A dict
-        becomes rows ``metric=value``; a DataFrame is appended as is; ``None`` adds nothing.
-    checkpoint_dir, checkpoint_every
-        Save ``epoch_{N}.pt`` every ``checkpoint_every`` epochs (and ``last.pt``).
-    resume : path, optional
-        A checkpoint to continue from (model, optimiser, schedule, RNG and history).
-    collapse_threshold : float
-        An epoch whose mean ``embedding_std`` is below it adds a ``collapse`` row and a
-        :class:`CollapseWarning`.
-    stop_after : int, optional
-        Stop after this epoch, with the schedule of all ``epochs`` (the first epochs of the
-        full run, exactly: how the evidence store is re-verified).
-    sync_batchnorm : bool, optional
-        Under ``torchrun`` with several processes: synchronise BatchNorm statistics over the
-        global batch (``SyncBatchNorm``). Default: on for the joint-embedding methods, whose
-        losses compare embeddings across the whole batch; with per-rank statistics each
-        shard would be normalised on its own, a batch-size change the single-process run
-        never saw (and a channel through which a rank's views can recognise each other, as
-        SimCLR's authors note of BatchNorm). Ignored in one process.
+    data : :class:`sslkit.data.Dataset`, moved whole; batches slice a shuffled index
+    epochs, batch_size, lr, weight_decay : AdamW, linear warm-up, then cosine decay to 0
+    seed : the run's seed, whose ``batches`` stream shuffles and augments
+    callbacks : ``(model, epoch) -> DataFrame | dict | None`` at ``eval_epochs`` (0, ``epochs``)
+    checkpoint_dir, checkpoint_every, resume : ``epoch_{N}.pt`` every N epochs; resume from one
+    collapse_threshold, stop_after, sync_batchnorm : collapse warning, early stop, SyncBatchNorm
 
-    Raises
-    ------
-    FloatingPointError
-        On a NaN/Inf loss, gradient or weight, naming the epoch, step and the last finite loss
-        terms.
+    Raises ``FloatingPointError`` on a NaN/Inf loss, gradient or weight. More: the module doc.
     """
     device, n_batches = _check_arguments(data, epochs, batch_size, device)
-    data = data.to(device)
-    model = model.to(device, memory_format=torch.channels_last)
+    data, model = data.to(device), model.to(device, memory_format=torch.channels_last)
     net, undo = _parallel(model, method, device, sync_batchnorm)
-    params = list(model.parameters())
-    opt, sched = _optimiser(params, lr, weight_decay, n_batches, epochs)
+    opt, sched = _optimiser(model.parameters(), lr, weight_decay, n_batches, epochs)
     gen = generator(seed, "batches", device=device)
     run = _describe(model, method, batch_size, epochs, lr, weight_decay)
     start, history = _resume(resume, device, model, opt, sched, gen, run)
-    evals = set(eval_epochs if eval_epochs is not None else (0, epochs))
-    end_epoch = _EpochEnd(list(callbacks), evals, epochs, collapse_threshold)
+    end_epoch = _EpochEnd(callbacks, eval_epochs, epochs, collapse_threshold)
     end_epoch.checkpoint_to(checkpoint_dir, checkpoint_every, run)
     if start == 1:
         end_epoch.evaluate(model, 0, history)
-    show = (progress_enabled() if progress is None else progress) and dist.is_main()
-    amp = autocast_dtype(device)
-    step = (start - 1) * n_batches
+    step = _Step(net, method, model, opt, sched, history, (start - 1) * n_batches)
     model.train()
-    last = epochs if stop_after is None else min(epochs, stop_after)
     try:
-        for epoch in range(start, last + 1):
-            perm = torch.randperm(len(data), device=device, generator=gen)
-            views = _views_generator(gen, seed, epoch, device)
-            bar = _progress_bar(n_batches, f"epoch {epoch}/{epochs}", show)
-            for b in bar:
-                idx = dist.shard(perm[b * batch_size : (b + 1) * batch_size])
-                with _autocast(device, amp):
-                    out = method(net, _channels_last(data.images[idx]), data.labels[idx], views)
-                opt.zero_grad(set_to_none=True)
-                _backward(out, params, epoch, step + 1, history.last)
-                opt.step()
-                sched.step()
-                step += 1
-                history.add_step(epoch, step, out)
+        for epoch in range(start, (epochs if stop_after is None else min(epochs, stop_after)) + 1):
+            bar = _progress_bar(n_batches, f"epoch {epoch}/{epochs}", progress)
+            for images, labels, views in _batches(data, batch_size, bar, gen, seed, epoch):
+                step(images, labels, views, epoch)  # forward, loss, backward, AdamW step
                 bar.set_postfix(loss=f"{history.last['total']:.3f}")
-            end_epoch(model, epoch, step, history, opt, sched, gen)
+            end_epoch(model, epoch, step.count, history, opt, sched, gen)
     finally:
         undo()  # plain BatchNorm again, even after an error
     model.eval()
     return history.frame()
+
+
+def _batches(data, batch_size: int, bar, gen, seed: int, epoch: int):
+    """One epoch's batches ``(images, labels, views)``, one per step of ``bar``: slices of a
+    permutation drawn from the run's ``batches`` stream ``gen`` (with several processes, this
+    rank's shard of each global batch), and the generator the augmentations draw from."""
+    perm = torch.randperm(len(data), device=data.device, generator=gen)
+    views = _views_generator(gen, seed, epoch, data.device)
+    for b in bar:
+        idx = dist.shard(perm[b * batch_size : (b + 1) * batch_size])
+        yield _channels_last(data.images[idx]), data.labels[idx], views
+
+
+@dataclass
+class _Step:
+    """One optimiser step: the loss of a batch (under bfloat16 autocast where the device
+    computes it natively, :func:`~sslkit.runtime.autocast_dtype`), a checked backward pass
+    (:func:`_backward`), AdamW and its schedule; the step and its loss terms go to the history."""
+
+    net: torch.nn.Module  # the model, or DistributedDataParallel around it
+    method: Callable
+    model: torch.nn.Module
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    history: _History
+    count: int = 0  # the steps taken so far (before this call of fit too, when resumed)
+
+    def __post_init__(self):
+        self.params = list(self.model.parameters())
+        self.device = self.params[0].device
+        self.amp = autocast_dtype(self.device)
+
+    def __call__(self, images, labels, views, epoch: int) -> None:
+        with _autocast(self.device, self.amp):
+            out = self.method(self.net, images, labels, views)
+        self.opt.zero_grad(set_to_none=True)
+        _backward(out, self.params, epoch, self.count + 1, self.history.last)
+        self.opt.step()
+        self.sched.step()
+        self.count += 1
+        self.history.add_step(epoch, self.count, out)
 
 
 def _autocast(device, amp):

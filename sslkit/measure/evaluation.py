@@ -153,44 +153,49 @@ def evaluate_features(
         raise ValueError(f"unknown metric {metric!r}; choose from {METRICS}")
     ytr, yte = labels
     rows = []
-
-    def scored(correct):  # the test accuracy, and each evaluation subset's
-        out = {"test": correct.double().mean().item()}
-        out.update(
-            {f"test@{k}": correct[k::subsets].double().mean().item() for k in range(subsets)}
-        )
-        return out
-
     for stage, xtr, xte in zip(stage_names, train_feats, test_feats):
         ytr, yte = ytr.to(xtr.device), yte.to(xtr.device)
-        if metric == "ncc":
-            values = {
-                "train": metrics.ncc_accuracy(xtr, ytr),
-                **scored(metrics.ncc_accuracy(xte, yte, xtr, ytr, per_sample=True)),
-            }
-        elif metric == "whitened_ncc":
-            values = {
-                "train": metrics.whitened_ncc_accuracy(xtr, ytr),
-                **scored(metrics.whitened_ncc_accuracy(xte, yte, xtr, ytr, per_sample=True)),
-            }
-        elif metric == "cdnv":
-            values = {"train": metrics.cdnv(xtr, ytr), "test": metrics.cdnv(xte, yte)}
-        elif metric == "probe":
-            values = scored(metrics.linear_probe(xtr, ytr, xte, yte, per_sample=True))
-        elif metric.startswith("fewshot_"):
-            shots = int(metric.removeprefix("fewshot_"))
-            values = {"test": metrics.fewshot_ncc_accuracy(xtr, ytr, xte, yte, shots, seed=shots)}
-        elif metric == "erank":
-            values = {
-                "train": metrics.effective_rank(xtr, standardize=True),
-                "test": metrics.effective_rank(xte, standardize=True),
-            }
-        else:
-            values = scored(metrics.knn_accuracy(xtr, ytr, xte, yte, k=knn_k, per_sample=True))
+        values = _stage_values(metric, xtr, ytr, xte, yte, knn_k, subsets)
         rows += [
             dict(stage=stage, split=split, metric=metric, value=v) for split, v in values.items()
         ]
     return pd.DataFrame(rows)
+
+
+def _stage_values(metric: str, xtr, ytr, xte, yte, knn_k: int, subsets: int) -> dict[str, float]:
+    """One stage's values of ``metric`` by split (``"train"``, ``"test"``, ``"test@k"``), as
+    :func:`evaluate_features` describes them."""
+    if metric == "ncc":
+        return {
+            "train": metrics.ncc_accuracy(xtr, ytr),
+            **_scored(metrics.ncc_accuracy(xte, yte, xtr, ytr, per_sample=True), subsets),
+        }
+    if metric == "whitened_ncc":
+        return {
+            "train": metrics.whitened_ncc_accuracy(xtr, ytr),
+            **_scored(metrics.whitened_ncc_accuracy(xte, yte, xtr, ytr, per_sample=True), subsets),
+        }
+    if metric == "cdnv":
+        return {"train": metrics.cdnv(xtr, ytr), "test": metrics.cdnv(xte, yte)}
+    if metric == "probe":
+        return _scored(metrics.linear_probe(xtr, ytr, xte, yte, per_sample=True), subsets)
+    if metric.startswith("fewshot_"):
+        shots = int(metric.removeprefix("fewshot_"))
+        return {"test": metrics.fewshot_ncc_accuracy(xtr, ytr, xte, yte, shots, seed=shots)}
+    if metric == "erank":
+        return {
+            "train": metrics.effective_rank(xtr, standardize=True),
+            "test": metrics.effective_rank(xte, standardize=True),
+        }
+    return _scored(metrics.knn_accuracy(xtr, ytr, xte, yte, k=knn_k, per_sample=True), subsets)
+
+
+def _scored(correct: torch.Tensor, subsets: int) -> dict[str, float]:
+    """The test accuracy of per-image booleans, and each evaluation subset's (image ``i`` in
+    subset ``i mod subsets``)."""
+    out = {"test": correct.double().mean().item()}
+    out.update({f"test@{k}": correct[k::subsets].double().mean().item() for k in range(subsets)})
+    return out
 
 
 def _equal_dim(train_feats, dim) -> int:

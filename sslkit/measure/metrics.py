@@ -304,22 +304,45 @@ def linear_probe(
         raise ValueError(f"C must be positive, got {C}")
     codes, classes = _encode(y)
     x = x.float()
-    n, d = x.shape
-    k = len(classes)
-    if standardize:
-        mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
-    else:
-        mean, std = torch.zeros(d, device=x.device), torch.ones(d, device=x.device)
+    mean, std = _standardiser(x, standardize)
     xs = (x - mean) / std
-    if whiten:
-        lam, U = torch.linalg.eigh((xs.T @ xs).double() / n)
-        P = (U * (lam.clamp_min(0) + 1e-3 * lam.clamp_min(0).mean() + 1e-12).rsqrt()).float()
-    else:
-        P = torch.eye(d, device=x.device)
-    xw = xs @ P
-    onehot = F.one_hot(codes, k).float()
-    V = torch.zeros(d, k, device=x.device)
-    b = torch.zeros(k, device=x.device)
+    P = _whitener(xs) if whiten else torch.eye(x.shape[1], device=x.device)
+    V, b = _fit_logistic(xs @ P, P, F.one_hot(codes, len(classes)).float(), C, max_iter)
+    W = P @ V
+    pred = classes[(((tx.float() - mean) / std) @ W + b).argmax(1)]
+    if per_sample:
+        return pred == ty
+    acc = (pred == ty).double().mean().item()
+    if return_model:
+        return acc, W, b, mean, std
+    return acc
+
+
+def _standardiser(x: torch.Tensor, standardize: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training features' mean and std (clamped at 1e-6), or 0 and 1 to leave them as they
+    are."""
+    if standardize:
+        return x.mean(0), x.std(0).clamp_min(1e-6)
+    d = x.shape[1]
+    return torch.zeros(d, device=x.device), torch.ones(d, device=x.device)
+
+
+def _whitener(xs: torch.Tensor) -> torch.Tensor:
+    """``P = U (Λ + δ)^(-1/2)`` from the eigendecomposition ``U Λ Uᵀ`` of the (standardised)
+    features' second moment, in double precision; ``δ`` = 1e-3 × the mean eigenvalue."""
+    lam, U = torch.linalg.eigh((xs.T @ xs).double() / len(xs))
+    return (U * (lam.clamp_min(0) + 1e-3 * lam.clamp_min(0).mean() + 1e-12).rsqrt()).float()
+
+
+def _fit_logistic(xw, P, onehot, C: float, max_iter: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(V, b)`` minimising ``Σ_i CE(xw_i V + b, y_i)/n + ‖P V‖²/(2Cn)`` (scikit-learn's
+    objective divided by n, so that its scale does not depend on the data size), full-batch
+    L-BFGS with a strong Wolfe line search from zero; the gradient written out,
+    ``(softmax − onehot)ᵀ xw``, so that the large product reads the features in memory order."""
+    n, d = xw.shape
+    k = onehot.shape[1]
+    V = torch.zeros(d, k, device=xw.device)
+    b = torch.zeros(k, device=xw.device)
     V.grad, b.grad = torch.zeros_like(V), torch.zeros_like(b)
     opt = torch.optim.LBFGS(
         [V, b],
@@ -332,9 +355,7 @@ def linear_probe(
     )
 
     def closure():
-        # sklearn's objective divided by n, so the scale does not depend on the data size.
-        logits = xw @ V + b
-        logp = torch.log_softmax(logits, dim=1)
+        logp = torch.log_softmax(xw @ V + b, dim=1)
         W = P @ V
         loss = -(logp * onehot).sum() / n + (W**2).sum() / (2 * C * n)
         g = (logp.exp() - onehot) / n  # n×k
@@ -343,14 +364,7 @@ def linear_probe(
         return loss
 
     opt.step(closure)
-    W = P @ V
-    pred = classes[(((tx.float() - mean) / std) @ W + b).argmax(1)]
-    if per_sample:
-        return pred == ty
-    acc = (pred == ty).double().mean().item()
-    if return_model:
-        return acc, W, b, mean, std
-    return acc
+    return V, b
 
 
 def knn_accuracy(

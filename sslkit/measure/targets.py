@@ -299,59 +299,73 @@ def make_targets(name: str, train, test, seed: int = 0, make_backbone=None):
     ``make_backbone`` (no arguments → a fresh network of the architecture under study) is
     needed by ``"untrained_kmeans"`` only.
     """
-    base, _, draw = name.partition("@")
-    if draw:
-        if base not in DRAWN or not draw.isdigit():
-            raise ValueError(
-                f"unknown target {name!r}: only {' and '.join(DRAWN)} are drawn again, as "
-                "NAME@D with D a non-negative integer"
-            )
-        keys = (int(draw),)
-        name = base
-    else:
-        keys = ()
+    name, draw = _draw_of(name)
     if name == "fine":
         return train.labels, test.labels
     if name == "coarse":
         return train.coarse_labels, test.coarse_labels
+    if name in DRAWN:
+        stream = stream_seed(seed, _STREAMS[name], *draw)
+        return _random_control(name, train, test, stream, make_backbone)
+    r = _shuffled_fraction(name)
+    if r is None:
+        raise ValueError(
+            f"unknown target {name!r}; use fine, coarse, coarse_random, random_function, "
+            "untrained_kmeans (or a draw of the last three, NAME@D) or random_R with R in [0, 1]"
+        )
+    return (
+        random_targets(train.labels, r, seed=stream_seed(seed, "targets_train")),
+        random_targets(test.labels, r, seed=stream_seed(seed, "targets_test")),
+    )
+
+
+# The stream (sslkit.seeds) each random control draws from.
+_STREAMS = {
+    "coarse_random": "grouping",
+    "random_function": "random_function",
+    "untrained_kmeans": "untrained_kmeans",
+}
+
+
+def _draw_of(name: str) -> tuple[str, tuple[int, ...]]:
+    """``"coarse_random@3"`` → ``("coarse_random", (3,))``: the control and the key of its
+    draw's stream; a name without ``@`` → ``(name, ())``."""
+    base, _, draw = name.partition("@")
+    if not draw:
+        return name, ()
+    if base not in DRAWN or not draw.isdigit():
+        raise ValueError(
+            f"unknown target {name!r}: only {' and '.join(DRAWN)} are drawn again, as "
+            "NAME@D with D a non-negative integer"
+        )
+    return base, (int(draw),)
+
+
+def _random_control(name: str, train, test, stream: int, make_backbone):
+    """The targets of one draw of a random control of :data:`DRAWN`, drawn from ``stream``."""
+    k = len(train.classes)
     if name == "coarse_random":
         # one grouping of the classes, from the dataset's class lists, applied to both sets
-        k, g = len(train.classes), stream_seed(seed, "grouping", *keys)
         return (
-            random_grouping(train.labels, train.coarse_labels, g, k),
-            random_grouping(test.labels, test.coarse_labels, g, k),
+            random_grouping(train.labels, train.coarse_labels, stream, k),
+            random_grouping(test.labels, test.coarse_labels, stream, k),
         )
     if name == "random_function":
-        return random_function_targets(
-            train.images,
-            test.images,
-            len(train.classes),
-            stream_seed(seed, "random_function", *keys),
+        return random_function_targets(train.images, test.images, k, stream)
+    if make_backbone is None:
+        raise ValueError(
+            "the target 'untrained_kmeans' clusters an untrained network's features: pass "
+            "make_backbone, a function with no arguments that builds the architecture"
         )
-    if name == "untrained_kmeans":
-        if make_backbone is None:
-            raise ValueError(
-                "the target 'untrained_kmeans' clusters an untrained network's features: pass "
-                "make_backbone, a function with no arguments that builds the architecture"
-            )
-        return untrained_kmeans_targets(
-            train,
-            test,
-            len(train.classes),
-            make_backbone,
-            stream_seed(seed, "untrained_kmeans", *keys),
-        )
-    if name.startswith("random_"):
-        try:
-            r = float(name.removeprefix("random_"))
-        except ValueError:
-            r = -1.0
-        if 0.0 <= r <= 1.0:
-            return (
-                random_targets(train.labels, r, seed=stream_seed(seed, "targets_train")),
-                random_targets(test.labels, r, seed=stream_seed(seed, "targets_test")),
-            )
-    raise ValueError(
-        f"unknown target {name!r}; use fine, coarse, coarse_random, random_function, "
-        "untrained_kmeans (or a draw of the last three, NAME@D) or random_R with R in [0, 1]"
-    )
+    return untrained_kmeans_targets(train, test, k, make_backbone, stream)
+
+
+def _shuffled_fraction(name: str) -> float | None:
+    """``R`` of a target ``"random_R"`` with ``R`` in [0, 1], else None."""
+    if not name.startswith("random_"):
+        return None
+    try:
+        r = float(name.removeprefix("random_"))
+    except ValueError:
+        return None
+    return r if 0.0 <= r <= 1.0 else None

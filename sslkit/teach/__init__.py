@@ -1,7 +1,9 @@
 """The teach wing: the book, its figures and the coursework built from it.
 
 book (glue, scoreboards), plots, exercises (checkers), colab (Colab copies); course and grading
-run as programs (python -m) and are imported by their own path. Nothing here is frozen.
+run as programs (python -m) and are imported by their own path, as are the modules of the
+coursework edition that course builds from (checkout, notebooks, answer_key). Nothing here is
+frozen.
 """
 
 from . import plots

@@ -249,11 +249,10 @@ def _walk(tokens):
         yield from tok.children or ()
 
 
-def convert_markdown(text: str, ctx: _Context) -> str:  # noqa: C901 - to be cut (issue 34)
+def convert_markdown(text: str, ctx: _Context) -> str:
     """MyST Markdown → plain Markdown (see the module docstring)."""
     ctx.md = ctx.md or _parser()
     lines = text.split("\n")
-    edits: list[tuple[int, int, str]] = []  # (first line, end line, replacement)
     tokens = ctx.md.parse(text)
     unrendered = [t.type for t in _walk(tokens) if t.type in _UNRENDERED]
     if unrendered:
@@ -261,38 +260,65 @@ def convert_markdown(text: str, ctx: _Context) -> str:  # noqa: C901 - to be cut
             f"{ctx.where}: no Colab rendering for MyST {unrendered[0]!r}; write it without "
             "that syntax or add a rendering to sslkit/colab.py"
         )
-    rows: dict[tuple[int, int], list] = {}  # inline tokens by source lines (a table row's cells)
+    edits = _block_edits(tokens, ctx) + _role_edits(tokens, lines, ctx)
+    return _apply_edits(lines, edits, ctx)
+
+
+def _block_edits(tokens, ctx: _Context) -> list[tuple[int, int, str]]:
+    """``(first line, end line, replacement)`` of every directive fence (converted) and every
+    dropped line (a target, a comment, a block break)."""
+    edits = []
     for tok in tokens:
         if tok.type in ("fence", "colon_fence") and tok.info.strip().startswith("{"):
             edits.append((tok.map[0], tok.map[1], _directive(tok.info, tok.content, ctx)))
         elif tok.type in _DROPPED:
             edits.append((tok.map[0], tok.map[1], ""))
-        elif tok.type == "inline" and tok.map:
+    return edits
+
+
+def _role_edits(tokens, lines: list[str], ctx: _Context) -> list[tuple[int, int, str]]:
+    """``(first line, end line, replacement)`` of every run of source lines whose inline text
+    holds a role (a paragraph, a heading, a table row's cells), its roles replaced."""
+    rows: dict[tuple[int, int], list] = {}  # inline tokens by source lines (a table row's cells)
+    for tok in tokens:
+        if tok.type == "inline" and tok.map:
             rows.setdefault(tuple(tok.map), []).append(tok)
+    edits = []
     for (start, end), group in rows.items():
         children = [c for t in group for c in (t.children or [])]
-        if not any(c.type == "myst_role" for c in children):
-            continue
-        chunk, at = "\n".join(lines[start:end]), 0
-        for child in children:  # in source order: step over code spans, replace roles
-            if child.type == "code_inline":
-                opened = chunk.find(child.markup, at)
-                closed = chunk.find(child.markup, opened + len(child.markup))
-                if opened >= 0 and closed >= 0:
-                    at = closed + len(child.markup)
-            elif child.type == "myst_role":
-                raw = f"{{{child.meta['name']}}}`{child.content}`"
-                at = chunk.find(raw, at)
-                if at < 0:
-                    raise ValueError(
-                        f"{ctx.where}: cannot find {raw!r} in its source lines (write the role "
-                        "on one line, with single backticks)"
-                    )
-                new = _role(child.meta["name"], child.content, ctx)
-                chunk = chunk[:at] + new + chunk[at + len(raw) :]
-                at += len(new)
-        edits.append((start, end, chunk))
-    edits.sort()
+        if any(c.type == "myst_role" for c in children):
+            edits.append((start, end, _replace_roles("\n".join(lines[start:end]), children, ctx)))
+    return edits
+
+
+def _replace_roles(chunk: str, children, ctx: _Context) -> str:
+    """``chunk`` with each role of the inline tokens ``children`` replaced (:func:`_role`), found
+    in source order, stepping over code spans (a role in one stays as written)."""
+    at = 0
+    for child in children:
+        if child.type == "code_inline":
+            opened = chunk.find(child.markup, at)
+            closed = chunk.find(child.markup, opened + len(child.markup))
+            if opened >= 0 and closed >= 0:
+                at = closed + len(child.markup)
+        elif child.type == "myst_role":
+            raw = f"{{{child.meta['name']}}}`{child.content}`"
+            at = chunk.find(raw, at)
+            if at < 0:
+                raise ValueError(
+                    f"{ctx.where}: cannot find {raw!r} in its source lines (write the role "
+                    "on one line, with single backticks)"
+                )
+            new = _role(child.meta["name"], child.content, ctx)
+            chunk = chunk[:at] + new + chunk[at + len(raw) :]
+            at += len(new)
+    return chunk
+
+
+def _apply_edits(lines: list[str], edits: list[tuple[int, int, str]], ctx: _Context) -> str:
+    """``lines`` with every edit's lines replaced (none may overlap); a dropped line between two
+    blank ones leaves one blank line, not two."""
+    edits = sorted(edits)
     for (_, end, _), (start, _, _) in zip(edits, edits[1:]):
         if start < end:
             raise ValueError(f"{ctx.where}: overlapping MyST constructs; cannot convert")
@@ -300,7 +326,6 @@ def convert_markdown(text: str, ctx: _Context) -> str:  # noqa: C901 - to be cut
     for start, end, new in edits:
         out += lines[line:start] + ([new] if new else [])
         if not new and out and start > 0 and not out[-1].strip() and end < len(lines):
-            # a dropped line between two blank ones: keep one blank line, not two
             if not lines[end].strip():
                 end += 1
         line = end
