@@ -130,30 +130,30 @@ def grade(
             continue
         rel = nb_path.relative_to(folder)
         row = {"submission": str(rel), "student": _student_of(rel, student_pattern)}
-        try:
-            found = _chapter_of(json.loads(nb_path.read_text(encoding="utf-8")))
-        except (OSError, ValueError) as e:
-            rows.append({**row, "error": f"not a readable notebook: {e}"})
-            _write_csv(rows, out_csv)
-            continue
-        # The chapter from the notebook's metadata, else from its file name (03_clustering….ipynb).
-        # Only the course's own autograders, by name: the metadata cannot point anywhere else.
-        known = {z.stem: z for z in sorted(pathlib.Path(autograders).glob("*.zip"))}
-        found = found or next((stem for stem in known if nb_path.stem.startswith(stem)), None)
-        found = found or chapter
-        row["chapter"] = found
-        zip_path = known.get(found)
-        if zip_path is None:
-            row["error"] = (
-                f"no autograder for chapter {found!r} in {autograders}: is this a student "
-                "notebook of the book (metadata 'sslkit.chapter')? Pass --chapter NAME for "
-                "notebooks that lost it"
-            )
-        else:
-            row.update(_grade_in_subprocess(nb_path, zip_path, timeout, box))
-        rows.append(row)
+        rows.append({**row, **_grade_notebook(nb_path, autograders, chapter, timeout, box)})
         _write_csv(rows, out_csv)
     return _write_csv(rows, out_csv)
+
+
+def _grade_notebook(nb_path, autograders, chapter, timeout, box) -> dict:
+    """The chapter and scores of one notebook (or the error that stopped its grading)."""
+    try:
+        found = _chapter_of(json.loads(nb_path.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as e:
+        return {"error": f"not a readable notebook: {e}"}
+    # The chapter from the notebook's metadata, else from its file name (03_clustering….ipynb).
+    # Only the course's own autograders, by name: the metadata cannot point anywhere else.
+    known = {z.stem: z for z in sorted(pathlib.Path(autograders).glob("*.zip"))}
+    found = found or next((stem for stem in known if nb_path.stem.startswith(stem)), None)
+    found = found or chapter
+    if found not in known:
+        return {
+            "chapter": found,
+            "error": f"no autograder for chapter {found!r} in {autograders}: is this a student "
+            "notebook of the book (metadata 'sslkit.chapter')? Pass --chapter NAME for "
+            "notebooks that lost it",
+        }
+    return {"chapter": found, **_grade_in_subprocess(nb_path, known[found], timeout, box)}
 
 
 def _sandbox_for(wanted: bool | None, limits, hide) -> dict | None:
