@@ -213,3 +213,41 @@ def test_a_dead_rank_stops_the_other_and_leaves_a_checkpoint(tmp_path, monkeypat
     history = fit(model, same, _data(), epochs=3, batch_size=16, lr=1e-2, progress=False,
                   resume=folder / "last.pt", stop_after=1)  # fmt: skip
     assert history.epoch.max() == 1  # the last complete checkpoint: epoch 1
+
+
+# --------------------------------------------------------------------------- the train cache
+
+
+def _train_with_an_unwritable_cache(rank, folder, out):
+    """Both ranks train one run together (a collective in each step); rank 0's cache write
+    fails (planted). Every rank must end with rank 0's whole result."""
+    from sslkit import cache
+    from sslkit.experiment import runs
+
+    os.environ["SSLKIT_CACHE"] = folder
+
+    def no_space(obj, path):
+        raise OSError(28, "No space left on device (planted)")
+
+    cache.atomic_save = no_space
+
+    class Job:
+        def compute(self):
+            x = torch.ones(1) * (rank + 1)
+            torch.distributed.all_reduce(x)  # a rank that trains alone waits here forever
+            return {"trained_by": torch.tensor(float(rank)), "sum": x}
+
+        def check(self, result):
+            pass
+
+    result = runs._train_or_load(Job(), {"planted": 1}, cache=True)
+    torch.save(result, f"{out}.{rank}")
+
+
+def test_a_cache_that_cannot_be_written_leaves_no_rank_training_alone(tmp_path):
+    out = tmp_path / "result"
+    codes = _run(_train_with_an_unwritable_cache, 2, str(tmp_path / "cache"), str(out))
+    assert codes == [0, 0], codes
+    for rank in (0, 1):
+        result = torch.load(f"{out}.{rank}")
+        assert result["trained_by"].item() == 0.0 and result["sum"].item() == 3.0

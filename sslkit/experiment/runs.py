@@ -25,7 +25,7 @@ import torch
 
 from ..cache import cached, config_hash
 from ..learn import data as data_mod
-from ..learn.distributed import barrier, is_main, world_size
+from ..learn.distributed import from_main, is_main, world_size
 from ..learn.loop import fit
 from ..learn.methods import Method, canonical_name, loss_function, make_method
 from ..learn.models import SSLModel, build_backbone
@@ -720,15 +720,11 @@ class _Training:
 def _train_or_load(job: _Training, config: dict, cache: bool) -> dict:
     """The stored run of ``config``, or ``job`` trained (and stored when ``cache``).
 
-    Several processes (torchrun): every rank reads a stored run, only rank 0 stores one, and
-    the other ranks then read rank 0's (their own training kept no snapshots)."""
+    Several processes (torchrun): the ranks train together, rank 0 alone stores the run (and
+    keeps its snapshots), and every rank then gets rank 0's result, broadcast: a cache that
+    cannot be written never leaves a rank to train alone (which once ended a finished run in
+    "Connection closed by peer")."""
     result = cached(
         "train", config, job.compute, enabled=cache, validate=job.check, write=is_main()
     )
-    if world_size() > 1 and cache:
-        barrier()
-        if not is_main():
-            result = cached(
-                "train", config, job.compute, enabled=cache, validate=job.check, write=False
-            )
-    return result
+    return from_main(result)

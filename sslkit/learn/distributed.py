@@ -31,6 +31,7 @@ __all__ = [
     "shard",
     "all_finite",
     "barrier",
+    "from_main",
     "GlobalBatchNorm",
     "synchronise_batchnorm",
 ]
@@ -131,6 +132,16 @@ def shard(index: torch.Tensor) -> torch.Tensor:
         )
     size = len(index) // n
     return index[rank() * size : (rank() + 1) * size]
+
+
+def from_main(obj):
+    """Rank 0's ``obj`` on every rank (``obj`` itself in one process): one pickled broadcast,
+    for a result only rank 0 holds whole, so that no rank computes it alone."""
+    if world_size() == 1:
+        return obj
+    box = [obj if is_main() else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def barrier() -> None:
