@@ -82,6 +82,33 @@ def test_evaluations_are_cached_per_metric(monkeypatch, fast):
     assert first.equals(again)
 
 
+def test_a_stored_evaluation_that_is_not_finite_is_recomputed(fast, tmp_path, monkeypatch):
+    """A planted evaluate entry holding NaN is refused (with a warning) and recomputed, never
+    served as a result."""
+    import pandas as pd
+
+    from sslkit import cache
+
+    monkeypatch.setenv("SSLKIT_CACHE", str(tmp_path))
+    run = runs.train("vicreg", fast, progress=False)
+    first = run.evaluate(targets=("fine",), metrics=("ncc",), epochs=[2])
+    (entry,) = (tmp_path / "evaluate").glob("*.pt")
+    stored = cache.safe_load(entry)
+    rows = stored["result"]["rows"].assign(value=float("nan"))
+    cache.atomic_save({**stored, "result": cache.to_payload({"rows": rows})}, entry)
+    runtime.clear_caches()
+    with pytest.warns(cache.CacheWarning, match="not a finite number"):
+        again = run.evaluate(targets=("fine",), metrics=("ncc",), epochs=[2])
+    assert pd.notna(again.value).all() and first.equals(again)
+
+
+def test_train_without_the_cache_reads_no_evaluation_either(fast, tmp_path, monkeypatch):
+    monkeypatch.setenv("SSLKIT_CACHE", str(tmp_path))
+    run = runs.train("vicreg", fast, progress=False, cache=False)
+    run.evaluate(targets=("fine",), metrics=("ncc",), epochs=[2])
+    assert not (tmp_path / "evaluate").exists() and not (tmp_path / "train").exists()
+
+
 def test_epoch_zero_is_the_untrained_network_of_the_seed(fast):
     a = runs.train("vicreg", fast, progress=False)
     b = runs.train("simclr", fast, progress=False)

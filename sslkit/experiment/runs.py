@@ -20,6 +20,7 @@ import math
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -195,6 +196,7 @@ class Run:
     key: str = ""
     device: torch.device = field(default_factory=default_device, repr=False)
     seconds: float = math.nan  # training's wall time on the machine that trained it
+    cache: bool = True  # read and write the evaluate cache (train(cache=False): neither)
     _hashes: dict = field(default_factory=dict, repr=False)  # epoch -> weights hash
 
     @property
@@ -347,7 +349,8 @@ class Run:
         if subsets and metric in ACCURACIES:  # keys without subsets stay as they were
             key["subsets"] = subsets
         compute = functools.partial(self._target_rows, features, name, metric, subsets)
-        return cached("evaluate", key, compute)["rows"].assign(target=name)
+        rows = cached("evaluate", key, compute, enabled=self.cache, validate=_finite_rows)
+        return rows["rows"].assign(target=name)
 
     def _target_rows(self, features, name: str, metric: str, subsets: int) -> dict:
         """:meth:`_evaluate_target`, computed: the targets, then the metric on the features."""
@@ -371,7 +374,8 @@ class Run:
             "views": SAMPLE_LEVEL_VIEWS,
         }
         compute = functools.partial(self._sample_rows, epoch, metric)
-        return cached("evaluate", key, compute)["rows"].assign(target="sample")
+        rows = cached("evaluate", key, compute, enabled=self.cache, validate=_finite_rows)
+        return rows["rows"].assign(target="sample")
 
     def _sample_rows(self, epoch: int, metric: str) -> dict:
         """:meth:`_evaluate_sample`, computed on :data:`SAMPLE_LEVEL_VIEWS` views of each of the
@@ -607,7 +611,9 @@ def train(
     device = torch.device(device) if device is not None else default_device()
     job = _Training(method, prof, seed, config["loss"], train_set, device, progress, stop_after)
     result = _train_or_load(job, config, cache=cache and stop_after is None)
-    return job.run(result, config_hash(config))
+    run = job.run(result, config_hash(config))
+    run.cache = cache
+    return run
 
 
 @dataclass
@@ -715,6 +721,13 @@ class _Training:
             self.device,
             seconds=float(result.get("seconds", math.nan)),
         )
+
+
+def _finite_rows(result: dict) -> None:
+    """Refuse a stored evaluation with a value that is not a finite number (recomputed)."""
+    values = pd.to_numeric(result["rows"]["value"], errors="coerce").to_numpy(dtype=float)
+    if not np.isfinite(values).all():
+        raise ValueError("an evaluation holds a value that is not a finite number")
 
 
 def _train_or_load(job: _Training, config: dict, cache: bool) -> dict:
