@@ -103,6 +103,20 @@ def test_glued_values_are_escaped_for_markdown():
     assert convert("{glue:text}`v`", {"v": "[+1.0, +2.0]"}) == "[+1.0, +2.0]"  # \\[ is math
 
 
+@pytest.mark.parametrize(
+    "value",
+    ["![t](http://example.org/x.png)", "a\n~~~\nb", "x\n# Heading", "[link](javascript:x)"],
+)
+def test_a_glued_value_injects_no_markdown(value):
+    """A glued value is text: no image, link, fence or heading reaches the copy's Markdown."""
+    from markdown_it import MarkdownIt
+
+    out = convert("Before {glue:text}`v` after.", {"v": value})
+    html = MarkdownIt("commonmark").render(out)
+    assert "<img" not in html and "<a " not in html and "<h1" not in html, html
+    assert "<pre" not in html and "\n" not in out, out
+
+
 def test_a_dropped_line_leaves_no_double_blank_and_code_keeps_its_blanks():
     assert convert("a\n\n(x)=\n\nb") == "a\n\nb"
     code = "```python\nx = 1\n\n\n\ny = 2\n```"
@@ -114,6 +128,22 @@ def test_include_is_inlined(tmp_path):
     assert convert("Before.\n\n```{include} part.md\n```\n", {"x": "5"}, tmp_path) == (
         "Before.\n\nIncluded, with 5."
     )
+
+
+def test_include_stays_inside_the_book_and_never_loops(tmp_path):
+    book = tmp_path / "book"
+    (book / "chapters").mkdir(parents=True)
+    (book / "_config.yml").write_text("title: t\n")
+    (book / "part.md").write_text("A part.\n")
+    (tmp_path / "secret.txt").write_text("outside the book\n")
+    (book / "loop.md").write_text("```{include} loop.md\n```\n")
+    folder = book / "chapters"
+    assert convert("```{include} ../part.md\n```\n", folder=folder) == "A part."
+    for name in ("../../secret.txt", str(tmp_path / "secret.txt"), "/etc/hostname"):
+        with pytest.raises(ValueError, match="is outside the book"):
+            convert(f"```{{include}} {name}\n```\n", folder=folder)
+    with pytest.raises(ValueError, match="includes itself"):
+        convert("```{include} ../loop.md\n```\n", folder=folder)
 
 
 @pytest.mark.parametrize(

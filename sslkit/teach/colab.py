@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import codecs
 import copy
+import dataclasses
 import json
 import pathlib
 import re
@@ -128,17 +129,21 @@ class _Context:
     solutions: bool
     where: str
     md: object = None
+    including: tuple = ()  # the files being included, outermost first
 
 
 def _glue(value: str, spec: str) -> str:
     """A glued value as the book shows it: formatted by MyST-NB's own rule for ``name:spec``,
     and escaped so that Markdown shows it as text (a ``|`` splits no table, a ``*`` or ``_``
-    starts no emphasis, a ``$`` no math). Brackets stay: Jupyter reads ``\\[`` as math."""
+    starts no emphasis, a ``$`` no math, a ``#``, ``~`` or line break no heading or fence, a
+    ``](`` no link or image). Brackets stay: Jupyter reads ``\\[`` as math."""
     if spec:
         from myst_nb.core.variables import format_plain_text  # lazy: as myst-parser
 
         value = format_plain_text(value, spec)
-    return re.sub(r"([\\`*_<>|$])", r"\\\1", value)
+    value = " ".join(value.splitlines())  # one line: a value starts no heading, list or fence
+    value = re.sub(r"([\\`*_<>|$!~#&])", r"\\\1", value)
+    return value.replace("](", "&#93;(")  # no link or image: \] would be math in Jupyter
 
 
 def _role(name: str, content: str, ctx: _Context) -> str:
@@ -229,11 +234,25 @@ def _directive(info: str, body: str, ctx: _Context) -> str:
         )
         return f"> **{title}**\n>\n{quoted}"
     if name == "include":
-        path = (ctx.folder / args).resolve()
-        return convert_markdown(path.read_text(encoding="utf-8"), ctx).strip("\n")
+        path = _included(args, ctx)
+        inner = dataclasses.replace(ctx, folder=path.parent, including=(*ctx.including, path))
+        return convert_markdown(path.read_text(encoding="utf-8"), inner).strip("\n")
     raise ValueError(
         f"{ctx.where}: no Colab rendering for the {{{name}}} directive; add one to sslkit/colab.py"
     )
+
+
+def _included(name: str, ctx: _Context) -> pathlib.Path:
+    """The file an ``{include}`` names: a relative path inside the book (the folder of its
+    ``_config.yml``), not one being included already."""
+    root = next((f for f in (ctx.folder, *ctx.folder.parents) if (f / "_config.yml").is_file()),
+                ctx.folder).resolve()  # fmt: skip
+    path = (ctx.folder / name).resolve()
+    if pathlib.Path(name).is_absolute() or root not in path.parents:
+        raise ValueError(f"{ctx.where}: {{include}} {name} is outside the book ({root})")
+    if path in ctx.including:
+        raise ValueError(f"{ctx.where}: {{include}} {name} includes itself")
+    return path
 
 
 # Tokens of MyST syntax this module has no rendering for: refused rather than shown raw.
