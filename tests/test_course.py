@@ -399,6 +399,8 @@ def test_the_grader_scores_a_folder_full_zero_and_partial(built, tmp_path):
         "    try:\n        open(f, 'w').write('gone')\n    except OSError:\n        pass"
     )
     (subs / "dan" / "harm.ipynb").write_text(json.dumps(_paste(student, [harm, "x = 1"])))
+    broken = "def my_cdnv(features, labels)\n    return 0.0"  # a missing colon
+    (subs / "dan" / "syntax.ipynb").write_text(json.dumps(_paste(student, [broken, "x = 1"])))
     ada = (subs / "ada" / "03_clustering.ipynb").read_text()
     table = course.grade(subs, graders, tmp_path / "scores.csv")
     assert sorted(p.name for p in graders.iterdir()) == sorted(
@@ -418,6 +420,7 @@ def test_the_grader_scores_a_folder_full_zero_and_partial(built, tmp_path):
     rows = table.set_index("submission")
     assert "no autograder for chapter '../evil'" in rows.loc["dan/other.ipynb", "error"]
     assert "tests deleted or overwritten" in rows.loc["dan/wiped.ipynb", "error"]
+    assert "a cell has a SyntaxError" in rows.loc["dan/syntax.ipynb", "feedback"]
     assert pd.isna(rows.loc["dan/wiped.ipynb", "total"])  # blank, never 0
     cy = table.set_index("submission").loc["cy/03_clustering.ipynb"]
     assert cy["ex_cluster_cdnv"] == 0 and cy["ex_cluster_erank"] == 1 and "CDNV" in cy["feedback"]

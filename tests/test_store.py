@@ -286,6 +286,32 @@ def test_a_manifest_run_without_rows_or_a_missing_run_is_not_stored(copy_of_stor
         store.StoredRun(PROFILE, CONFIG, 7, copy_of_store)
 
 
+def test_a_build_measures_again_a_manifest_run_without_rows(copy_of_store):
+    path = copy_of_store / PROFILE.name / "evaluations.csv.gz"
+    evals = pd.read_csv(path, dtype={"dim": str}).fillna({"dim": ""})
+    evals[evals.seed != 1].to_csv(path, index=False, compression="gzip")
+    _restamp(copy_of_store)
+    said = []
+    collect.build(PROFILE, configs=[CONFIG], root=copy_of_store, log=said.append)
+    assert said[0].startswith("1 runs to build")
+    runtime.clear_caches()
+    assert store.StoredRun(PROFILE, CONFIG, 1, copy_of_store).final("ncc") > 0
+
+
+def test_a_build_never_blesses_a_table_edited_by_hand(copy_of_store):
+    """Adding a run rewrites the tables and their checksums: it must refuse an edited table
+    first, or the edit would pass as stored."""
+    path = copy_of_store / PROFILE.name / "evaluations.csv.gz"
+    evals = pd.read_csv(path, dtype={"dim": str}).fillna({"dim": ""})
+    evals.loc[evals.index[0], "value"] += 0.1
+    evals.to_csv(path, index=False, compression="gzip")
+    m = store.manifest(PROFILE, copy_of_store)
+    with pytest.raises(store.CorruptStore, match="edited"):
+        store.write_run(PROFILE, CONFIG, 5, evals[evals.seed == 0].drop(columns=["config",
+                        "seed"]), pd.DataFrame(columns=["epoch", "metric", "value"]),
+                        m["runs"][f"{CONFIG}/0"], {}, copy_of_store)  # fmt: skip
+
+
 def test_two_writers_at_once_lose_no_run(copy_of_store):
     """Two processes each add 6 runs to one store: every run is in the manifest and has its
     rows (without the lock, runs were lost between each writer's read and write)."""

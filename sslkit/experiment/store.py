@@ -61,6 +61,7 @@ __all__ = [
     "digest",
     "check_tables",
     "locked",
+    "with_rows",
 ]
 
 
@@ -319,6 +320,16 @@ class StoredRun:
         return self.history.pivot_table(index="epoch", columns="metric", values="value")
 
 
+def with_rows(profile: Profile, root: Path | None = None) -> set[str]:
+    """The runs (``"<config>/<seed>"``) whose rows the evaluations table holds: a run of the
+    manifest without rows (an interrupted or concurrent write) is not stored."""
+    path = folder(profile, root)
+    if not all((path / n).is_file() for n in (*TABLES, "manifest.json")):
+        return set()
+    evals = _read(profile, root)[0]
+    return {f"{c}/{int(s)}" for c, s in zip(evals.config, evals.seed)}
+
+
 def stored_runs(config: str, profile: Profile, seeds, root: Path | None = None) -> list[StoredRun]:
     """The stored runs of ``config``, one per seed (see :func:`holds`)."""
     return [StoredRun(profile, config, s, root) for s in seeds]
@@ -352,6 +363,8 @@ def write_run(
 
 def _add_run(path, profile, config, seed, rows, losses, entry, provenance) -> None:
     m = _manifest_of(path)
+    if m.get("runs") and m.get("profile") == profile_settings(profile):
+        check_tables(path, m.get("tables", {}))  # never bless a table edited by hand
     if m.get("profile") != profile_settings(profile):
         m = {"profile": profile_settings(profile), "runs": {}}  # another scale: start afresh
     for name, columns, new in (

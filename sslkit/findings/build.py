@@ -201,6 +201,8 @@ def build(
     held = store.manifest(prof, root)
     same = held.get("profile") == store.profile_settings(prof)
     current = held.get("runs", {}) if same else {}
+    rows = store.with_rows(prof, root) if current else set()
+    current = {run: entry for run, entry in current.items() if run in rows}
     data = datasets_for(prof)[0].fingerprint()
     version = plan_version()
     todo = _todo(prof, configs, seeds, current, data, version)

@@ -225,6 +225,8 @@ def _grade_in_subprocess(
                str(inside / "autograder.zip"), f"/dev/fd/{write}"]  # fmt: skip
         if box:
             cmd = sandbox.command(cmd, work, **box)
+        elif shutil.which("prlimit"):  # no sandbox: still bound memory, files and output
+            cmd = sandbox.bounded(cmd, sandbox.Limits())
         result = _Drain(read)
         with open(pathlib.Path(tmp) / "log.txt", "w+b") as log:
             try:
