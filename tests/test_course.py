@@ -399,6 +399,11 @@ def test_the_grader_scores_a_folder_full_zero_and_partial(built, tmp_path):
         "    try:\n        open(f, 'w').write('gone')\n    except OSError:\n        pass"
     )
     (subs / "dan" / "harm.ipynb").write_text(json.dumps(_paste(student, [harm, "x = 1"])))
+    rewrite = (
+        "import glob\nfor f in glob.glob('tests/*.py'):\n    src = open(f).read()\n"
+        "    open(f, 'w').write(src.replace('run_check(', '(lambda *a: None)('))"
+    )  # passing tests of the same points in place of the real ones
+    (subs / "dan" / "rewrite.ipynb").write_text(json.dumps(_paste(student, [rewrite, "x = 1"])))
     broken = "def my_cdnv(features, labels)\n    return 0.0"  # a missing colon
     (subs / "dan" / "syntax.ipynb").write_text(json.dumps(_paste(student, [broken, "x = 1"])))
     ada = (subs / "ada" / "03_clustering.ipynb").read_text()
@@ -419,7 +424,9 @@ def test_the_grader_scores_a_folder_full_zero_and_partial(built, tmp_path):
     )
     rows = table.set_index("submission")
     assert "no autograder for chapter '../evil'" in rows.loc["dan/other.ipynb", "error"]
-    assert "tests deleted or overwritten" in rows.loc["dan/wiped.ipynb", "error"]
+    assert "changed its tests while it was graded" in rows.loc["dan/wiped.ipynb", "error"]
+    assert "changed its tests while it was graded" in rows.loc["dan/rewrite.ipynb", "error"]
+    assert pd.isna(rows.loc["dan/rewrite.ipynb", "total"])
     assert "a cell has a SyntaxError" in rows.loc["dan/syntax.ipynb", "feedback"]
     assert pd.isna(rows.loc["dan/wiped.ipynb", "total"])  # blank, never 0
     cy = table.set_index("submission").loc["cy/03_clustering.ipynb"]

@@ -5,6 +5,7 @@ import json
 
 import pandas as pd
 import pytest
+import torch
 
 from sslkit import (
     analysis,
@@ -341,6 +342,38 @@ def _add_runs(root, writer):
     for i in range(6):
         store.write_run(PROFILE, f"writer{writer}", i, rows, base.history.drop(
             columns=["config", "seed"]), entry, {}, root)  # fmt: skip
+
+
+def test_a_training_change_after_the_early_check_fails_the_whole_run(evidence, monkeypatch):
+    """Planted: from the end of epoch 1 on, training is changed (the weights scaled). The
+    early check (up to epoch 1) cannot see it; the whole run, trained to its last epoch and
+    compared row by row, must."""
+    table = verify.verify(PROFILE, sample=(("VICReg", 0),), log=lambda *a: None,
+                          whole=("VICReg", 1))  # fmt: skip
+    assert {"loss"} < set(table.target) and (table.epoch == PROFILE.epochs).any()
+    real_fit = runs.fit
+
+    def changed_after_epoch_1(*args, **kwargs):
+        def scale(model, epoch):
+            if epoch == 1:
+                with torch.no_grad():
+                    for p in model.parameters():
+                        p.mul_(0.5)
+
+        kwargs["callbacks"] = [*kwargs.get("callbacks", ()), scale]
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(runs, "fit", changed_after_epoch_1)
+    verify.verify(PROFILE, sample=(("VICReg", 0),), log=lambda *a: None, whole=False)
+    with pytest.raises(verify.EvidenceMismatch, match="VICReg, seed 1, epoch 2"):
+        verify.verify(PROFILE, sample=(("VICReg", 0),), log=lambda *a: None,
+                      whole=("VICReg", 1))  # fmt: skip
+
+
+def test_the_whole_run_rotates_with_the_commit(evidence):
+    picks = {verify.rotating(PROFILE, commit=f"{i:040x}") for i in range(40)}
+    assert picks == {("VICReg", 0), ("VICReg", 1)}  # every stored run, over commits
+    assert verify.rotating(PROFILE, "abc") == verify.rotating(PROFILE, "abc")
 
 
 def test_the_reference_store_in_the_package_is_small():

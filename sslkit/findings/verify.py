@@ -1,18 +1,28 @@
-"""Verified, not trusted: re-train a fixed sample of the evidence store's runs from scratch, for
-their first epochs, and compare every stored evaluation that can be recomputed.
+"""Verified, not trusted: re-train runs of the evidence store from scratch and compare every
+stored value that can be recomputed.
 
 ``make verify-evidence`` (called by CI) runs :func:`verify` and fails on any difference beyond
-:data:`TOLERANCE`, naming the run and the metric. The sample is VICReg and the
-regularization-only configuration (the two runs the paper's first claims rest on), seed 0,
-trained up to the store's first snapshot after epoch 0 on the full run's schedule
-(:func:`sslkit.runs.train` with ``stop_after``).
+:data:`TOLERANCE`, naming the run and the metric. Two checks:
+
+- **early**: VICReg and the regularization-only configuration (the two runs the paper's first
+  claims rest on), seed 0, trained up to the store's first snapshot after epoch 0 on the full
+  run's schedule (:func:`sslkit.runs.train` with ``stop_after``);
+- **whole**: one run trained to its last epoch, every row the store holds of it compared
+  (evaluation subsets ``test@k`` and the loss terms of every epoch included). The run rotates
+  with the commit (:func:`rotating`: a hash of ``HEAD`` picks it among the store's runs), so
+  that over many CI runs every configuration and seed is re-trained.
+
+The store's tables are also checked against the SHA-256 of its manifest whenever they are read
+(:func:`sslkit.experiment.store.check_tables`): a hand edit fails before any re-training.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -31,6 +41,8 @@ __all__ = [
     "MEAN_TOLERANCE",
     "RESULT",
     "recompute",
+    "rotating",
+    "LOSS_TOLERANCE",
     "compare",
     "verify",
     "last_result",
@@ -53,6 +65,9 @@ UNTRAINED_TOLERANCE = 1e-3  # epoch 0: the same weights, evaluated again
 # this: a systematic shift of one point of accuracy fails even where each value is within
 # TOLERANCE.
 MEAN_TOLERANCE = 0.01
+# The loss terms of the whole run, relative to their size (|recomputed - stored| / max(1,
+# |stored|)): the same kernel noise as the accuracies, in the losses' own units.
+LOSS_TOLERANCE = 0.04
 # Where `make verify-evidence` leaves its result, for the book to state under its scoreboards:
 # the build folder of the repository sslkit is installed from (editable, as `make` installs it).
 RESULT = Path(__file__).resolve().parents[2] / "_build" / "verify-evidence.json"
@@ -62,13 +77,37 @@ class EvidenceMismatch(AssertionError):
     """A stored evaluation that re-training does not reproduce."""
 
 
-def recompute(config: str, seed: int, profile: Profile, stop_after: int) -> pd.DataFrame:
+def recompute(
+    config: str, seed: int, profile: Profile, stop_after: int, whole: bool = False
+) -> pd.DataFrame:
     """The stored evaluations of one run at epochs ``0..stop_after``, recomputed from a run
     re-trained from scratch, with an empty evaluate cache of its own (so that nothing is read
     back from the build that wrote the store): the store's rows with a ``recomputed``
-    column."""
+    column. ``whole``: also the evaluation subsets and, as rows of target ``"loss"``, the
+    loss terms of every epoch."""
     with tempfile.TemporaryDirectory() as cache, _cache_at(cache):
-        return _recompute(config, seed, profile, stop_after)
+        return _recompute(config, seed, profile, stop_after, whole)
+
+
+def rotating(profile: Profile, commit: str | None = None) -> tuple[str, int]:
+    """The run whose whole training this commit verifies: one of the store's runs, picked by
+    the SHA-256 of the commit (``HEAD`` of the checkout sslkit runs from by default)."""
+    runs = sorted(store.manifest(profile).get("runs", {}))
+    if not runs:
+        raise store.NotStored(f"the {profile.name} evidence store holds no run to verify")
+    commit = commit or _head()
+    pick = runs[int(hashlib.sha256(commit.encode()).hexdigest(), 16) % len(runs)]
+    config, _, seed = pick.rpartition("/")
+    return config, int(seed)
+
+
+def _head() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=10)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "no commit"
+    return out.stdout.strip() or "no commit"
 
 
 @contextlib.contextmanager
@@ -87,12 +126,12 @@ def _cache_at(folder: str):
         clear_caches()
 
 
-def _recompute(config: str, seed: int, profile: Profile, stop_after: int) -> pd.DataFrame:
+def _recompute(config, seed, profile, stop_after, whole) -> pd.DataFrame:
     stored = store.evaluations(profile)
     rows = stored[(stored.config == config) & (stored.seed == seed) & (stored.epoch <= stop_after)]
-    # evaluation subsets ("test@k") are the test images' own predictions in five parts: their
-    # mean is the "test" value compared here (the store's tests check that it is)
-    rows = rows[~rows.split.str.contains("@")]
+    subsets = sorted({s for s in rows.split if "@" in s})
+    if not whole:  # the early check: "test" only (its subsets are the same predictions split)
+        rows, subsets = rows[~rows.split.str.contains("@")], []
     method, loss = CONFIGS[config]
     run = train(method, profile, seed=seed, loss=loss, stop_after=stop_after, progress=False)
     recomputed = []
@@ -101,13 +140,25 @@ def _recompute(config: str, seed: int, profile: Profile, stop_after: int) -> pd.
         if target == "sample":
             df = run.evaluate(targets=(), metrics=(), epochs=[epoch], sample_level=True)
         else:
-            df = run.evaluate(targets=(target,), metrics=(metric,), epochs=[epoch], dim=dim or None)
+            df = run.evaluate(targets=(target,), metrics=(metric,), epochs=[epoch],
+                              dim=dim or None, subsets=len(subsets))  # fmt: skip
         recomputed.append(df.assign(dim=dim))
     fresh = pd.concat(recomputed, ignore_index=True).rename(columns={"value": "recomputed"})
     keys = ["epoch", "stage", "target", "metric", "split", "dim"]
-    out = rows.merge(fresh[[*keys, "recomputed"]], on=keys, how="left")
+    out = rows.merge(fresh[[*keys, "recomputed"]].drop_duplicates(keys), on=keys, how="left")
+    if whole:
+        out = pd.concat([out, _losses(run, profile, config, seed)], ignore_index=True)
     out["difference"] = (out.recomputed - out.value).abs()
     return out
+
+
+def _losses(run, profile: Profile, config: str, seed: int) -> pd.DataFrame:
+    """The stored loss terms of every epoch beside the re-trained run's, as rows of target
+    ``"loss"`` (their difference is compared relative to their size)."""
+    losses = store.StoredRun(profile, config, seed).history
+    fresh = run.losses().stack().rename("recomputed").reset_index()
+    out = losses.merge(fresh, on=["epoch", "metric"], how="left")
+    return out.assign(stage="", target="loss", split="train", dim="")
 
 
 def compare(
@@ -121,7 +172,10 @@ def compare(
     epoch 0), or when the trained values are shifted one way on average by more than
     ``mean``."""
     limit = table.epoch.map(lambda e: untrained if e == 0 else tolerance)
-    bad = table[table.recomputed.isna() | (table.difference > limit)]
+    loss = table.target == "loss"
+    scale = table.value.abs().clip(lower=1.0).where(loss, 1.0)  # losses: relative to their size
+    limit = limit.where(~loss, LOSS_TOLERANCE)
+    bad = table[table.recomputed.isna() | (table.difference / scale > limit)]
     if len(bad):
         lines = [
             f"{r.config}, seed {r.seed}, epoch {r.epoch}, {r.stage}, {r.target}, {r.metric} "
@@ -136,7 +190,7 @@ def compare(
             + "\nThe code or the data changed since the store was built: rebuild it "
             "(`python -m sslkit evidence build --profile reference`) or find the change."
         )
-    trained_values = table[table.epoch > 0]
+    trained_values = table[(table.epoch > 0) & (table.target != "loss")]
     shift = float((trained_values.recomputed - trained_values.value).mean())
     if abs(shift) > mean:
         raise EvidenceMismatch(
@@ -152,29 +206,36 @@ def verify(
     tolerance=TOLERANCE,
     log=print,
     result: Path | None = None,
+    whole: tuple[str, int] | None | bool = True,
 ):
-    """Re-train ``sample`` up to the first stored snapshot after epoch 0 and compare; returns
-    the comparison table, or raises :class:`EvidenceMismatch`. With ``result``, also write a
-    summary there (runs, values, largest difference) for the book to state."""
+    """Re-train ``sample`` up to the first stored snapshot after epoch 0, and the ``whole`` run
+    (``True``: :func:`rotating`'s; ``False``: none) to its last epoch, and compare; returns the
+    comparison table, or raises :class:`EvidenceMismatch`. With ``result``, also write a
+    summary there (which runs, how many values, the largest difference) for the book to
+    state."""
     prof = get_profile(profile)
     if result is not None:  # a failed verification must not leave an old success behind
         Path(result).unlink(missing_ok=True)
-    first = next(e for e in prof.eval_epochs() if e > 0)
-    for config, seed in sample:
+    first, last = next(e for e in prof.eval_epochs() if e > 0), prof.eval_epochs()[-1]
+    whole = rotating(prof) if whole is True else (whole or None)
+    checks = [(c, s, first, False) for c, s in sample] + ([(*whole, last, True)] if whole else [])
+    for config, seed, _, _ in checks:
         trained(config, prof, [seed], source="store")  # the store holds it, or a clear error
     tables = []
-    for config, seed in sample:
-        t = recompute(config, seed, prof, first)
-        log(f"{config}, seed {seed}: {len(t)} values at epochs 0–{first}, largest difference "
-            f"{t.difference.max():.2g}")  # fmt: skip
+    for config, seed, upto, all_rows in checks:
+        t = recompute(config, seed, prof, upto, whole=all_rows).assign(check=f"{config}/{seed}")
+        log(f"{config}, seed {seed}: {len(t)} values at epochs 0–{upto}"
+            f"{' (every stored row, losses too)' if all_rows else ''}, largest difference "
+            f"{t[t.target != 'loss'].difference.max():.2g}")  # fmt: skip
         tables.append(t)
     table = pd.concat(tables, ignore_index=True)
     compare(table, tolerance)
     if result is not None:
         Path(result).parent.mkdir(parents=True, exist_ok=True)
         Path(result).write_text(json.dumps(dict(
-            profile=prof.name, runs=len(sample), values=len(table),
-            largest=float(table.difference.max()), tolerance=tolerance,
+            profile=prof.name, runs=len(checks), values=len(table),
+            largest=float(table[table.target != "loss"].difference.max()), tolerance=tolerance,
+            early=[f"{c}/{s}" for c, s in sample], whole=f"{whole[0]}/{whole[1]}" if whole else "",
         )))  # fmt: skip
     return table
 

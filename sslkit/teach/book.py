@@ -560,6 +560,9 @@ def evidence_line(profile: Profile) -> str:
         if verified
         else "; not re-verified in this build (`make verify-evidence`)"
     )
+    if verified.get("whole"):
+        check += (f", {verified['whole']} trained whole and every stored row of it compared, "
+                  f"{' and '.join(verified['early'])} up to their first snapshot")  # fmt: skip
     stored = (
         f"{len(runs)} runs, seeds {seeds[0]}–{seeds[-1]}, built {dates[0]} to {dates[-1]}{check}"
         if runs

@@ -300,12 +300,30 @@ def _points_of(zip_path) -> float:
 
 def _grade_one(nb_path: str, zip_path: str) -> dict:
     """The scores of one notebook (what the child process prints as its last line)."""
-    from otter.api import grade_submission  # lazy: otter-grader is the optional 'course' extra
+    from otter import run as otter_run  # lazy: otter-grader is the optional 'course' extra
+    from otter.api import grade_submission  # lazy: as above
 
+    changed: list[str] = []
+    run_tests = otter_run.run_autograder_main
+
+    def run_and_compare(ag_dir, *args, **kwargs):  # the tests as the zip holds them, after?
+        try:
+            return run_tests(ag_dir, *args, **kwargs)
+        finally:
+            changed.extend(_tests_changed(pathlib.Path(ag_dir) / "submission", zip_path))
+
+    otter_run.run_autograder_main = run_and_compare
     try:
         results = grade_submission(nb_path, zip_path, quiet=True)
     except Exception as e:  # noqa: BLE001 - reported in the notebook's row
         return {"error": f"grading failed: {type(e).__name__}: {e}"}
+    finally:
+        otter_run.run_autograder_main = run_tests
+    if changed:
+        return {
+            "error": f"the notebook changed its tests while it was graded ({', '.join(changed)}): "
+            "its scores cannot be trusted; grade a fresh copy, and read its code"
+        }
     row = {"total": results.total, "possible": results.possible}
     expected = _points_of(zip_path)
     if results.possible != expected:
@@ -321,6 +339,15 @@ def _grade_one(nb_path: str, zip_path: str) -> dict:
             messages.append(f"{name}: {_failure(results.get_result(name))}")
     row["feedback"] = " | ".join(messages)
     return row
+
+
+def _tests_changed(graded: pathlib.Path, zip_path) -> list[str]:
+    """The test files of ``zip_path`` that the folder a notebook was graded in (otter copies
+    them to its ``tests/``) no longer holds as they were: changed, replaced or deleted."""
+    with zipfile.ZipFile(zip_path) as z:
+        given = {n: z.read(n) for n in z.namelist() if n.startswith("tests/") and n.endswith(".py")}
+    return sorted(n for n, text in given.items()
+                  if not (graded / n).is_file() or (graded / n).read_bytes() != text)  # fmt: skip
 
 
 def _failure(test_file) -> str:
