@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from sslkit.models import ConvNet, Projector, ResNet18, SSLModel, build_backbone
@@ -11,6 +12,19 @@ def test_convnet_stages_in_one_pass():
     net.eval()
     assert torch.allclose(net(x), net.forward_stages(x)[-1], atol=1e-6)
     assert net.stage_names == ("stage1", "stage2", "stage3") and net.out_dim == 32
+
+
+@pytest.mark.parametrize(
+    "build, shape",
+    [
+        (lambda: ConvNet(1, (8, 16, 32), image_size=28), (2, 1, 28, 28)),
+        (lambda: ConvNet(1, (4, 8, 16, 32), image_size=4), (2, 1, 4, 4)),  # pooling stops
+        (lambda: ResNet18(3), (2, 3, 32, 32)),
+    ],
+)
+def test_stage_dims_are_the_widths_of_the_features_of_each_stage(build, shape):
+    net = build()
+    assert tuple(f.shape[1] for f in net.forward_stages(torch.randn(shape))) == net.stage_dims
 
 
 def test_convnet_handles_tiny_images():

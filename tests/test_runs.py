@@ -118,6 +118,16 @@ def test_epoch_zero_is_the_untrained_network_of_the_seed(fast):
     assert a.final("ncc") != a.initial("ncc")
 
 
+def test_a_new_backbone_has_the_runs_architecture_and_fresh_weights(fast):
+    run = runs.train("vicreg", fast, progress=False)
+    net = run.new_backbone()
+    assert type(net) is type(run.backbone) and net.stage_dims == run.stage_dims
+    assert run.stage_dims[-1] == run.out_dim and len(run.stage_dims) == len(run.stage_names)
+    assert net.state_dict().keys() == run.snapshots[0].keys()
+    weights = next(k for k in run.snapshots[0] if k.endswith("weight"))
+    assert not torch.equal(net.state_dict()[weights].cpu(), run.snapshots[0][weights])
+
+
 def test_loss_arguments_are_checked_before_training(fast):
     with pytest.raises(ValueError, match="unknown loss argument 'inv_wieght'.*inv_weight"):
         runs.train("vicreg", fast, loss={"inv_wieght": 0})

@@ -213,6 +213,12 @@ class Run:
         return self.backbone.out_dim
 
     @property
+    def stage_dims(self) -> tuple[int, ...]:
+        """Width of each stage of the backbone, shallowest first (the dimension of the
+        features each stage's measurements see)."""
+        return self.backbone.stage_dims
+
+    @property
     def last_stage(self) -> str:
         return self.backbone.stage_names[-1]
 
@@ -230,7 +236,7 @@ class Run:
         """
         if epoch not in self.snapshots:
             raise KeyError(f"no snapshot at epoch {epoch}; this run has {self.epochs}")
-        net = self._fresh()
+        net = self.new_backbone()
         net.load_state_dict(self.snapshots[epoch])
         net = net.to(self.device).eval()
         if epoch == 0:
@@ -297,8 +303,9 @@ class Run:
         ]
         return pd.concat(frames, ignore_index=True)
 
-    def _fresh(self):
-        """A new network of this run's architecture (random weights from torch's generator)."""
+    def new_backbone(self):
+        """A new network of this run's architecture on its device, with random weights from
+        torch's generator: e.g. ``make_backbone`` of :func:`~sslkit.targets.make_targets`."""
         train_set, _, _ = datasets_for(self.profile)
         net = build_backbone(
             self.profile.backbone,
@@ -356,7 +363,7 @@ class Run:
         """:meth:`_evaluate_target`, computed: the targets, then the metric on the features."""
         _, eval_train, eval_test = datasets_for(self.profile)
         labels = make_targets(
-            name, eval_train, eval_test, seed=self.seed, make_backbone=self._fresh
+            name, eval_train, eval_test, seed=self.seed, make_backbone=self.new_backbone
         )
         xtr, xte = features.seen()
         rows = evaluate_features(xtr, xte, labels, self.stage_names, metric, subsets=subsets)

@@ -2,7 +2,8 @@
 
 Every backbone has ``forward(x)`` (pooled features of the last stage) and
 ``forward_stages(x)`` (a list with the globally average-pooled features of *each*
-stage, in one forward pass), so a chapter can probe every layer at once.
+stage, in one forward pass), so a chapter can probe every layer at once, and ``stage_dims``
+(the width of each stage's features, shallowest first).
 """
 
 from __future__ import annotations
