@@ -251,3 +251,38 @@ def test_a_cache_that_cannot_be_written_leaves_no_rank_training_alone(tmp_path):
     for rank in (0, 1):
         result = torch.load(f"{out}.{rank}")
         assert result["trained_by"].item() == 0.0 and result["sum"].item() == 3.0
+
+
+def _stop_one(rank, out):
+    """Rank 1 stops (SIGSTOP) at its third step; rank 0 must end with PeerLost, in words."""
+    import signal
+
+    from sslkit.train import fit
+
+    model, method = _model_and_method()
+    calls = []
+
+    def stopping(net, images, labels, generator=None):
+        calls.append(1)
+        if rank == 1 and len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGSTOP)
+        return method(net, images, labels, generator)
+
+    started = time.time()
+    try:
+        fit(model, stopping, _data(), epochs=3, batch_size=16, lr=1e-2, progress=False)
+    except distributed.PeerLost as e:
+        with open(out, "w") as f:
+            f.write(f"{time.time() - started:.1f}\n{e}")
+        raise
+
+
+def test_a_stopped_rank_ends_the_job_in_words_within_the_timeout(tmp_path, monkeypatch):
+    monkeypatch.setenv("SSLKIT_TEST_TIMEOUT", "5")
+    out = tmp_path / "said.txt"
+    codes = _run(_stop_one, 2, str(out), timeout=20)
+    assert codes[0] not in (0, "hung") and codes[1] == "hung", codes  # the stopped one: killed
+    seconds, said = out.read_text().split("\n", 1)
+    assert float(seconds) < 2 * 5, seconds
+    assert "rank 0 of 2: another process of the job stopped answering within 5 s" in said
+    assert "Resume from the last checkpoint" in said

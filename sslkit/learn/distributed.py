@@ -32,6 +32,8 @@ __all__ = [
     "all_finite",
     "barrier",
     "from_main",
+    "PeerLost",
+    "peer_lost",
     "GlobalBatchNorm",
     "synchronise_batchnorm",
 ]
@@ -72,7 +74,32 @@ def init_from_env(timeout_s: float | None = None) -> bool:
     if backend == "nccl":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout))
+    _TIMEOUT[0] = timeout
     return True
+
+
+_TIMEOUT = [TIMEOUT_S]  # the process group's timeout, for the message of PeerLost
+
+
+class PeerLost(RuntimeError):
+    """Another process of the job stopped answering a collective (it died, was stopped or is
+    stuck): the job ends, and says so in words rather than in the backend's."""
+
+
+def peer_lost(err: RuntimeError) -> RuntimeError:
+    """``err`` as a :class:`PeerLost` where a collective failed because another rank stopped
+    answering (the backend's timeout or a closed connection); otherwise ``err`` itself."""
+    text = str(err).lower()
+    words = ("timeout", "timed out", "closed", "connection reset", "broken pipe")
+    if world_size() == 1 or not any(w in text for w in words):
+        return err
+    first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+    return PeerLost(
+        f"rank {rank()} of {world_size()}: another process of the job stopped answering within "
+        f"{_TIMEOUT[0]:g} s (SSLKIT_DIST_TIMEOUT): it died, was stopped or is stuck, so the job "
+        f"ends here. Resume from the last checkpoint (fit(resume=...)) once every process runs. "
+        f"(The backend said: {first})"
+    )
 
 
 class _Gather(torch.autograd.Function):

@@ -383,10 +383,15 @@ class _Step:
         self.amp = autocast_dtype(self.device)
 
     def __call__(self, images, labels, views, epoch: int) -> None:
-        with _autocast(self.device, self.amp):
-            out = self.method(self.net, images, labels, views)
-        self.opt.zero_grad(set_to_none=True)
-        _backward(out, self.params, epoch, self.count + 1, self.history.last)
+        try:
+            with _autocast(self.device, self.amp):
+                out = self.method(self.net, images, labels, views)
+            self.opt.zero_grad(set_to_none=True)
+            _backward(out, self.params, epoch, self.count + 1, self.history.last)
+        except RuntimeError as e:  # a collective whose peer stopped answering, said in words
+            if (lost := dist.peer_lost(e)) is not e:
+                raise lost from e
+            raise
         self.opt.step()
         self.sched.step()
         self.count += 1
