@@ -33,12 +33,12 @@ from .experiment.cost import THROUGHPUT, fmt_duration
 from .experiment.plan import (
     CHAPTER_CONFIGS,
     MEASURING_PROFILE,
+    chapter_costs,
     chapter_measuring,
     chapter_plan,
-    summary,
 )
 from .experiment.runs import train
-from .findings import build as collect
+from .findings import build as evidence
 from .findings import scale, verify
 from .learn import distributed
 from .learn.data import load
@@ -149,7 +149,7 @@ def _plan(args) -> int:
         )
     else:
         with pd.option_context("display.width", 120):
-            print(summary(prof).to_string())
+            print(chapter_costs(prof).to_string())
         print(
             "\nTimes: the chapter from empty caches, as if it ran alone: training every run "
             "(estimated from its operations) plus measuring them ('measuring': timed on 2 CPU "
@@ -171,7 +171,7 @@ def _evidence(args) -> int:
         print(f"{len(table)} rows in {args.out}")
     elif args.what == "build":
         prof = get_profile(args.profile or "reference")
-        m = collect.build(prof, args.configs, seeds)
+        m = evidence.build(prof, args.configs, seeds)
         print(f"{len(m.get('runs', {}))} runs in {store.folder(prof)}")
     else:
         table = verify.verify(args.profile or "reference", result=verify.RESULT)

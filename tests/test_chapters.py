@@ -108,7 +108,7 @@ def test_findings_are_reported_with_a_scoreboard_and_numbers_glued(path):
     reported = {k for k in paper.FINDINGS if f'"{k}"' in text}
     if "paper.per_method(" in text:  # reported in a loop over paper.per_method's keys
         reported |= {k for key in paper.PER_METHOD for k in paper.per_method(key).values()}
-    glued |= {f"{k}_{s}" for k in reported for s in book.REPORT_GLUES}
+    glued |= {f"{k}_{s}" for k in reported for s in book.FINDING_GLUES}
     if "book.setup(chapter=" in text:  # the chapter's estimated run time, glued by book.setup
         glued |= {"run_count", "measure_time"}
         glued |= {f"{p}_time_{d}" for p in ("run", "train") for d in ("cpu", "t4")}
@@ -203,7 +203,7 @@ def test_no_glued_comparison_word_that_is_not_a_verdict(path):
     found = [name for src in code for name in _glued_comparisons(src)]
     assert not found, (
         f"glued words chosen by comparing means, with no control or threshold: {found}; make "
-        "each a sslkit.paper.Finding (its verdict is glued by book.report) or delete it"
+        "each a sslkit.paper.Finding (its verdict is glued by book.glue_finding) or delete it"
     )
 
 

@@ -274,15 +274,15 @@ def test_the_build_fails_only_where_the_stated_evidence_contradicts_the_prose(mo
     planted(monkeypatch, holds=False)
     monkeypatch.setitem(recorded.RECORDED, key, "held")
     monkeypatch.setenv("SSLKIT_BOOK_BUILD", "1")
-    book.report(key, PROFILE)  # this run differs from the reference: a line, never an error
+    book.glue_finding(key, PROFILE)  # this run differs from the reference: a line, never an error
     assert "reads 'not held' where the reference evidence (8 seeds) reads 'held'" in (
         capsys.readouterr().out
     )
     monkeypatch.setitem(recorded.RECORDED, key, "not held")  # the prose says otherwise
     with pytest.raises(AssertionError, match="never the threshold"):
-        book.report(key, PROFILE)
+        book.glue_finding(key, PROFILE)
     monkeypatch.delenv("SSLKIT_BOOK_BUILD")
-    book.report(key, PROFILE)  # a reader's run: a line, no exception
+    book.glue_finding(key, PROFILE)  # a reader's run: a line, no exception
     assert "The book's text says 'not held'" in capsys.readouterr().out
 
 
@@ -292,11 +292,11 @@ def test_without_stored_evidence_the_books_live_build_is_checked(monkeypatch):
     monkeypatch.setattr(book, "stated", lambda key: None)  # the store lacks the finding
     monkeypatch.setitem(recorded.RECORDED, key, "held")
     monkeypatch.setenv("SSLKIT_BOOK_BUILD", "1")
-    book.report(key, PROFILE)  # smoke is not the book's profile
+    book.glue_finding(key, PROFILE)  # smoke is not the book's profile
     cpu = profiles.get_profile("cpu")
     with pytest.raises(AssertionError, match="never the threshold"):
-        book.report(key, cpu)
-    book.report(key, cpu, seeds=(5, 6, 7))  # other seeds: no exception
+        book.glue_finding(key, cpu)
+    book.glue_finding(key, cpu, seeds=(5, 6, 7))  # other seeds: no exception
 
 
 def test_thresholds_are_written_once():

@@ -179,7 +179,7 @@ def test_measuring_is_timed_for_every_chapter_and_added_to_training():
     assert plan.chapter_estimate("03", "gpu", "T4") == pytest.approx(
         plan.chapter_plan("03", "gpu", cache=False)["T4"].sum()
     )
-    assert plan.summary(cpu, chapters=["03"]).loc["03", "measuring"] == cost.fmt_duration(
+    assert plan.chapter_costs(cpu, chapters=["03"]).loc["03", "measuring"] == cost.fmt_duration(
         plan.MEASURING_SECONDS["03"]
     )
     with pytest.raises(ValueError, match="unknown chapter '9'"):

@@ -9,7 +9,6 @@ import torch
 
 from sslkit import (
     analysis,
-    collect,
     configs,
     evaluation,
     paper,
@@ -20,6 +19,7 @@ from sslkit import (
     targets,
     verify,
 )
+from sslkit.findings import build as evidence_build
 from sslkit.findings import measurements
 
 # A store small enough to build in a test: the smoke profile, 2 epochs, 2 seeds.
@@ -39,7 +39,7 @@ def built(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(targets, "DRAWS", DRAWS)
         mp.setenv("SSLKIT_CACHE", str(cache))
-        collect.build(PROFILE, configs=[CONFIG], root=root, log=logs.append)
+        evidence_build.build(PROFILE, configs=[CONFIG], root=root, log=logs.append)
     return root, cache, logs
 
 
@@ -157,13 +157,15 @@ def test_a_changed_evaluation_plan_evaluates_the_stored_runs_again_without_train
     root, _, _ = built
     logs = []
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(collect, "plan_version", lambda: "another plan")
+        mp.setattr(evidence_build, "plan_version", lambda: "another plan")
         mp.setattr(runs, "fit", lambda *a, **k: pytest.fail("re-evaluating retrained"))
-        collect.build(PROFILE, configs=[CONFIG], root=root, log=logs.append)
+        evidence_build.build(PROFILE, configs=[CONFIG], root=root, log=logs.append)
         assert logs[0].startswith("2 runs to build")
         plans = {e["plan"] for e in store.manifest(PROFILE, root)["runs"].values()}
         assert plans == {"another plan"}
-    collect.build(PROFILE, configs=[CONFIG], root=root, log=logs.append)  # back, for the next tests
+    evidence_build.build(
+        PROFILE, configs=[CONFIG], root=root, log=logs.append
+    )  # back, for the next tests
     assert logs[-1].startswith("[2/2]")
 
 
@@ -179,13 +181,13 @@ def test_a_build_resumes_where_it_stopped(built, evidence):
     root, _, logs = built
     assert logs[0].startswith("2 runs to build")
     again = []
-    collect.build(PROFILE, configs=[CONFIG], root=root, log=again.append)
+    evidence_build.build(PROFILE, configs=[CONFIG], root=root, log=again.append)
     assert again == [again[0]] and again[0].startswith("0 runs to build")
     m = json.loads((root / PROFILE.name / "manifest.json").read_text())
     del m["runs"]["VICReg/1"]  # as if the build stopped before this run was written
     (root / PROFILE.name / "manifest.json").write_text(json.dumps(m))
     before = len(store.evaluations(PROFILE, root))
-    collect.build(PROFILE, configs=[CONFIG], root=root, log=again.append)
+    evidence_build.build(PROFILE, configs=[CONFIG], root=root, log=again.append)
     assert again[1].startswith("1 runs to build")
     assert len(store.evaluations(PROFILE, root)) == before  # its old rows were replaced
 
@@ -293,7 +295,7 @@ def test_a_build_measures_again_a_manifest_run_without_rows(copy_of_store):
     evals[evals.seed != 1].to_csv(path, index=False, compression="gzip")
     _restamp(copy_of_store)
     said = []
-    collect.build(PROFILE, configs=[CONFIG], root=copy_of_store, log=said.append)
+    evidence_build.build(PROFILE, configs=[CONFIG], root=copy_of_store, log=said.append)
     assert said[0].startswith("1 runs to build")
     runtime.clear_caches()
     assert store.StoredRun(PROFILE, CONFIG, 1, copy_of_store).final("ncc") > 0

@@ -73,6 +73,7 @@ from .plan import chapter_measuring
 from .plan import chapter_time
 from .plan import training_seconds
 from .plan import chapter_estimate
+from .plan import chapter_costs
 from .plan import flops_per_image
 
 __all__ = [
@@ -145,5 +146,6 @@ __all__ = [
     "chapter_time",
     "training_seconds",
     "chapter_estimate",
+    "chapter_costs",
     "flops_per_image",
 ]

@@ -47,7 +47,7 @@ __all__ = [
     "chapter_time",
     "training_seconds",
     "chapter_estimate",
-    "summary",
+    "chapter_costs",
     "flops_per_image",
 ]
 
@@ -216,7 +216,7 @@ def chapter_estimate(
     return training + (measuring or 0.0)
 
 
-def summary(profile: str | Profile | None = None, chapters=None) -> pd.DataFrame:
+def chapter_costs(profile: str | Profile | None = None, chapters=None) -> pd.DataFrame:
     """One row per chapter: runs, cached runs, total PFLOP, the measuring time (blank where not
     timed) and the estimated time per device from empty caches, training plus measuring (the
     chapter as if run alone)."""

@@ -44,7 +44,7 @@ from .book import glue
 from .book import pct
 from .book import points
 from .book import chapter_titles
-from .book import report
+from .book import glue_finding
 from .book import scoreboard
 from .book import show_scoreboard
 from .book import strict
@@ -97,7 +97,7 @@ __all__ = [
     "pct",
     "points",
     "chapter_titles",
-    "report",
+    "glue_finding",
     "scoreboard",
     "show_scoreboard",
     "strict",

@@ -3,7 +3,7 @@
 - :func:`setup` fixes threads, the plotting style and the profile, and prints them.
 - :func:`glue` records a value for the prose (myst-nb's ``glue`` when the book is built;
   nothing, or a plain print, in Colab or Jupyter where myst-nb may be missing).
-- :func:`report` measures a :class:`~sslkit.paper.Finding` and glues its numbers.
+- :func:`glue_finding` measures a :class:`~sslkit.paper.Finding` and glues its numbers.
 
 The build policy: the prose states the verdicts of the **reference evidence store**
 (:mod:`sslkit.store`; 8 seeds at a scale where SSL has learned), recorded once in
@@ -46,7 +46,7 @@ __all__ = [
     "pct",
     "points",
     "chapter_titles",
-    "report",
+    "glue_finding",
     "scoreboard",
     "show_scoreboard",
     "strict",
@@ -181,9 +181,9 @@ def stated(key: str):
         return None
 
 
-# What :func:`report` glues for a finding ``key``: ``{key}_{part}`` for each part, from the
+# What :func:`glue_finding` glues for a finding ``key``: ``{key}_{part}`` for each part, from the
 # reference evidence (the prose states it), and ``{key}_live_{part}`` from this run.
-REPORT_GLUES = ("effect", "ci", "verdict", "value", "control")
+FINDING_GLUES = ("effect", "ci", "verdict", "value", "control")
 
 
 def _parts(f, v) -> dict:
@@ -203,7 +203,7 @@ def _line(f, v) -> str:
     )
 
 
-def report(key: str, profile: Profile, seeds=None):
+def glue_finding(key: str, profile: Profile, seeds=None):
     """Measure the finding ``key`` on the reference evidence and on this run, and glue both:
     ``{key}_effect``, ``_ci``, ``_verdict``, ``_value``, ``_control`` from the evidence the
     prose states (the store; this run where the store does not hold the finding), and the same
@@ -401,7 +401,7 @@ def answer(profile: Profile, seeds=None, box=None) -> pd.DataFrame:
     - the same three parts for the findings of :data:`ANSWER_ALSO`.
 
     In the book's build a stated verdict other than the recorded one raises, as in
-    :func:`report`, and so does one other than the verdict the text of ``box`` (the box's
+    :func:`glue_finding`, and so does one other than the verdict the text of ``box`` (the box's
     Markdown file) was written for (:func:`written_for`): sentences around a glued verdict
     may say what that verdict means. Returns one row per glued verdict (finding, evidence,
     verdict)."""

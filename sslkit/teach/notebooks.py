@@ -20,7 +20,7 @@ import copy
 import dataclasses
 import re
 
-from .book import REPORT_GLUES
+from .book import FINDING_GLUES
 
 _FENCE = re.compile(
     r"```\{(?P<kind>exercise|solution)\}(?P<head>[^\n]*)\n(?P<body>.*?)\n```[ \t]*(?:\n|$)", re.S
@@ -323,8 +323,8 @@ def _glued(code: list[str]) -> list[re.Pattern]:
     keys += [
         f"{k}_{part}"
         for c in code
-        for k in re.findall(r"""\breport\(\s*["']([^"']+)["']""", c)
-        for part in REPORT_GLUES
+        for k in re.findall(r"""\bglue_finding\(\s*["']([^"']+)["']""", c)
+        for part in FINDING_GLUES
     ]
     return [re.compile("^" + re.sub(r"\\\{[^}]*\\\}", ".+", re.escape(k)) + "$") for k in keys]
 
