@@ -522,18 +522,24 @@ def test_the_build_refuses_an_output_folder_it_did_not_create(tmp_path):
     assert (tmp_path / "site").is_dir()
 
 
-def test_an_endless_loop_is_stopped_alone_and_the_csv_keeps_every_row(built, tmp_path):
-    """Planted: `while True: pass` in one submission; the timeout stops it, not the class."""
+def test_an_endless_loop_is_stopped_alone_and_the_csv_keeps_every_row(built, tmp_path, monkeypatch):
+    """Planted: `while True: pass` in one submission; the timeout stops it, not the class, and
+    otter's temporary copy goes with it (graded without a sandbox, whose /tmp is its own)."""
     out, _ = built
+    scratch = tmp_path / "scratch"  # the temporary folder the grading process is given
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
     student = json.loads((out / "notebooks" / "03_clustering.ipynb").read_text())
     (tmp_path / "subs").mkdir()
     (tmp_path / "subs" / "a_loop.ipynb").write_text(
         json.dumps(_paste(student, ["while True:\n    pass", "x = 1"]))
     )
     (tmp_path / "subs" / "b_broken.ipynb").write_text("{ not json")
-    table = grading.grade(tmp_path / "subs", out / "autograder", tmp_path / "s.csv", timeout=15)
+    table = grading.grade(tmp_path / "subs", out / "autograder", tmp_path / "s.csv", timeout=15,
+                          sandboxed=False)  # fmt: skip
     rows = table.set_index("submission")
     assert "stopped after 15 s" in rows.loc["a_loop.ipynb", "error"]
+    assert list(scratch.iterdir()) == []  # nothing of otter's left behind
     assert "not a readable notebook" in rows.loc["b_broken.ipynb", "error"]  # graded after it
     assert len(pd.read_csv(tmp_path / "s.csv")) == 2
     with pytest.raises(ValueError, match="timeout must be a positive"):
