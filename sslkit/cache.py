@@ -58,8 +58,9 @@ __all__ = [
 # 3: keys hold the data's fingerprint, evaluations the weights' hash; named random streams.
 # 5f92b1b9…: one NCC (streaming.NCCScore) and one BatchNorm calibration serve analyze too, with
 # identical results (a refactor, so no bump; tests/test_reverse.py pins the key and values).
+# 2e718908…: NCC, CDNV in bounded blocks of classes; test-only labels refused; results identical.
 CACHE_VERSION = 3
-MEASURE_CODE = "5f92b1b97747eadf"
+MEASURE_CODE = "2e71890852794895"
 # Written by sslkit in every cache root; `clean` deletes nothing in a folder without it.
 MARKER = ".sslkit-cache"
 
