@@ -60,8 +60,10 @@ __all__ = [
 # identical results (a refactor, so no bump; tests/test_reverse.py pins the key and values).
 # 7d51729d…: linear_probe, evaluate_features and make_targets cut into named steps; 153 cache
 # keys and every value recomputed before and after were identical (a refactor, no bump).
+# d8f26bd0…: NCC and CDNV in bounded blocks of classes (bit-identical up to 1024 classes and 2^24
+# pairs), test-only labels refused by every ruler; results of valid input identical, no bump.
 CACHE_VERSION = 3
-MEASURE_CODE = "7d51729d732ddc24"
+MEASURE_CODE = "d8f26bd0ca7ad26f"
 # Written by sslkit in every cache root; `clean` deletes nothing in a folder without it.
 MARKER = ".sslkit-cache"
 

@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from .anymodel.encoders import build_encoder, load_weights
-from .anymodel.report import writable_folder, write_report
+from .anymodel.report import replaced, writable_folder, write_report
 from .anymodel.reverse import analyze
 from .cache import cache_root, clean
 from .experiment import store
@@ -216,10 +216,31 @@ def _analyze(args) -> int:
         seed=args.seed,
         progress=None if not args.quiet else False,
     )
-    paths = write_report(result, out, title=f"{args.model} on {args.data}")
+    for line in replaced(out):
+        print(f"note: {line}", file=sys.stderr)
+    try:
+        paths = write_report(result, out, title=f"{args.model} on {args.data}")
+    except OSError as err:  # a full disk: one line, not a traceback
+        print(f"error: {err.strerror or err}", file=sys.stderr)
+        return 1
     print(result.summary().round(4).to_string())
     print(f"\nwrote {paths['report']} and {paths['results']}")
     return 0
+
+
+def _count(minimum: int):
+    """An argparse type: a whole number of at least ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
 
 
 def _add_profile(parser: argparse.ArgumentParser) -> None:
@@ -339,9 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument(
         "--targets", default="fine,coarse,coarse_random,random_function", help="comma-separated"
     )
-    a.add_argument("--draws", type=int, default=20, help="draws of each random control")
-    a.add_argument("--max-fit", type=int, default=10_000, help="images for the probe and kNN")
-    a.add_argument("--batch-size", type=int, default=256)
+    a.add_argument("--draws", type=_count(1), default=20, help="draws of each random control")
+    a.add_argument("--max-fit", type=_count(2), default=10_000, help="images for the probe and kNN")
+    a.add_argument("--batch-size", type=_count(1), default=256)
     a.add_argument("--device", default=None, help="cpu, cuda… (default: cuda if available)")
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--no-untrained", action="store_true", help="skip the untrained floor")
@@ -375,7 +396,8 @@ def main(argv=None) -> int:
         if os.environ.get("SSLKIT_DEBUG", "") not in ("", "0"):
             raise
         message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if isinstance(e, MemoryError) or "out of memory" in message.lower():
+        advised = "batch_size" in message  # analyze's own advice
+        if (isinstance(e, MemoryError) or "out of memory" in message.lower()) and not advised:
             message += (
                 " — out of memory: lower batch_size or eval_size (a smaller profile, e.g. "
                 "--profile cpu), or use fewer --threads"

@@ -2,20 +2,28 @@
 with one figure per ruler (each target by layer, against both floors).
 
 ``python -m sslkit analyze … --out DIR`` writes ``DIR/results.json`` and ``DIR/report.html``.
+Each is written to a new file in ``DIR`` first, then moved over the old one (``os.replace``): a
+symbolic link at either name is replaced, never followed, and a failed write (a full disk)
+leaves the old report whole.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import errno
 import io
 import json
 import os
+import tempfile
 from html import escape
 from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["writable_folder", "write_report", "figure"]
+__all__ = ["writable_folder", "write_report", "replaced", "figure"]
+
+FILES = ("results.json", "report.html")
 
 NAMES = {
     "ncc": "NCC accuracy",
@@ -28,13 +36,20 @@ NAMES = {
 
 def writable_folder(out) -> Path:
     """``out`` as a folder that exists and can be written, or a ``ValueError`` that says why;
-    checked before any measuring, so nothing is computed for a report that cannot be saved."""
+    checked before any measuring, so nothing is computed for a report that cannot be saved.
+    A symbolic link is refused: the report would land in whatever folder it points to."""
     out = Path(out)
+    if out.is_symlink():
+        raise ValueError(
+            f"--out {out} is a symbolic link (to {os.readlink(out)}): the report is not written "
+            "through links, which could replace another folder's files; give the folder itself "
+            f"(--out {out.resolve()}) or a new folder"
+        )
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".sslkit-write-test-{os.getpid()}"
-        probe.write_text("ok")
-        probe.unlink()
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".sslkit-write-test-")
+        os.close(fd)
+        os.unlink(probe)
     except OSError as err:
         raise ValueError(
             f"cannot write the report to {out}: {err.strerror or err}; choose a folder you can "
@@ -86,16 +101,63 @@ def _png(fig) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
+def replaced(out) -> list[str]:
+    """What writing a report into ``out`` replaces, one line each (an old report, or a link
+    at one of its names, which is replaced while what it points to is left alone)."""
+    lines = []
+    for name in FILES:
+        path = Path(out) / name
+        if path.is_symlink():
+            lines.append(
+                f"replacing the symbolic link {path} with the report; what it points to "
+                f"({os.readlink(path)}) is left as it is"
+            )
+        elif path.exists():
+            lines.append(f"overwriting the existing {path}")
+    return lines
+
+
+def _write(path: Path, text: str) -> None:
+    """``text`` into a new file beside ``path``, then moved over it (``os.replace``): a link at
+    ``path`` is replaced, not followed, and a failed write leaves the old file whole; an
+    ``OSError`` says which file and what to do."""
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())  # as an ordinary new file (mkstemp's is private)
+        os.replace(tmp, path)
+    except BaseException as err:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        if not isinstance(err, OSError):
+            raise
+        advice = (
+            "free some space or choose" if err.errno in (errno.ENOSPC, errno.EDQUOT) else "choose"
+        )
+        why = err.strerror or str(err)
+        raise OSError(
+            err.errno, f"cannot write {path}: {why}; {advice} another folder (--out)"
+        ) from None
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_report(analysis, out, title: str = "sslkit analyze") -> dict[str, Path]:
     """Write ``results.json`` (settings and every row) and ``report.html`` into ``out``; returns
-    their paths."""
+    their paths. Links at those names are replaced, not followed (:func:`replaced` says what
+    goes); an ``OSError`` (a full disk) names the file and leaves the old one whole."""
     out = writable_folder(out)
     results = out / "results.json"
     rows = analysis.table.to_dict("records")
-    results.write_text(
-        json.dumps({"settings": analysis.settings, "rows": rows}, indent=1, default=str),
-        encoding="utf-8",
-    )
+    payload = {"settings": analysis.settings, "rows": rows}
+    _write(results, json.dumps(payload, indent=1, default=str))
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>{escape(title)}</title>",
@@ -120,7 +182,7 @@ def write_report(analysis, out, title: str = "sslkit analyze") -> dict[str, Path
     parts += ["<h2>Numbers (test; controls: mean of their draws)</h2>",
               summary.round(4).to_html(), "</body></html>"]  # fmt: skip
     report = out / "report.html"
-    report.write_text("\n".join(parts), encoding="utf-8")
+    _write(report, "\n".join(parts))
     return {"results": results, "report": report}
 
 

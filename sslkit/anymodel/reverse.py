@@ -18,6 +18,10 @@ over the fitting images gives class centres, variances and the whitening statist
 fitting images' centres, and CDNV, so an ImageNet-sized folder never has to fit in memory.
 The linear probe and kNN use a stratified subsample of at most ``max_fit`` images per split, and
 the settings say so.
+
+What no ruler can measure is refused with the reason and what to do (``ValueError``): fractional
+labels, a class with under :data:`MIN_FIT_IMAGES` fitting images or with scoring images only, a
+count below 1. Running out of memory says what to do too (``MemoryError``).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import numbers
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,6 +63,8 @@ MAX_FIT = 10_000
 MAX_WHITEN_DIM = 4096
 # Raw pixels are average-pooled to at most this side before they are measured (the floor).
 PIXEL_SIDE = 32
+# Every class needs this many fitting images: a centre, and a spread about it.
+MIN_FIT_IMAGES = 2
 
 
 @dataclass
@@ -114,8 +122,7 @@ def _label_codes(fit: Split, score: Split, batch_size: int) -> _Labels:
     and each class's coarse group."""
     fit_fine, fit_coarse = labels_of(fit, batch_size)
     score_fine, score_coarse = labels_of(score, batch_size)
-    if torch.is_floating_point(fit_fine):
-        raise ValueError("labels must be integers; map them first (np.unique(return_inverse=True))")
+    _check_classes(fit_fine, score_fine)
     classes = torch.unique(torch.cat([fit_fine, score_fine]))
     if len(torch.unique(fit_fine)) < 2:
         raise ValueError(
@@ -135,20 +142,43 @@ def _label_codes(fit: Split, score: Split, batch_size: int) -> _Labels:
     return labels
 
 
+def _check_classes(fit_fine: torch.Tensor, score_fine: torch.Tensor) -> None:
+    """Refuse splits no ruler can measure: no images, a class with fewer than
+    :data:`MIN_FIT_IMAGES` fitting images, a class only in the scoring images (no centre, probe
+    or kNN can predict it, so each of its images would count as wrong, as
+    :func:`sslkit.metrics.ncc_accuracy` refuses)."""
+    need = (
+        f"analyze needs at least {MIN_FIT_IMAGES} fitting images of every class (two classes at "
+        "least) and one scoring image"
+    )
+    for name, y in (("fitting", fit_fine), ("scoring", score_fine)):
+        if not len(y):
+            raise ValueError(f"there are no {name} images: {need}")
+    classes, counts = torch.unique(fit_fine, return_counts=True)
+    few = classes[counts < MIN_FIT_IMAGES].tolist()
+    if few:
+        raise ValueError(
+            f"classes {few[:10]} have fewer than {MIN_FIT_IMAGES} fitting images: {need}. Give "
+            "them more images (one set is split at random, 80% to fit), or leave them out"
+        )
+    only = torch.unique(score_fine[~torch.isin(score_fine, classes)]).tolist()
+    if only:
+        raise ValueError(
+            f"classes {only[:10]} are in the scoring images only: nothing fitted can predict "
+            "them, so each of their images would count as wrong. Give them fitting images, or "
+            "leave their scoring images out"
+        )
+
+
 def _coarse_groups(labels: _Labels, fit_coarse, score_coarse) -> tuple[torch.Tensor, int]:
     """Each fine class's coarse group (as codes) and the number of groups; coarse labels must
-    group whole fine classes, and every class needs fitting images."""
+    group whole fine classes (every class has fitting images: :func:`_check_classes`)."""
     coarse_classes = torch.unique(
         torch.cat([fit_coarse] + ([score_coarse] if score_coarse is not None else []))
     )
     parent = torch.full((labels.k,), -1, dtype=torch.long)
     cc = torch.searchsorted(coarse_classes, fit_coarse.long())
     parent[labels.fit] = cc
-    if (parent < 0).any():  # a class only in the scoring images: its group is unknown
-        raise ValueError(
-            f"fine classes {labels.classes[parent < 0].tolist()} have no fitting image; every "
-            "class needs fitting images"
-        )
     pairs = [(labels.fit, cc)]
     if score_coarse is not None:
         pairs.append((labels.score, torch.searchsorted(coarse_classes, score_coarse)))
@@ -300,6 +330,8 @@ def _reader(model, images: _Images, layers: dict, output, device) -> _Reader:
         with torch.no_grad():
             tap(adapt(x0.to(device)))
     except RuntimeError as err:
+        if _out_of_memory(err):
+            raise  # not a shape problem: _memory_advice says what to do
         first = str(err).splitlines()[0]
         raise ValueError(
             f"the model cannot take images of shape {tuple(x0.shape)} (N×C×H×W): {first}. Resize "
@@ -649,7 +681,8 @@ def _cache_key(model, floor, plan: _Plan, settings: dict) -> dict:
     )
 
 
-def _checked_metrics(model, metrics, max_fit: int) -> tuple:
+def _checked(model, metrics, max_fit: int, **counts) -> tuple:
+    """The metrics asked, after the model, ``max_fit`` and the ``counts`` are checked."""
     want = tuple(metrics)
     bad = [m for m in want if m not in METRICS]
     if bad:
@@ -658,7 +691,48 @@ def _checked_metrics(model, metrics, max_fit: int) -> tuple:
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if max_fit < 2:
         raise ValueError(f"max_fit must be at least 2, got {max_fit}")
+    _check_counts(**counts)
     return want
+
+
+# The counts analyze takes, each a whole number of at least 1, and what each one is.
+_COUNTS = {
+    "draws": "the draws of each random control (--draws)",
+    "batch_size": "the images of one forward pass (--batch-size)",
+    "knn_k": "the neighbours that vote in kNN",
+}
+
+
+def _check_counts(**counts) -> None:
+    """Refuse a count (draws, batch size, kNN's k) below 1, or not a whole number."""
+    for name, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"{name} must be a whole number ≥ 1, got {value!r}: {_COUNTS[name]}")
+
+
+def _out_of_memory(err: BaseException) -> bool:
+    """Whether ``err`` is an allocator's refusal (CPU, CUDA or MPS), not a bug."""
+    text = str(err).lower()
+    markers = ("out of memory", "can't allocate memory", "not enough memory")
+    return isinstance(err, MemoryError) or any(m in text for m in markers)
+
+
+@contextlib.contextmanager
+def _memory_advice(batch_size: int):
+    """Inside the block, running out of memory raises a ``MemoryError`` that says what to do
+    instead of the allocator's message (large images: a 2048×2048 batch of 256 is 13 GB)."""
+    try:
+        yield
+    except (RuntimeError, MemoryError) as err:
+        if not _out_of_memory(err):
+            raise
+        asked = re.search(r"allocate (\d+) bytes", str(err))
+        size = f" (asked for {int(asked[1]) / 2**30:.1f} GiB at once)" if asked else ""
+        raise MemoryError(
+            f"out of memory reading or measuring the images{size}: resize them to the size the "
+            "model was trained on (e.g. 224×224 with torchvision.transforms.v2.Resize), or lower "
+            f"batch_size (now {batch_size}; --batch-size on the command line)"
+        ) from None
 
 
 def analyze(
@@ -708,13 +782,13 @@ def analyze(
     :class:`Analysis`, cached in the ``evaluate`` cache by both networks' weights, the data's
     fingerprints and every setting.
     """
-    want = _checked_metrics(model, metrics, max_fit)
+    want = _checked(model, metrics, max_fit, draws=draws, batch_size=batch_size, knn_k=knn_k)
     layer_map = resolve_layers(model, layers)
-    images = _images(data, batch_size, max_fit, seed)
-    floor, floor_how = _floor(model, untrained, seed)
-    targets, names = _target_names(targets, draws, images.labels)
     show = progress_enabled() if progress is None else progress
-    with _eval_mode(model):
+    with _eval_mode(model), _memory_advice(batch_size):
+        images = _images(data, batch_size, max_fit, seed)
+        floor, floor_how = _floor(model, untrained, seed)
+        targets, names = _target_names(targets, draws, images.labels)
         reader = _reader(model, images, layer_map, output, device)
         plan = _Plan(images, reader, names, want, knn_k=knn_k, seed=seed, pixels=pixels, show=show)
         settings = _settings(plan, targets, draws, floor_how)

@@ -31,6 +31,17 @@ class Split:
     batches: object  # callable(batch_size, limit=None) -> iterator of (x, fine, coarse)
 
 
+def _integer_labels(y: torch.Tensor, what: str = "labels") -> torch.Tensor:
+    """``y`` itself, refused unless it holds integers: a fractional label cast to an integer
+    would silently join another class."""
+    if torch.is_floating_point(y) or torch.is_complex(y):
+        raise ValueError(
+            f"{what} must be integers, got {y.dtype} values such as {y.flatten()[:3].tolist()}; "
+            "map them to 0..K−1 first, e.g. with np.unique(labels, return_inverse=True)[1]"
+        )
+    return y
+
+
 def _from_tensors(name, images, fine, coarse, mean, std) -> Split:
     images = torch.as_tensor(images)
     if images.ndim == 3:
@@ -54,7 +65,9 @@ def _from_tensors(name, images, fine, coarse, mean, std) -> Split:
 
 def _from_torch_dataset(name, ds) -> Split:
     targets = getattr(ds, "targets", None)
-    fine = torch.as_tensor(np.asarray(targets)).long() if targets is not None else None
+    fine = None
+    if targets is not None:
+        fine = _integer_labels(torch.as_tensor(np.asarray(targets)), "the Dataset's targets").long()
 
     def batches(size, index=None):
         subset = ds if index is None else torch.utils.data.Subset(ds, index.tolist())
@@ -74,10 +87,15 @@ def _from_torch_dataset(name, ds) -> Split:
                     "torchvision.transforms.v2.Compose([ToImage(), "
                     "ToDtype(torch.float32, scale=True)])"
                 )
+            coarse = (
+                _integer_labels(torch.as_tensor(item[2]), "coarse labels")
+                if len(item) > 2
+                else None
+            )
             yield (
                 x.float(),
-                torch.as_tensor(y).long(),
-                (torch.as_tensor(item[2]).long() if len(item) > 2 else None),
+                _integer_labels(torch.as_tensor(y)).long(),
+                None if coarse is None else coarse.long(),
             )
 
     return Split(name, len(ds), _dataset_fingerprint(ds), fine, None, batches)
@@ -120,8 +138,12 @@ def _split_of(name, obj, mean=None, std=None) -> Split:
                 f"got a tuple of {len(obj)}"
             )
         images = torch.as_tensor(obj[0])
-        fine = torch.as_tensor(np.asarray(obj[1]))
-        coarse = torch.as_tensor(np.asarray(obj[2])) if len(obj) == 3 else None
+        fine = _integer_labels(torch.as_tensor(np.asarray(obj[1])))
+        coarse = (
+            _integer_labels(torch.as_tensor(np.asarray(obj[2])), "coarse labels")
+            if len(obj) == 3
+            else None
+        )
         if len(fine) != len(images) or (coarse is not None and len(coarse) != len(images)):
             raise ValueError(
                 f"{len(images)} images but {len(fine)} labels"
@@ -140,7 +162,7 @@ def _split_of(name, obj, mean=None, std=None) -> Split:
 def _uint8_stats(images):
     """Per-channel mean and std (in [0, 1]) of uint8 images, for normalising them."""
     x = torch.as_tensor(images)
-    if x.dtype != torch.uint8:
+    if x.dtype != torch.uint8 or not len(x):  # no images: refused with the reason later
         return None, None
     if x.ndim == 3:
         x = x.unsqueeze(1)

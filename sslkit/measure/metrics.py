@@ -97,7 +97,20 @@ def _check_train_test(train_x, train_y, test_x, test_y):
         raise ValueError(f"train_x has {x.shape[1]} dimensions, test_x {tx.shape[1]}")
     if len(torch.unique(y)) < 2:
         raise ValueError(f"train_y holds one class only ({y[0].item()}): nothing to classify")
+    unseen = _unseen(ty, y)
+    if unseen:
+        raise ValueError(
+            f"test labels {unseen} have no training image, so nothing fitted on the training "
+            "images can predict them (each of their test images would count as wrong); give "
+            "every class training images, or drop those test images"
+        )
     return x, y, tx, ty
+
+
+def _unseen(labels: torch.Tensor, known: torch.Tensor) -> list[int]:
+    """The first ten distinct ``labels`` that are not among the ``known`` ones: classes that a
+    classifier fitted on ``known`` can never predict (NCC, the probe and kNN refuse them)."""
+    return torch.unique(labels[~torch.isin(labels, known)]).tolist()[:10]
 
 
 def _encode(y: torch.Tensor):
@@ -166,10 +179,10 @@ def ncc_accuracy(
             f"NCC needs at least two classes, got only {classes.tolist()}: every sample would be "
             "nearest its own class's centre"
         )
-    unseen = torch.unique(y[~torch.isin(y, classes)])
-    if len(unseen):
+    unseen = _unseen(y, classes)
+    if unseen:
         raise ValueError(
-            f"labels {unseen.tolist()[:10]} have no reference sample, so no centre: their samples "
+            f"labels {unseen} have no reference sample, so no centre: their samples "
             "can never be classified right; give every class a sample in the reference set"
         )
     nearest = _nearest_centre(x, centres)  # argmin_c ‖x − μ_c‖
@@ -223,11 +236,84 @@ def whitened_ncc_accuracy(
     )
 
 
+# NCC's distances are computed for at most NCC_ROWS samples × NCC_CLASSES classes at a time, so
+# memory stays bounded however many classes there are (15,000 classes once took 1.5 GB for
+# 240 KB of features); up to NCC_CLASSES classes nothing is split (the results are identical).
+NCC_ROWS, NCC_CLASSES = 8192, 1024
+
+
 def _nearest_centre(x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
-    """``argmin_c ‖x − μ_c‖²`` as ``argmin_c (‖μ_c‖² − 2 x·μ_c)``: one matrix product per chunk
-    of rows instead of an N×K×D difference tensor."""
+    """``argmin_c ‖x − μ_c‖²`` as ``argmin_c (‖μ_c‖² − 2 x·μ_c)``: one matrix product per block
+    of rows and classes instead of an N×K×D difference tensor."""
     sq = (centres**2).sum(1)
-    return torch.cat([(sq - 2 * chunk @ centres.T).argmin(1) for chunk in x.split(8192)])
+    return torch.cat(
+        [_argmin_by_blocks(chunk, centres, sq, _distances) for chunk in x.split(NCC_ROWS)]
+    )
+
+
+def _distances(sq: torch.Tensor, x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """``‖μ_c‖² − 2 x·μ_c``: the squared distances of the rows of ``x`` to the centres, less
+    ``‖x‖²`` (the same for every class, so it changes no argmin)."""
+    return sq - 2 * x @ centres.T
+
+
+def _argmin_by_blocks(x, centres, sq, distances, size: int | None = None) -> torch.Tensor:
+    """Each row's nearest centre, ``argmin`` of ``distances(sq, x, centres)`` taken ``size``
+    classes at a time (memory O(rows × size)); the first minimum wins, as in one ``argmin``
+    over all classes (which it is when there are at most ``size``)."""
+    size, k = size or NCC_CLASSES, len(centres)
+    if k <= size:
+        return distances(sq, x, centres).argmin(1)
+    best, where = distances(sq[:size], x, centres[:size]).min(1)
+    for a in range(size, k, size):
+        value, index = distances(sq[a : a + size], x, centres[a : a + size]).min(1)
+        closer = value < best  # a tie keeps the earlier class
+        best = torch.where(closer, value, best)
+        where = torch.where(closer, index + a, where)
+    return where
+
+
+# CDNV's pairs of classes are taken a block of rows at a time, at most CDNV_BLOCK numbers of
+# centre differences per block; up to CDNV_PAIRS pairs their ratios are averaged at once, as
+# the formula reads (identical results), beyond that block by block (memory stays bounded: 15,000
+# classes once asked for 14 GB).
+CDNV_BLOCK, CDNV_PAIRS = 1 << 21, 1 << 24
+
+
+class _SameCentres(ValueError):
+    """Classes ``pair = (i, j)`` (positions in the centres) share a centre: CDNV is undefined."""
+
+    def __init__(self, i: int, j: int):
+        super().__init__(f"classes {i} and {j} have the same centre: their CDNV is undefined")
+        self.pair = (i, j)
+
+
+def _mean_pair_ratio(mu: torch.Tensor, var: torch.Tensor) -> float:
+    """``mean_{i<j} (var_i + var_j) / (2 ‖μ_i − μ_j‖²)`` over blocks of rows ``i`` (pairs in the
+    order of ``triu_indices``); raises :class:`_SameCentres` for the first pair at distance 0."""
+    k, d = mu.shape
+    rows = max(1, CDNV_BLOCK // (k * max(d, 1)))
+    pairs = k * (k - 1) // 2
+    parts, total = [], torch.zeros((), dtype=var.dtype, device=var.device)
+    for a in range(0, k - 1, rows):
+        i, j = _pairs_of_rows(a, min(a + rows, k - 1), k, mu.device)
+        dist = ((mu[i] - mu[j]) ** 2).sum(1)
+        if (dist == 0).any():
+            raise _SameCentres(i[dist == 0][0].item(), j[dist == 0][0].item())
+        ratio = (var[i] + var[j]) / (2 * dist)
+        if pairs <= CDNV_PAIRS:
+            parts.append(ratio)
+        else:
+            total += ratio.sum()
+    return (torch.cat(parts).mean() if parts else total / pairs).item()
+
+
+def _pairs_of_rows(a: int, b: int, k: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pairs ``(i, j)``, ``a ≤ i < b``, ``i < j < k``, in the order of ``triu_indices``."""
+    i = torch.arange(a, b, device=device)[:, None].expand(-1, k)
+    j = torch.arange(k, device=device)[None, :].expand(b - a, -1)
+    keep = j > i
+    return i[keep], j[keep]
 
 
 def cdnv(features: ArrayLike, labels: ArrayLike) -> float:
@@ -244,16 +330,14 @@ def cdnv(features: ArrayLike, labels: ArrayLike) -> float:
         raise ValueError("cdnv needs at least two classes")
     centres, counts = _centres(x, codes, k)  # μ_c
     var = _within_class_variance(x, codes, centres, counts)  # Var_c = mean_{x in c} ‖x − μ_c‖²
-    mu = centres.double()
-    i, j = torch.triu_indices(k, k, offset=1, device=x.device)  # all pairs i < j
-    dist = ((mu[i] - mu[j]) ** 2).sum(1)
-    if (dist == 0).any():
-        same = (i[dist == 0][0].item(), j[dist == 0][0].item())
+    try:
+        return _mean_pair_ratio(centres.double(), var)  # over all pairs i < j
+    except _SameCentres as same:
+        i, j = same.pair
         raise ValueError(
-            f"classes {classes[same[0]].item()} and {classes[same[1]].item()} have the same centre "
+            f"classes {classes[i].item()} and {classes[j].item()} have the same centre "
             "(constant or collapsed features?): their CDNV is undefined"
-        )
-    return ((var[i] + var[j]) / (2 * dist)).mean().item()
+        ) from None
 
 
 def _within_class_variance(x, codes, centres, counts) -> torch.Tensor:
@@ -427,12 +511,6 @@ def fewshot_ncc_accuracy(
     sizes = torch.bincount(codes, minlength=k)
     if draws < 1:
         raise ValueError(f"draws must be at least 1, got {draws}")
-    unseen = torch.unique(ty[~torch.isin(ty, classes)])
-    if len(unseen):
-        raise ValueError(
-            f"test labels {unseen.tolist()[:10]} have no training image, so no centre; give every "
-            "class training images"
-        )
     if shots < 1 or int(sizes.min()) < shots:
         raise ValueError(
             f"shots must be between 1 and the smallest class's size ({int(sizes.min())}), got "

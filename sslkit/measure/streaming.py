@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from .metrics import WHITEN_EPS
+from .metrics import NCC_ROWS, WHITEN_EPS, _argmin_by_blocks, _mean_pair_ratio, _SameCentres
 
 __all__ = ["ClassStats", "NCCScore", "whiten"]
 
@@ -40,8 +40,9 @@ def _shifted_sums(x, y, shift, k: int, block: int = 512):
     return s, q
 
 
-def _nearest(x: torch.Tensor, centres: torch.Tensor, shift=None, block: int = 8192) -> torch.Tensor:
-    """``argmin_c ‖x − μ_c‖² = argmin_c (‖μ_c‖² − 2 x·μ_c)``, one fused ``addmm`` per block.
+def _nearest(x: torch.Tensor, centres: torch.Tensor, shift=None) -> torch.Tensor:
+    """``argmin_c ‖x − μ_c‖² = argmin_c (‖μ_c‖² − 2 x·μ_c)``, one fused ``addmm`` per block of
+    rows and classes (memory bounded however many classes, as :func:`sslkit.metrics.ncc_accuracy`).
 
     With ``shift`` (a point near the data, e.g. its mean), both sides are taken relative to it
     first: distances do not change, but ``‖μ_c‖²`` no longer dwarfs the differences between
@@ -50,11 +51,16 @@ def _nearest(x: torch.Tensor, centres: torch.Tensor, shift=None, block: int = 81
         centres = centres - shift
     sq = (centres**2).sum(1)
     parts = []
-    for xb in x.split(block):
+    for xb in x.split(NCC_ROWS):
         if shift is not None:
             xb = xb - shift
-        parts.append(torch.addmm(sq, xb, centres.T, alpha=-2).argmin(1))
+        parts.append(_argmin_by_blocks(xb, centres, sq, _addmm_distances))
     return torch.cat(parts)
+
+
+def _addmm_distances(sq: torch.Tensor, x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """``‖μ_c‖² − 2 x·μ_c`` in one fused ``addmm``."""
+    return torch.addmm(sq, x, centres.T, alpha=-2)
 
 
 class ClassStats:
@@ -152,13 +158,12 @@ class ClassStats:
         if len(keep) < 2:
             raise ValueError("cdnv needs at least two classes with samples")
         mu, var = (self.s / self.n[:, None])[keep], self.variances[keep]
-        i, j = torch.triu_indices(len(keep), len(keep), offset=1, device=mu.device)
-        dist = ((mu[i] - mu[j]) ** 2).sum(1)
-        if (dist == 0).any():
+        try:
+            return _mean_pair_ratio(mu, var)
+        except _SameCentres:
             raise ValueError(
                 "two classes have the same centre (collapsed features?): CDNV is undefined"
-            )
-        return ((var[i] + var[j]) / (2 * dist)).mean().item()
+            ) from None
 
     def mean_covariance(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The mean ``m`` and covariance ``M / n − m mᵀ`` of all samples (float64)."""
