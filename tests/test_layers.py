@@ -225,3 +225,20 @@ def test_the_readme_maps_every_module_to_its_job():
         sorted(set(modules) - set(named)),
         sorted(set(named) - set(modules)),
     )
+
+
+@pytest.mark.parametrize("wing", [w for w in RANK if w])
+def test_each_wing_face_re_exports_the_public_names_of_its_modules(wing):
+    """A wing's ``__init__`` imports each public name (``__all__``) of the modules it faces,
+    one import a line, so that ``from sslkit.<wing> import name`` finds every one."""
+    import re
+
+    face = importlib.import_module(f"sslkit.{wing}")
+    src = (PACKAGE / wing / "__init__.py").read_text()
+    missing = [
+        f"{m}.{name}"
+        for m in sorted(set(re.findall(r"(?m)^from \.(\w+) import", src)))
+        for name in getattr(importlib.import_module(f"sslkit.{wing}.{m}"), "__all__", [])
+        if not hasattr(face, name)
+    ]
+    assert not missing, f"sslkit/{wing}/__init__.py lacks: {missing}"

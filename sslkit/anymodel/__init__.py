@@ -25,27 +25,4 @@ from . import report
 from .report import writable_folder
 from .report import write_report
 from .report import figure
-
-__all__ = [
-    "taps",
-    "sources",
-    "encoders",
-    "reverse",
-    "report",
-    "default_layers",
-    "resolve_layers",
-    "Tap",
-    "adapt_channels",
-    "Split",
-    "fit_and_score",
-    "labels_of",
-    "build_encoder",
-    "load_weights",
-    "analyze",
-    "Analysis",
-    "METRICS",
-    "TARGETS",
-    "writable_folder",
-    "write_report",
-    "figure",
-]
+from .report import replaced

@@ -45,6 +45,11 @@ from .store import stored_runs
 from .store import evaluations
 from .store import write_run
 from .store import NotStored
+from .store import CorruptStore
+from .store import digest
+from .store import check_tables
+from .store import locked
+from .store import with_rows
 from . import configs
 from .configs import CONFIGS
 from .configs import RATIOS
@@ -75,77 +80,3 @@ from .plan import training_seconds
 from .plan import chapter_estimate
 from .plan import chapter_costs
 from .plan import flops_per_image
-
-__all__ = [
-    "measured",
-    "cost",
-    "runs",
-    "store",
-    "configs",
-    "analysis",
-    "plan",
-    "THROUGHPUT",
-    "MEASURING_PROFILE",
-    "MEASURING_SECONDS",
-    "DATASET_SHAPES",
-    "VIEWS",
-    "RunCost",
-    "forward_flops",
-    "run_cost",
-    "estimate_seconds",
-    "device_kind",
-    "fmt_duration",
-    "warn_if_long",
-    "Run",
-    "train",
-    "train_config",
-    "filled_loss",
-    "datasets_for",
-    "build_model",
-    "default_device",
-    "SAMPLE_LEVEL_IMAGES",
-    "SAMPLE_LEVEL_VIEWS",
-    "SAMPLE_METRICS",
-    "TRAIN_FIELDS",
-    "evaluation_subset",
-    "current_subset",
-    "NoSubsets",
-    "EVIDENCE",
-    "COLUMNS",
-    "StoredRun",
-    "folder",
-    "profile_settings",
-    "manifest",
-    "holds",
-    "stored_runs",
-    "evaluations",
-    "write_run",
-    "NotStored",
-    "CONFIGS",
-    "RATIOS",
-    "RANDOMNESS",
-    "COMPARED_METHODS",
-    "SOURCES",
-    "store_only",
-    "trained",
-    "regularization_ratio",
-    "one_sided_p",
-    "holm",
-    "t_interval",
-    "standard_error",
-    "seed_summary",
-    "collect",
-    "gain_over_init",
-    "within_run_correlation",
-    "summary",
-    "loss_curves",
-    "mean_over_seeds",
-    "CHAPTER_CONFIGS",
-    "chapter_plan",
-    "chapter_measuring",
-    "chapter_time",
-    "training_seconds",
-    "chapter_estimate",
-    "chapter_costs",
-    "flops_per_image",
-]

@@ -13,6 +13,17 @@ from .recorded import PROFILE
 from . import thresholds
 from .thresholds import THRESHOLD_REASONS
 from .thresholds import FLOOR_THRESHOLD
+from .thresholds import TWENTIETH
+from .thresholds import DIFFERENCE
+from .thresholds import PROBE_GAIN
+from .thresholds import ABOVE_CHANCE
+from .thresholds import COLLAPSE
+from .thresholds import ASSOCIATION
+from .thresholds import SLOPE_REASON
+from .thresholds import SHARE_REASON
+from .thresholds import HEADROOM_REASON
+from .thresholds import MATCHED_HEADROOM_REASON
+from .thresholds import COMPRESSION_REASON
 from . import verdict
 from .verdict import Finding
 from .verdict import Verdict
@@ -24,6 +35,7 @@ from .floors import RULERS
 from .floors import RULER_NAMES
 from .floors import compute_pixel_floor
 from .floors import pixel_floor
+from .floors import pixel_floor_subsets
 from . import measurements
 from .measurements import final_vs_initial
 from .measurements import final_a_vs_final_b
@@ -39,6 +51,12 @@ from .measurements import WORKING_RATIOS
 from .measurements import ratio_slope
 from .measurements import ASSOCIATION_CONFIGS
 from .measurements import association
+from .measurements import sample_before_semantic
+from .measurements import compression
+from .measurements import collapse
+from .measurements import pretext_vs_chance
+from .measurements import pixels_vs_chance
+from .measurements import gain_at
 from . import paper
 from .paper import WRITTEN
 from .paper import FINDINGS
@@ -53,6 +71,9 @@ from .paper import ruler_keys
 from .paper import RULER_VARIANTS
 from .paper import PRIMARY
 from .paper import GROUPS
+from .paper import ABSTRACT
+from .paper import DERIVED
+from .paper import ACCOUNT
 from . import scale
 from .scale import DESIGNS
 from .scale import STUDY_METHODS
@@ -81,80 +102,5 @@ from .verify import recompute
 from .verify import compare
 from .verify import last_result
 from .verify import EvidenceMismatch
-
-__all__ = [
-    "recorded",
-    "thresholds",
-    "verdict",
-    "floors",
-    "measurements",
-    "paper",
-    "scale",
-    "build",
-    "verify",
-    "RECORDED",
-    "PROFILE",
-    "THRESHOLD_REASONS",
-    "FLOOR_THRESHOLD",
-    "Finding",
-    "Verdict",
-    "verdict_of",
-    "VERDICTS",
-    "BELOW",
-    "RULERS",
-    "RULER_NAMES",
-    "compute_pixel_floor",
-    "pixel_floor",
-    "final_vs_initial",
-    "final_a_vs_final_b",
-    "final_vs_pixels",
-    "level",
-    "gain",
-    "gain_vs_gain",
-    "EQUAL_DIM",
-    "deep_vs_shallow",
-    "coarse_deeper_than_random_groups",
-    "MIN_GAIN_TO_SHARE",
-    "WORKING_RATIOS",
-    "ratio_slope",
-    "ASSOCIATION_CONFIGS",
-    "association",
-    "WRITTEN",
-    "FINDINGS",
-    "finding",
-    "measure_all",
-    "measure_per_method",
-    "per_method",
-    "PER_METHOD",
-    "VARIANTS",
-    "CLUSTERING",
-    "ruler_keys",
-    "RULER_VARIANTS",
-    "PRIMARY",
-    "GROUPS",
-    "DESIGNS",
-    "STUDY_METHODS",
-    "TABLE",
-    "design_profile",
-    "measure",
-    "study",
-    "load_study",
-    "load_pixel_floor",
-    "study_margins",
-    "choose_reference",
-    "JOINT_EMBEDDING",
-    "evaluation_plan",
-    "plan_version",
-    "SAMPLE_CURVES",
-    "ORDER",
-    "evaluate_run",
-    "SAMPLE",
-    "TOLERANCE",
-    "UNTRAINED_TOLERANCE",
-    "MEAN_TOLERANCE",
-    "RESULT",
-    "recompute",
-    "compare",
-    "last_result",
-    "EvidenceMismatch",
-]
+from .verify import rotating
+from .verify import LOSS_TOLERANCE
