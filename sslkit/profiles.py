@@ -178,7 +178,9 @@ PROFILES: dict[str, Profile] = {
         projector=(2048, 2048),
         eval_every=10,
     ),
-    # Close to published schedules (hours on one GPU).
+    # The paper's own setting in size (CIFAR-100, ResNet-18, 400 epochs, VICReg's 8192-wide
+    # projector), not a reproduction of any published schedule: its augmentations, optimiser and
+    # learning rate are the book's. Hours on one GPU; never run for the book.
     "paper": Profile(
         name="paper",
         dataset="cifar100",
