@@ -381,22 +381,21 @@ def test_the_grader_scores_a_folder_full_zero_and_partial(built, tmp_path):
     )
     (subs / "dan").mkdir()
     (subs / "dan" / "03_clustering.ipynb").write_text("{ not json")
-    # Planted: metadata naming a zip outside the autograder folder, and a submission that
-    # deletes its tests while it is graded (it would read "0 of 0 possible").
+    # Planted: metadata naming a zip outside the autograder folder.
     (tmp_path / "evil.zip").write_bytes((out / "autograder" / "03_clustering.zip").read_bytes())
     elsewhere = copy.deepcopy(student)
     elsewhere["metadata"]["sslkit"]["chapter"] = "../evil"
     (subs / "dan" / "other.ipynb").write_text(json.dumps(elsewhere))
-    wipe = "import glob, os\nfor f in glob.glob('tests/*.py'):\n    os.remove(f)"
-    (subs / "dan" / "wiped.ipynb").write_text(json.dumps(_paste(student, [wipe, "x = 1"])))
     # Planted: a submission that knows the grader's paths and deletes the autograders and
     # overwrites the other notebooks (it once did, through its parent processes' arguments).
     graders = tmp_path / "autograder"
     shutil.copytree(out / "autograder", graders)
+    # It also deletes its own tests (it would read "0 of 0 possible").
     harm = (
-        f"import glob, shutil\nshutil.rmtree({str(graders)!r}, ignore_errors=True)\n"
+        f"import glob, os, shutil\nshutil.rmtree({str(graders)!r}, ignore_errors=True)\n"
         f"for f in glob.glob({str(subs)!r} + '/*/*.ipynb'):\n"
-        "    try:\n        open(f, 'w').write('gone')\n    except OSError:\n        pass"
+        "    try:\n        open(f, 'w').write('gone')\n    except OSError:\n        pass\n"
+        "for f in glob.glob('tests/*.py'):\n    os.remove(f)"
     )
     (subs / "dan" / "harm.ipynb").write_text(json.dumps(_paste(student, [harm, "x = 1"])))
     rewrite = (
@@ -424,11 +423,11 @@ def test_the_grader_scores_a_folder_full_zero_and_partial(built, tmp_path):
     )
     rows = table.set_index("submission")
     assert "no autograder for chapter '../evil'" in rows.loc["dan/other.ipynb", "error"]
-    assert "changed its tests while it was graded" in rows.loc["dan/wiped.ipynb", "error"]
+    assert "changed its tests while it was graded" in rows.loc["dan/harm.ipynb", "error"]
     assert "changed its tests while it was graded" in rows.loc["dan/rewrite.ipynb", "error"]
     assert pd.isna(rows.loc["dan/rewrite.ipynb", "total"])
     assert "a cell has a SyntaxError" in rows.loc["dan/syntax.ipynb", "feedback"]
-    assert pd.isna(rows.loc["dan/wiped.ipynb", "total"])  # blank, never 0
+    assert pd.isna(rows.loc["dan/harm.ipynb", "total"])  # blank, never 0
     cy = table.set_index("submission").loc["cy/03_clustering.ipynb"]
     assert cy["ex_cluster_cdnv"] == 0 and cy["ex_cluster_erank"] == 1 and "CDNV" in cy["feedback"]
     assert (
