@@ -9,7 +9,8 @@ edition (``sslkit.course``) reads to write its notebooks the same way.
 
 The Colab launch button opens the copy where the published site keeps it: the branch
 ``colab_copies_branch`` of the book's repository (``gh-pages``, where ``ghp-import`` puts
-``_build/html``), folder ``colab_copies_dir``.
+``_build/html``), folder ``colab_copies_dir``. The Binder button starts the environment of the
+release's tag (``binder/``) and opens the same copy, fetched from that branch by nbgitpuller.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pathlib
 import urllib.parse
 
 from sslkit import colab
+from sslkit.teach import release
 
 
 def book_url(app) -> str:
@@ -37,6 +39,25 @@ def colab_copy_url(app, pagename: str) -> str:
     return (
         f"{base.rstrip('/')}/github/{owner_name}/blob/{app.config.colab_copies_branch}/"
         f"{app.config.colab_copies_dir}/{pagename}.ipynb"
+    )
+
+
+def binder_copy_url(app, pagename: str) -> str:
+    """Binder at the release's tag (its ``binder/`` environment), opening the page's Colab copy
+    from the branch the site is published to (:func:`sslkit.teach.release.binder_url`)."""
+    options = app.config.html_theme_options
+    launch = options.get("launch_buttons", {})
+    interface = {"classic": "tree", "jupyterlab": "lab/tree"}[
+        launch.get("notebook_interface", "classic")
+    ]
+    return release.binder_url(
+        options.get("repository_url", ""),
+        release.tag(),
+        f"{pagename}.ipynb",
+        app.config.colab_copies_branch,
+        app.config.colab_copies_dir,
+        interface,
+        launch.get("binderhub_url", "https://mybinder.org"),
     )
 
 
@@ -93,12 +114,15 @@ def write_copies(app, exception) -> None:
 
 
 def point_colab_button(app, pagename, templatename, context, doctree) -> None:
-    """The theme's Colab button opens the page's source notebook; open its Colab copy."""
+    """The theme's Colab and Binder buttons open the page's source notebook (raw MyST) on the
+    branch; open its Colab copy instead (Binder: in the release's environment)."""
 
     def visit(buttons):
         for button in buttons or []:
             if button.get("text") == "Colab" and "url" in button:
                 button["url"] = colab_copy_url(app, pagename)
+            elif button.get("text") == "Binder" and "url" in button:
+                button["url"] = binder_copy_url(app, pagename)
             visit(button.get("buttons"))
 
     visit(context.get("header_buttons"))

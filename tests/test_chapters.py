@@ -8,6 +8,7 @@ import re
 import pytest
 
 from sslkit import book, paper
+from sslkit.teach import release
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
@@ -69,15 +70,29 @@ def test_committed_without_outputs(path):
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
-def test_first_code_cell_installs_sslkit_only_in_colab(path):
+def test_first_code_cell_installs_the_release_only_in_colab(path):
     first = next("".join(c["source"]) for c in cells(path) if c["cell_type"] == "code")
     assert '"google.colab" in sys.modules' in first
-    url, branch = config_value("url"), config_value("branch")
-    assert f"sslkit @ git+{url}@{branch}" in first, (
-        "run tools/set_repository.py to sync with _config.yml"
+    url = config_value("url")
+    assert f"sslkit @ git+{url}@" in first, "run tools/set_repository.py to sync with _config.yml"
+    assert f"sslkit @ git+{url}@{release.tag()}" in first, (
+        f"the install cell must name the release {release.tag()} (sslkit.__version__): run "
+        "make release (python -m sslkit.teach.release write)"
     )
     assert not re.search(r"pip install[^\n]*\btorch", first), (
         "the Colab cell must not (re)install torch"
+    )
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_no_chapter_installs_a_branch_that_moves(path):
+    """``@main`` (or any branch) would give a reader next month other code than the book they
+    read; a tag or a commit does not move (the planted @main: tests/test_release.py)."""
+    nb = json.loads(path.read_text())
+    assert release.install_refs(nb), "no install line found: the check would pass vacuously"
+    assert not release.moving_refs(nb), (
+        f"{path.name} installs sslkit at {release.moving_refs(nb)}, a branch: run make release "
+        f"to install the release {release.tag()}"
     )
 
 
@@ -137,7 +152,8 @@ def test_set_repository_tool_round_trip(tmp_path, monkeypatch):
     cfg = (tmp_path / "_config.yml").read_text()
     assert "url: https://github.com/someone/fork" in cfg and "branch: dev" in cfg
     nb = (tmp_path / "chapters" / CHAPTERS[0].name).read_text()
-    assert "git+https://github.com/someone/fork@dev" in nb
+    # the install cell follows the repository and keeps the release's tag, not the branch
+    assert f"git+https://github.com/someone/fork@{release.tag()}" in nb and "@dev" not in nb
 
 
 def test_a_chapter_runs_outside_the_book_build_on_the_smoke_profile(tmp_path, monkeypatch):

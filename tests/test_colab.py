@@ -12,6 +12,7 @@ pytest.importorskip(
 )
 
 from sslkit import colab
+from sslkit.teach import release
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BOOK = "https://example.org/book/"
@@ -220,6 +221,7 @@ def test_every_chapter_copy_reads_without_the_build(path):
     assert colab.leftovers(copy) == []
     code = [c["source"] for c in nb["cells"] if c["cell_type"] == "code"]
     assert [c["source"] for c in copy["cells"] if c["cell_type"] == "code"] == code
+    assert release.install_refs(copy) == [release.tag()]  # the copy installs the release
 
 
 def test_citations_read_a_bibtex_file(tmp_path):

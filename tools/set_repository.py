@@ -1,6 +1,10 @@
 """Point the book at another repository: updates _config.yml and every chapter's Colab cell.
 
 Usage: python tools/set_repository.py https://github.com/OWNER/REPO [BRANCH]
+
+BRANCH is the branch of _config.yml (launch buttons, the repository link). The chapters'
+install cells keep the release tag they install (``@v…``, written by ``make release``): a
+notebook a reader is given never installs a branch that moves.
 """
 
 import json
@@ -9,7 +13,7 @@ import re
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-INSTALL = re.compile(r'sslkit @ git\+(?P<url>[^@"]+)@(?P<branch>[^"]+)"')
+INSTALL = re.compile(r'sslkit @ git\+(?P<url>[^@"]+)@(?P<ref>[^"]+)"')
 
 
 def main(url: str, branch: str = "main") -> None:
@@ -26,7 +30,7 @@ def main(url: str, branch: str = "main") -> None:
         for cell in nb["cells"]:
             src = "".join(cell["source"])
             if INSTALL.search(src):
-                src = INSTALL.sub(f'sslkit @ git+{url}@{branch}"', src)
+                src = INSTALL.sub(lambda m: f'sslkit @ git+{url}@{m["ref"]}"', src)
                 cell["source"] = src.splitlines(keepends=True)
         nb_path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
     print(f"repository set to {url} ({branch})")

@@ -37,7 +37,7 @@ import shutil
 import subprocess
 import sys
 
-from . import colab
+from . import colab, release
 
 # The edition's names as sslkit.course has always offered them, wherever they live now (the
 # tests and instructors' scripts use them): the student notebooks' (split, the cell tags), the
@@ -197,7 +197,9 @@ def _colab_copier(ran: dict[str, tuple[dict, dict]], found):
 
 def _autograder(graded: list[Exercise], zip_path: pathlib.Path, install: str) -> None:
     """``otter generate`` on the chapter's tests; the requirements install sslkit (``install``,
-    the chapter's own pip spec) with otter."""
+    the chapter's own pip spec) with otter, in Colab's Python (:data:`release.COLAB_PYTHON`,
+    the Python students run), with PyTorch's CPU wheels (:data:`release.CPU_TORCH_INDEX`): the
+    checkers need no CUDA libraries, which PyTorch from PyPI brings (3 GB)."""
     if not graded:
         raise ValueError(
             f"{zip_path.stem} has no auto-graded exercise: every chapter needs one (a solution "
@@ -209,7 +211,9 @@ def _autograder(graded: list[Exercise], zip_path: pathlib.Path, install: str) ->
         (work / "tests" / f"{ex.question}.py").write_text(
             test_source(ex.question, ex.checker, ex.function)
         )
-    (work / "requirements.txt").write_text(f"{install}\notter-grader>=6\n")
+    (work / "requirements.txt").write_text(
+        f"--extra-index-url {release.CPU_TORCH_INDEX}\n{install}\notter-grader>=6\n"
+    )
     otter = pathlib.Path(sys.executable).with_name("otter")
     done = subprocess.run(
         [
@@ -221,6 +225,8 @@ def _autograder(graded: list[Exercise], zip_path: pathlib.Path, install: str) ->
             "requirements.txt",
             "--no-config",
             "--no-environment",
+            "--python-version",
+            release.COLAB_PYTHON,
             "-o",
             str(zip_path.resolve()),
         ],
