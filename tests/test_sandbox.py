@@ -4,6 +4,7 @@ grading test of tests/test_course.py runs real notebooks through the same sandbo
 
 import json
 import os
+import pathlib
 import socket
 import subprocess
 import sys
@@ -183,3 +184,45 @@ def test_limits_must_be_positive_whole_numbers():
 def test_the_python_that_grades_cannot_be_hidden(tmp_path):
     with pytest.raises(ValueError, match="is the Python that grades"):
         sandbox.command(["true"], tmp_path, hide=[sys.prefix])
+
+
+def test_the_session_sockets_and_dev_shm_are_out_of_reach(tmp_path):
+    """Sockets that live as files (D-Bus, Docker: under /run) are hidden with /run, the
+    grader's home and runtime folder; /dev/shm is a small tmpfs of the sandbox's own."""
+    if not os.access("/run", os.W_OK):
+        pytest.skip("cannot plant a socket under /run here")
+    path = f"/run/sslkit-test-{os.getpid()}.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(path)
+    server.listen(1)
+    try:
+        code = f"""
+import socket
+out = {{}}
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect({path!r})
+    out["socket"] = "connected"
+except OSError as e:
+    out["socket"] = type(e).__name__
+written = 0
+try:
+    with open("/dev/shm/fill", "wb") as f:
+        for _ in range(64):
+            f.write(b"x" * 2**20)
+            written += 1
+except OSError:
+    pass
+out["shm_mb"] = written
+out["home"] = sorted(os.listdir(os.path.expanduser({str(os.path.expanduser("~"))!r})))
+print(json.dumps(out), file=REPORT)
+"""
+        out, _ = run_hostile(code, tmp_path, limits=sandbox.Limits(tmp_size=8 * 2**20))
+    finally:
+        server.close()
+        os.unlink(path)
+    assert out["socket"] == "FileNotFoundError"
+    assert out["shm_mb"] <= 8
+    home = pathlib.Path.home()
+    visible = {p.name for p in home.iterdir()}
+    assert set(out["home"]) < visible or not visible, out["home"]  # only what Python needs

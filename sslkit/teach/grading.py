@@ -87,6 +87,8 @@ def grader(questions: dict[str, tuple[str, str]], tests_dir: str = "tests"):
 # Seconds one notebook may take to grade before it is stopped (an endless loop in a submission
 # must not hang the class's grading); a notebook runs only the grader and answer cells.
 GRADE_TIMEOUT = 300.0
+# The longest checker message a row keeps (a submission can raise any message it likes).
+MESSAGE_CHARS = 500
 
 
 def grade(
@@ -245,7 +247,22 @@ def _grade_in_subprocess(
             last = _last_line(log)
         if proc.returncode != 0 or not result.lines:
             return {"error": f"grading failed (exit {proc.returncode}): {last}"}
-        return json.loads(result.lines[-1])
+        return _result_row(result.lines[-1])
+
+
+def _result_row(line: str) -> dict:
+    """The grading child's row, read with suspicion (the submission shares its process tree):
+    a JSON object of scores, or an error row; never an exception that stops the class."""
+    try:
+        row = json.loads(line)
+    except ValueError:
+        row = None
+    scores = ("total", "possible")
+    if not isinstance(row, dict) or not (
+        "error" in row or all(isinstance(row.get(k), (int, float)) for k in scores)
+    ):
+        return {"error": "the grading result could not be read: grade this notebook again"}
+    return {k: v for k, v in row.items() if isinstance(v, (int, float, str, type(None)))}
 
 
 class _Drain(threading.Thread):
@@ -354,7 +371,8 @@ def _failure(test_file) -> str:
     """The first line of the checker's message (its AssertionError), not otter's traceback."""
     text = test_file.summary() if hasattr(test_file, "summary") else str(test_file)
     found = re.findall(r"(?:AssertionError|NotImplementedError|Error): (.+)", text)
-    return found[-1].strip() if found else text.strip().splitlines()[-1]
+    said = found[-1].strip() if found else (text.strip().splitlines() or ["failed"])[-1]
+    return said if len(said) <= MESSAGE_CHARS else said[:MESSAGE_CHARS] + " …"
 
 
 def main_child(argv: list[str]) -> None:

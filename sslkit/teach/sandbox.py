@@ -92,8 +92,10 @@ def command(
     sandbox's own ``/tmp`` (a tmpfs of ``limits.tmp_size``); results leave through a file
     descriptor the caller passes. The caller runs the line (and its timeout)."""
     work = Path(work).resolve()
-    mounts = ["--perms", "1777", "--size", str(limits.tmp_size), "--tmpfs", "/tmp", *_hidden(hide),
-              "--ro-bind", str(work), WORK]  # fmt: skip
+    private = ["--perms", "1777", "--size", str(limits.tmp_size), "--tmpfs", "/tmp",
+               "--perms", "1777", "--size", str(limits.tmp_size), "--tmpfs", "/dev/shm",
+               "--tmpfs", "/run"]  # fmt: skip
+    mounts = [*private, *_hidden([*hide, *_personal()]), "--ro-bind", str(work), WORK]
     env = ["--clearenv"]
     for name in _KEPT:
         if name in os.environ:
@@ -127,13 +129,16 @@ def bounded(cmd: list[str], limits: Limits, uid: int | None = None) -> list[str]
 
 
 def _processes_of(uid: int) -> int:
-    """How many processes (threads included, as the kernel counts them) ``uid`` has."""
-    import psutil  # lazy: comes with IPython, which otter-grader (the 'course' extra) brings
-
+    """How many tasks (threads included, as the kernel counts them for ``RLIMIT_NPROC``) user
+    ``uid`` has, read from ``/proc`` (0 where there is no ``/proc``)."""
     count = 0
-    for p in psutil.process_iter(["uids", "num_threads"]):
-        if p.info["uids"] is not None and p.info["uids"].real == uid:
-            count += p.info["num_threads"] or 1
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines())
+        except (OSError, ValueError):
+            continue  # gone meanwhile, or unreadable
+        if int(fields.get("Uid", "-1").split()[0]) == uid:
+            count += int(fields.get("Threads", "1").strip() or 1)
     return count
 
 
@@ -178,6 +183,13 @@ def _hidden(hide: Iterable[Path]) -> list[str]:
             mounts += ["--perms", "0755", "--dir", str(folder)]  # bwrap makes them 0700 unless said
         mounts += ["--ro-bind", str(path), str(path)]
     return mounts
+
+
+def _personal() -> list[Path]:
+    """The grader's own folders, hidden from student code: the home folder (keys, tokens, the
+    answer key) and the runtime folder (the session's sockets: D-Bus, a Docker socket)."""
+    found = [Path.home(), os.environ.get("XDG_RUNTIME_DIR", f"/run/user/{os.getuid()}")]
+    return [Path(p) for p in found if p and Path(p).is_dir() and Path(p) != Path("/")]
 
 
 def _package_root() -> Path:
