@@ -315,6 +315,40 @@ def test_a_build_never_blesses_a_table_edited_by_hand(copy_of_store):
                         m["runs"][f"{CONFIG}/0"], {}, copy_of_store)  # fmt: skip
 
 
+@pytest.mark.parametrize("stop_at", [1, 2])
+def test_a_write_stopped_midway_leaves_a_store_that_reads_and_resumes(
+    copy_of_store, monkeypatch, stop_at
+):
+    """Stopped (planted) after the new tables' checksums are recorded as pending (1), or after
+    the tables are replaced but before the manifest takes the run (2): the store still reads,
+    and the next write goes through."""
+    m = store.manifest(PROFILE, copy_of_store)
+    base = store.StoredRun(PROFILE, CONFIG, 0, copy_of_store)
+    rows = pd.DataFrame([(*k, v) for k, v in base._values.items()],
+                        columns=[*store.KEY[2:], "value"])  # fmt: skip
+    losses = base.history.drop(columns=["config", "seed"])
+    real, calls = store._write_manifest, []
+
+    def stopped(path, manifest):
+        calls.append(1)
+        if len(calls) == stop_at:
+            raise KeyboardInterrupt("planted")
+        real(path, manifest)
+
+    monkeypatch.setattr(store, "_write_manifest", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        store.write_run(PROFILE, CONFIG, 5, rows, losses, m["runs"][f"{CONFIG}/0"], {},
+                        copy_of_store)  # fmt: skip
+    monkeypatch.setattr(store, "_write_manifest", real)
+    runtime.clear_caches()
+    assert f"{CONFIG}/5" not in store.manifest(PROFILE, copy_of_store)["runs"]
+    assert len(store.evaluations(PROFILE, copy_of_store))  # reads: no CorruptStore
+    store.write_run(PROFILE, CONFIG, 5, rows, losses, m["runs"][f"{CONFIG}/0"], {},
+                    copy_of_store)  # fmt: skip
+    runtime.clear_caches()
+    assert store.StoredRun(PROFILE, CONFIG, 5, copy_of_store).final("ncc") == base.final("ncc")
+
+
 def test_two_writers_at_once_lose_no_run(copy_of_store):
     """Two processes each add 6 runs to one store: every run is in the manifest and has its
     rows (without the lock, runs were lost between each writer's read and write)."""

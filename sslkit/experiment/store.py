@@ -121,17 +121,19 @@ def digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def check_tables(path: Path, recorded: dict | None = None) -> None:
+def check_tables(path: Path) -> None:
     """Refuse the tables of the store at ``path`` unless each matches the SHA-256 that its
-    manifest records (``recorded``, read from the manifest when not given)."""
-    recorded = _manifest_of(Path(path)).get("tables", {}) if recorded is None else recorded
+    manifest records: the tables' (``"tables"``), or those a write was replacing them with
+    (``"pending_tables"``: an interrupted write leaves one of the two, never a third)."""
+    m = _manifest_of(Path(path))
+    recorded, pending = m.get("tables", {}), m.get("pending_tables", {})
     for name in TABLES:
         if name not in recorded:
             raise CorruptStore(
                 f"{path / 'manifest.json'} records no checksum of {name}: a store written by "
                 "hand or by an older sslkit; rebuild it (`python -m sslkit evidence build`)"
             )
-        if digest(Path(path) / name) != recorded[name]:
+        if digest(Path(path) / name) not in (recorded[name], pending.get(name)):
             raise CorruptStore(
                 f"{Path(path) / name} does not match the SHA-256 in its manifest: it was edited "
                 "after the store was built. Restore it (`git checkout -- sslkit/evidence`) or "
@@ -335,10 +337,11 @@ def stored_runs(config: str, profile: Profile, seeds, root: Path | None = None) 
     return [StoredRun(profile, config, s, root) for s in seeds]
 
 
-def _write_csv(table: pd.DataFrame, path: Path) -> None:
+def _write_csv(table: pd.DataFrame, path: Path) -> Path:
+    """``table`` written beside ``path`` (a temporary name the caller moves into place)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     table.to_csv(tmp, index=False, float_format="%.6g", compression="gzip")
-    os.replace(tmp, path)
+    return tmp
 
 
 def write_run(
@@ -362,11 +365,15 @@ def write_run(
 
 
 def _add_run(path, profile, config, seed, rows, losses, entry, provenance) -> None:
+    """The new tables are written beside the old ones, their checksums recorded as pending,
+    then they replace the old ones and the manifest takes the run: a write stopped anywhere
+    leaves tables that match the manifest and a run that a resumed build measures again."""
     m = _manifest_of(path)
     if m.get("runs") and m.get("profile") == profile_settings(profile):
-        check_tables(path, m.get("tables", {}))  # never bless a table edited by hand
+        check_tables(path)  # never bless a table edited by hand
     if m.get("profile") != profile_settings(profile):
-        m = {"profile": profile_settings(profile), "runs": {}}  # another scale: start afresh
+        m = {"profile": profile_settings(profile), "runs": {}, "tables": {}}  # start afresh
+    written = {}
     for name, columns, new in (
         ("evaluations.csv.gz", COLUMNS, rows),
         ("losses.csv.gz", LOSS_COLUMNS, losses),
@@ -377,9 +384,13 @@ def _add_run(path, profile, config, seed, rows, losses, entry, provenance) -> No
             old = pd.DataFrame(columns=columns)
         old = old[~((old.config == config) & (old.seed == seed))]
         new = new.assign(config=config, seed=seed)[columns]
-        _write_csv(pd.concat([old, new], ignore_index=True), path / name)
+        written[name] = _write_csv(pd.concat([old, new], ignore_index=True), path / name)
+    m["pending_tables"] = {name: digest(tmp) for name, tmp in written.items()}
+    _write_manifest(path, m)
+    for name, tmp in written.items():
+        os.replace(tmp, path / name)
     m.update(provenance)
-    m["tables"] = {name: digest(path / name) for name in TABLES}
+    m["tables"] = m.pop("pending_tables")
     m["runs"][f"{config}/{seed}"] = entry
     m["runs"] = dict(sorted(m["runs"].items()))
     _write_manifest(path, m)
