@@ -17,6 +17,10 @@ RANK = {"": 0, "learn": 1, "measure": 2, "experiment": 3, "anymodel": 3, "findin
 TOP = {"cli", "__main__", "__init__", "course", "grading"}
 
 
+#: The old flat names (``from .. import paper``, ``import sslkit.book``) and where they lead.
+OLD_NAMES = {**__import__("sslkit").MOVED, "course": "teach.course", "grading": "teach.grading"}
+
+
 def module_name(path: pathlib.Path, root: pathlib.Path = PACKAGE) -> str:
     """``sslkit/measure/metrics.py`` → ``measure.metrics``; a wing's face is its own name."""
     parts = list(path.relative_to(root).with_suffix("").parts)
@@ -38,7 +42,8 @@ def sources(root: pathlib.Path = PACKAGE) -> dict[str, str]:
 def resolve(module: str, node: ast.ImportFrom | ast.Import, known) -> list[str]:
     """The package modules an import statement of ``module`` names (absolute, no prefix)."""
     if isinstance(node, ast.Import):
-        return [a.name.removeprefix("sslkit.") for a in node.names if a.name.startswith("sslkit.")]
+        names = [a.name.removeprefix("sslkit.") for a in node.names if a.name.startswith("sslkit.")]
+        return [OLD_NAMES.get(n, n) for n in names]
     if node.level == 0:
         if not (node.module or "").startswith("sslkit"):
             return []
@@ -50,7 +55,8 @@ def resolve(module: str, node: ast.ImportFrom | ast.Import, known) -> list[str]:
     found = []
     for a in node.names:
         full = f"{base}.{a.name}" if base else a.name
-        found.append(full if full in known else base)
+        full = OLD_NAMES.get(full, full)  # an old flat name imports the module it moved to
+        found.append(full if full in known else OLD_NAMES.get(base, base))
     return [f for f in found if f]
 
 
@@ -150,6 +156,10 @@ def test_an_upward_import_is_caught(tmp_path):
         " import train  # lazy: planted\n",
         "experiment/__init__.py": "",
         "experiment/runs.py": "from ..measure.metrics import y\nimport sslkit.teach\n",
+        "experiment/store.py": "from .. import book\nimport sslkit.paper\n",  # old names
+        "teach/book.py": "",
+        "findings/__init__.py": "",
+        "findings/paper.py": "",
         "teach/__init__.py": "from ..learn.loop import fit\n",
     }
     for name, text in files.items():
@@ -157,6 +167,8 @@ def test_an_upward_import_is_caught(tmp_path):
         (tmp_path / name).write_text(text)
     assert sorted(upward_imports(sources(tmp_path))) == [
         "experiment.runs:2 imports teach",
+        "experiment.store:1 imports teach.book",
+        "experiment.store:2 imports findings.paper",
         "measure.metrics:4 imports experiment.runs",
     ]
 

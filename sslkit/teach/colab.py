@@ -190,7 +190,7 @@ def _role(name: str, content: str, ctx: _Context) -> str:
             )
         return f"({'; '.join(parts)})" if name == "cite:p" else ", ".join(parts)
     raise ValueError(
-        f"{ctx.where}: no Colab rendering for the {{{name}}} role; add one to sslkit/colab.py"
+        f"{ctx.where}: no Colab rendering for the {{{name}}} role; add one to sslkit/teach/colab.py"
     )
 
 
@@ -238,7 +238,8 @@ def _directive(info: str, body: str, ctx: _Context) -> str:
         inner = dataclasses.replace(ctx, folder=path.parent, including=(*ctx.including, path))
         return convert_markdown(path.read_text(encoding="utf-8"), inner).strip("\n")
     raise ValueError(
-        f"{ctx.where}: no Colab rendering for the {{{name}}} directive; add one to sslkit/colab.py"
+        f"{ctx.where}: no Colab rendering for the {{{name}}} directive; add one to "
+        "sslkit/teach/colab.py"
     )
 
 
@@ -277,7 +278,7 @@ def convert_markdown(text: str, ctx: _Context) -> str:
     if unrendered:
         raise ValueError(
             f"{ctx.where}: no Colab rendering for MyST {unrendered[0]!r}; write it without "
-            "that syntax or add a rendering to sslkit/colab.py"
+            "that syntax or add a rendering to sslkit/teach/colab.py"
         )
     edits = _block_edits(tokens, ctx) + _role_edits(tokens, lines, ctx)
     return _apply_edits(lines, edits, ctx)

@@ -4,9 +4,10 @@ with prlimit's resource limits, for :func:`sslkit.teach.grading.grade`.
 What the sandbox protects, for each notebook it grades:
 
 - **files**: the whole system is mounted read-only; the folders the caller names (the class's
-  submissions, the autograders, the scores) are hidden behind empty folders; a copy of the one
-  submission and its autograder is mounted read-only at ``/tmp/work``, and the only place it
-  can write is a private ``/tmp`` of bounded size (so it cannot fill the disk);
+  submissions, the autograders, the scores), the grader's home and runtime folder and ``/run``
+  (session sockets: D-Bus, Docker) are hidden behind empty folders; a copy of the one
+  submission and its autograder is mounted read-only at ``/tmp/work``, and the only places it
+  can write are a private ``/tmp`` and ``/dev/shm`` of bounded size (it cannot fill the disk);
 - **processes**: its own process namespace (it cannot see or signal the grader or anyone
   else), a bounded number of processes, and it dies with the grader;
 - **network**: its own network namespace: a loopback of its own and no route out;
@@ -14,8 +15,10 @@ What the sandbox protects, for each notebook it grades:
   open files; run as the unprivileged user ``nobody`` when the grader is root.
 
 What it does not protect: the CPU time it takes (the grader's timeout stops it), the reading
-of world-readable files outside the hidden folders, its own score (otter's tests run inside
-the notebook's kernel, where the submission's code can reach them), and a kernel exploit.
+of files outside the hidden folders that its user may read (``nobody``: world-readable ones; a
+grader that is not root: the grader's own), a socket file in a visible folder, its own score
+(otter's tests run inside the notebook's kernel, where the submission's code can reach them),
+and a kernel exploit.
 Otter's Docker mode (``otter grade``) isolates further where Docker is available.
 """
 
