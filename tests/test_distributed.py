@@ -291,3 +291,36 @@ def test_a_stopped_rank_ends_the_job_in_words_within_the_timeout(tmp_path, monke
     assert float(seconds) < 2 * 5, seconds
     assert "rank 0 of 2: another process of the job stopped answering within 5 s" in said
     assert "Resume from the last checkpoint" in said
+
+
+def _train_with_caches_that_disagree(rank, folder, out):
+    """Rank 1's cache holds the run, rank 0's does not (planted): rank 0 decides for both, so
+    both train together (a collective per step) and end with rank 0's result."""
+    from sslkit import cache
+    from sslkit.experiment import runs
+
+    os.environ["SSLKIT_CACHE"] = f"{folder}/{rank}"
+    config = {"planted": 2}
+    if rank == 1:
+        cache.cached("train", config, lambda: {"trained_by": torch.tensor(-1.0)})
+
+    class Job:
+        def compute(self):
+            x = torch.ones(1) * (rank + 1)
+            torch.distributed.all_reduce(x)  # a rank that loads instead leaves the other waiting
+            return {"trained_by": torch.tensor(float(rank)), "sum": x}
+
+        def check(self, result):
+            pass
+
+    torch.save(runs._train_or_load(Job(), config, cache=True), f"{out}.{rank}")
+
+
+def test_rank_0_decides_whether_a_stored_run_serves(tmp_path, monkeypatch):
+    monkeypatch.setenv("SSLKIT_TEST_TIMEOUT", "10")
+    out = tmp_path / "result"
+    codes = _run(_train_with_caches_that_disagree, 2, str(tmp_path / "c"), str(out), timeout=60)
+    assert codes == [0, 0], codes
+    for rank in (0, 1):
+        result = torch.load(f"{out}.{rank}")
+        assert result["trained_by"].item() == 0.0 and result["sum"].item() == 3.0

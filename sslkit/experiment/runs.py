@@ -740,11 +740,33 @@ def _finite_rows(result: dict) -> None:
 def _train_or_load(job: _Training, config: dict, cache: bool) -> dict:
     """The stored run of ``config``, or ``job`` trained (and stored when ``cache``).
 
-    Several processes (torchrun): the ranks train together, rank 0 alone stores the run (and
-    keeps its snapshots), and every rank then gets rank 0's result, broadcast: a cache that
-    cannot be written never leaves a rank to train alone (which once ended a finished run in
-    "Connection closed by peer")."""
-    result = cached(
-        "train", config, job.compute, enabled=cache, validate=job.check, write=is_main()
-    )
+    Several processes (torchrun): rank 0 decides for every rank whether a stored run serves
+    (the ranks never decide apart, or one would train alone), the ranks train together where
+    none does, rank 0 alone stores the run (and keeps its snapshots), and every rank gets rank
+    0's result, broadcast: a cache that cannot be written never leaves a rank to train alone
+    either (which once ended a finished run in "Connection closed by peer")."""
+    if world_size() == 1:
+        return cached("train", config, job.compute, enabled=cache, validate=job.check)
+    stored = from_main(_stored(config, job) if cache and is_main() else None)
+    if stored is not None:
+        return stored
+    result = job.compute()  # every rank, together
+    if is_main():
+        result = cached("train", config, lambda: result, enabled=cache, validate=job.check)
     return from_main(result)
+
+
+class _NotStored(Exception):
+    pass
+
+
+def _stored(config: dict, job: _Training) -> dict | None:
+    """The train cache's run of ``config`` where it holds a usable one, else None."""
+
+    def missing():
+        raise _NotStored
+
+    try:
+        return cached("train", config, missing, validate=job.check, write=False)
+    except _NotStored:
+        return None
