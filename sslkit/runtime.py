@@ -25,6 +25,7 @@ import torch
 
 __all__ = [
     "provenance",
+    "git",
     "user_cache_home",
     "progress_enabled",
     "autocast_dtype",
@@ -74,20 +75,20 @@ def clear_caches() -> None:
         (cache.cache_clear if hasattr(cache, "cache_clear") else cache.clear)()
 
 
+def git(*args) -> str:
+    """What ``git ARGS`` prints in the checkout sslkit runs from ("" without git or a checkout)."""
+    try:
+        out = subprocess.run(["git", *args], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=10)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
 def provenance() -> dict:
     """Where and with what the runs were computed: sslkit commit (``-dirty`` when the package's
     code had uncommitted changes; the store's own tables do not count), torch, device,
     threads."""
-    here = Path(__file__).resolve().parent
-
-    def git(*args) -> str:
-        try:
-            out = subprocess.run(["git", *args], cwd=here, capture_output=True, text=True,
-                                 timeout=10)  # fmt: skip
-        except (OSError, subprocess.SubprocessError):
-            return ""
-        return out.stdout.strip() if out.returncode == 0 else ""
-
     commit = git("rev-parse", "--short", "HEAD")
     if commit and git("status", "--porcelain", "--", ".", ":(exclude)evidence"):
         commit += "-dirty"

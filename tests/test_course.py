@@ -584,8 +584,9 @@ def test_a_pinned_edition_installs_one_release():
     assert "sslkit[course] @ git+" in text and "@v0.2.0" in text and "@main" not in text
     # the book's own notebook is untouched: it keeps the release it installs
     assert course.install_spec(nb).endswith(f"@{release.tag()}")
-    with pytest.raises(ValueError, match="not a git tag"):
-        course.pin(nb, "main; rm -rf /")
+    for moving in ("main; rm -rf /", "main", "dev"):
+        with pytest.raises(ValueError, match="not a git tag"):
+            course.pin(nb, moving)
     line = '%pip install "sslkit[course] @ git+https://x.org/r@main#egg=s"'
     extras = {"cells": [{"cell_type": "code", "source": [line]}]}
     pinned_text = "".join(course.pin(extras, "v1")["cells"][0]["source"])

@@ -22,7 +22,6 @@ import contextlib
 import hashlib
 import json
 import os
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from ..experiment import store
 from ..experiment.configs import CONFIGS, trained
 from ..experiment.runs import train
 from ..profiles import Profile, get_profile
-from ..runtime import clear_caches
+from ..runtime import clear_caches, git
 
 __all__ = [
     "SAMPLE",
@@ -95,19 +94,10 @@ def rotating(profile: Profile, commit: str | None = None) -> tuple[str, int]:
     runs = sorted(store.manifest(profile).get("runs", {}))
     if not runs:
         raise store.NotStored(f"the {profile.name} evidence store holds no run to verify")
-    commit = commit or _head()
+    commit = commit or git("rev-parse", "HEAD") or "no commit"
     pick = runs[int(hashlib.sha256(commit.encode()).hexdigest(), 16) % len(runs)]
     config, _, seed = pick.rpartition("/")
     return config, int(seed)
-
-
-def _head() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
-                             capture_output=True, text=True, timeout=10)  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return "no commit"
-    return out.stdout.strip() or "no commit"
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ import copy
 import dataclasses
 import re
 
+from . import release
 from .book import FINDING_GLUES
 
 _FENCE = re.compile(
@@ -254,18 +255,16 @@ class _Split:
 
 
 def pin(nb: dict, ref: str) -> dict:
-    """A copy of ``nb`` whose install line installs sslkit at ``ref`` (a tag or a commit) instead
-    of the branch it names: a term's notebooks and autograders then install one fixed release,
-    whatever the branch becomes."""
-    if not re.fullmatch(r"[\w.\-/]+", ref):
-        raise ValueError(f"{ref!r} is not a git tag, branch or commit")
+    """A copy of ``nb`` whose install line installs sslkit at ``ref`` (a release tag or a
+    commit, never a branch) instead of the ref it names: a term's notebooks and autograders then
+    install one fixed release, whatever the branches become."""
+    if not release.is_fixed(ref):
+        raise ValueError(f"{ref!r} is not a git tag (v1.2.3) or a commit: a term pins one release")
     nb = copy.deepcopy(nb)
     for cell in nb["cells"]:
         if cell["cell_type"] == "code":
             text = "".join(cell["source"])
-            pinned = re.sub(
-                r"(sslkit(?:\[[\w,.\-]+\])? @ git\+[^\"'\s@]+@)[^\"'\s#]+", rf"\g<1>{ref}", text
-            )
+            pinned = release.INSTALL.sub(lambda m: m[0][: m.start("ref") - m.start()] + ref, text)
             cell["source"] = pinned.splitlines(True)
     return nb
 
