@@ -44,6 +44,12 @@ class Profile:
         Snapshot the backbone for evaluation every this many epochs (and at epochs 0 and the last).
     seeds : tuple of int
         The seeds every finding is measured over (at least 3 where a claim rests on them).
+    imbalance : float or None
+        ``None``: class-balanced training images. A number ``r > 1``: a long-tailed training
+        set of the same ``train_size``, class ``k`` (in label order) holding a share
+        proportional to ``r**(-k / (K - 1))``, so the largest class has ``r`` times the images
+        of the smallest (:func:`sslkit.learn.data.long_tailed`). The evaluation images stay
+        the balanced profile's.
     """
 
     name: str
@@ -59,6 +65,7 @@ class Profile:
     projector: tuple[int, ...] = (512, 512)
     eval_every: int = 1
     seeds: tuple[int, ...] = (0, 1, 2)
+    imbalance: float | None = None
 
     def __post_init__(self):
         """Every setting checked once, with what was wrong and what is expected."""
@@ -87,6 +94,18 @@ class Profile:
             raise ValueError(f"profile {self.name!r}: seeds must be distinct, got {self.seeds!r}")
         for s in self.seeds:
             positive_int("seeds", s, 0)
+        if self.imbalance is not None and not (
+            isinstance(self.imbalance, (int, float)) and 1 < self.imbalance < float("inf")
+        ):
+            raise ValueError(
+                f"profile {self.name!r}: imbalance must be None (balanced) or a ratio > 1 of the "
+                f"largest class to the smallest, got {self.imbalance!r}"
+            )
+        if self.imbalance is not None and self.train_size is None:
+            raise ValueError(
+                f"profile {self.name!r}: a long-tailed training set (imbalance) needs a "
+                "train_size, the total it keeps"
+            )
         if not (isinstance(self.lr, (int, float)) and self.lr > 0 and self.lr < float("inf")):
             raise ValueError(
                 f"profile {self.name!r}: lr must be a positive number, got {self.lr!r}"

@@ -136,10 +136,11 @@ def finding_with(effects, threshold=0.05):
     "effects, verdict",
     [
         ([0.30, 0.31, 0.29], "held"),
-        ([-0.10, -0.12, -0.09], "not held"),
+        ([-0.10, -0.12, -0.09], "reversed"),  # wholly below 0: the opposite direction
         ([0.00, 0.02, 0.01], "not held"),  # under the threshold, and not above 0
         ([0.02, 0.021, 0.019], "positive, below threshold"),  # an effect, smaller than claimed
-        ([0.00, 0.20, 0.10], "inconclusive"),  # the interval contains the threshold
+        ([0.00, 0.20, 0.10], "inconclusive"),  # the interval contains the threshold and 0
+        ([0.04, 0.09, 0.06], "positive, size undecided"),  # above 0, contains the threshold
         ([0.30], "inconclusive"),  # one seed: no interval
     ],
 )
@@ -154,11 +155,13 @@ def test_verdict_follows_the_confidence_interval(effects, verdict):
     "lo, hi, verdict",
     [
         (0.06, 0.20, "held"),
-        (0.05, 0.20, "inconclusive"),  # an interval that reaches the threshold is not above it
+        (0.05, 0.20, "positive, size undecided"),  # reaching the threshold is not above it
         (0.01, 0.05, paper.BELOW),  # at the threshold counts as below it
         (0.00, 0.04, "not held"),  # not above 0 either
-        (-0.20, -0.10, "not held"),
-        (0.02, 0.08, "inconclusive"),
+        (-0.20, -0.10, "reversed"),  # wholly below 0
+        (-0.20, 0.00, "not held"),  # reaches 0: not wholly on the other side
+        (0.02, 0.08, "positive, size undecided"),
+        (-0.02, 0.08, "inconclusive"),
     ],
 )
 def test_the_verdict_rule_reads_the_interval_against_the_threshold_and_zero(lo, hi, verdict):

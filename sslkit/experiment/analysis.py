@@ -16,6 +16,7 @@ import pandas as pd
 from scipy import stats
 
 __all__ = [
+    "crossed_interval",
     "one_sided_p",
     "holm",
     "t_interval",
@@ -86,6 +87,49 @@ def t_interval(values, confidence: float = 0.95, subsets=None) -> tuple[float, f
     se, df = standard_error(x, subsets)
     half = float(stats.t.ppf(0.5 + confidence / 2, df) * se)
     return mean, mean - half, mean + half
+
+
+def crossed_interval(d, confidence: float = 0.95) -> tuple[float, float, float, float]:
+    """Mean and confidence interval of a per-image effect ``d`` measured on S seeds × N test
+    images, the same images for every seed (``d``: an S×N array, e.g. one network's
+    correctness minus its untrained network's, image by image). Returns
+    ``(mean, lo, hi, df)``.
+
+    Seeds and images are two *crossed* random factors: ``d_si = μ + a_s + b_i + e_si``
+    (a seed's luck, an image's difficulty, the rest). The grand mean's variance is
+    ``σ_a²/S + σ_b²/N + σ_e²/(SN)``. The two-way ANOVA mean squares have expectations
+    ``E[MS_seed] = Nσ_a² + σ_e²``, ``E[MS_image] = Sσ_b² + σ_e²``, ``E[MS_resid] = σ_e²``, so
+
+        Var(mean) = (MS_seed + MS_image − MS_resid) / (SN)
+
+    is unbiased (the cluster-robust variance of a two-way crossed design). The interval is
+    ``mean ± t_df · √Var`` with Satterthwaite's degrees of freedom for that combination of
+    mean squares. A test image counts once however many seeds score it: an interval over
+    seeds alone would miss how much the effect owes to which test images exist, and one over
+    seed × image pairs would count each image S times. The evaluation-train images (centres,
+    whitener, probe) are one fixed set shared by every network; their variability is not in
+    this interval.
+    """
+    d = np.asarray(d, dtype=float)
+    if d.ndim != 2 or d.shape[0] < 2 or d.shape[1] < 2:
+        raise ValueError(f"need an S×N array with at least 2 seeds and 2 images, got {d.shape}")
+    if not np.isfinite(d).all():
+        raise ValueError("per-image effects must be finite")
+    s, n = d.shape
+    mean = d.mean()
+    seed_means, image_means = d.mean(1), d.mean(0)
+    ms_seed = n * ((seed_means - mean) ** 2).sum() / (s - 1)
+    ms_image = s * ((image_means - mean) ** 2).sum() / (n - 1)
+    resid = d - seed_means[:, None] - image_means[None, :] + mean
+    ms_resid = (resid**2).sum() / ((s - 1) * (n - 1))
+    combined = max(ms_seed + ms_image - ms_resid, 0.0)
+    if combined == 0:
+        return float(mean), float(mean), float(mean), float("inf")
+    se = math.sqrt(combined / (s * n))
+    terms = ((ms_seed, s - 1), (ms_image, n - 1), (ms_resid, (s - 1) * (n - 1)))
+    df = combined**2 / sum(m**2 / f for m, f in terms)
+    half = stats.t.ppf(0.5 + confidence / 2, df) * se
+    return float(mean), float(mean - half), float(mean + half), float(df)
 
 
 def one_sided_p(values, threshold: float = 0.0, subsets=None) -> float:

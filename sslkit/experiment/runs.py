@@ -144,7 +144,7 @@ def datasets_for(profile: Profile, download: bool = True):
     The evaluation train set is a fixed subset of the images SSL trained on. ``download``:
     allow a download when the files are nowhere on this machine.
     """
-    key = (profile.dataset, profile.train_size, profile.eval_size)
+    key = (profile.dataset, profile.train_size, profile.eval_size, profile.imbalance)
     if key not in _PROFILE_DATASETS:
         _PROFILE_DATASETS[key] = _datasets_for(profile, download)
     return _PROFILE_DATASETS[key]
@@ -156,9 +156,8 @@ _PROFILE_DATASETS: dict = register_cache({})
 
 def _datasets_for(profile: Profile, download: bool):
     """:func:`datasets_for`, computed: the fixed subsets, and the check of ``eval_size``."""
-    train_set = _load(profile.dataset, "train", download).subset(
-        profile.train_size, seed=TRAIN_SUBSET
-    )
+    full = _load(profile.dataset, "train", download)
+    train_set = full.subset(profile.train_size, seed=TRAIN_SUBSET)
     test = _load(profile.dataset, "test", download).subset(profile.eval_size, seed=EVAL_SUBSET)
     if profile.eval_size is not None and profile.eval_size < 5 * train_set.num_classes:
         raise ValueError(
@@ -167,7 +166,10 @@ def _datasets_for(profile: Profile, download: bool):
             "features. "
             f"Use eval_size ≥ {5 * train_set.num_classes}, or None for all images"
         )
-    return train_set, train_set.subset(profile.eval_size, seed=EVAL_SUBSET), test
+    eval_train = train_set.subset(profile.eval_size, seed=EVAL_SUBSET)
+    if profile.imbalance is not None:  # the same evaluation images, long-tailed training
+        train_set = data_mod.long_tailed(full, profile.train_size, profile.imbalance, TRAIN_SUBSET)
+    return train_set, eval_train, test
 
 
 def build_model(method: Method, profile: Profile, dataset) -> SSLModel:
@@ -573,6 +575,8 @@ def train_config(method: str, profile: Profile, seed: int, loss: dict, data: str
         loss=loss,
         data=data,
     )
+    if profile.imbalance is not None:  # balanced runs keep the key they always had
+        key["profile"]["imbalance"] = profile.imbalance
     if world_size() > 1:
         key["processes"] = world_size()
     return key

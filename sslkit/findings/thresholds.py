@@ -31,6 +31,16 @@ __all__ = [
     "HEADROOM_REASON",
     "MATCHED_HEADROOM_REASON",
     "COMPRESSION_REASON",
+    "DEPTH_SLOPE",
+    "R2_DIFFERENCE",
+    "SHARE_GAIN",
+    "BALANCE_DIFFERENCE",
+    "DEPTH_REASON",
+    "MATCHED_REASON",
+    "R2_REASON",
+    "SHARE_GAIN_REASON",
+    "IMBALANCE_REASON",
+    "BALANCE_REASON",
 ]
 
 # The thresholds, in the unit of their finding (accuracy as a fraction: 0.05 is 5 points).
@@ -79,4 +89,37 @@ MATCHED_HEADROOM_REASON = (
 COMPRESSION_REASON = (
     "0.05 of the width: a twentieth of the feature directions given up, the smallest "
     "compression the book calls one"
+)
+
+# --- The findings of the per-image evidence (sslkit.findings.images) and of "Why SSL clusters"
+# (chapter 05b). Written on 2026-12-06, before any run of that evidence was trained or read.
+# Each reuses a scale above where one fits, so that no new number is invented for a claim.
+DEPTH_SLOPE = 0.01  # points of gain over the untrained network, per stage (a slope)
+R2_DIFFERENCE = 0.05  # held-out R² of a linear map, between two configurations
+SHARE_GAIN = 0.05  # a share of variance (between-class variance in the top directions)
+BALANCE_DIFFERENCE = 0.05  # normalised entropy of cluster sizes, between two methods
+
+DEPTH_REASON = (
+    "1 point per stage: over the four stages the last then gains 3 points more than the first, "
+    "above the 2-point margin the book asks of a difference between two gains"
+)
+MATCHED_REASON = (
+    "2 points: the garment grouping's gain minus the mean gain of the groupings matched to it "
+    "on the untrained network, a difference between two gains each against its own control"
+)
+R2_REASON = (
+    "0.05 of R²: a twentieth of the scale of a share of variance explained, the twentieth the "
+    "book asks of a gain over a control"
+)
+SHARE_GAIN_REASON = (
+    "0.05 of the between-class variance: a twentieth of its scale moved into the top "
+    "principal directions"
+)
+IMBALANCE_REASON = (
+    "2 points: how much more SSL's clustering falls than supervised training's when the same "
+    "number of training images is long-tailed, a difference between two falls each against its "
+    "own balanced run"
+)
+BALANCE_REASON = (
+    "0.05 of normalised entropy (0: one cluster, 1: equal sizes): a twentieth of its scale"
 )

@@ -11,10 +11,19 @@ keep them, the evaluation subsets of the test images), and :func:`verdict_of` re
 - **held**: the whole 95% confidence interval of the effect is above the threshold;
 - **positive, below threshold**: the whole interval is above 0 but at or below the threshold:
   an effect, smaller than the claim asks for (never to be read as "false");
-- **not held**: the whole interval is at or below the threshold and reaches 0 or below: no
-  effect of the size claimed, and none that is positive beyond doubt (it may be negative);
-- **inconclusive**: the interval contains the threshold (or there is one seed only, or a seed
-  without a measurement).
+- **positive, size undecided**: the whole interval is above 0 and contains the threshold: an
+  effect in the claimed direction whose size this evidence cannot place above or below the
+  threshold;
+- **not held**: the whole interval is at or below the threshold and reaches 0 or below (but
+  not wholly below it): no effect of the size claimed, and none that is positive beyond doubt;
+- **reversed**: the whole interval is below 0: an effect, in the opposite direction from the
+  claim;
+- **inconclusive**: the interval contains the threshold and reaches 0 or below (or there is
+  one seed only, or a seed without a measurement).
+
+(The two readings "positive, size undecided" and "reversed" were added on 2026-12-06, before
+the per-image evidence was read; on the older evidence they only rename verdicts that were
+"inconclusive" with the interval above 0, and "not held" with the interval below 0.)
 """
 
 from __future__ import annotations
@@ -35,11 +44,14 @@ from ..runtime import register_cache
 from .recorded import RECORDED
 from .thresholds import THRESHOLD_REASONS
 
-__all__ = ["BELOW", "VERDICTS", "Verdict", "Finding", "verdict_of"]
+__all__ = ["BELOW", "UNDECIDED", "REVERSED", "VERDICTS", "Verdict", "Finding", "verdict_of"]
 
 # The verdict of an effect that is there, but smaller than the claim's threshold.
 BELOW = "positive, below threshold"
-VERDICTS = ("held", BELOW, "not held", "inconclusive")
+# The verdict of an effect above 0 whose interval contains the threshold.
+UNDECIDED = "positive, size undecided"
+REVERSED = "reversed"
+VERDICTS = ("held", BELOW, UNDECIDED, "not held", REVERSED, "inconclusive")
 
 
 def verdict_of(lo: float, hi: float, threshold: float, complete: bool = True) -> str:
@@ -50,9 +62,11 @@ def verdict_of(lo: float, hi: float, threshold: float, complete: bool = True) ->
         return "inconclusive"
     if lo > threshold:
         return "held"
+    if hi < 0:
+        return REVERSED
     if hi <= threshold:
         return BELOW if lo > 0 else "not held"
-    return "inconclusive"
+    return UNDECIDED if lo > 0 else "inconclusive"
 
 
 @dataclass(frozen=True)

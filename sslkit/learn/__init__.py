@@ -9,6 +9,7 @@ from .data import Dataset
 from .data import DataNotFoundError
 from .data import CorruptDataError
 from .data import load
+from .data import long_tailed
 from .data import DATASETS
 from .data import cache_dir
 from . import augment

@@ -33,7 +33,15 @@ import torch
 
 from ..runtime import user_cache_home
 
-__all__ = ["Dataset", "DataNotFoundError", "CorruptDataError", "load", "DATASETS", "cache_dir"]
+__all__ = [
+    "Dataset",
+    "DataNotFoundError",
+    "CorruptDataError",
+    "load",
+    "long_tailed",
+    "DATASETS",
+    "cache_dir",
+]
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
@@ -221,6 +229,34 @@ class Dataset:
             self.coarse_classes,
             self._stats,
         )
+
+
+def long_tailed(dataset: Dataset, n: int, ratio: float, seed: int = 0) -> Dataset:
+    """A fixed long-tailed subset of ``n`` samples: class ``k`` of ``K`` (in label order) gets
+    a share proportional to ``ratio**(-k / (K − 1))`` (a power law: the largest class has
+    ``ratio`` times the samples of the smallest), rounded so the sizes add up to ``n``; the
+    samples of each class are a fixed random draw (``seed``). The class-imbalanced training
+    set of the uniform-cluster-prior test (Assran et al., ICLR 2023, predict that SSL's
+    volume-maximising regularizers prefer equal-sized clusters)."""
+    k = dataset.num_classes
+    if not ratio > 1:
+        raise ValueError(f"ratio must be > 1 (largest class / smallest), got {ratio}")
+    share = torch.tensor([ratio ** (-c / (k - 1)) for c in range(k)], dtype=torch.float64)
+    sizes = torch.floor(share / share.sum() * n).long()
+    sizes[: n - int(sizes.sum())] += 1  # the remainder to the largest classes
+    available = torch.bincount(dataset.labels.cpu(), minlength=k)
+    short = [c for c in range(k) if sizes[c] > available[c]]
+    if short:
+        raise ValueError(
+            f"a long-tailed subset of {n} with ratio {ratio} needs {sizes[short].tolist()} "
+            f"images of classes {short}, which have only {available[short].tolist()}: "
+            "use a smaller n or ratio"
+        )
+    g = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(dataset), generator=g)
+    labels = dataset.labels.cpu()[order]
+    keep = torch.cat([order[labels == c][: sizes[c]] for c in range(k)]).sort().values
+    return dataset.select(keep.to(dataset.device))
 
 
 # --------------------------------------------------------------------------- locations

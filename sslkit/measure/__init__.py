@@ -45,3 +45,14 @@ from .evaluation import pca_stages
 from .evaluation import METRICS
 from .evaluation import ACCURACIES
 from .evaluation import EVAL_SUBSETS
+from . import groupings
+from .groupings import partitions
+from .groupings import partition_index
+from .groupings import grouping_ncc
+from . import geometry
+from .geometry import RIDGE
+from .geometry import linear_predictability
+from .geometry import linear_cka
+from .geometry import between_class_share
+from .geometry import size_entropy
+from .geometry import cluster_balance
