@@ -11,6 +11,7 @@ import torch  # noqa: E402
 
 from sslkit import analysis, augment, book, data, exercises, losses, metrics, plots  # noqa: E402
 from sslkit.targets import random_grouping, random_targets  # noqa: E402
+from sslkit.measure import geometry  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -52,6 +53,8 @@ def test_exercise_checkers_accept_the_reference():
     assert exercises.check_holm(analysis.holm)
     assert exercises.check_random_grouping(random_grouping)
     assert exercises.check_seeds_needed(exercises._seeds_needed)
+    r2 = geometry.linear_predictability  # bound before the checker blocks it
+    assert exercises.check_linear_predictability(r2)
 
     def cdnv_from_sums(n, s, q):
         mu = s / n[:, None]
@@ -120,6 +123,20 @@ def test_exercise_checkers_reject_common_mistakes():
         )
     with pytest.raises(AssertionError, match="the reference"):  # the normal quantile, not t
         exercises.check_seeds_needed(lambda sd, h: max(2, round((1.96 * sd / h) ** 2)))
+    with pytest.raises(AssertionError, match="test targets' own spread"):
+        # planted: the residual divided by the spread around the *training* mean
+        def r2_training_mean(x, y, tx, ty, ridge):
+            x, y, tx, ty = (t.double() for t in (x, y, tx, ty))
+            xc, yc = x - x.mean(0), y - y.mean(0)
+            gram = xc.T @ xc
+            lam = ridge * torch.linalg.eigvalsh(gram).mean()
+            b = torch.linalg.solve(gram + lam * torch.eye(len(gram), dtype=gram.dtype), xc.T @ yc)
+            pred = (tx - x.mean(0)) @ b + y.mean(0)
+            return 1 - ((ty - pred) ** 2).sum() / ((ty - y.mean(0)) ** 2).sum()
+
+        exercises.check_linear_predictability(r2_training_mean)
+    with pytest.raises(AssertionError, match="sslkit's own"):  # calls the answer
+        exercises.check_linear_predictability(lambda *a: geometry.linear_predictability(*a))
     with pytest.raises(AssertionError, match="CDNV on"):  # the mean square, not the variance
 
         def no_centring(n, s, q):

@@ -229,18 +229,20 @@ def test_the_answer_box_uses_only_what_book_answer_glues():
     text = (ROOT / "_parts" / "answer.md").read_text()
     used = set(re.findall(r"\{glue:text\}`/chapters/07_what_we_found\.ipynb::(\w+):s`", text))
     assert used and "{glue" not in re.sub(r"\{glue:text\}`/chapters/[^`]+`", "", text)
-    setup = {"reference_seeds", "n_draws", "n_subsets"}  # glued by book.setup and chapter 7
+    setup = {"reference_seeds", "n_draws"}  # glued by book.setup
     assert used <= book.answer_names() | setup, used - book.answer_names()
     for page in ("index.md", "chapters/07_what_we_found.ipynb"):
         assert "_parts/answer.md" in (ROOT / page).read_text(), page
-    # every primary claim has its paragraph
-    for key in paper.PRIMARY.values():
-        assert f"answer_{key}_verdict" in used, key
+    # every claim has its paragraph, with the verdict of its primary measurement
+    for claim, keys in book.ANSWER_KEYS.items():
+        assert f"answer_{keys[0]}_verdict" in used, claim
     # the text says which verdicts it was written for, each of them (book.answer checks them)
     promised = book.written_for(ROOT / "_parts" / "answer.md")
     assert set(promised) == book.answer_findings()
     assert set(promised.values()) <= set(paper.VERDICTS)
     assert "box=box" in (ROOT / "chapters" / "07_what_we_found.ipynb").read_text()
+    words = re.sub(r"(?m)^%.*$|\{glue:text\}`[^`]+`|\{[a-z]+\}`[^`]+`", "w", text)
+    assert len(re.findall(r"[\w+\-.%\[\]]+", words)) <= 300, "the box is a summary: ≤250 words of prose"
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)

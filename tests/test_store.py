@@ -412,10 +412,10 @@ def test_the_whole_run_rotates_with_the_commit(evidence):
     assert verify.rotating(PROFILE, "abc") == verify.rotating(PROFILE, "abc")
 
 
-def test_the_reference_store_in_the_package_is_small():
+def test_the_evidence_in_the_package_is_small():
     folder = store.EVIDENCE
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-    assert size < 5 * 2**20, f"the evidence store is {size / 2**20:.1f} MB; keep it to a few MB"
+    assert size < 15 * 2**20, f"the evidence store is {size / 2**20:.1f} MB; the budget is 15 MB"
 
 
 def test_a_systematic_shift_fails_even_within_each_values_tolerance():

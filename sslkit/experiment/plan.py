@@ -76,6 +76,7 @@ CHAPTER_CONFIGS: dict[str, tuple[str, ...]] = {
         "regularization only",
     ),
     "05": ("VICReg",),
+    "05b": ("regularization only", "VICReg"),
     "06": ("VICReg",),
     "08": ("VICReg", "SimCLR", "Barlow Twins"),
     "09": ("VICReg", "supervised"),

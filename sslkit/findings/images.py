@@ -62,7 +62,12 @@ __all__ = [
     "matched_groupings",
     "measure_run",
     "build",
+    "centre_plane",
+    "build_views",
     "load_evidence",
+    "recompute_run",
+    "compare_run",
+    "ImageMismatch",
 ]
 
 # The long-tailed training set: the largest class has 10 times the images of the smallest
@@ -169,6 +174,70 @@ def matched_groupings(seeds=MATCH_SEEDS) -> dict:
         seeds=list(seeds),
         margin=MATCH_MARGIN,
     )
+
+
+# The classes of chapter 05b's picture (T-shirt/top, pullover, sneaker, bag): two that an
+# untrained network confuses, two it does not.
+VIEW_CLASSES = (0, 2, 7, 8)
+
+
+def centre_plane(xtr, ytr, xte, yte, classes=VIEW_CLASSES, whiten: bool = False) -> np.ndarray:
+    """The test images of ``classes`` in the plane of their class centres: what NCC sees.
+
+    NCC compares ``‖x − μ_a‖² − ‖x − μ_b‖²``, which depends only on ``x``'s projection on the
+    span of the centres' differences, so the top two principal directions of the (training)
+    centres of a few classes show exactly the geometry NCC decides on; an orthonormal
+    projection, in units of the classes' mean within-class spread in that plane.
+    ``whiten``: the same after ZCA whitening fitted on all training features (what whitened
+    NCC sees). Returns an N×2 float16 array (N: the test images of ``classes``)."""
+    from ..measure.metrics import zca_whitener
+
+    xtr, xte = xtr.double(), xte.double()
+    if whiten:
+        mu, w = zca_whitener(xtr)
+        xtr, xte = (xtr - mu) @ w, (xte - mu) @ w
+    keep_tr = torch.isin(ytr, torch.tensor(classes))
+    keep_te = torch.isin(yte, torch.tensor(classes))
+    centres = torch.stack([xtr[ytr == c].mean(0) for c in classes])
+    middle = centres.mean(0)
+    _, _, vt = torch.linalg.svd(centres - middle, full_matrices=False)
+    basis = vt[:2].T
+    z_tr = (xtr[keep_tr] - middle) @ basis
+    spread = torch.stack(
+        [z_tr[ytr[keep_tr] == c].std(0) for c in classes]
+    ).pow(2).mean().sqrt()
+    return (((xte[keep_te] - middle) @ basis) / spread).numpy().astype(np.float16)
+
+
+def build_views(root: Path | None = None, seed: int = 0) -> dict:
+    """Chapter 05b's picture, from the train cache: for seed ``seed`` of each of
+    :data:`FIGURES` (and its untrained network), the first :data:`FIGURE_IMAGES` test images of
+    each of :data:`VIEW_CLASSES` in their centre plane, raw and whitened
+    (:func:`centre_plane`); written to ``views.npz`` with its SHA-256 in the manifest."""
+    root = folder(root)
+    eval_train, test = _eval_sets()
+    keep = torch.cat([torch.nonzero(test.labels == c)[:FIGURE_IMAGES, 0] for c in VIEW_CLASSES])
+    sub_y = test.labels[keep]
+    arrays = {"labels": sub_y.numpy().astype(np.uint8)}
+    prof = _profile(False)
+    for config in FIGURES:
+        method, loss = CONFIGS[config]
+        run = train(method, prof, seed=seed, loss=loss)
+        for epoch in (0, run.epochs[-1]):
+            if epoch == 0 and config != FIGURES[0]:
+                continue  # one untrained network: every configuration of a seed starts from it
+            name = "untrained" if epoch == 0 else config
+            xtr, xte = _features(run.backbone_at(epoch), eval_train, test)
+            for whiten in (False, True):
+                arrays[f"{name}|{'whitened' if whiten else 'raw'}"] = centre_plane(
+                    xtr[-1], eval_train.labels, xte[-1][keep], sub_y, whiten=whiten
+                )
+    path = root / "views.npz"
+    np.savez_compressed(path, **arrays)
+    manifest = _manifest(root)
+    manifest["views"] = dict(sha256=_sha(path), seed=seed, classes=list(VIEW_CLASSES))
+    _write_manifest(root, manifest)
+    return arrays
 
 
 def _bits(correct: torch.Tensor) -> np.ndarray:
@@ -391,6 +460,15 @@ class ImageEvidence:
                     "(`git checkout sslkit/evidence/images`) or rebuild that run"
                 )
 
+    def views(self) -> dict:
+        """Chapter 05b's picture (:func:`build_views`): ``{"labels": …, "<network>|raw": N×2,
+        "<network>|whitened": N×2}``."""
+        path = self.root / "views.npz"
+        if _sha(path) != self.manifest.get("views", {}).get("sha256"):
+            raise ValueError(f"{path} does not match the SHA-256 its manifest records")
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+
     def seeds(self, config: str, long_tailed: bool = False) -> list[int]:
         runs = self.manifest.get("runs", {}).values()
         return sorted(e["seed"] for e in runs if e["config"] == config and e["long_tailed"] == long_tailed)
@@ -430,3 +508,72 @@ def load_evidence(root: Path | None = None) -> ImageEvidence:
 def _entropy_of_classes(long_tailed: bool) -> float:
     """Normalised entropy of the training set's class sizes (1 when balanced)."""
     return size_entropy(datasets_for(_profile(long_tailed))[0].labels, 10)
+
+
+class ImageMismatch(AssertionError):
+    """A per-image run re-trained from scratch does not give what the store holds."""
+
+
+def recompute_run(slug: str, root: Path | None = None) -> tuple[dict, pd.DataFrame]:
+    """Re-train the stored run ``slug`` from scratch (an empty cache of its own) and measure it
+    again: ``(arrays, values)`` as :func:`measure_run` gives them."""
+    import tempfile
+
+    from .verify import _cache_at  # the same isolation as the reference store's verification
+
+    ev = ImageEvidence(root)
+    entry = ev.manifest["runs"][slug]
+    method, loss = CONFIGS[entry["config"]]
+    with tempfile.TemporaryDirectory() as cache, _cache_at(cache):
+        run = train(method, _profile(entry["long_tailed"]), seed=entry["seed"], loss=loss,
+                    progress=False)  # fmt: skip
+        eval_train, test = _eval_sets()
+        other = _features(_untrained(entry["seed"] + 100), eval_train, test)
+        arrays, values = measure_run(run, entry["config"], ev.manifest["matched"], other)
+    frame = pd.DataFrame(values, columns=["epoch", "stage", "target", "metric", "dim", "value"])
+    return arrays, frame
+
+
+def compare_run(slug: str, arrays: dict, values: pd.DataFrame, root: Path | None = None,
+                tolerance: float = 0.04, untrained: float = 2e-3) -> dict:  # fmt: skip
+    """Compare a recomputed run with the stored one: every value (relative to its size where it
+    exceeds 1, such as an effective rank) and every per-image array (the share of images whose
+    result differs), within ``tolerance`` after training and ``untrained`` at epoch 0 (the
+    same weights, evaluated again: a borderline image may flip in the last bits). Raises
+    :class:`ImageMismatch` naming what differs; returns ``{values, arrays, largest}``."""
+    ev = ImageEvidence(root)
+    stored = ev._load(slug)
+    raw = stored["values.csv"].tobytes().decode()
+    old = pd.read_csv(io.StringIO(raw))
+    keys = ["epoch", "stage", "target", "metric", "dim"]
+    both = old.merge(values, on=keys, how="left", suffixes=("", "_new"))
+    scale = both.value.abs().clip(lower=1.0)
+    both["difference"] = (both.value_new - both.value).abs() / scale
+    limit = both.epoch.map(lambda e: untrained if e == 0 else tolerance)
+    bad = [f"{r.target}/{r.metric} stage {r.stage} {r.dim} epoch {r.epoch}: stored "
+           f"{r.value:.4f}, recomputed {r.value_new:.4f}"
+           for r in both[both.value_new.isna() | (both.difference > limit)].itertuples()]  # fmt: skip
+    largest = float(both.difference.max())
+    compared = 0
+    for name, array in stored.items():
+        if name == "values.csv" or name.startswith("view/"):
+            continue
+        if name not in arrays:
+            bad.append(f"{name}: not recomputed")
+            continue
+        a, b = np.asarray(array), np.asarray(arrays[name])
+        if a.dtype == np.uint8 and "matched/ncc" not in name and "matched/whitened" not in name:
+            a, b = np.unpackbits(a), np.unpackbits(b)
+        share = float(np.mean(a != b)) if a.shape == b.shape else 1.0
+        compared += a.size
+        epoch = int(name.rsplit("/", 1)[-1]) if name.rsplit("/", 1)[-1].isdigit() else 1
+        if share > (untrained if epoch == 0 else tolerance):
+            bad.append(f"{name}: {share:.2%} of the entries differ")
+    if bad:
+        raise ImageMismatch(
+            f"{slug}: {len(bad)} stored results differ from a fresh run:\n  "
+            + "\n  ".join(bad[:10])
+            + "\nThe code or the data changed since the per-image evidence was built: rebuild "
+            "that run (`python -m sslkit evidence images`) or find the change."
+        )
+    return dict(values=len(both), arrays=compared, largest=largest)

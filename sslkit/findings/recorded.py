@@ -19,7 +19,7 @@ checked against them: they are smaller, with 3 seeds, and may read otherwise.
 
 from __future__ import annotations
 
-__all__ = ["RECORDED", "PROFILE"]
+__all__ = ["RECORDED", "PROFILE", "DECIDED"]
 
 # The profile whose stored evidence the verdicts below were read from.
 PROFILE = "reference"
@@ -89,3 +89,8 @@ RECORDED: dict[str, str] = {
     "barlow_clusters_probe": "inconclusive",
     "barlow_clusters_probe_over_pixels": "inconclusive",
 }
+
+
+# The verdicts of the findings decided on the per-image evidence (sslkit.findings.decide, on
+# sslkit/evidence/images/): written by hand once its runs are built and read; empty until then.
+DECIDED: dict[str, str] = {}

@@ -88,14 +88,26 @@ def recompute(
         return _recompute(config, seed, profile, stop_after, whole)
 
 
-def rotating(profile: Profile, commit: str | None = None) -> tuple[str, int]:
+def rotating(profile: Profile, commit: str | None = None, images: bool = False):
     """The run whose whole training this commit verifies: one of the store's runs, picked by
-    the SHA-256 of the commit (``HEAD`` of the checkout sslkit runs from by default)."""
+    the SHA-256 of the commit (``HEAD`` of the checkout sslkit runs from by default).
+
+    ``images=True``: the pick is among the reference store's runs *and* the per-image
+    evidence's (:mod:`sslkit.findings.images`), and a per-image run comes back as
+    ``("images", slug)``; one whole run per commit keeps verification within its budget."""
     runs = sorted(store.manifest(profile).get("runs", {}))
+    if images:
+        from .images import folder as images_folder
+
+        path = images_folder() / "manifest.json"
+        if path.is_file():
+            runs += [f"images/{slug}" for slug in sorted(json.loads(path.read_text()).get("runs", {}))]
     if not runs:
         raise store.NotStored(f"the {profile.name} evidence store holds no run to verify")
     commit = commit or git("rev-parse", "HEAD") or "no commit"
     pick = runs[int(hashlib.sha256(commit.encode()).hexdigest(), 16) % len(runs)]
+    if pick.startswith("images/"):
+        return "images", pick.split("/", 1)[1]
     config, _, seed = pick.rpartition("/")
     return config, int(seed)
 
@@ -207,7 +219,10 @@ def verify(
     if result is not None:  # a failed verification must not leave an old success behind
         Path(result).unlink(missing_ok=True)
     first, last = next(e for e in prof.eval_epochs() if e > 0), prof.eval_epochs()[-1]
-    whole = rotating(prof) if whole is True else (whole or None)
+    whole = rotating(prof, images=prof.name == "reference") if whole is True else (whole or None)
+    image_run = None
+    if whole and whole[0] == "images":  # this commit's whole run is one of the per-image runs
+        image_run, whole = whole[1], None
     early = [(c, s) for c, s in sample if (c, s) != whole]  # a whole run covers its early part
     checks = [(c, s, first, False) for c, s in early] + ([(*whole, last, True)] if whole else [])
     for config, seed, _, _ in checks:
@@ -221,12 +236,24 @@ def verify(
         tables.append(t)
     table = pd.concat(tables, ignore_index=True)
     compare(table, tolerance)
+    largest = float(table[table.target != "loss"].difference.max())
+    values = len(table)
+    if image_run is not None:
+        from .images import compare_run, recompute_run
+
+        arrays, fresh = recompute_run(image_run)
+        found = compare_run(image_run, arrays, fresh, tolerance=tolerance)
+        log(f"per-image evidence, {image_run}: {found['values']} values and "
+            f"{found['arrays']:,} per-image results re-trained and compared, largest "
+            f"difference {found['largest']:.2g}")  # fmt: skip
+        values += found["values"] + found["arrays"]
+        largest = max(largest, found["largest"])
     if result is not None:
         Path(result).parent.mkdir(parents=True, exist_ok=True)
         Path(result).write_text(json.dumps(dict(
-            profile=prof.name, runs=len(checks), values=len(table),
-            largest=float(table[table.target != "loss"].difference.max()), tolerance=tolerance,
-            early=[f"{c}/{s}" for c, s in early], whole=f"{whole[0]}/{whole[1]}" if whole else "",
+            profile=prof.name, runs=len(checks) + (image_run is not None), values=values,
+            largest=largest, tolerance=tolerance, early=[f"{c}/{s}" for c, s in early],
+            whole=(f"{whole[0]}/{whole[1]}" if whole else f"per-image {image_run}"),
         )))  # fmt: skip
     return table
 

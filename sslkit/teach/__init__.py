@@ -36,6 +36,7 @@ from .exercises import check_vicreg_terms
 from .exercises import check_holm
 from .exercises import check_random_grouping
 from .exercises import check_seeds_needed
+from .exercises import check_linear_predictability
 from .exercises import check_cdnv_from_sums
 from . import colab
 from . import book

@@ -42,6 +42,9 @@ from .plots import use_style
 
 __all__ = [
     "setup",
+    "glue_decision",
+    "ANSWER_KEYS",
+    "decisions_table",
     "glue",
     "pct",
     "points",
@@ -370,12 +373,27 @@ def rulers_table(profile: Profile, seeds=None) -> pd.DataFrame:
 # What each primary claim's paragraph of "What the evidence says" names besides the claim's
 # own finding: a secondary finding that sharpens it (the headroom reading, the full width, the
 # coarse level against its control, the dose-response).
-ANSWER_ALSO = {
-    "semantic_over_random": ("semantic_over_random_headroom", "semantic_over_matched_random"),
-    "coarse_beyond_fine": ("coarse_clustering",),
-    "deeper_gains_more": ("deeper_gains_more_full_width", "coarse_deeper_than_fine"),
-    "regularization_clusters": ("ratio_slope", "ratio_slope_whitened_ncc", "ratio_slope_probe"),
-}
+# What the answer box states: the primary measurement of each of the six claims, and the
+# companions its sentences name (sslkit.findings.decide keys, on the per-image evidence).
+ANSWER_KEYS = {
+    "SSL clusters by semantic class": ("clusters_whitened_ncc", "clusters_ncc", "clusters_probe"),
+    "driven by the regularization term": (
+        "regularization_over_invariance_whitened_ncc", "regularization_gain_ncc",
+        "regularization_gain_whitened_ncc", "both_terms_probe",
+    ),
+    "semantic more than random": ("semantic_over_random",),
+    "several levels of the label hierarchy": (
+        "hierarchy_matched_ncc", "hierarchy_matched_whitened_ncc",
+    ),
+    "grows with depth": ("depth_slope_whitened_ncc_equal", "depth_slope_whitened_ncc_equal_supervised"),
+    "clustering enhances classification and compresses": (
+        "clustering_helps_classification_ncc", "clustering_helps_classification_whitened_ncc",
+        "compression_tracks_clustering",
+    ),
+    "why": (
+        "linear_reshaping", "imbalance_fall_vicreg_whitened_ncc", "rankme_fewshot",
+    ),
+}  # fmt: skip
 
 
 def written_for(path) -> dict[str, str]:
@@ -388,80 +406,57 @@ def written_for(path) -> dict[str, str]:
     return found
 
 
-def answer(profile: Profile, seeds=None, box=None) -> pd.DataFrame:
-    """Glue what the book's "What the evidence says" box states about the paper's five claims
-    (:data:`sslkit.paper.PRIMARY`), each name prefixed ``answer_`` so that it never clashes with
-    a chapter's own glue:
+def answer(box=None) -> pd.DataFrame:
+    """Glue what the book's "What the evidence says" box states: for every finding of
+    :data:`ANSWER_KEYS` (decided on the per-image evidence, :mod:`sslkit.findings.decide`),
+    ``answer_{key}_effect``, ``_ci``, ``_verdict``; and ``answer_seeds`` (VICReg's stored
+    seeds), ``answer_n_test`` (test images).
 
-    - ``answer_{key}_effect``, ``_ci``, ``_verdict``: the claim's finding on the evidence the
-      prose states (the store, else this run), and ``answer_{key}_live_verdict``: this run's;
-    - for a clustering claim, ``answer_{key}_{ruler}_{floor}``: the verdict on each ruler
-      (``ncc``, ``whitened_ncc``, ``probe``) over each floor (``untrained``, ``pixels``), and
-      ``answer_{key}_reading_{floor}``: what the three say together (:func:`reading`);
-    - the same three parts for the findings of :data:`ANSWER_ALSO`.
+    In the book's build a verdict other than the recorded one
+    (:data:`sslkit.findings.recorded.DECIDED`) raises, and so does one other than the verdict
+    the text of ``box`` (the box's Markdown file) was written for (:func:`written_for`): the
+    sentences around a glued verdict say what that verdict means. Elsewhere (a reader's run)
+    a difference prints one line. Returns one row per glued finding."""
+    from ..findings.decide import decision
+    from ..findings.images import load_evidence
+    from ..findings.recorded import DECIDED
 
-    In the book's build a stated verdict other than the recorded one raises, as in
-    :func:`glue_finding`, and so does one other than the verdict the text of ``box`` (the box's
-    Markdown file) was written for (:func:`written_for`): sentences around a glued verdict
-    may say what that verdict means. Returns one row per glued verdict (finding, evidence,
-    verdict)."""
-    rows = []
     promised = written_for(box) if box is not None else {}
-
-    def state(key):
-        f = finding(key)
-        ref = stated(key)
-        v = ref if ref is not None else f.measure(profile, seeds)
-        if box is not None and key not in promised and _checked(ref, profile, seeds):
-            raise KeyError(f"{box} states {key} without a line '% {key}: <verdict>'")
-        _check_stated(f, ref, v, f.book_verdict, "The recorded verdict", profile, seeds)
-        if box is not None:
-            _check_stated(f, ref, v, promised.get(key, v.verdict), str(box), profile, seeds)
-        rows.append({"finding": key, "evidence": _evidence_label(ref, v), "verdict": v.verdict})
-        return f, v
-
-    for key in PRIMARY.values():
-        f, v = state(key)
-        for part in ("effect", "ci", "verdict"):
-            glue(f"answer_{key}_{part}", _parts(f, v)[part])
-        glue(f"answer_{key}_live_verdict", f.measure(profile, seeds).verdict)
-        if key in CLUSTERING:
-            keys = ruler_keys(key)
-            for floor in ("untrained", "pixels"):
-                verdicts = {}
-                for ruler in RULERS:
-                    _, vr = state(keys[ruler, floor])
-                    verdicts[ruler] = vr.verdict
-                    glue(f"answer_{key}_{ruler}_{floor}", vr.verdict)
-                glue(f"answer_{key}_reading_{floor}", reading(verdicts))
-        for other in ANSWER_ALSO.get(key, ()):
-            fo, vo = state(other)
-            for part in ("effect", "ci", "verdict"):
-                glue(f"answer_{other}_{part}", _parts(fo, vo)[part])
+    building = os.environ.get("SSLKIT_BOOK_BUILD", "") == "1"
+    rows = []
+    for claim, keys in ANSWER_KEYS.items():
+        for key in keys:
+            d = decision(key)
+            scale, digits = (100, 1) if d.unit == "points" else (1, 2)
+            suffix = " points" if d.unit == "points" else ""
+            glue(f"answer_{key}_effect", f"{d.effect * scale:+.{digits}f}{suffix}")
+            glue(f"answer_{key}_ci", f"[{d.lo * scale:+.{digits}f}, {d.hi * scale:+.{digits}f}]")
+            glue(f"answer_{key}_verdict", d.verdict)
+            for source, said in (("the record (DECIDED)", DECIDED.get(key)),
+                                 (str(box), promised.get(key, d.verdict))):  # fmt: skip
+                if said != d.verdict:
+                    message = (f"{source} says '{said}' for {key}; the per-image evidence says "
+                               f"'{d.verdict}' ({d}). Update the text and the record together.")  # fmt: skip
+                    if building:
+                        raise AssertionError(message)
+                    print("ⓘ " + message)
+            rows.append(dict(claim=claim, finding=key, effect=str(d), verdict=d.verdict))
+    ev = load_evidence()
+    glue("answer_seeds", len(ev.seeds("VICReg")))
+    glue("answer_n_test", "10,000")
     return pd.DataFrame(rows)
 
 
 def answer_findings() -> set[str]:
     """The findings whose verdicts :func:`answer` states (and its box's text was written for)."""
-    keys = set()
-    for key in PRIMARY.values():
-        keys.add(key)
-        if key in CLUSTERING:
-            keys |= set(ruler_keys(key).values())
-        keys |= set(ANSWER_ALSO.get(key, ()))
-    return keys
+    return {k for keys in ANSWER_KEYS.values() for k in keys}
 
 
 def answer_names() -> set[str]:
     """The names :func:`answer` glues (the box's prose may use any of them)."""
-    names = set()
-    for key in PRIMARY.values():
-        names |= {f"answer_{key}_{p}" for p in ("effect", "ci", "verdict", "live_verdict")}
-        if key in CLUSTERING:
-            names |= {f"answer_{key}_{r}_{fl}" for r in RULERS for fl in ("untrained", "pixels")}
-            names |= {f"answer_{key}_reading_{fl}" for fl in ("untrained", "pixels")}
-        for other in ANSWER_ALSO.get(key, ()):
-            names |= {f"answer_{other}_{p}" for p in ("effect", "ci", "verdict")}
+    names = {"answer_seeds", "answer_n_test"}
+    for key in answer_findings():
+        names |= {f"answer_{key}_{p}" for p in ("effect", "ci", "verdict")}
     return names
 
 
@@ -574,3 +569,53 @@ def evidence_line(profile: Profile) -> str:
         f"({EVAL_SUBSETS} evaluation subsets). This run: the {profile.name} profile, seeds "
         f"{list(profile.seeds)}; its intervals cover the seeds only."
     )
+
+
+def glue_decision(key: str) -> None:
+    """Glue one finding decided on the per-image evidence (:mod:`sslkit.findings.decide`):
+    ``{key}_effect``, ``{key}_ci``, ``{key}_verdict`` and ``{key}_seeds``. In the book's build a
+    verdict other than the one recorded (:data:`sslkit.findings.recorded.DECIDED`) raises:
+    the prose around it was written for that verdict."""
+    from ..findings.decide import decision
+    from ..findings.recorded import DECIDED
+
+    d = decision(key)
+    scale, digits = (100, 1) if d.unit == "points" else (1, 2)
+    suffix = " points" if d.unit == "points" else ""
+    glue(f"{key}_effect", f"{d.effect * scale:+.{digits}f}{suffix}")
+    glue(f"{key}_ci", f"[{d.lo * scale:+.{digits}f}, {d.hi * scale:+.{digits}f}]")
+    glue(f"{key}_verdict", d.verdict)
+    glue(f"{key}_seeds", d.seeds)
+    if os.environ.get("SSLKIT_BOOK_BUILD", "") == "1" and DECIDED.get(key) != d.verdict:
+        raise AssertionError(
+            f"{key} reads '{d.verdict}' on the per-image evidence ({d}); the book records "
+            f"'{DECIDED.get(key, 'nothing')}' (sslkit/findings/recorded.py, DECIDED): the prose "
+            "would contradict its numbers. Update the text and the record together."
+        )
+
+
+def decisions_table(keys) -> pd.DataFrame:
+    """The findings ``keys`` of the per-image evidence as a table: what was measured, against
+    what, the threshold, the effect with its 95% interval, the seeds and the verdict."""
+    from ..findings.decide import decisions
+
+    df = decisions().set_index("key").loc[list(keys)]
+    scale = df.unit.map(lambda u: 100 if u == "points" else 1)
+    digits = df.unit.map(lambda u: 1 if u == "points" else 2)
+    fmt = lambda v, d: f"{v:+.{d}f}"  # noqa: E731
+    return pd.DataFrame(
+        {
+            "claim": df.claim,
+            "ruler": df.ruler,
+            "measurement": df.measurement,
+            "control": df.control,
+            "threshold": [fmt(t * s, d) for t, s, d in zip(df.threshold, scale, digits)],
+            "effect [95% CI]": [
+                f"{fmt(e * s, d)} [{fmt(lo * s, d)}, {fmt(hi * s, d)}]"
+                for e, lo, hi, s, d in zip(df.effect, df.lo, df.hi, scale, digits)
+            ],
+            "unit": df.unit,
+            "seeds": df.seeds,
+            "verdict": df.verdict,
+        }
+    ).reset_index(drop=True)

@@ -17,7 +17,7 @@ import torch
 from .. import MOVED
 from ..experiment.analysis import holm
 from ..learn import augment, losses
-from ..measure import metrics, streaming, targets
+from ..measure import geometry, metrics, streaming, targets
 
 __all__ = [
     "check_rotation",
@@ -35,6 +35,7 @@ __all__ = [
     "check_random_grouping",
     "check_seeds_needed",
     "check_cdnv_from_sums",
+    "check_linear_predictability",
 ]
 
 
@@ -461,3 +462,28 @@ def check_cdnv_from_sums(fn) -> bool:
         got = _call(fn, (counts, sums, sq), on)
         _close(got, metrics.cdnv(x, y), f"CDNV on {on}", tol=1e-6)
     return _ok("CDNV from running sums")
+
+
+@_own_code((geometry, "linear_predictability"))
+def check_linear_predictability(fn) -> bool:
+    """``fn(src_train, dst_train, src_test, dst_test, ridge)``: the held-out R² of ridge
+    regression from ``src`` to ``dst`` features (:func:`sslkit.measure.geometry.linear_predictability`,
+    ``λ = ridge`` × the mean eigenvalue of the centred ``XᵀX``)."""
+    g = torch.Generator().manual_seed(11)
+    for d_in, d_out, bend in ((6, 4, 0.0), (8, 3, 1.0), (5, 5, 3.0)):
+        # the test images shifted from the training ones, so that "around their mean" matters
+        x, tx = torch.randn(200, d_in, generator=g) + 2.0, torch.randn(100, d_in, generator=g) + 2.6
+        a = torch.randn(d_in, d_out, generator=g)
+        y = x @ a + bend * torch.tanh(x @ a) ** 2
+        ty = tx @ a + bend * torch.tanh(tx @ a) ** 2
+        on = f"{d_in}→{d_out} features, non-linearity {bend}"
+        got = _call(fn, (x.clone(), y.clone(), tx.clone(), ty.clone(), 1e-3), on)
+        _close(
+            got,
+            geometry.linear_predictability(x, y, tx, ty, 1e-3),
+            f"R² on {on} (centre both sets with the *training* means, solve "
+            "(XᵀX + λI)B = XᵀY, and divide the test residual by the test targets' own spread "
+            "around their mean)",
+            tol=1e-3,
+        )
+    return _ok("linear predictability")

@@ -33,6 +33,9 @@ __all__ = [
     "plot_scale_study",
     "pipeline_diagram",
     "clusters_toy",
+    "plot_views",
+    "plot_decisions",
+    "plot_stage_gains",
     "COLORS",
 ]
 
@@ -60,7 +63,9 @@ COLORS = {
 VERDICT_STYLE = {
     "held": ("#009E73", "o"),
     "positive, below threshold": ("#56B4E9", "s"),
+    "positive, size undecided": ("#0072B2", "D"),
     "not held": ("#D55E00", "X"),
+    "reversed": ("#CC79A7", "v"),
     "inconclusive": ("#E69F00", "^"),
 }
 # Train and test split: neutral greys (the colours belong to methods), test solid, train dashed.
@@ -520,4 +525,89 @@ def clusters_toy(seed: int = 0, n: int = 60) -> Figure:
         ax.set_xticks([]), ax.set_yticks([])
     axes[0].legend(loc="upper left", fontsize=SMALLEST_FONT_PT)
     fig.tight_layout()
+    return fig
+
+
+def plot_views(views: dict, labels, class_names, classes=None) -> Figure:
+    """Small multiples of features in two dimensions: ``views`` maps a column title to
+    ``{"raw": N×2, "whitened": N×2}`` (:func:`sslkit.findings.images.centre_plane`: the test
+    images in the plane of their class centres, before and after whitening, in units of the
+    within-class spread), ``labels`` the N classes; ``classes``: the classes drawn."""
+    from matplotlib.lines import Line2D
+
+    labels = np.asarray(labels)
+    classes = sorted(set(labels.tolist())) if classes is None else list(classes)
+    palette = dict(zip(classes, sns.color_palette("colorblind", len(classes))))
+    rows = (("raw", "plane of the class centres\n(what raw NCC sees)"),
+            ("whitened", "the same, whitened\n(what whitened NCC sees)"))  # fmt: skip
+    fig, axes = plt.subplots(2, len(views), figsize=(MAX_WIDTH_IN, 5.4), squeeze=False)
+    for j, (title, view) in enumerate(views.items()):
+        for i, (row, label) in enumerate(rows):
+            ax = axes[i, j]
+            xy = np.asarray(view[row], dtype=float)
+            for c in classes:
+                keep = labels == c
+                ax.scatter(xy[keep, 0], xy[keep, 1], s=6, alpha=0.7, color=palette[c],
+                           linewidths=0)  # fmt: skip
+            ax.set_aspect("equal", adjustable="datalim")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+            if i == 0:
+                ax.set_title(title)
+            if j == 0:
+                ax.set_ylabel(label, fontsize=SMALLEST_FONT_PT)
+    handles = [Line2D([], [], ls="none", marker="o", color=palette[c]) for c in classes]
+    _legend_below(fig, handles, [class_names[c] for c in classes], len(classes))
+    return fig
+
+
+def plot_decisions(decisions: pd.DataFrame, label: str = "label") -> Figure:
+    """A forest plot of findings decided on the per-image evidence
+    (:func:`sslkit.findings.decide.decisions` rows, with a ``label`` column): effect and 95%
+    interval, the threshold as a black tick, coloured and marked by verdict; one panel per
+    unit."""
+    units = list(dict.fromkeys(decisions.unit))
+    sizes = [int((decisions.unit == u).sum()) for u in units]
+    fig, axes = plt.subplots(len(units), 1, figsize=(MAX_WIDTH_IN, 0.42 * sum(sizes) + 1.0 * len(units) + 0.6),
+                             gridspec_kw={"height_ratios": [n + 1 for n in sizes]}, squeeze=False)  # fmt: skip
+    handles = {}
+    for ax, unit in zip(axes[:, 0], units):
+        rows = decisions[decisions.unit == unit].reset_index(drop=True)
+        scale = 100 if unit == "points" else 1
+        for i, r in rows.iterrows():
+            c, marker = VERDICT_STYLE[r.verdict]
+            ax.plot([scale * r.threshold] * 2, [i - 0.3, i + 0.3], color="0.2", lw=2, zorder=1)
+            handles[r.verdict] = ax.errorbar(
+                scale * r.effect, i, xerr=[[scale * (r.effect - r.lo)], [scale * (r.hi - r.effect)]],
+                fmt=marker, color=c, capsize=3, zorder=3,
+            )  # fmt: skip
+        ax.set_yticks(range(len(rows)), [textwrap.fill(t, 44) for t in rows[label]],
+                      fontsize=SMALLEST_FONT_PT)  # fmt: skip
+        ax.set_ylim(len(rows) - 0.5, -0.5)
+        ax.axvline(0, color="0.5", lw=0.8)
+        ax.grid(axis="y", visible=False)
+        ax.set_xlabel(f"effect over its control ({'points of accuracy' if unit == 'points' else unit})")
+    order = [k for k in VERDICT_STYLE if k in handles]
+    _legend_below(fig, [handles[k] for k in order], order, min(len(order), 3))
+    return fig
+
+
+def plot_stage_gains(profile: pd.DataFrame, rulers: dict) -> Figure:
+    """Gain over the untrained network at each stage with its 95% interval, one panel per ruler
+    (``rulers``: column value -> title), one line per configuration
+    (:func:`sslkit.findings.decide.depth_profile` rows of one ``dim``)."""
+    fig, axes = plt.subplots(1, len(rulers), figsize=(MAX_WIDTH_IN, 3.4), sharey=True, squeeze=False)
+    for ax, (ruler, title) in zip(axes[0], rulers.items()):
+        for config, rows in profile[profile.ruler == ruler].groupby("config", sort=False):
+            color = COLORS.get(config, "0.3")
+            ax.plot(rows.stage, 100 * rows.gain, marker="o", color=color, label=config)
+            ax.fill_between(rows.stage, 100 * rows.lo, 100 * rows.hi, color=color, alpha=0.2, lw=0)
+        ax.axhline(0, color="0.5", lw=0.8)
+        ax.set_xticks(sorted(profile.stage.unique()))
+        ax.set_xlabel("stage")
+        ax.set_title(title)
+    axes[0, 0].set_ylabel("gain over the untrained\nnetwork (points)")
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    _legend_below(fig, handles, names, len(names))
     return fig
