@@ -64,8 +64,10 @@ __all__ = [
 # pairs), test-only labels refused by every ruler; results of valid input identical, no bump.
 # 10ad6bc7…: the wing's face re-exports every public name, one import a line (no code).
 # 99af800c…: the same code, fingerprinted without empty fields (one value on 3.11–3.13).
+# a6d93d03…: two new modules (groupings: every grouping's NCC at once; geometry: linear
+# predictability, CKA, between-class share, cluster balance); no existing result changes, no bump.
 CACHE_VERSION = 3
-MEASURE_CODE = "99af800c59d92d4e"
+MEASURE_CODE = "a6d93d03632d25ac"
 # Written by sslkit in every cache root; `clean` deletes nothing in a folder without it.
 MARKER = ".sslkit-cache"
 

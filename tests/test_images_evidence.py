@@ -63,7 +63,7 @@ def test_verification_of_a_run_passes_on_its_own_results_and_fails_on_a_change()
 
 
 def test_the_whole_run_rotates_over_both_stores():
-    picks = {verify.rotating(verify.get_profile("reference"), commit=f"{i:040x}", images=True)
+    picks = {verify.rotating(verify.get_profile("reference"), commit=f"{i:040x}", with_images=True)
              for i in range(400)}  # fmt: skip
     assert any(p[0] == "images" for p in picks) and any(p[0] != "images" for p in picks)
 

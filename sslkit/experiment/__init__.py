@@ -60,6 +60,7 @@ from .configs import store_only
 from .configs import trained
 from .configs import regularization_ratio
 from . import analysis
+from .analysis import crossed_interval
 from .analysis import one_sided_p
 from .analysis import holm
 from .analysis import t_interval

@@ -25,10 +25,16 @@ from ..experiment.analysis import (
     one_sided_p,
     t_interval,
 )
-from ..experiment.configs import RATIOS
+from ..experiment.configs import RATIOS, store_only, trained
+from ..learn.augment import pixel_features
+from ..measure.metrics import linear_probe, ncc_accuracy, whitened_ncc_accuracy
 from ..runtime import register_cache
-from .images import MATCHED_PROBES, RULERS, ImageEvidence, load_evidence
+from .floors import RULERS
+from .images import MATCHED_PROBES, ImageEvidence, _eval_sets, load_evidence
+from .measurements import ASSOCIATION_CONFIGS, _spearman
+from .paper import finding
 from .thresholds import (
+    FLOOR_THRESHOLD,
     ASSOCIATION,
     BALANCE_DIFFERENCE,
     BALANCE_REASON,
@@ -56,6 +62,7 @@ __all__ = [
     "decision",
     "depth_profile",
     "power_seeds",
+    "pixel_bits",
 ]
 
 RULER_LABELS = {"ncc": "raw NCC", "whitened_ncc": "whitened NCC", "probe": "linear probe"}
@@ -137,8 +144,47 @@ def _decide_seeds(key, claim, ruler, measurement, control, threshold, values, re
     )  # fmt: skip
 
 
-def _claims(ev: ImageEvidence) -> list:
+_PIXELS: dict = register_cache({})
+
+
+def pixel_bits(ruler: str) -> np.ndarray:
+    """Per-image correctness of ``ruler`` on raw pixels (scaled to [0, 1]) of all the test
+    images, centres, whitener and probe fitted on the evaluation-train images: the second
+    floor, image by image."""
+    if ruler not in _PIXELS:
+        eval_train, test = _eval_sets()
+        xtr, xte = pixel_features(eval_train.images), pixel_features(test.images)
+        fn = dict(ncc=ncc_accuracy, whitened_ncc=whitened_ncc_accuracy)
+        if ruler == "probe":
+            correct = linear_probe(xtr, eval_train.labels, xte, test.labels, per_sample=True)
+        else:
+            correct = fn[ruler](xte, test.labels, xtr, eval_train.labels, per_sample=True)
+        _PIXELS[ruler] = correct.cpu().numpy().astype(float)
+    return _PIXELS[ruler]
+
+
+def _over_pixels(ev: ImageEvidence) -> list:
+    """Each clustering configuration's last stage against raw pixels of the same images."""
     out = []
+    for config in ("VICReg", "regularization only", "SimCLR"):
+        seeds = _common(ev, config)
+        if len(seeds) < 2:
+            continue
+        for ruler in RULERS:
+            label = RULER_LABELS[ruler]
+            final = ev.bits(config, f"fine/{ruler}/{LAST}/full/{END}", seeds)
+            out.append(_decide(
+                f"{config.split()[0].lower()}_over_pixels_{ruler}",
+                "SSL clusters by semantic class", label,
+                f"{config}: test {label} accuracy (fine), last stage",
+                f"{label} of raw pixels of the same images", FLOOR_THRESHOLD,
+                final - pixel_bits(ruler)[None, :],
+            ))  # fmt: skip
+    return out
+
+
+def _claims(ev: ImageEvidence) -> list:
+    out = _over_pixels(ev)
     vic = _common(ev, "VICReg")
     for ruler in RULERS:
         label = RULER_LABELS[ruler]
@@ -357,8 +403,6 @@ def rankme(profile="reference") -> pd.DataFrame:
     """The ratio sweep's runs, one row each: ``config, seed, erank`` (the last stage's
     effective rank, test features, last epoch), ``probe`` and ``fewshot`` (10-shot NCC) test
     accuracies."""
-    from ..experiment.configs import store_only, trained
-
     runs = []
     with store_only():
         for config in RANKME_CONFIGS:
@@ -400,9 +444,6 @@ def _within_epoch(profile="reference", ruler="ncc") -> np.ndarray:
     averaged over the epochs on Fisher's scale: the association between runs, with the
     common rise of both during training (which would inflate a correlation pooled over
     epochs) taken out."""
-    from ..experiment.configs import store_only, trained
-    from .measurements import ASSOCIATION_CONFIGS, _spearman
-
     with store_only():
         runs = {c: trained(c, profile) for c in ASSOCIATION_CONFIGS}
     seeds = [r.seed for r in runs[ASSOCIATION_CONFIGS[0]]]
@@ -422,8 +463,6 @@ def _sixth() -> list:
     """The abstract's "clustering enhances downstream classification and compresses the data
     information", on the reference store: its classification half within each epoch (raw and
     whitened NCC against the probe), its compression half as chapter 7 measures it."""
-    from .paper import finding
-
     out = []
     for ruler in ("ncc", "whitened_ncc"):
         rho = _within_epoch(ruler=ruler)

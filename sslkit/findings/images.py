@@ -45,15 +45,21 @@ from ..measure.geometry import (
     size_entropy,
 )
 from ..measure.groupings import grouping_ncc, partition_index, partitions
-from ..measure.metrics import effective_rank, linear_probe, ncc_accuracy, whitened_ncc_accuracy
+from ..measure.metrics import (
+    effective_rank,
+    linear_probe,
+    ncc_accuracy,
+    whitened_ncc_accuracy,
+    zca_whitener,
+)
 from ..measure.targets import random_function_targets
 from ..profiles import get_profile
 from ..runtime import provenance
+from .floors import RULERS
 
 __all__ = [
     "DESIGN",
     "LONG_TAIL",
-    "RULERS",
     "MATCH_MARGIN",
     "MATCHED",
     "GARMENT",
@@ -65,7 +71,6 @@ __all__ = [
     "centre_plane",
     "build_views",
     "load_evidence",
-    "recompute_run",
     "compare_run",
     "ImageMismatch",
 ]
@@ -73,7 +78,6 @@ __all__ = [
 # The long-tailed training set: the largest class has 10 times the images of the smallest
 # (a power law over the classes in label order), 14,000 images in all as in the balanced one.
 LONG_TAIL = 10.0
-RULERS = ("ncc", "whitened_ncc", "probe")
 # Garment grouping of Fashion-MNIST's classes, as group labels of sizes 4, 3, 2, 1 (upper body,
 # footwear, trousers and dresses, bags): the row of the partition table it is.
 GARMENT = tuple(int(g) for g in torch.tensor([0, 2, 1, 3])[torch.tensor(FASHION_FINE_TO_COARSE)])
@@ -190,8 +194,6 @@ def centre_plane(xtr, ytr, xte, yte, classes=VIEW_CLASSES, whiten: bool = False)
     projection, in units of the classes' mean within-class spread in that plane.
     ``whiten``: the same after ZCA whitening fitted on all training features (what whitened
     NCC sees). Returns an N×2 float16 array (N: the test images of ``classes``)."""
-    from ..measure.metrics import zca_whitener
-
     xtr, xte = xtr.double(), xte.double()
     if whiten:
         mu, w = zca_whitener(xtr)
@@ -375,8 +377,6 @@ def _groupings(arrays, values, xtr, ytr, xte, yte, table, matched, epoch, stage)
 
 
 def _whitened(xtr, xte):
-    from ..measure.metrics import zca_whitener
-
     mu, w = zca_whitener(xtr)
     return (xtr.double() - mu) @ w, (xte.double() - mu) @ w
 
@@ -512,26 +512,6 @@ def _entropy_of_classes(long_tailed: bool) -> float:
 
 class ImageMismatch(AssertionError):
     """A per-image run re-trained from scratch does not give what the store holds."""
-
-
-def recompute_run(slug: str, root: Path | None = None) -> tuple[dict, pd.DataFrame]:
-    """Re-train the stored run ``slug`` from scratch (an empty cache of its own) and measure it
-    again: ``(arrays, values)`` as :func:`measure_run` gives them."""
-    import tempfile
-
-    from .verify import _cache_at  # the same isolation as the reference store's verification
-
-    ev = ImageEvidence(root)
-    entry = ev.manifest["runs"][slug]
-    method, loss = CONFIGS[entry["config"]]
-    with tempfile.TemporaryDirectory() as cache, _cache_at(cache):
-        run = train(method, _profile(entry["long_tailed"]), seed=entry["seed"], loss=loss,
-                    progress=False)  # fmt: skip
-        eval_train, test = _eval_sets()
-        other = _features(_untrained(entry["seed"] + 100), eval_train, test)
-        arrays, values = measure_run(run, entry["config"], ev.manifest["matched"], other)
-    frame = pd.DataFrame(values, columns=["epoch", "stage", "target", "metric", "dim", "value"])
-    return arrays, frame
 
 
 def compare_run(slug: str, arrays: dict, values: pd.DataFrame, root: Path | None = None,

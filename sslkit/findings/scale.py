@@ -130,6 +130,8 @@ def _write(table: pd.DataFrame, path: Path) -> None:
 
 
 def _manifest(path: Path, floors: dict) -> None:
+    """Write the study's manifest; ``floors``: the pixel floor of each design (its own
+    evaluation images), by design then ruler."""
     manifest = dict(
         what="scale study: the three rulers against the two floors, by design and method",
         **provenance(),
@@ -138,7 +140,7 @@ def _manifest(path: Path, floors: dict) -> None:
             k: {f: list(v) if isinstance(v, tuple) else v for f, v in d.items()}
             for k, d in DESIGNS.items()
         },  # fmt: skip
-        pixel_floor=floors,
+        pixel_floors=floors,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.with_name("manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
@@ -166,7 +168,7 @@ def study(
         table = table[current].reset_index(drop=True)
     done = set(zip(table.design, table.method, table.seed))
     todo = [k for k in wanted if k not in done]
-    floors = compute_pixel_floor(design_profile(designs[0], base))
+    floors = {d: compute_pixel_floor(design_profile(d, base)) for d in DESIGNS}
     _manifest(path, floors)
     log(f"scale study: {len(done)} runs measured, {len(todo)} to go; pixels: {floors}")
     for i, (design, method, seed) in enumerate(todo, 1):
@@ -185,20 +187,27 @@ def study(
 JOINT_EMBEDDING = ("vicreg", "simclr", "barlow")
 
 
-def load_pixel_floor(path: Path = TABLE) -> dict[str, float]:
-    """The pixel floor the study measured (its manifest), by ruler."""
-    return json.loads(Path(path).with_name("manifest.json").read_text())["pixel_floor"]
+def load_pixel_floor(path: Path = TABLE) -> dict[str, dict[str, float]]:
+    """The pixel floor the study measured (its manifest) on each design's own evaluation
+    images, by design then ruler (a design's training-set size sets its evaluation split)."""
+    return json.loads(Path(path).with_name("manifest.json").read_text())["pixel_floors"]
+
+
+def _floor(pixels: dict, design: str) -> dict[str, float]:
+    """``pixels`` by design (:func:`load_pixel_floor`), or one floor for every design."""
+    return pixels[design] if isinstance(next(iter(pixels.values())), dict) else pixels
 
 
 def study_margins(table: pd.DataFrame, pixels: dict[str, float]) -> pd.DataFrame:
-    """One row per (design, method, ruler): the final value, the two floors, and the effect
-    over each floor (mean and 95% CI over seeds; over the untrained network the difference
+    """One row per (design, method, ruler): the final value, the two floors (``pixels``: by
+    design, :func:`load_pixel_floor`, or one for all), and the effect over each floor (mean and 95% CI over seeds; over the untrained network the difference
     is taken seed by seed), with the seconds a run took and the number of seeds."""
     rows = []
     for (design, method, ruler), g in table.groupby(["design", "method", "ruler"], sort=False):
         by_seed = g.pivot_table(index="seed", columns="epoch", values="value")
         final, start = by_seed[by_seed.columns.max()], by_seed[0]
-        over_init, over_pixels = t_interval(final - start), t_interval(final - pixels[ruler])
+        floor = _floor(pixels, design)[ruler]
+        over_init, over_pixels = t_interval(final - start), t_interval(final - floor)
         rows.append(
             dict(
                 design=design,
@@ -206,7 +215,7 @@ def study_margins(table: pd.DataFrame, pixels: dict[str, float]) -> pd.DataFrame
                 ruler=ruler,
                 final=final.mean(),
                 untrained=start.mean(),
-                pixels=pixels[ruler],
+                pixels=floor,
                 over_untrained=over_init[0],
                 over_untrained_lo=over_init[1],
                 over_untrained_hi=over_init[2],

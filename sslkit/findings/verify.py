@@ -32,6 +32,7 @@ from ..experiment.configs import CONFIGS, trained
 from ..experiment.runs import train
 from ..profiles import Profile, get_profile
 from ..runtime import clear_caches, git
+from . import images
 
 __all__ = [
     "SAMPLE",
@@ -41,6 +42,7 @@ __all__ = [
     "RESULT",
     "recompute",
     "rotating",
+    "recompute_image_run",
     "LOSS_TOLERANCE",
     "compare",
     "verify",
@@ -88,18 +90,16 @@ def recompute(
         return _recompute(config, seed, profile, stop_after, whole)
 
 
-def rotating(profile: Profile, commit: str | None = None, images: bool = False):
+def rotating(profile: Profile, commit: str | None = None, with_images: bool = False):
     """The run whose whole training this commit verifies: one of the store's runs, picked by
     the SHA-256 of the commit (``HEAD`` of the checkout sslkit runs from by default).
 
-    ``images=True``: the pick is among the reference store's runs *and* the per-image
+    ``with_images=True``: the pick is among the reference store's runs *and* the per-image
     evidence's (:mod:`sslkit.findings.images`), and a per-image run comes back as
     ``("images", slug)``; one whole run per commit keeps verification within its budget."""
     runs = sorted(store.manifest(profile).get("runs", {}))
-    if images:
-        from .images import folder as images_folder
-
-        path = images_folder() / "manifest.json"
+    if with_images:
+        path = images.folder() / "manifest.json"
         if path.is_file():
             runs += [f"images/{slug}" for slug in sorted(json.loads(path.read_text()).get("runs", {}))]
     if not runs:
@@ -126,6 +126,23 @@ def _cache_at(folder: str):
         else:
             os.environ["SSLKIT_CACHE"] = before
         clear_caches()
+
+
+def recompute_image_run(slug: str, root: Path | None = None) -> tuple[dict, pd.DataFrame]:
+    """Re-train the per-image run ``slug`` (:mod:`sslkit.findings.images`) from scratch, with an
+    empty cache of its own, and measure it again: ``(arrays, values)`` as
+    :func:`~sslkit.findings.images.measure_run` gives them."""
+    ev = images.ImageEvidence(root)
+    entry = ev.manifest["runs"][slug]
+    method, loss = CONFIGS[entry["config"]]
+    with tempfile.TemporaryDirectory() as cache, _cache_at(cache):
+        prof = images._profile(entry["long_tailed"])
+        run = train(method, prof, seed=entry["seed"], loss=loss, progress=False)
+        eval_train, test = images._eval_sets()
+        other = images._features(images._untrained(entry["seed"] + 100), eval_train, test)
+        arrays, values = images.measure_run(run, entry["config"], ev.manifest["matched"], other)
+    frame = pd.DataFrame(values, columns=["epoch", "stage", "target", "metric", "dim", "value"])
+    return arrays, frame
 
 
 def _recompute(config, seed, profile, stop_after, whole) -> pd.DataFrame:
@@ -219,7 +236,7 @@ def verify(
     if result is not None:  # a failed verification must not leave an old success behind
         Path(result).unlink(missing_ok=True)
     first, last = next(e for e in prof.eval_epochs() if e > 0), prof.eval_epochs()[-1]
-    whole = rotating(prof, images=prof.name == "reference") if whole is True else (whole or None)
+    whole = rotating(prof, with_images=prof.name == "reference") if whole is True else (whole or None)
     image_run = None
     if whole and whole[0] == "images":  # this commit's whole run is one of the per-image runs
         image_run, whole = whole[1], None
@@ -239,10 +256,8 @@ def verify(
     largest = float(table[table.target != "loss"].difference.max())
     values = len(table)
     if image_run is not None:
-        from .images import compare_run, recompute_run
-
-        arrays, fresh = recompute_run(image_run)
-        found = compare_run(image_run, arrays, fresh, tolerance=tolerance)
+        arrays, fresh = recompute_image_run(image_run)
+        found = images.compare_run(image_run, arrays, fresh, tolerance=tolerance)
         log(f"per-image evidence, {image_run}: {found['values']} values and "
             f"{found['arrays']:,} per-image results re-trained and compared, largest "
             f"difference {found['largest']:.2g}")  # fmt: skip

@@ -21,6 +21,9 @@ from .plots import plot_scale_study
 from .plots import pipeline_diagram
 from .plots import clusters_toy
 from .plots import COLORS
+from .plots import plot_views
+from .plots import plot_decisions
+from .plots import plot_stage_gains
 from . import exercises
 from .exercises import check_rotation
 from .exercises import check_invariance_loss
@@ -58,3 +61,6 @@ from .book import primary_table
 from .book import per_method_table
 from .book import ratio_arms_table
 from .book import BOOK_PROFILE
+from .book import glue_decision
+from .book import ANSWER_KEYS
+from .book import decisions_table

@@ -33,6 +33,9 @@ from ..findings import verify
 from ..findings.floors import RULER_NAMES, RULERS
 from ..findings.measurements import gain
 from ..findings.paper import CLUSTERING, PER_METHOD, PRIMARY, finding, per_method, ruler_keys
+from ..findings.decide import decision, decisions
+from ..findings.images import load_evidence
+from ..findings.recorded import DECIDED
 from ..findings.recorded import PROFILE as RECORDED_PROFILE
 from ..findings.verdict import BELOW
 from ..measure import targets
@@ -417,10 +420,6 @@ def answer(box=None) -> pd.DataFrame:
     the text of ``box`` (the box's Markdown file) was written for (:func:`written_for`): the
     sentences around a glued verdict say what that verdict means. Elsewhere (a reader's run)
     a difference prints one line. Returns one row per glued finding."""
-    from ..findings.decide import decision
-    from ..findings.images import load_evidence
-    from ..findings.recorded import DECIDED
-
     promised = written_for(box) if box is not None else {}
     building = os.environ.get("SSLKIT_BOOK_BUILD", "") == "1"
     rows = []
@@ -576,9 +575,6 @@ def glue_decision(key: str) -> None:
     ``{key}_effect``, ``{key}_ci``, ``{key}_verdict`` and ``{key}_seeds``. In the book's build a
     verdict other than the one recorded (:data:`sslkit.findings.recorded.DECIDED`) raises:
     the prose around it was written for that verdict."""
-    from ..findings.decide import decision
-    from ..findings.recorded import DECIDED
-
     d = decision(key)
     scale, digits = (100, 1) if d.unit == "points" else (1, 2)
     suffix = " points" if d.unit == "points" else ""
@@ -597,8 +593,6 @@ def glue_decision(key: str) -> None:
 def decisions_table(keys) -> pd.DataFrame:
     """The findings ``keys`` of the per-image evidence as a table: what was measured, against
     what, the threshold, the effect with its 95% interval, the seeds and the verdict."""
-    from ..findings.decide import decisions
-
     df = decisions().set_index("key").loc[list(keys)]
     scale = df.unit.map(lambda u: 100 if u == "points" else 1)
     digits = df.unit.map(lambda u: 1 if u == "points" else 2)

@@ -376,8 +376,8 @@ def plot_verdicts(verdicts: Sequence, groups: dict | None = None) -> Figure:
 
 def plot_scale_study(study: pd.DataFrame, pixels: dict) -> Figure:
     """The scale study's learning curves (:mod:`sslkit.scale`): one panel per design (rows) and
-    ruler (columns), one line per method (mean and 95% band over seeds), the raw-pixel floor as
-    a grey line; epoch 0 is the untrained network."""
+    ruler (columns), one line per method (mean and 95% band over seeds), the raw-pixel floor
+    (``pixels``: by design, or one for all) as a grey line; epoch 0 is the untrained network."""
     designs = list(dict.fromkeys(study.design))
     rulers = list(dict.fromkeys(study.ruler))
     fig, axes = plt.subplots(len(designs), len(rulers), figsize=(MAX_WIDTH_IN, 2.2 * len(designs)),
@@ -389,7 +389,8 @@ def plot_scale_study(study: pd.DataFrame, pixels: dict) -> Figure:
             d = study[(study.design == design) & (study.ruler == ruler)]
             sns.lineplot(d, x="epoch", y="value", hue="method", errorbar=("ci", 95), ax=ax,
                          legend=(i == 0 and j == len(rulers) - 1))  # fmt: skip
-            ax.axhline(pixels[ruler], color="0.5", lw=1.5, ls="--", label="raw pixels")
+            floor = pixels[design] if isinstance(pixels.get(design), dict) else pixels
+            ax.axhline(floor[ruler], color="0.5", lw=1.5, ls="--", label="raw pixels")
             if i == 0:
                 ax.set_title(names.get(ruler, ruler), fontsize=SMALLEST_FONT_PT + 1)
             ax.set_xlabel("epoch" if i == len(designs) - 1 else "")
