@@ -9,6 +9,7 @@ import pytest
 
 from sslkit import book, paper
 from sslkit.teach import release
+from sslkit.findings import decide
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
@@ -116,9 +117,10 @@ def test_exercises_with_hidden_solutions_and_a_checked_one(path):
 def test_findings_are_reported_with_a_scoreboard_and_numbers_glued(path):
     text = "".join("".join(c["source"]) for c in cells(path))
     code = [("".join(c["source"])) for c in cells(path) if c["cell_type"] == "code"]
-    assert "show_scoreboard(" in text, "every chapter shows the scoreboard of its findings"
+    board = ("show_scoreboard(", "decisions_table(")  # the reference store's, the per-image one
+    assert any(b in text for b in board), "every chapter shows the scoreboard of its findings"
     if path.stem != "07_what_we_found":
-        assert "show_scoreboard(" in code[-1], "the scoreboard closes the chapter"
+        assert any(b in code[-1] for b in board), "the scoreboard closes the chapter"
     glued = set(re.findall(r'book\.glue\(\s*f?"([^"]+)"', text))
     reported = {k for k in paper.FINDINGS if f'"{k}"' in text}
     if "paper.per_method(" in text:  # reported in a loop over paper.per_method's keys
@@ -129,6 +131,10 @@ def test_findings_are_reported_with_a_scoreboard_and_numbers_glued(path):
         glued |= {f"{p}_time_{d}" for p in ("run", "train") for d in ("cpu", "t4")}
     if "book.setup(" in text:  # the sizes the prose names, glued by book.setup
         glued |= {"reference_seeds", "live_seeds", "n_draws"}
+    if "book.glue_decision(" in text:  # findings of the per-image evidence, glued by key
+        glued |= {f"{k}_{s}" for k in decide.decisions().key for s in ("effect", "ci", "verdict", "seeds")}
+    if "book.answer(" in text:
+        glued |= book.answer_names()
     prefixes = tuple(g.split("{")[0] for g in glued if "{" in g)  # names built in a loop
     used = set(re.findall(r"\{glue:text\}`(\w+)`", text))
     missing = {u for u in used if u not in glued and not (prefixes and u.startswith(prefixes))}

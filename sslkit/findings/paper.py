@@ -317,7 +317,9 @@ WRITTEN: dict[str, Finding] = {
         ),
         Finding(
             "ratio_drives_clustering",
-            "More weight on the regularization term, more semantic clustering",
+            "More weight on the regularization term, more semantic clustering (two arms only; "
+            "secondary to the slope over all the working ratios, ratio_slope: the ratio-0.2 arm "
+            "ends below its untrained network)",
             DERIVED,
             "test NCC accuracy (fine), regularization/invariance ratio 5",
             "the same at ratio 0.2",
@@ -548,7 +550,7 @@ GROUPS = {
         "sample_before_semantic", "supervised_tighter",
     ),
     "driven by the regularization term": (
-        "regularization_clusters", "ratio_drives_clustering", "ratio_slope",
+        "regularization_clusters", "ratio_slope", "ratio_drives_clustering",
         "ratio_slope_whitened_ncc", "ratio_slope_probe", "invariance_drives_sample",
         "barlow_redundancy_clusters", "barlow_redundancy_over_invariance",
     ),

@@ -37,7 +37,7 @@ from ..findings.decide import decision, decisions
 from ..findings.images import load_evidence
 from ..findings.recorded import DECIDED
 from ..findings.recorded import PROFILE as RECORDED_PROFILE
-from ..findings.verdict import BELOW
+from ..findings.verdict import BELOW, REVERSED, UNDECIDED
 from ..measure import targets
 from ..measure.evaluation import EVAL_SUBSETS
 from ..profiles import Profile, get_profile
@@ -329,27 +329,30 @@ def reading(verdicts: dict) -> str:
 
     - *class information added*: raw NCC and at least one of the linear-map-proof rulers
       (whitened NCC, the probe) held;
-    - *geometry only*: raw NCC held, and whitened NCC and the probe were both not held: the
-      features were reshaped, and no class information was added that a linear map of the
-      floor's features lacked;
+    - *class information added, size undecided*: raw NCC held, and the best of the two others
+      is above 0 with an interval that contains the threshold;
+    - *geometry only*: raw NCC held, and whitened NCC and the probe both not held (or
+      reversed): the features were reshaped, and no class information was added that a linear
+      map of the floor's features lacked;
     - *geometry, and a small gain in class information*: raw NCC held, and the best of the two
       others is positive but below the threshold;
     - *a small clustering gain*: raw NCC positive but below the threshold;
-    - *no clustering gain*: raw NCC not held;
+    - *no clustering gain*: raw NCC not held or reversed;
     - *undecided*: any other combination (an inconclusive ruler decides nothing).
     """
     ncc, others = verdicts["ncc"], {verdicts["whitened_ncc"], verdicts["probe"]}
     if ncc == "held":
         if "held" in others:
             return "class information added"
-        if others == {"not held"}:
+        if others <= {"not held", REVERSED}:
             return "geometry only"
+        if UNDECIDED in others:
+            return "class information added, size undecided"
         if "inconclusive" not in others:
             return "geometry, and a small gain in class information"
         return "undecided"
-    return {BELOW: "a small clustering gain", "not held": "no clustering gain"}.get(
-        ncc, "undecided"
-    )
+    return {BELOW: "a small clustering gain", "not held": "no clustering gain",
+            REVERSED: "no clustering gain"}.get(ncc, "undecided")  # fmt: skip
 
 
 def rulers_table(profile: Profile, seeds=None) -> pd.DataFrame:
@@ -379,15 +382,13 @@ def rulers_table(profile: Profile, seeds=None) -> pd.DataFrame:
 # What the answer box states: the primary measurement of each of the six claims, and the
 # companions its sentences name (sslkit.findings.decide keys, on the per-image evidence).
 ANSWER_KEYS = {
-    "SSL clusters by semantic class": ("clusters_whitened_ncc", "clusters_ncc", "clusters_probe"),
+    "SSL clusters by semantic class": ("clusters_whitened_ncc",),
     "driven by the regularization term": (
         "regularization_over_invariance_whitened_ncc", "regularization_gain_ncc",
         "regularization_gain_whitened_ncc", "both_terms_probe",
     ),
     "semantic more than random": ("semantic_over_random",),
-    "several levels of the label hierarchy": (
-        "hierarchy_matched_ncc", "hierarchy_matched_whitened_ncc",
-    ),
+    "several levels of the label hierarchy": ("hierarchy_matched_ncc",),
     "grows with depth": ("depth_slope_whitened_ncc_equal", "depth_slope_whitened_ncc_equal_supervised"),
     "clustering enhances classification and compresses": (
         "clustering_helps_classification_ncc", "clustering_helps_classification_whitened_ncc",
