@@ -247,6 +247,17 @@ WRONG = {
         "def my_holm(pvalues, alpha):\n    return [p <= alpha / len(pvalues) for p in pvalues]",
         "Holm rejects",
     ),
+    "ex_why_r2": (
+        "def my_r2(src_train, dst_train, src_test, dst_test, ridge):\n"
+        "    x, y, tx, ty = (t.double() for t in (src_train, dst_train, src_test, dst_test))\n"
+        "    gram = (x - x.mean(0)).T @ (x - x.mean(0))\n"
+        "    lam = ridge * torch.linalg.eigvalsh(gram).mean()\n"
+        "    beta = torch.linalg.solve(gram + lam * torch.eye(len(gram), dtype=gram.dtype),\n"
+        "                              (x - x.mean(0)).T @ (y - y.mean(0)))\n"
+        "    pred = (tx - x.mean(0)) @ beta + y.mean(0)\n"
+        "    return float(1 - ((ty - pred) ** 2).sum() / ((ty - y.mean(0)) ** 2).sum())",
+        "test targets' own spread",
+    ),
     "ex_scale_seeds": (
         "def my_seeds_needed(sd, half_width):\n"
         "    return max(2, round((1.96 * sd / half_width) ** 2))",

@@ -10,7 +10,7 @@ from scipy import stats
 from sklearn.linear_model import Ridge
 from sklearn.neighbors import NearestCentroid
 
-from sslkit.experiment.analysis import crossed_interval
+from sslkit.experiment.analysis import crossed_interval, crossed_seeds_for_power
 from sslkit.learn.data import Dataset, long_tailed
 from sslkit.measure import geometry, groupings
 from sslkit.measure.metrics import ncc_accuracy
@@ -136,3 +136,20 @@ def test_long_tailed_keeps_the_total_and_a_power_law_with_the_stated_ratio():
         long_tailed(data, 900, 10.0)
     with pytest.raises(ValueError, match="ratio"):
         long_tailed(data, 300, 1.0)
+
+
+def test_seeds_for_power_grows_with_seed_spread_and_stops_at_the_image_term():
+    rng = np.random.default_rng(1)
+    seeds = np.array([[-1.5], [-1.0], [-0.5], [0.0], [0.0], [0.5], [1.0], [1.5]])  # mean 0
+    noise = rng.normal(0, 0.2, (8, 2000))
+    noise -= noise.mean()
+    small = 0.02 + 0.01 * seeds + noise
+    large = 0.02 + 0.04 * seeds + noise
+    a, b = crossed_seeds_for_power(small, 0.0), crossed_seeds_for_power(large, 0.0)
+    assert a is not None and b is not None and a < b
+    # an effect below its threshold: no number of seeds
+    assert crossed_seeds_for_power(small, 0.05) is None
+    # the image term alone wider than the margin: more seeds cannot help
+    images = np.linspace(-3, 3, 200)[None, :]  # mean 0, a wide spread between images
+    wide = 0.05 + images + 0.001 * seeds
+    assert crossed_seeds_for_power(wide, 0.0) is None

@@ -61,6 +61,7 @@ from .configs import trained
 from .configs import regularization_ratio
 from . import analysis
 from .analysis import crossed_interval
+from .analysis import crossed_seeds_for_power
 from .analysis import one_sided_p
 from .analysis import holm
 from .analysis import t_interval

@@ -17,6 +17,7 @@ from scipy import stats
 
 __all__ = [
     "crossed_interval",
+    "crossed_seeds_for_power",
     "one_sided_p",
     "holm",
     "t_interval",
@@ -122,14 +123,43 @@ def crossed_interval(d, confidence: float = 0.95) -> tuple[float, float, float, 
     ms_image = s * ((image_means - mean) ** 2).sum() / (n - 1)
     resid = d - seed_means[:, None] - image_means[None, :] + mean
     ms_resid = (resid**2).sum() / ((s - 1) * (n - 1))
-    combined = max(ms_seed + ms_image - ms_resid, 0.0)
+    terms = ((ms_seed, s - 1), (ms_image, n - 1), (ms_resid, (s - 1) * (n - 1)))
+    combined = ms_seed + ms_image - ms_resid
+    if combined <= 0:  # the unbiased estimate fails: the conservative one, no subtraction
+        combined, terms = ms_seed + ms_image, terms[:2]
     if combined == 0:
         return float(mean), float(mean), float(mean), float("inf")
     se = math.sqrt(combined / (s * n))
-    terms = ((ms_seed, s - 1), (ms_image, n - 1), (ms_resid, (s - 1) * (n - 1)))
     df = combined**2 / sum(m**2 / f for m, f in terms)
     half = stats.t.ppf(0.5 + confidence / 2, df) * se
     return float(mean), float(mean - half), float(mean + half), float(df)
+
+
+def crossed_seeds_for_power(d, threshold: float, power: float = 0.8, most: int = 1000):
+    """How many seeds, on the same test images, a seed × image design (:func:`crossed_interval`)
+    needs for its 95% interval to lie wholly above ``threshold`` with probability ``power``,
+    if the true effect is the one observed in ``d`` (an S×N array) and its variance components
+    stay as estimated: ``σ_a² = (MS_seed − MS_resid)/N``, ``σ_b² = (MS_image − MS_resid)/S``,
+    ``σ_e² = MS_resid``; with S' seeds the mean's variance is
+    ``σ_a²/S' + σ_b²/N + σ_e²/(S'N)``. Normal approximation. Returns ``None`` when no number of
+    seeds up to ``most`` does (the effect is not above the threshold, or the image term alone
+    is too wide: more test images would be needed, not more seeds)."""
+    d = np.asarray(d, dtype=float)
+    s, n = d.shape
+    mean = d.mean()
+    seed_means, image_means = d.mean(1), d.mean(0)
+    ms_seed = n * ((seed_means - mean) ** 2).sum() / (s - 1)
+    ms_image = s * ((image_means - mean) ** 2).sum() / (n - 1)
+    resid = d - seed_means[:, None] - image_means[None, :] + mean
+    ms_resid = (resid**2).sum() / ((s - 1) * (n - 1))
+    var_a = max(ms_seed - ms_resid, 0.0) / n
+    var_b = max(ms_image - ms_resid, 0.0) / s
+    z = stats.norm.ppf(0.975) + stats.norm.ppf(power)
+    for seeds in range(2, most + 1):
+        se = math.sqrt(var_a / seeds + var_b / n + ms_resid / (seeds * n))
+        if mean - threshold >= z * se:
+            return seeds
+    return None
 
 
 def one_sided_p(values, threshold: float = 0.0, subsets=None) -> float:

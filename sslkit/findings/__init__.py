@@ -145,3 +145,4 @@ from .decide import decision
 from .decide import depth_profile
 from .decide import power_seeds
 from .decide import pixel_bits
+from .decide import linear_calibration

@@ -95,14 +95,16 @@ RANDOM_FUNCTIONS = 5  # random-function targets (k-means of random projections o
 FIGURE_IMAGES = 60  # per class, for the two-dimensional views of chapter 05b
 EQUAL_DIM = 16  # the narrowest stage's width: every stage compared in 16 dimensions
 
-# (configuration, long-tailed?, seeds), in build order: a build stopped early has what the
+# (configurations, long-tailed?, seeds), in build order: a build stopped early has what the
 # earlier claims need. Phase 1: the 2×2 of VICReg's terms and supervised (claims 1, 2, depth,
-# hierarchy, mechanism); phase 2: the uniform-cluster-prior test; phase 3: seeds for power.
+# hierarchy, mechanism); phase 2: VICReg and supervised on long-tailed images (the
+# uniform-cluster-prior test); phase 3: SimCLR, balanced and long-tailed seed by seed; phase 4:
+# seeds for power. Within a phase, seed by seed, so that a stopped phase pairs its runs.
 DESIGN = (
-    (("VICReg", "regularization only", "invariance only", "supervised"), False, range(8)),
-    (("VICReg", "supervised", "SimCLR"), True, range(8)),
-    (("SimCLR",), False, range(8)),
-    (("VICReg", "supervised"), False, range(8, 24)),
+    (("VICReg", "regularization only", "invariance only", "supervised"), (False,), range(8)),
+    (("VICReg", "supervised"), (True,), range(8)),
+    (("SimCLR",), (False, True), range(8)),
+    (("VICReg", "supervised"), (False,), range(8, 24)),
 )
 # The configurations whose runs also score the matched groupings and the figure views.
 HIERARCHY = ("VICReg", "supervised")
@@ -122,7 +124,7 @@ def folder(root: Path | None = None) -> Path:
 def _order():
     """Every (configuration, long-tailed, seed) of :data:`DESIGN`, in build order (seed by seed
     within a phase, so that a stopped phase has the same seeds for each configuration)."""
-    return [(c, lt, s) for configs, lt, seeds in DESIGN for s in seeds for c in configs]
+    return [(c, lt, s) for configs, lts, seeds in DESIGN for s in seeds for c in configs for lt in lts]
 
 
 def _slug(config: str, long_tailed: bool, seed: int) -> str:
