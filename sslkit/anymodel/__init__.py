@@ -6,7 +6,10 @@ report (HTML and JSON). It uses only the foundation, learn and measure. Nothing 
 
 from . import taps
 from .taps import default_layers
+from .taps import transformer_layers
+from .taps import sequential_stages
 from .taps import resolve_layers
+from .taps import FIRST_TOKEN
 from .taps import Tap
 from .taps import adapt_channels
 from . import sources
