@@ -19,6 +19,9 @@ from .sources import labels_of
 from . import encoders
 from .encoders import build_encoder
 from .encoders import load_weights
+from .encoders import load_pretrained
+from .encoders import ModelInput
+from .encoders import model_input
 from . import reverse
 from .reverse import analyze
 from .reverse import Analysis
