@@ -10,6 +10,7 @@ source can be cut to at most ``limit`` images, stratified by class (seeded):
 
 from __future__ import annotations
 
+import numbers
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,7 +192,8 @@ def fit_and_score(data, seed: int, limit: int | None = None) -> tuple[Split, Spl
     """``(fit, score, how)``: the images the centres, whitening and probes are fitted on, and
     those they are scored on, at most ``limit`` of them in all (stratified by class, seeded:
     one set is cut before it is split; two splits each keep their share)."""
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 2):
+    whole_number = isinstance(limit, numbers.Integral) and not isinstance(limit, bool)
+    if limit is not None and (not whole_number or limit < 2):
         raise ValueError(f"limit must be a whole number of images ≥ 2, got {limit!r} (--limit)")
     if isinstance(data, str) and data.startswith("folder:"):
         data = Folder(data.removeprefix("folder:"))
