@@ -95,4 +95,8 @@ def __getattr__(name):
         from .anymodel.reverse import analyze  # lazy: the first use of sslkit.analyze loads it
 
         return analyze
+    if name == "Folder":  # your own images for sslkit.analyze
+        from .anymodel.folders import Folder  # lazy: as analyze
+
+        return Folder
     raise AttributeError(f"module 'sslkit' has no attribute {name!r}")

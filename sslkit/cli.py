@@ -23,7 +23,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .anymodel.encoders import build_encoder, load_weights
+from .anymodel.encoders import build_encoder, load_weights, model_input
+from .anymodel.folders import Folder
 from .anymodel.report import replaced, writable_folder, write_report
 from .anymodel.reverse import analyze
 from .cache import cache_root, clean
@@ -182,15 +183,45 @@ def _evidence(args) -> int:
     return 0
 
 
+# The side folder images are resized to when neither --size nor the model says: the book's.
+DEFAULT_SIDE = 32
+
+
+def _analyze_inputs(args):
+    """``(model, data, channels, side)`` of ``analyze``'s flags: a named dataset at its own
+    size, or a folder at ``--size`` (default: what the model expects, else
+    :data:`DEFAULT_SIDE`), normalised as pretrained weights want when ``--pretrained``."""
+    if args.pretrained and args.weights:
+        raise ValueError(
+            "give --pretrained or --weights, not both: --weights loads your own state dict in "
+            "place of the model zoo's"
+        )
+    if not args.data.startswith("folder:"):
+        if args.size is not None or args.coarse is not None:
+            raise ValueError(
+                "--size and --coarse are for --data folder:PATH; a named dataset keeps its own "
+                "image size and coarse labels"
+            )
+        name = "digits" if args.data == "smoke" else args.data  # the smoke profile's data
+        fit, score = load(name, "train"), load(name, "test")
+        channels, side = fit.channels, fit.images.shape[-1]
+        model = build_encoder(args.model, channels, side, args.seed, pretrained=args.pretrained)
+        return model, (fit, score), channels, side
+    model = build_encoder(
+        args.model, 3, args.size or DEFAULT_SIDE, args.seed, pretrained=args.pretrained
+    )
+    expects = model_input(args.model, model, args.pretrained)
+    side = args.size or expects.side or DEFAULT_SIDE
+    path = args.data.removeprefix("folder:")
+    return model, Folder(path, side, args.coarse, expects.mean, expects.std), 3, side
+
+
 def _analyze(args) -> int:
     out = writable_folder(args.out)  # before anything is measured
-    name = "digits" if args.data == "smoke" else args.data  # the smoke profile's data
-    train_set = load(name, "train")
-    channels, side = train_set.channels, train_set.images.shape[-1]
-    model = build_encoder(args.model, channels, side, seed=args.seed)
+    model, data, channels, side = _analyze_inputs(args)
     if args.weights:
         load_weights(model, args.weights)
-    else:
+    elif not args.pretrained:
         print("note: no --weights given: the model is at random initialisation", file=sys.stderr)
     untrained = None
     if not args.no_untrained:  # the architecture afresh, with its own initialisation
@@ -204,7 +235,7 @@ def _analyze(args) -> int:
     )
     result = analyze(
         model.to(device),
-        (train_set, load(name, "test")),
+        data,
         layers=args.layers.split(",") if args.layers else None,
         targets=args.targets.split(","),
         untrained=untrained,
@@ -215,6 +246,7 @@ def _analyze(args) -> int:
         device=device,
         seed=args.seed,
         progress=None if not args.quiet else False,
+        limit=args.limit,
     )
     for line in replaced(out):
         print(f"note: {line}", file=sys.stderr)
@@ -354,9 +386,43 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--model", required=True, help="torchvision:NAME, sslkit:convnet, timm:NAME…")
     a.add_argument("--weights", default=None, help="a state dict saved with torch.save")
     a.add_argument(
-        "--data", default="smoke", help="smoke, digits, fashion-mnist, cifar10 or cifar100"
+        "--pretrained",
+        action="store_true",
+        help="the model zoo's pretrained weights (torchvision, timm), fetched once into torch's "
+        "hub cache; offline, download the file elsewhere and pass it with --weights",
     )
-    a.add_argument("--layers", default=None, help="comma-separated module names (default: stages)")
+    a.add_argument(
+        "--data",
+        default="smoke",
+        help="smoke, digits, fashion-mnist, cifar10, cifar100, or folder:PATH (your images: one "
+        "sub-folder per class, PATH/CLASS/IMAGE.png)",
+    )
+    a.add_argument(
+        "--size",
+        type=_count(1),
+        default=None,
+        help="folder data: the side images are resized and centre-cropped to (default: what the "
+        f"model expects, e.g. 224 for a ViT or pretrained weights, else {DEFAULT_SIDE})",
+    )
+    a.add_argument(
+        "--coarse",
+        type=Path,
+        default=None,
+        help="folder data: coarse labels, a CSV file with the header class,coarse (one row a "
+        'class folder) or a JSON object {"class folder": "coarse label"}',
+    )
+    a.add_argument(
+        "--limit",
+        type=_count(2),
+        default=None,
+        help="at most N images in all, stratified by class (seeded): a quick look at a large set",
+    )
+    a.add_argument(
+        "--layers",
+        default=None,
+        help="comma-separated module names; NAME:cls takes a layer's class token (default: a "
+        "ResNet's stages, a ViT's blocks and class token…)",
+    )
     a.add_argument(
         "--targets", default="fine,coarse,coarse_random,random_function", help="comma-separated"
     )
@@ -367,7 +433,11 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--no-untrained", action="store_true", help="skip the untrained floor")
     a.add_argument("--no-pixels", action="store_true", help="skip the raw-pixel floor")
-    a.add_argument("--quiet", action="store_true", help="no progress bar")
+    a.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bar (none either where stderr is no terminal)",
+    )
     a.add_argument(
         "--out", type=Path, required=True, help="folder for report.html and results.json"
     )

@@ -228,10 +228,10 @@ class _Images:
         return bool(len(self.keep["fit"]) < self.fit.n or len(self.keep["score"]) < self.score.n)
 
 
-def _images(data, batch_size: int, max_fit: int, seed: int) -> _Images:
-    """The splits of ``data`` (:func:`~sslkit.sources.fit_and_score`), their label codes and the
-    probe's stratified subsamples."""
-    fit, score, how = fit_and_score(data, seed)
+def _images(data, batch_size: int, max_fit: int, seed: int, limit=None) -> _Images:
+    """The splits of ``data`` (:func:`~sslkit.sources.fit_and_score`, at most ``limit`` images),
+    their label codes and the probe's stratified subsamples."""
+    fit, score, how = fit_and_score(data, seed, limit)
     labels = _label_codes(fit, score, batch_size)
     keep = {
         "fit": _stratified(labels.fit, max_fit, stream_seed(seed, "pixel_subsets", 0)),
@@ -336,7 +336,7 @@ def _reader(model, images: _Images, layers: dict, output, device) -> _Reader:
         raise ValueError(
             f"the model cannot take images of shape {tuple(x0.shape)} (N×C×H×W): {first}. Resize "
             "or convert them to what the model was trained on (e.g. with a torchvision "
-            "transform), or give images of the right size"
+            "transform; --size N for --data folder:PATH), or give images of the right size"
         ) from None
     finally:
         tap.close()
@@ -753,6 +753,7 @@ def analyze(
     seed: int = 0,
     cache: bool = True,
     progress=None,
+    limit: int | None = None,
 ) -> Analysis:
     """Measure how each tapped layer of ``model`` clusters ``data``, with controls and floors.
 
@@ -761,13 +762,17 @@ def analyze(
     model : a ``torch.nn.Module`` that maps a batch of images to features (or to a tuple/dict:
         then ``output`` says which item).
     data : a dataset name (``"fashion-mnist"``…: fitted on its training split, scored on its test
-        split); ``(images, labels[, coarse_labels])`` tensors; a ``torch.utils.data.Dataset``
-        giving ``(image, label)`` items (e.g. ``ImageFolder`` with a transform); or a pair
-        ``(fit, score)`` of these. One set alone is split at random, 80% to fit, 20% to score.
-        uint8 images are scaled to [0, 1] and normalised per channel with the fitting images'
-        mean and std; float images are used as given.
+        split); a folder of your images, one sub-folder per class (``"folder:PATH"``, or
+        :class:`~sslkit.anymodel.folders.Folder` for the image size, coarse labels and
+        normalisation; split class by class, 80% of each to fit); ``(images,
+        labels[, coarse_labels])`` tensors; a ``torch.utils.data.Dataset`` giving ``(image,
+        label)`` items; or a pair ``(fit, score)`` of these. One set alone is split at random,
+        80% to fit, 20% to score. uint8 images are scaled to [0, 1] and normalised per channel
+        with the fitting images' mean and std; float images are used as given.
     layers : names in ``model.named_modules()`` (a list, or a dict ``label → module name``;
-        ``"output"`` is the model's output). ``None``: :func:`default_layers`.
+        ``"output"`` is the model's output; a name ending in ``:cls`` takes the layer's first
+        token, a class token). ``None``: :func:`default_layers` (a ResNet's stages, a ViT's
+        blocks and class token…).
     targets : any of :data:`TARGETS`; a random control stands for ``draws`` draws (one row
         each), or name one draw, ``"random_function@3"``.
     metrics : any of :data:`METRICS`, measured as the module doc says; the probe and kNN on the
@@ -776,6 +781,10 @@ def analyze(
         ``"auto"`` (:func:`untrained_copy` of ``model``), a module of the same architecture, or
         ``None`` for no floor.
     pixels : also measure the raw pixels (average-pooled to at most 32×32), the second floor.
+    progress : a progress bar over the images of each pass (``None``: where stderr is a
+        terminal or a notebook, unless ``TQDM_DISABLE=1``).
+    limit : at most this many images in all, stratified by class (seeded), for a quick look at
+        a large set (``None``: every image).
 
     Returns
     -------
@@ -786,7 +795,7 @@ def analyze(
     layer_map = resolve_layers(model, layers)
     show = progress_enabled() if progress is None else progress
     with _eval_mode(model), _memory_advice(batch_size):
-        images = _images(data, batch_size, max_fit, seed)
+        images = _images(data, batch_size, max_fit, seed, limit)
         floor, floor_how = _floor(model, untrained, seed)
         targets, names = _target_names(targets, draws, images.labels)
         reader = _reader(model, images, layer_map, output, device)
