@@ -130,6 +130,7 @@ from .images import matched_groupings
 from .images import measure_run
 from .images import build
 from .images import centre_plane
+from .images import class_size_entropy
 from .images import build_views
 from .images import load_evidence
 from .images import compare_run

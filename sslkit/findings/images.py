@@ -69,6 +69,7 @@ __all__ = [
     "measure_run",
     "build",
     "centre_plane",
+    "class_size_entropy",
     "build_views",
     "load_evidence",
     "compare_run",
@@ -507,8 +508,10 @@ def load_evidence(root: Path | None = None) -> ImageEvidence:
     return ImageEvidence(root)
 
 
-def _entropy_of_classes(long_tailed: bool) -> float:
-    """Normalised entropy of the training set's class sizes (1 when balanced)."""
+def class_size_entropy(long_tailed: bool) -> float:
+    """Normalised entropy of the training set's class sizes (1 when balanced): what a
+    clustering of the training images into the classes would score on
+    :func:`~sslkit.measure.geometry.size_entropy`."""
     return size_entropy(datasets_for(_profile(long_tailed))[0].labels, 10)
 
 
