@@ -10,6 +10,7 @@ clean-cache  delete sslkit's cached runs (only in a folder sslkit created)
 plan         each chapter's runs, how many are cached, operations and estimated time per device
 evidence     the stored evidence: ``evidence scale`` runs (or resumes) the scale study
 analyze      reverse-engineer any encoder, layer by layer: an HTML report and a JSON file
+grade        grade a folder of student notebooks into a CSV (as ``python -m sslkit.course grade``)
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from .learn.data import load
 from .learn.methods import METHODS
 from .profiles import PROFILES, get_profile
 from .seeds import stream_seed
+from .teach import course
 
 
 def _train(args) -> int:
@@ -442,7 +444,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, required=True, help="folder for report.html and results.json"
     )
     a.set_defaults(func=_analyze)
+    g = sub.add_parser("grade", help="grade a folder of student notebooks into a CSV (--jobs N)")
+    course._grade_arguments(g)
+    g.set_defaults(func=_grade)
     return parser
+
+
+def _grade(args) -> int:
+    """``grade``: the coursework's grader (:func:`sslkit.teach.course._grade_command`)."""
+    if not args.folder.is_dir():
+        raise FileNotFoundError(f"{args.folder} is not a folder of notebooks")
+    return course._grade_command(args)
 
 
 # What a user's input can raise: one line on stderr and exit code 2, never a traceback

@@ -4,6 +4,7 @@ matplotlib.use("Agg")
 
 import json  # noqa: E402
 import pathlib  # noqa: E402
+import re  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -156,6 +157,53 @@ def test_exercise_checkers_reject_common_mistakes():
         exercises.check_ncc(lambda f, y: ncc(torch.nn.functional.normalize(f, dim=1), y))
     with pytest.raises(AssertionError, match="fewer than three"):  # the coarse labels again
         exercises.check_random_grouping(lambda f, c, s: c)
+
+
+def _cosine_ncc(f, y):
+    """Planted: a student's NCC with cosine similarity to the class centres."""
+    centres = torch.stack([f[y == c].mean(0) for c in range(int(y.max()) + 1)])
+    sim = torch.nn.functional.normalize(f, dim=1) @ torch.nn.functional.normalize(centres, dim=1).T
+    return (sim.argmax(1) == y).float().mean().item()
+
+
+def _median_ncc(f, y):
+    """Planted: centres as medians, a slip the checker has no name for."""
+    centres = torch.stack([f[y == c].median(0).values for c in range(int(y.max()) + 1)])
+    return (torch.cdist(f, centres).argmin(1) == y).float().mean().item()
+
+
+def _left_out_ncc(f, y):
+    """Planted: each sample classified against centres of the other samples."""
+    right = 0
+    for i in range(len(y)):
+        rest = torch.ones(len(y), dtype=torch.bool)
+        rest[i] = False
+        centres = torch.stack([f[rest & (y == c)].mean(0) for c in range(int(y.max()) + 1)])
+        right += int(torch.cdist(f[i : i + 1], centres).argmin() == y[i])
+    return right / len(y)
+
+
+@pytest.mark.parametrize(
+    "planted, cause",
+    [
+        (_cosine_ncc, "Likely cause: it is NCC on cosine similarity"),
+        (_left_out_ncc, "Likely cause: each sample is left out of its own class centre"),
+        (lambda f, y: 1 - _euclid(f, y), "Likely cause: it is the error rate"),
+        (_median_ncc, "Check: the centres are the mean of each class's rows"),
+    ],
+)  # fmt: skip
+def test_the_ncc_checker_says_how_many_samples_differ_and_why(planted, cause):
+    with pytest.raises(AssertionError) as wrong:
+        exercises.check_ncc(planted)
+    said = str(wrong.value)
+    assert re.search(r"\d+ of 200 samples classified correctly, the reference \d+", said), said
+    assert re.search(r"at least [1-9]\d* of the 200 samples differ", said), said
+    assert cause in said, said
+
+
+def _euclid(f, y):
+    centres = torch.stack([f[y == c].mean(0) for c in range(int(y.max()) + 1)])
+    return (torch.cdist(f, centres).argmin(1) == y).float().mean().item()
 
 
 def test_plots_return_figures():

@@ -752,3 +752,128 @@ def test_a_checker_message_is_kept_short():
 
     said = grading._failure(Planted())
     assert len(said) <= grading.MESSAGE_CHARS + 2 and said.endswith("…")
+
+
+# --- grading in parallel, and the written exercises ---------------------------------------------
+
+
+def _toy_class(tmp_path, answers: dict[str, str | None]):
+    """A folder of toy submissions (``answers``: student → written answer, None for an
+    unreadable file) and an autograder folder whose zip lists the written exercise."""
+    import zipfile
+
+    student, _ = course.student_notebook(TOY, "toy")
+    subs, graders = tmp_path / "subs", tmp_path / "autograder"
+    graders.mkdir()
+    with zipfile.ZipFile(graders / "toy.zip", "w") as z:
+        z.writestr("tests/ex_c.py", "")
+        z.writestr(grading.WRITTEN_FILE, json.dumps({"written": [
+            {"question": "ex_w", "label": "ex-w", "title": "Written one"}]}))  # fmt: skip
+    for name, answer in answers.items():
+        (subs / name).mkdir(parents=True)
+        nb = copy.deepcopy(student)
+        cells = nb["cells"]
+        tags = [c["metadata"].get("tags", []) for c in cells]
+        at = next(i for i, t in enumerate(tags) if course.WRITTEN_TAG in t)
+        if answer:
+            cells[at]["source"] = answer
+            cells.insert(at + 1, code("plot_this()  # added by the student"))
+        text = json.dumps(nb) if answer is not None else "{ not json"
+        (subs / name / "toy.ipynb").write_text(text)
+    return subs, graders
+
+
+def test_grading_in_parallel_gives_the_serial_csv_in_order(tmp_path, monkeypatch):
+    """Planted: notebooks that finish in the reverse of their order; --jobs 2 grades two at
+    once, never more, and writes the very CSV that --jobs 1 writes."""
+    import threading
+    import time
+
+    names = ["ada", "bob", "cy", "dan", "eve"]
+    subs, graders = _toy_class(tmp_path, {n: f"{n} says why" for n in names} | {"fay": None})
+    lock, now, most = threading.Lock(), [0], [0]
+
+    def graded(nb_path, zip_path, timeout, box=None):
+        with lock:
+            now[0] += 1
+            most[0] = max(most[0], now[0])
+        time.sleep(0.05 * (len(names) - names.index(nb_path.parent.name)))  # later: quicker
+        with lock:
+            now[0] -= 1
+        score = names.index(nb_path.parent.name) % 2
+        return {"total": score, "possible": 1, "ex_c": score, "feedback": f"{nb_path.parent.name}"}
+
+    monkeypatch.setattr(grading, "_grade_in_subprocess", graded)
+    csv = {}
+    for jobs in (1, 2):
+        most[0] = 0
+        grading.grade(subs, graders, tmp_path / f"s{jobs}.csv", sandboxed=False, jobs=jobs,
+                      written_dir=tmp_path / "written")  # fmt: skip
+        csv[jobs] = (tmp_path / f"s{jobs}.csv").read_text()
+        assert most[0] == jobs
+    assert csv[1] == csv[2]
+    table = pd.read_csv(tmp_path / "s2.csv")
+    assert list(table.student) == [*names, "fay"] and list(table.total[:5]) == [0, 1, 0, 1, 0]
+    assert "not a readable notebook" in table.error.iloc[5]
+    for jobs in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="jobs must be a whole number"):
+            grading.grade(subs, graders, tmp_path / "s.csv", sandboxed=False, jobs=jobs)
+
+
+def test_written_exercises_get_an_empty_column_and_an_html_page(tmp_path, monkeypatch):
+    row = {"total": 1, "possible": 1, "ex_c": 1, "feedback": ""}
+    monkeypatch.setattr(grading, "_grade_in_subprocess", lambda *a, **k: dict(row))
+    subs, graders = _toy_class(
+        tmp_path, {"ada": "Because <script>alert(1)</script> the variance", "bob": ""}
+    )
+    table = grading.grade(subs, graders, tmp_path / "scores.csv", sandboxed=False)
+    header = (tmp_path / "scores.csv").read_text().splitlines()[0].split(",")
+    assert header.index("ex_c") < header.index("written_ex_w") < header.index("feedback")
+    assert table.written_ex_w.isna().all()  # empty: the hand marks go there
+    assert list(table.written_answers) == ["ada__toy.html", "bob__toy.html"]
+    ada = (tmp_path / "scores_written" / "ada__toy.html").read_text()
+    assert "Written one" in ada and "written_ex_w" in ada
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; the variance" in ada and "<script>" not in ada
+    assert "plot_this()  # added by the student" in ada
+    assert "Prose after the exercises" not in ada and "my_sq" not in ada  # the answer only
+    bob = (tmp_path / "scores_written" / "bob__toy.html").read_text()
+    assert "no answer found" in bob  # the untouched answer cell is no answer
+    # a notebook of an edition without answer cells: the cells the student added after it
+    old, _ = course.split(TOY, "toy")
+    old["cells"].insert(3, md("My own cell: because of the hinge."))
+    found = grading.written_answers(old, [{"label": "ex-w"}])["ex-w"]
+    assert [c["source"] for c in found] == ["My own cell: because of the hinge."]
+
+
+def test_the_student_notebook_has_an_answer_cell_per_written_exercise_and_the_zip_lists_them(
+    built,
+):
+    import zipfile
+
+    student, _ = course.student_notebook(TOY, "toy")
+    tagged = [c for c in student["cells"] if course.WRITTEN_TAG in c["metadata"].get("tags", [])]
+    assert [c["metadata"]["sslkit"]["answers"] for c in tagged] == ["ex-w"]
+    site, _ = course.student_notebook(TOY, "toy", for_site=True)
+    assert not any(course.WRITTEN_TAG in c["metadata"].get("tags", []) for c in site["cells"])
+    out, exercises = built
+    with zipfile.ZipFile(out / "autograder" / "03_clustering.zip") as z:
+        listed = json.loads(z.read(grading.WRITTEN_FILE))["written"]
+    written = [e.question for e in exercises if e.chapter == "03_clustering" and not e.graded]
+    assert [w["question"] for w in listed] == written and written
+
+
+def test_python_m_sslkit_grade_passes_jobs(tmp_path, monkeypatch):
+    from sslkit import cli
+
+    seen = {}
+
+    def grade(*args, **kwargs):
+        seen.update(kwargs)
+        return pd.DataFrame({"submission": []})
+
+    monkeypatch.setattr(course, "grade", grade)
+    assert cli.main(["grade", str(tmp_path), "--out", str(tmp_path / "s.csv"), "--jobs", "2",
+                     "--no-sandbox"]) == 0  # fmt: skip
+    assert seen["jobs"] == 2 and seen["sandboxed"] is False
+    with pytest.raises(SystemExit):
+        cli.main(["grade", str(tmp_path), "--jobs", "0"])

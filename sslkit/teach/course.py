@@ -36,6 +36,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 
 from . import colab, release
 
@@ -45,12 +46,20 @@ from . import colab, release
 # before the split call course.grader and sslkit.course.run_check, the grader's.
 from .answer_key import MATHJAX, _glue_and_outputs, _myst_to_html, answer_key  # noqa: F401
 from .checkout import book_root
-from .grading import GRADE_TIMEOUT, grade, grader, run_check, test_source  # noqa: F401
+from .grading import (  # noqa: F401
+    GRADE_TIMEOUT,
+    WRITTEN_FILE,
+    grade,
+    grader,
+    run_check,
+    test_source,
+)
 from .notebooks import (  # noqa: F401
     ANSWER_TAG,
     CHECK_TAG,
     GRADER_TAG,
     IGNORE_TAG,
+    WRITTEN_TAG,
     Exercise,
     install_spec,
     pin,
@@ -165,11 +174,7 @@ def _write_chapter(path: pathlib.Path, out: pathlib.Path, ref: str | None, reada
     (out / "notebooks" / path.name).write_text(
         json.dumps(student, indent=1, ensure_ascii=False) + "\n"
     )
-    _autograder(
-        [e for e in exercises if e.graded],
-        out / "autograder" / f"{path.stem}.zip",
-        install_spec(nb),
-    )
+    _autograder(exercises, out / "autograder" / f"{path.stem}.zip", install_spec(nb))
     return exercises
 
 
@@ -195,11 +200,14 @@ def _colab_copier(ran: dict[str, tuple[dict, dict]], found):
     return readable
 
 
-def _autograder(graded: list[Exercise], zip_path: pathlib.Path, install: str) -> None:
+def _autograder(exercises: list[Exercise], zip_path: pathlib.Path, install: str) -> None:
     """``otter generate`` on the chapter's tests; the requirements install sslkit (``install``,
     the chapter's own pip spec) with otter, in Colab's Python (:data:`release.COLAB_PYTHON`,
     the Python students run), with PyTorch's CPU wheels (:data:`release.CPU_TORCH_INDEX`): the
-    checkers need no CUDA libraries, which PyTorch from PyPI brings (3 GB)."""
+    checkers need no CUDA libraries, which PyTorch from PyPI brings (3 GB). The zip also holds
+    the chapter's written exercises (:data:`sslkit.teach.grading.WRITTEN_FILE`), for the
+    grader's hand-marking columns and its HTML export."""
+    graded = [e for e in exercises if e.graded]
     if not graded:
         raise ValueError(
             f"{zip_path.stem} has no auto-graded exercise: every chapter needs one (a solution "
@@ -239,6 +247,10 @@ def _autograder(graded: list[Exercise], zip_path: pathlib.Path, install: str) ->
             f"otter generate failed for {zip_path.stem}:\n{done.stderr or done.stdout}"
         )
     shutil.rmtree(work)
+    written = [{"question": e.question, "label": e.label, "title": e.title}
+               for e in exercises if not e.graded]  # fmt: skip
+    with zipfile.ZipFile(zip_path, "a") as z:
+        z.writestr(WRITTEN_FILE, json.dumps({"written": written}, indent=1) + "\n")
 
 
 def _with_outputs(path: pathlib.Path, cache_dir: pathlib.Path) -> dict:
@@ -354,6 +366,20 @@ def _grade_arguments(g: argparse.ArgumentParser) -> None:
         help=f"seconds per notebook before it is stopped (default {GRADE_TIMEOUT:g})",
     )
     g.add_argument(
+        "--jobs",
+        type=_jobs,
+        default=1,
+        help="notebooks graded at once (default 1); each is a grading process of its own, "
+        "bounded in memory by the sandbox's limits, so memory grows with N",
+    )
+    g.add_argument(
+        "--written",
+        type=pathlib.Path,
+        default=None,
+        help="folder for each submission's written answers as an HTML page (default: "
+        "OUT's name + _written, beside it)",
+    )
+    g.add_argument(
         "--sandbox",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -361,6 +387,16 @@ def _grade_arguments(g: argparse.ArgumentParser) -> None:
         "saying so where it does not); --sandbox refuses to grade without one, --no-sandbox "
         "runs student code with your rights",
     )
+
+
+def _jobs(text: str) -> int:
+    try:
+        jobs = int(text)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        raise argparse.ArgumentTypeError(f"--jobs takes a whole number, 1 or more; got {text!r}")
+    return jobs
 
 
 def _build_command(args: argparse.Namespace) -> int:
@@ -399,9 +435,14 @@ def _grade_command(args: argparse.Namespace) -> int:
         chapter=args.chapter,
         student_pattern=args.student_pattern,
         sandboxed=args.sandbox,
+        jobs=args.jobs,
+        written_dir=args.written,
     )
     print(table.drop(columns=["feedback"], errors="ignore").to_string(index=False))
     print(f"scores written to {args.out}")
+    if "written_answers" in table:
+        where = args.written or args.out.with_name(f"{args.out.stem}_written")
+        print(f"written answers, one page per submission, in {where}/ (marks: written_… columns)")
     return 0
 
 

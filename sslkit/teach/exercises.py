@@ -13,6 +13,7 @@ import functools
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .. import MOVED
 from ..experiment.analysis import holm
@@ -177,19 +178,103 @@ def check_variance_loss(fn) -> bool:
 
 @_own_code((metrics, "ncc_accuracy"), (metrics, "whitened_ncc_accuracy"))
 def check_ncc(fn) -> bool:
-    """``fn(features, labels)``: nearest class-centre accuracy with centres from the same set."""
+    """``fn(features, labels)``: nearest class-centre accuracy with centres from the same set.
+    A wrong answer is told how many samples it gets wrong and, where a common slip gives its
+    value exactly, which slip (:func:`_ncc_slips`)."""
     rng = np.random.default_rng(3)
     for k in (2, 5):
         y = rng.integers(0, k, 200)
         x = rng.normal(size=(k, 4))[y] + rng.normal(size=(200, 4))
         xt, yt = torch.tensor(x, dtype=torch.float32), torch.tensor(y)
         got = _call(fn, (xt, yt), f"200 features in 4 dimensions, {k} classes")
-        cosine = metrics.ncc_accuracy(torch.nn.functional.normalize(xt, dim=1), yt)
-        hint = ""
-        if np.isclose(float(got), cosine) and not np.isclose(cosine, metrics.ncc_accuracy(xt, yt)):
-            hint = " (that is NCC on cosine similarity: use the Euclidean distance to each centre)"
-        _close(got, metrics.ncc_accuracy(xt, yt), f"NCC accuracy with {k} classes{hint}")
+        expected = metrics.ncc_accuracy(xt, yt)
+        try:
+            _close(got, expected, f"NCC accuracy with {k} classes")
+        except AssertionError as wrong:
+            raise AssertionError(_ncc_feedback(fn, got, expected, xt, yt, str(wrong))) from None
     return _ok("NCC accuracy")
+
+
+def _nearest_centre_accuracy(x, y, centres, cosine: bool = False) -> float:
+    """The fraction of rows of ``x`` whose nearest centre (Euclidean, or the most similar by
+    cosine) is their own class's."""
+    if cosine:
+        x, centres = F.normalize(x, dim=1), F.normalize(centres, dim=1)
+        nearest = (x @ centres.T).argmax(1)
+    else:
+        nearest = torch.cdist(x, centres).argmin(1)
+    return float((nearest == y).float().mean())
+
+
+def _ncc_slips(x, y) -> dict[str, float]:
+    """The accuracy each common slip in NCC gives on ``x``, ``y`` (classes 0..K-1), by the
+    advice that fixes it."""
+    k = int(y.max()) + 1
+    onehot = F.one_hot(y, k).to(x.dtype)
+    sums, counts = onehot.T @ x, onehot.sum(0)
+    centres = sums / counts[:, None]
+    right = _nearest_centre_accuracy(x, y, centres)
+    # Each sample left out of its own centre: centres from the other samples, not the same set.
+    own = (sums[y] - x) / (counts[y] - 1).clamp(min=1)[:, None]
+    dist = torch.cdist(x, centres) ** 2
+    dist[torch.arange(len(y)), y] = ((x - own) ** 2).sum(1)
+    left_out = float((dist.argmin(1) == y).float().mean())
+    unit = F.normalize(x, dim=1)
+    unit_centres = (onehot.T @ unit) / counts[:, None]
+    return {
+        "it is NCC on cosine similarity (normalised features or centres): use the Euclidean "
+        "distance to each centre": _nearest_centre_accuracy(x, y, centres, cosine=True),
+        "it is NCC on L2-normalised features (cosine similarity's geometry): use the "
+        "features as given and the Euclidean distance": (
+            _nearest_centre_accuracy(unit, y, unit_centres)
+        ),
+        "each sample is left out of its own class centre: compute the centres from all of "
+        "`features`, the same set you classify": left_out,
+        "it is the error rate: return the fraction classified correctly": 1 - right,
+        "it is a percentage: return a fraction between 0 and 1": 100 * right,
+    }
+
+
+def _same(a: float, b: float) -> bool:
+    return bool(np.isclose(a, b, rtol=1e-4, atol=1e-6))
+
+
+def _ncc_feedback(fn, got, expected: float, x, y, wrong: str) -> str:
+    """What a wrong NCC accuracy ``got`` of ``fn`` on ``x``, ``y`` means: how many samples it
+    gets wrong out of how many, and the likely cause: the slip that gives ``got`` here and
+    ``fn``'s answer on a second set too (two slips may agree on one small set)."""
+    n = len(y)
+    try:
+        got = float(got)
+    except (TypeError, ValueError, RuntimeError):
+        return wrong  # not a number: _close says what came back
+    said = (
+        f"{wrong}: {round(got * n)} of {n} samples classified correctly, the reference "
+        f"{round(expected * n)}, so at least {abs(round(got * n) - round(expected * n))} of the "
+        f"{n} samples differ"
+    )
+    if not 0 <= got <= 1:
+        said = f"{wrong}: an accuracy is a fraction of the {n} samples, between 0 and 1"
+    elif round(got * n) == round(expected * n):
+        said = f"{wrong}: close to the reference's {round(expected * n)} of {n}, but not a "
+        said += "whole number of samples: return the exact fraction, not a rounded one"
+    causes = [c for c, v in _ncc_slips(x, y).items() if _same(got, v) and not _same(v, expected)]
+    if causes:
+        rng = np.random.default_rng(33)
+        y2 = torch.tensor(rng.integers(0, 3, 90))
+        x2 = torch.tensor(rng.normal(size=(3, 6))[y2] + 2 * rng.normal(size=(90, 6))).float()
+        try:
+            again = float(_call(fn, (x2, y2), "90 features in 6 dimensions, 3 classes"))
+        except (AssertionError, TypeError, ValueError, RuntimeError):
+            again = None
+        slips = _ncc_slips(x2, y2)
+        causes = [c for c in causes if again is None or _same(again, slips[c])] or causes
+        return f"{said}. Likely cause: {causes[0]}"
+    return (
+        f"{said}. Check: the centres are the mean of each class's rows of `features` (the same "
+        "set, not another one or a global variable), each sample goes to the centre at the "
+        "smallest Euclidean distance, and the result is the fraction classified correctly"
+    )
 
 
 @_own_code((metrics, "cdnv"))

@@ -12,6 +12,8 @@ It needs no checkout of the book: the build of the coursework edition is :mod:`s
 
 from __future__ import annotations
 
+import concurrent.futures
+import html
 import json
 import os
 import pathlib
@@ -23,12 +25,14 @@ import sys
 import tempfile
 import threading
 import zipfile
+from types import SimpleNamespace
 
 import pandas as pd
 
 from . import exercises, sandbox
+from .notebooks import ANSWER_TAG, CHECK_TAG, GRADER_TAG, IGNORE_TAG, WRITTEN_TAG, answer_cell
 
-__all__ = ["grader", "test_source", "run_check", "grade"]
+__all__ = ["grader", "test_source", "run_check", "grade", "written_answers"]
 
 
 def test_source(question: str, checker: str, function: str) -> str:
@@ -89,6 +93,10 @@ def grader(questions: dict[str, tuple[str, str]], tests_dir: str = "tests"):
 GRADE_TIMEOUT = 300.0
 # The longest checker message a row keeps (a submission can raise any message it likes).
 MESSAGE_CHARS = 500
+#: The file of an autograder zip that lists its chapter's written (hand-marked) exercises.
+WRITTEN_FILE = "sslkit-written.json"
+# The longest written answer the HTML export shows, in characters.
+ANSWER_CHARS = 20_000
 
 
 def grade(
@@ -100,10 +108,14 @@ def grade(
     student_pattern: str | None = None,
     sandboxed: bool | None = None,
     limits: sandbox.Limits | None = None,
+    jobs: int = 1,
+    written_dir: pathlib.Path | None = None,
 ) -> pd.DataFrame:
     r"""Grade every notebook under ``folder`` with its chapter's autograder (``otter run``, no
     container) and write one row per submission to ``out_csv``: total, possible, a column per
-    question, and the checkers' messages for what failed.
+    question, an empty ``written_<question>`` column per written exercise (for hand marks),
+    ``written_answers`` (the submission's page of written answers) and the checkers' messages
+    for what failed.
 
     The ``student`` column is the first folder of a submission's path under ``folder``
     (``ada/03_clustering.ipynb`` → ``ada``), or, with ``student_pattern``, the first group of
@@ -113,8 +125,14 @@ def grade(
 
     Each notebook is graded in a process of its own, stopped after ``timeout`` seconds; one
     that cannot be graded (unreadable, no autograder, timed out, crashed) gets an ``error``
-    and a blank total, and the others are graded. The CSV is rewritten after every notebook,
-    so an interrupted run keeps what it graded.
+    and a blank total, and the others are graded. ``jobs`` notebooks are graded at once (at
+    most ``jobs`` grading processes, each bounded by ``limits.memory``); the rows are the same,
+    in the same order, for any ``jobs``. The CSV is rewritten after every notebook, so an
+    interrupted run keeps what it graded.
+
+    Each submission's answers to its chapter's written exercises (the chapters named in the
+    autograders, :data:`WRITTEN_FILE`) are written as one HTML page to ``written_dir``
+    (default: ``<out_csv's name>_written/`` beside it), for hand grading.
 
     ``sandboxed``: each notebook runs in a sandbox (:mod:`sslkit.teach.sandbox`: the system
     read-only, ``folder``, ``autograders`` and the CSV's folder hidden, no network, bounded
@@ -125,16 +143,147 @@ def grade(
     """
     if not timeout > 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout}")
-    box = _sandbox_for(sandboxed, limits, [folder, autograders, pathlib.Path(out_csv).parent])
-    rows = []
-    for nb_path in sorted(pathlib.Path(folder).rglob("*.ipynb")):
-        if ".ipynb_checkpoints" in nb_path.parts:
-            continue
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(
+            f"jobs must be a whole number, 1 or more (notebooks at once); got {jobs!r}"
+        )
+    out_csv = pathlib.Path(out_csv)
+    written_dir = pathlib.Path(written_dir or out_csv.with_name(f"{out_csv.stem}_written"))
+    hide = [folder, autograders, out_csv.parent]
+    if out_csv.parent.resolve() not in written_dir.resolve().parents:
+        written_dir.mkdir(parents=True, exist_ok=True)  # hidden from student code too
+        hide.append(written_dir)
+    box = _sandbox_for(sandboxed, limits, hide)
+    paths = [p for p in sorted(pathlib.Path(folder).rglob("*.ipynb"))
+             if ".ipynb_checkpoints" not in p.parts]  # fmt: skip
+
+    def one(nb_path: pathlib.Path) -> dict:
         rel = nb_path.relative_to(folder)
         row = {"submission": str(rel), "student": _student_of(rel, student_pattern)}
-        rows.append({**row, **_grade_notebook(nb_path, autograders, chapter, timeout, box)})
-        _write_csv(rows, out_csv)
+        graded = _grade_notebook(nb_path, autograders, chapter, timeout, box)
+        return _with_written(row, graded, nb_path, written_dir)
+
+    rows: list[dict | None] = [None] * len(paths)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:  # threads: each
+        running = {pool.submit(one, p): i for i, p in enumerate(paths)}  # waits on its process
+        try:
+            for done in concurrent.futures.as_completed(running):
+                rows[running[done]] = done.result()
+                _write_csv([r for r in rows if r is not None], out_csv)
+        except BaseException:
+            for future in running:
+                future.cancel()  # an interrupt: no new notebook starts
+            raise
     return _write_csv(rows, out_csv)
+
+
+def _with_written(row: dict, graded: dict, nb_path, written_dir: pathlib.Path) -> dict:
+    """A submission's row: its scores, an empty column per written exercise of its chapter
+    (before the feedback) and the page of its written answers, which this writes."""
+    written = graded.pop("_written", [])
+    tail = {k: graded.pop(k) for k in ("feedback", "error") if k in graded}
+    row = {**row, **graded}
+    if written:
+        page = written_dir / (row["submission"].replace("/", "__").removesuffix(".ipynb") + ".html")
+        written_dir.mkdir(parents=True, exist_ok=True)
+        page.write_text(_written_page(row, written, nb_path), encoding="utf-8")
+        row.update({f"written_{w['question']}": None for w in written})
+        row["written_answers"] = page.name
+    return {**row, **tail}
+
+
+def _written_of(zip_path: pathlib.Path) -> list[dict]:
+    """The written exercises an autograder lists (:data:`WRITTEN_FILE`; none in a zip built
+    before it was added: build the edition again)."""
+    try:
+        with zipfile.ZipFile(zip_path) as z:
+            found = json.loads(z.read(WRITTEN_FILE)).get("written", [])
+    except (KeyError, OSError, ValueError, zipfile.BadZipFile):
+        return []
+    return [w for w in found if isinstance(w, dict) and {"question", "label", "title"} <= set(w)]
+
+
+def written_answers(nb: dict, written: list[dict]) -> dict[str, list[dict]]:
+    """The cells a submission answers each written exercise with, by label: the answer cell
+    (tagged ``sslkit-written``; in notebooks built without one, the cell of the exercise
+    itself is skipped) and the cells the student added after it, up to the next cell of
+    the edition's own."""
+    cells = [c for c in nb.get("cells", []) if isinstance(c, dict)] if isinstance(nb, dict) else []
+    found = {}
+    for w in written:
+        start = next((i for i, c in enumerate(cells) if _answers(c) == w["label"]), None)
+        if start is None:  # an edition without answer cells: after the exercise's own cell
+            fence = f":label: {w['label']}"
+            start = next((i + 1 for i, c in enumerate(cells) if fence in _text(c)), None)
+            if start is not None and start < len(cells) and _is_edition(cells[start]):
+                start = None
+        if start is None:
+            found[w["label"]] = []
+            continue
+        answer = [cells[start]]
+        for c in cells[start + 1 :]:
+            if _is_edition(c):
+                break
+            answer.append(c)
+        found[w["label"]] = answer
+    return found
+
+
+def _text(cell: dict) -> str:
+    src = cell.get("source", "")
+    return src if isinstance(src, str) else "".join(map(str, src)) if isinstance(src, list) else ""
+
+
+def _answers(cell: dict) -> str | None:
+    meta = cell.get("metadata")
+    mine = meta.get("sslkit") if isinstance(meta, dict) else None
+    return mine.get("answers") if isinstance(mine, dict) else None
+
+
+def _is_edition(cell: dict) -> bool:
+    """Whether a cell is one of the edition's own (tagged by it, or an exercise), not one a
+    student added."""
+    meta = cell.get("metadata")
+    tags = meta.get("tags", []) if isinstance(meta, dict) else []
+    ours = {WRITTEN_TAG, ANSWER_TAG, CHECK_TAG, GRADER_TAG, IGNORE_TAG}
+    tagged = isinstance(tags, list) and any(isinstance(t, str) and t in ours for t in tags)
+    return tagged or "```{exercise}" in _text(cell)
+
+
+def _written_page(row: dict, written: list[dict], nb_path) -> str:
+    """One submission's written answers as an HTML page: the student's text, escaped (never
+    rendered: it is theirs), under each exercise's title."""
+    try:
+        nb = json.loads(pathlib.Path(nb_path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        nb = {}
+    answers = written_answers(nb, written)
+    esc = html.escape
+    parts = [
+        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>",
+        f"<title>{esc(row['submission'])}: written answers</title>",
+        "<style>body{font-family:sans-serif;max-width:50rem;margin:auto}"
+        "pre{white-space:pre-wrap;background:#f4f4f4;padding:.5rem}"
+        ".md{white-space:pre-wrap;border-left:3px solid #ccc;padding-left:.5rem}</style>",
+        "</head><body>",
+        f"<h1>{esc(str(row.get('student', '')))}: {esc(row['submission'])}</h1>",
+        f"<p>Chapter {esc(str(row.get('chapter', '')))}. Put the marks in the CSV's "
+        "<code>written_…</code> columns.</p>",
+    ]
+    for w in written:
+        cells = answers.get(w["label"], [])
+        parts.append(f"<h2 id='{esc(w['question'])}'>{esc(w['title'])} "
+                     f"(<code>written_{esc(w['question'])}</code>)</h2>")  # fmt: skip
+        stub = answer_cell(SimpleNamespace(**w))["source"].strip()  # the untouched answer cell
+        shown = [c for c in cells if _text(c).strip() and _text(c).strip() != stub]
+        if not shown:
+            parts.append("<p><em>no answer found</em></p>")
+        for c in shown:
+            text = _text(c)
+            text = text if len(text) <= ANSWER_CHARS else text[:ANSWER_CHARS] + " …"
+            kind = "pre" if c.get("cell_type") == "code" else "div class='md'"
+            parts.append(f"<{kind}>{esc(text)}</{kind.split()[0]}>")
+    return "\n".join([*parts, "</body></html>\n"])
 
 
 def _grade_notebook(nb_path, autograders, chapter, timeout, box) -> dict:
@@ -155,7 +304,8 @@ def _grade_notebook(nb_path, autograders, chapter, timeout, box) -> dict:
             "notebook of the book (metadata 'sslkit.chapter')? Pass --chapter NAME for "
             "notebooks that lost it",
         }
-    return {"chapter": found, **_grade_in_subprocess(nb_path, known[found], timeout, box)}
+    graded = _grade_in_subprocess(nb_path, known[found], timeout, box)
+    return {"chapter": found, **graded, "_written": _written_of(known[found])}
 
 
 def _sandbox_for(wanted: bool | None, limits, hide) -> dict | None:

@@ -35,6 +35,7 @@ GRADER_TAG = "sslkit-grader"  # the cell that writes the tests and starts otter
 ANSWER_TAG = "sslkit-answer"  # a stub the student replaces
 CHECK_TAG = "sslkit-check"  # grader.check(...) after an answer
 IGNORE_TAG = "otter_ignore"  # otter's own tag: not run when grading
+WRITTEN_TAG = "sslkit-written"  # the cell a written exercise's answer goes in
 
 
 @dataclasses.dataclass
@@ -287,7 +288,8 @@ def student_notebook(nb: dict, chapter: str, for_site: bool = False) -> tuple[di
         + f"\n\ngrader = grading.grader({{\n{questions}\n}})\n"
     )
     cells = []
-    for cell in out["cells"]:
+    written = {e.label: e for e in exercises if not e.graded}
+    for cell in out["cells"] if for_site else _with_answer_cells(out["cells"], written):
         tags = cell.get("metadata", {}).get("tags", [])
         if cell["cell_type"] == "code":
             if not for_site:
@@ -310,6 +312,44 @@ def student_notebook(nb: dict, chapter: str, for_site: bool = False) -> tuple[di
     out["cells"] = cells
     out["metadata"]["sslkit"] = {"chapter": chapter, "questions": [e.question for e in graded]}
     return out, exercises
+
+
+def answer_cell(ex: Exercise) -> dict:
+    """The Markdown cell a student writes a written exercise's answer in: tagged
+    :data:`WRITTEN_TAG`, it names the exercise's label (the grader's HTML export finds it)."""
+    return {
+        "cell_type": "markdown",
+        "id": None,
+        "metadata": {"tags": [WRITTEN_TAG], "sslkit": {"answers": ex.label}},
+        "source": f"**Your answer to '{ex.title}'** (double-click to edit; add cells below "
+        "if you need them):\n\n",
+    }
+
+
+def _piece(cell: dict, text: str) -> dict:
+    piece = copy.deepcopy(cell)
+    piece["source"] = text.strip("\n")
+    return piece
+
+
+def _with_answer_cells(cells: list[dict], written: dict[str, Exercise]) -> list[dict]:
+    """``cells`` with an answer cell after each written exercise's fence (a Markdown cell
+    holding several exercises is split after each written one)."""
+    out = []
+    for cell in cells:
+        if cell["cell_type"] != "markdown":
+            out.append(cell)
+            continue
+        text, pos = _src(cell), 0
+        for m in _FENCE.finditer(text):
+            label = dict(_OPTION.findall(m["body"])).get("label")
+            if m["kind"] != "exercise" or label not in written:
+                continue
+            out += [_piece(cell, text[pos : m.end()]), answer_cell(written[label])]
+            pos = m.end()
+        if text[pos:].strip():
+            out.append(_piece(cell, text[pos:]) if pos else cell)
+    return out
 
 
 _GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([^`:]+)`")
