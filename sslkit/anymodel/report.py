@@ -283,6 +283,8 @@ def write_report(analysis, out, title: str = "sslkit analyze", provenance=None) 
         parts += _gains_section(tables[target], target, analysis.settings, heading="h3")
     for metric in dict.fromkeys(analysis.table.metric):
         for split in ("test",) if metric != "cdnv" else ("train", "test"):
+            if not ((analysis.table.metric == metric) & (analysis.table.split == split)).any():
+                continue
             fig = figure(analysis, metric, split)
             alt = f"{NAMES.get(metric, metric)} on the {split} images by layer, per target"
             parts.append(f"<h3>{escape(NAMES.get(metric, metric))} ({split})</h3>")
