@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -253,13 +255,31 @@ def _analyze(args) -> int:
     for line in replaced(out):
         print(f"note: {line}", file=sys.stderr)
     try:
-        paths = write_report(result, out, title=f"{args.model} on {args.data}")
+        paths = write_report(
+            result, out, title=f"{args.model} on {args.data}", provenance=_origin(args)
+        )
     except OSError as err:  # a full disk: one line, not a traceback
         print(f"error: {err.strerror or err}", file=sys.stderr)
         return 1
     print(result.summary().round(4).to_string())
     print(f"\nwrote {paths['report']} and {paths['results']}")
     return 0
+
+
+def _origin(args) -> dict:
+    """The report's provenance that only the command line knows: the model as asked, where its
+    weights came from (a file with its SHA-256, the zoo's, or none) and the command itself."""
+    if args.weights:
+        with open(args.weights, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()[:16]
+        weights = f"the file {args.weights} (SHA-256 {digest})"
+    elif args.pretrained:
+        weights = "the model zoo's pretrained weights"
+    else:
+        weights = f"none: random initialisation (seed {args.seed})"
+    argv = getattr(args, "argv", None)
+    command = "python -m sslkit " + shlex.join(argv) if argv is not None else None
+    return {"model": args.model, "weights": weights, "command": command}
 
 
 def _count(minimum: int):
@@ -472,6 +492,7 @@ USER_ERRORS = (
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else [str(a) for a in argv]  # for the provenance
     try:
         return args.func(args)
     except (*USER_ERRORS, MemoryError) as e:

@@ -348,8 +348,13 @@ def test_the_command_line_writes_a_report_of_a_torchvision_resnet(tmp_path, caps
         f"layer{i}" for i in range(1, 5)
     }
     assert payload["settings"]["adapted"] == "grey images repeated to 3 channels"
+    origin = payload["provenance"]
+    assert origin["command"].startswith("python -m sslkit analyze --model torchvision:resnet18")
+    assert origin["model"] == "torchvision:resnet18"
+    assert "random initialisation" in origin["weights"]
     html = (out / "report.html").read_text()
     assert html.count("<img src='data:image/png;base64,") >= 5 and "alt=" in html
+    assert "<img id='trend'" in html and "NaN" not in html
     blocker = tmp_path / "file"
     blocker.write_text("x")
     rc = main(["analyze", "--model", "torchvision:resnet18", "--out", str(blocker / "r")])

@@ -40,3 +40,5 @@ from .report import writable_folder
 from .report import write_report
 from .report import figure
 from .report import replaced
+from .report import gains
+from .report import trend

@@ -1,10 +1,14 @@
-"""A report of :func:`sslkit.reverse.analyze`: a JSON file of every number and a small HTML page
-with one figure per ruler (each target by layer, against both floors).
+"""A report of :func:`sslkit.reverse.analyze`: a JSON file of every number and an HTML page
+a practitioner reads in a minute.
 
 ``python -m sslkit analyze … --out DIR`` writes ``DIR/results.json`` and ``DIR/report.html``.
-Each is written to a new file in ``DIR`` first, then moved over the old one (``os.replace``): a
-symbolic link at either name is replaced, never followed, and a failed write (a full disk)
-leaves the old report whole.
+The page opens with one table, a row per layer, of what the layer gains over the untrained
+network, the raw pixels and the random control on the three rulers (:func:`gains`), then one
+figure of that trend (:func:`trend`), then the details: a figure per ruler, every number, the
+settings and the provenance. Figures are inline PNGs (the page reads offline); a value that was
+not measured is "—". Each file is written to a new file in ``DIR`` first, then moved over the
+old one (``os.replace``): a symbolic link at either name is replaced, never followed, and a
+failed write (a full disk) leaves the old report whole.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import contextlib
 import errno
 import io
 import json
+import math
 import os
 import tempfile
 from html import escape
@@ -21,17 +26,35 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["writable_folder", "write_report", "replaced", "figure"]
+__all__ = ["writable_folder", "write_report", "replaced", "figure", "gains", "trend"]
 
 FILES = ("results.json", "report.html")
 
 NAMES = {
-    "ncc": "NCC accuracy",
+    "ncc": "raw NCC accuracy",
     "whitened_ncc": "whitened NCC accuracy",
     "probe": "linear-probe accuracy",
     "knn": "kNN accuracy",
     "cdnv": "CDNV (lower: tighter classes)",
 }
+# The three rulers of the first screen, and every name of the table in words.
+RULERS = {"ncc": "raw NCC", "whitened_ncc": "whitened NCC", "probe": "linear probe"}
+WORDS = {
+    **RULERS,
+    "knn": "kNN",
+    "cdnv": "CDNV",
+    "fine": "fine classes",
+    "coarse": "coarse classes",
+    "coarse_random": "random groupings",
+    "random_function": "random functions",
+    "model": "your model",
+    "untrained": "untrained network",
+    "pixels": "raw pixels",
+}
+# Each target's random control: the same number of groups, no meaning.
+CONTROLS = {"fine": "random_function", "coarse": "coarse_random"}
+# Each ruler's columns of the gains: the model's accuracy, then its gain over each floor.
+GAINS = ("accuracy", "over untrained", "over pixels", "over random control")
 
 
 def writable_folder(out) -> Path:
@@ -78,17 +101,85 @@ def figure(analysis, metric: str, split: str = "test"):
                 continue
             g = part.groupby("layer", sort=False).value
             mean, low, high = (s.reindex(layers) for s in (g.mean(), g.min(), g.max()))
-            label = f"{base} ({network})"
+            label = f"{WORDS.get(base, base)} ({WORDS[network]})"
             ax.plot(layers, mean.values, style, color=colour, marker="o", label=label)
             if part.target.str.contains("@").any():
                 ax.fill_between(layers, low.values, high.values, color=colour, alpha=0.15)
         pix = t[(t.base == base) & (t.network == "pixels")]
         if not pix.empty:
-            ax.axhline(pix.value.mean(), color=colour, ls=":", lw=1, label=f"{base} (pixels)")
+            label = f"{WORDS.get(base, base)} (raw pixels)"
+            ax.axhline(pix.value.mean(), color=colour, ls=":", lw=1, label=label)
     ax.set_xlabel("layer")
     ax.set_ylabel(NAMES.get(metric, metric))
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     fig.tight_layout()
+    return fig
+
+
+def gains(analysis, target: str = "fine", split: str = "test") -> pd.DataFrame:
+    """One row per layer of the model: on each ruler (raw NCC, whitened NCC, linear probe) its
+    accuracy and what it gains over the untrained network (same layer), the raw pixels and the
+    target's random control (same layer, mean of the draws), as differences of accuracy. A
+    value that was not measured is NaN (the probe is not fitted on random controls)."""
+    t = analysis.table
+    t = t[(t.split == split) & t.metric.isin(RULERS)].copy()
+    t["base"] = t.target.str.partition("@")[0]
+    if target not in CONTROLS or target not in set(t.base):
+        measured = sorted(set(t.base) & set(CONTROLS))
+        raise ValueError(f"no {target!r} target in this analysis: ask for one of {measured}")
+    mean = t.groupby(["network", "layer", "base", "metric"], sort=False).value.mean().to_dict()
+    pixels = {(b, m): v for (n, _, b, m), v in mean.items() if n == "pixels"}
+    layers = list(dict.fromkeys(t[t.network == "model"].layer))
+    rows = []
+    for layer in layers:
+        row = {}
+        for metric, ruler in RULERS.items():
+            own = mean.get(("model", layer, target, metric), math.nan)
+            floors = (
+                mean.get(("untrained", layer, target, metric), math.nan),
+                pixels.get((target, metric), math.nan),
+                mean.get(("model", layer, CONTROLS[target], metric), math.nan),
+            )
+            row[(ruler, "accuracy")] = own
+            row.update({(ruler, g): own - floor for g, floor in zip(GAINS[1:], floors)})
+        rows.append(row)
+    table = pd.DataFrame(rows, index=pd.Index(layers, name="layer"))
+    table.columns = pd.MultiIndex.from_tuples(table.columns)
+    return table
+
+
+def trend(analysis, target: str = "fine", split: str = "test"):
+    """The layer trend of :func:`gains` in one figure, a panel per ruler: the model's accuracy
+    by layer (solid), the untrained network's (dashed), the random control's (dotted), the raw
+    pixels' as a grey level."""
+    import matplotlib.pyplot as plt  # lazy: only a report draws figures
+
+    table = gains(analysis, target, split)
+    rulers = [r for r in RULERS.values() if table[(r, "accuracy")].notna().any()]
+    layers = [str(layer) for layer in table.index]
+    fig, axes = plt.subplots(1, len(rulers), figsize=(3.1 * len(rulers), 3.2), sharey=True,
+                             squeeze=False)  # fmt: skip
+    for ax, ruler in zip(axes[0], rulers):
+        own = table[(ruler, "accuracy")]
+        lines = {
+            "your model": (own, "-", "C0"),
+            "untrained network": (own - table[(ruler, "over untrained")], "--", "C7"),
+            "random control": (own - table[(ruler, "over random control")], ":", "C1"),
+        }
+        for label, (values, style, colour) in lines.items():
+            if values.notna().any():
+                ax.plot(layers, values.values, style, color=colour, marker="o", label=label)
+        level = (own - table[(ruler, "over pixels")]).dropna()
+        if not level.empty:
+            ax.axhline(level.iloc[0], color="0.6", lw=1, label="raw pixels")
+        ax.set_title(ruler, fontsize=10)
+        ax.set_xlabel("layer")
+        ax.tick_params(axis="x", labelrotation=45 if len(layers) > 4 else 0, labelsize=8)
+    axes[0][0].set_ylabel(f"{split} accuracy, {WORDS[target]}")
+    handles = {h.get_label(): h for ax in axes[0] for h in ax.get_lines()}
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handles),
+               frameon=False, fontsize=8, bbox_to_anchor=(0.5, -0.02))  # fmt: skip
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
 
 
@@ -149,41 +240,195 @@ def _umask() -> int:
     return mask
 
 
-def write_report(analysis, out, title: str = "sslkit analyze") -> dict[str, Path]:
-    """Write ``results.json`` (settings and every row) and ``report.html`` into ``out``; returns
-    their paths. Links at those names are replaced, not followed (:func:`replaced` says what
-    goes); an ``OSError`` (a full disk) names the file and leaves the old one whole."""
+def write_report(analysis, out, title: str = "sslkit analyze", provenance=None) -> dict[str, Path]:
+    """Write ``results.json`` (provenance, settings, the gains and every row; NaN as null) and
+    ``report.html`` into ``out``; returns their paths. ``provenance`` adds to the analysis's
+    own (the command line, the weights' source). Links at those names are replaced, not
+    followed (:func:`replaced` says what goes); an ``OSError`` (a full disk) names the file and
+    leaves the old one whole."""
     out = writable_folder(out)
+    origin = {**getattr(analysis, "provenance", {}), **(provenance or {})}
+    targets = [t for t in CONTROLS if t in set(analysis.table.target.str.partition("@")[0])]
+    tables = {t: gains(analysis, t) for t in targets}
+    payload = {
+        "provenance": origin,
+        "settings": analysis.settings,
+        "gains": {t: _gain_records(table) for t, table in tables.items()},
+        "rows": analysis.table.to_dict("records"),
+    }
     results = out / "results.json"
-    rows = analysis.table.to_dict("records")
-    payload = {"settings": analysis.settings, "rows": rows}
-    _write(results, json.dumps(payload, indent=1, default=str))
+    _write(results, json.dumps(_null_nan(payload), indent=1, default=str, allow_nan=False))
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>{escape(title)}</title>",
-        "<style>body{font-family:sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}"
-        "img{max-width:100%;height:auto}table{border-collapse:collapse;font-size:.85rem}"
-        "td,th{border:1px solid #ccc;padding:.2rem .4rem}</style></head><body>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
-        "<h2>Settings</h2><table>",
-        *(
-            f"<tr><th>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>"
-            for k, v in analysis.settings.items()
-        ),
-        "</table>",
+        f"<p class='meta'>{escape(_meta(origin))}</p>",
     ]
+    if tables:
+        first, *others = targets
+        parts += _gains_section(tables[first], first, analysis.settings, heading="h2")
+        alt = f"test accuracy of each layer on the {WORDS[first]}, per ruler, against the floors"
+        parts += [
+            f"<figure><img id='trend' src='data:image/png;base64,{_png(trend(analysis, first))}'"
+            f" alt='{escape(alt)}'><figcaption>The layer trend: {escape(WORDS[first])}, "
+            "your model against the untrained network, the random control and the raw "
+            "pixels.</figcaption></figure>",
+        ]
+    else:
+        parts.append("<p>No fine or coarse classes were measured: no gains to show.</p>")
+        others = []
+    parts.append("<h2>Details</h2>")
+    for target in others:
+        parts += _gains_section(tables[target], target, analysis.settings, heading="h3")
     for metric in dict.fromkeys(analysis.table.metric):
         for split in ("test",) if metric != "cdnv" else ("train", "test"):
+            if not ((analysis.table.metric == metric) & (analysis.table.split == split)).any():
+                continue
             fig = figure(analysis, metric, split)
             alt = f"{NAMES.get(metric, metric)} on the {split} images by layer, per target"
-            parts.append(f"<h2>{escape(NAMES.get(metric, metric))} ({split})</h2>")
+            parts.append(f"<h3>{escape(NAMES.get(metric, metric))} ({split})</h3>")
             parts.append(f"<img src='data:image/png;base64,{_png(fig)}' alt='{escape(alt)}'>")
-    summary = analysis.summary()
-    parts += ["<h2>Numbers (test; controls: mean of their draws)</h2>",
-              summary.round(4).to_html(), "</body></html>"]  # fmt: skip
+    parts += [
+        "<h3>Every number (test images; a random control: the mean of its draws)</h3>",
+        _numbers(analysis.summary()),
+        "<h3>Settings</h3>",
+        f"<pre>{escape(_lines(analysis.settings, _SETTING_WORDS))}</pre>",
+        "<h3>Provenance</h3>",
+        f"<pre>{escape(_lines(origin, {}))}</pre>",
+        "</body></html>",
+    ]
     report = out / "report.html"
     _write(report, "\n".join(parts))
     return {"results": results, "report": report}
+
+
+_CSS = (
+    "body{font-family:sans-serif;max-width:64rem;margin:1.5rem auto;padding:0 1rem;color:#222}"
+    "img{max-width:100%;height:auto}figure{margin:1rem 0}figcaption{font-size:.85rem;color:#555}"
+    "table{border-collapse:collapse;font-size:.85rem}td,th{border:1px solid #ccc;padding:.2rem"
+    " .45rem}td{text-align:right}.meta,.note{color:#555;font-size:.85rem}"
+    "pre{white-space:pre-wrap;font-size:.8rem;background:#f6f6f6;padding:.6rem}"
+    "td:first-child{text-align:left}.gain-up{color:#14632b}.gain-down{color:#a11}"
+)
+# The settings' keys in words (the others: their name, underscores as spaces).
+_SETTING_WORDS = {
+    "data": "data",
+    "fit_images": "images to fit",
+    "score_images": "images to score",
+    "labels_mapped": "labels renumbered",
+    "probe_knn_images": "images for the probe and kNN (fit, score)",
+    "subsampled": "probe and kNN on a subsample",
+    "untrained": "untrained network",
+    "pixels": "raw pixels",
+    "adapted": "input adapted",
+    "knn_k": "kNN neighbours",
+}
+MISSING = "—"
+
+
+def _gains_section(table: pd.DataFrame, target: str, settings: dict, heading: str) -> list[str]:
+    """The gains of ``target`` as an HTML heading, a sentence on how to read it, the table and a
+    note on what was not measured."""
+    count = settings.get("classes" if target == "fine" else "coarse_classes")
+    of = f" ({count})" if count else ""
+    shown = table.loc[:, table.notna().any()]
+    absent = [f"{r} {g}" for r, g in table.columns if (r, g) not in shown.columns]
+    cells = shown.copy().astype(object)
+    for column in shown.columns:
+        cells[column] = [_cell(v, column[1] != "accuracy") for v in shown[column]]
+    cells.columns = pd.MultiIndex.from_tuples(
+        [(r, g if g == "accuracy" else f"{g} (pp)") for r, g in shown.columns]
+    )
+    cells.insert(0, ("", "layer"), [escape(str(layer)) for layer in shown.index])
+    lines = [
+        f"<{heading}>What each layer gains: {escape(WORDS[target])}{of}</{heading}>",
+        "<p>Test accuracy of each layer on three rulers, and how many percentage points (pp) it "
+        "gains over the same layer of the untrained network, over the raw pixels and over a "
+        "random control (as many groups, no meaning; the mean of its draws). A positive gain: "
+        "the layer separates the classes better than that baseline.</p>",
+        cells.to_html(escape=False, na_rep=MISSING, border=0, index=False),
+    ]
+    if absent:
+        lines.append(
+            f"<p class='note'>Not measured, so not shown: {escape(', '.join(absent))} "
+            "(the linear probe is fitted on the classes only, never on random controls).</p>"
+        )
+    return lines
+
+
+def _cell(value, gain: bool) -> str:
+    """A number as the table shows it: accuracy in %, a gain in signed percentage points."""
+    if value is None or not math.isfinite(value):
+        return MISSING
+    if not gain:
+        return f"{100 * value:.1f}%"
+    number = f"{100 * value:+.1f}".replace("-", "−")  # a true minus sign
+    if round(100 * value, 1) == 0:
+        return "0.0"
+    return f"<span class='{'gain-up' if value > 0 else 'gain-down'}'>{number}</span>"
+
+
+def _numbers(summary: pd.DataFrame) -> str:
+    """:meth:`Analysis.summary` as HTML: names in words, 4 digits, "—" where nothing was
+    measured."""
+    table = summary.rename(columns=WORDS).rename(index=WORDS)
+    table.columns.name = None
+    table.index.names = [None if n is None else n for n in table.index.names]
+    return table.to_html(na_rep=MISSING, float_format=lambda v: f"{v:.4f}", border=0)
+
+
+def _lines(mapping: dict, words: dict) -> str:
+    """``key: value`` lines in words: lists joined by commas, a mapping as ``name = value``,
+    yes/no for a flag, "—" for nothing."""
+    return "\n".join(f"{words.get(k, str(k).replace('_', ' '))}: {_plain(v)}"
+                      for k, v in mapping.items())  # fmt: skip
+
+
+def _plain(value) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):
+        return ", ".join(
+            f"{k} = {_plain(v) if v != '' else 'the output'}" for k, v in value.items()
+        )
+    if isinstance(value, (list, tuple)):
+        return ", ".join(WORDS.get(v, _plain(v)) if isinstance(v, str) else _plain(v)
+                         for v in value) or MISSING  # fmt: skip
+    if value is None or value == "" or (isinstance(value, float) and not math.isfinite(value)):
+        return MISSING
+    return str(value)
+
+
+def _meta(origin: dict) -> str:
+    """The provenance in one line under the title."""
+    said = {"sslkit": "sslkit {}", "torch": "torch {}", "date": "{}", "weights fingerprint":
+            "weights {}", "processes": "{} process(es)"}  # fmt: skip
+    return " · ".join(f.format(origin[k]) for k, f in said.items() if k in origin) or MISSING
+
+
+def _gain_records(table: pd.DataFrame) -> list[dict]:
+    """:func:`gains` as JSON records, one per layer and ruler (6 decimals)."""
+    return [
+        {
+            "layer": layer,
+            "ruler": ruler,
+            **{k: round(table.loc[layer, (ruler, k)], 6) for k in GAINS},
+        }
+        for layer in table.index
+        for ruler in dict.fromkeys(table.columns.get_level_values(0))
+    ]
+
+
+def _null_nan(value):
+    """``value`` with every NaN or infinite float as None (JSON's null; NaN is not JSON)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _null_nan(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_null_nan(v) for v in value]
+    return value
 
 
 def read_results(path) -> tuple[pd.DataFrame, dict]:

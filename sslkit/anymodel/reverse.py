@@ -30,10 +30,13 @@ import contextlib
 import copy
 import math
 import numbers
+import platform
 import re
+import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import pandas as pd
 import torch
@@ -72,10 +75,12 @@ class Analysis:
     """What :func:`analyze` measured: ``table`` has one row per value, columns ``network``
     (``"model"``, ``"untrained"``, ``"pixels"``), ``layer``, ``target``, ``metric``, ``split``,
     ``value``; a random control has one row per draw (``"coarse_random@3"``). ``settings`` is
-    everything that decided the numbers."""
+    everything that decided the numbers; ``provenance`` where they came from (versions, a
+    fingerprint of the weights and of the data, the date, the processes)."""
 
     table: pd.DataFrame
     settings: dict = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
 
     def summary(self, split: str = "test") -> pd.DataFrame:
         """Mean over draws of each control, one row per (network, layer, target), one column
@@ -665,6 +670,29 @@ def _settings(plan: _Plan, targets: tuple, draws: int, floor_how: str) -> dict:
     )
 
 
+def _provenance(model, plan: _Plan, key: dict) -> dict:
+    """Where the numbers came from: versions, the model's class, fingerprints (SHA-256, 16 hex
+    digits) of its weights and of the data, the date, the device and the processes."""
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    return {
+        # The package's face holds the version; a wing may not import it (tests/test_layers.py),
+        # and it is always loaded before its wings are.
+        "sslkit": sys.modules[__name__.partition(".")[0]].__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "model": f"{type(model).__module__}.{type(model).__qualname__}",
+        "weights fingerprint": key["model"],
+        "data fingerprint": {
+            "fit": plan.images.fit.fingerprint,
+            "score": plan.images.score.fingerprint,
+        },
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "device": str(plan.reader.device),
+        "processes": torch.distributed.get_world_size() if distributed else 1,
+        "threads": torch.get_num_threads(),
+    }
+
+
 def _cache_key(model, floor, plan: _Plan, settings: dict) -> dict:
     """The ``evaluate`` cache's key: both networks' weights, the data's fingerprints, every
     setting. Results cached under it are served again: change it only with the results."""
@@ -789,7 +817,7 @@ def analyze(
     Returns
     -------
     :class:`Analysis`, cached in the ``evaluate`` cache by both networks' weights, the data's
-    fingerprints and every setting.
+    fingerprints and every setting; its ``provenance`` is taken at each call.
     """
     want = _checked(model, metrics, max_fit, draws=draws, batch_size=batch_size, knn_k=knn_k)
     layer_map = resolve_layers(model, layers)
@@ -803,4 +831,4 @@ def analyze(
         settings = _settings(plan, targets, draws, floor_how)
         key = _cache_key(model, floor, plan, settings)
         table = cached("evaluate", key, lambda: _measure(model, floor, plan), enabled=cache)
-    return Analysis(table["rows"], settings)
+    return Analysis(table["rows"], settings, _provenance(model, plan, key))
