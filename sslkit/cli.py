@@ -81,9 +81,12 @@ def _train(args) -> int:
     if not distributed.is_main():  # rank 0 reports
         return 0
     prof = r.profile
+    processes = distributed.world_size()
+    backend = torch.distributed.get_backend() if processes > 1 else "none"
     print(
         f"method {args.method} | profile {prof.name} ({prof.dataset}, {prof.backbone}, "
-        f"{prof.epochs} epochs) | seed {args.seed}"
+        f"{prof.epochs} epochs) | seed {args.seed} | processes {processes} "
+        f"(backend {backend})"
     )
     losses = r.losses()
     if len(losses):

@@ -397,3 +397,32 @@ def test_collect_keeps_the_stage_and_split_asked_for(fast):
     assert last.value.tolist() == expected.value.tolist()
     first = analysis.collect({"a": [run]}, targets=("fine",), metrics=("ncc",), stage="stage1")
     assert set(first.stage) == {"stage1"} and set(first.split) == {"train", "test"}
+
+
+def test_cli_train_says_how_many_processes_and_which_backend(monkeypatch, capsys):
+    """Under torchrun the summary names the process count and the backend (planted: two
+    gloo processes around a stand-in run); in one process, 1 and none."""
+    import pandas as pd
+
+    from sslkit import cli as cli_module
+    from sslkit.cli import main
+
+    class Stub:
+        profile = profiles.get_profile("smoke")
+
+        def losses(self):
+            return pd.DataFrame()
+
+        def initial(self, metric):
+            return 0.1
+
+        def final(self, metric):
+            return 0.2
+
+    monkeypatch.setattr(cli_module, "train", lambda *a, **k: Stub())
+    assert main(["train", "--profile", "smoke"]) == 0
+    assert "processes 1 (backend none)" in capsys.readouterr().out
+    monkeypatch.setattr(cli_module.distributed, "world_size", lambda: 2)
+    monkeypatch.setattr(cli_module.torch.distributed, "get_backend", lambda: "gloo")
+    assert main(["train", "--profile", "smoke"]) == 0
+    assert "processes 2 (backend gloo)" in capsys.readouterr().out
