@@ -43,7 +43,7 @@ from .experiment.plan import (
 )
 from .experiment.runs import train
 from .findings import build as evidence
-from .findings import scale, verify
+from .findings import images, scale, verify
 from .learn import distributed
 from .learn.data import load
 from .learn.methods import METHODS
@@ -177,6 +177,10 @@ def _evidence(args) -> int:
     if args.what == "scale":
         table = scale.study(args.designs, tuple(args.methods), seeds or (0, 1, 2), path=args.out)
         print(f"{len(table)} rows in {args.out}")
+    elif args.what == "images":
+        m = images.build_images()
+        images.build_views()
+        print(f"{len(m.get('runs', {}))} runs in {images.folder()}")
     elif args.what == "build":
         prof = get_profile(args.profile or "reference")
         m = evidence.build(prof, args.configs, seeds)
@@ -372,10 +376,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument(
         "what",
-        choices=["scale", "build", "verify"],
+        choices=["scale", "build", "verify", "images"],
         help="scale: how big the experiment must be; build: train and evaluate every "
         "configuration of the findings into the store (sslkit/evidence/<profile>/); verify: "
-        "re-train a sample of the store and compare",
+        "re-train a sample of the store and compare; images: build the per-image evidence "
+        "(sslkit/evidence/images/, every test image; resumable)",
     )
     _add_profile(ev)
     ev.add_argument(

@@ -11,8 +11,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from sslkit import analysis, augment, book, data, exercises, losses, metrics, plots  # noqa: E402
-from sslkit.targets import random_grouping, random_targets  # noqa: E402
 from sslkit.measure import geometry  # noqa: E402
+from sslkit.targets import random_grouping, random_targets  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

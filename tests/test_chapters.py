@@ -8,8 +8,8 @@ import re
 import pytest
 
 from sslkit import book, paper
-from sslkit.teach import release
 from sslkit.findings import decide
+from sslkit.teach import release
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
@@ -132,7 +132,9 @@ def test_findings_are_reported_with_a_scoreboard_and_numbers_glued(path):
     if "book.setup(" in text:  # the sizes the prose names, glued by book.setup
         glued |= {"reference_seeds", "live_seeds", "n_draws"}
     if "book.glue_decision(" in text:  # findings of the per-image evidence, glued by key
-        glued |= {f"{k}_{s}" for k in decide.decisions().key for s in ("effect", "ci", "verdict", "seeds")}
+        glued |= {
+            f"{k}_{s}" for k in decide.decisions().key for s in ("effect", "ci", "verdict", "seeds")
+        }
     if "book.answer(" in text:
         glued |= book.answer_names()
     prefixes = tuple(g.split("{")[0] for g in glued if "{" in g)  # names built in a loop
@@ -248,7 +250,9 @@ def test_the_answer_box_uses_only_what_book_answer_glues():
     assert set(promised.values()) <= set(paper.VERDICTS)
     assert "box=box" in (ROOT / "chapters" / "07_what_we_found.ipynb").read_text()
     words = re.sub(r"(?m)^%.*$|\{glue:text\}`[^`]+`|\{[a-z]+\}`[^`]+`", "w", text)
-    assert len(re.findall(r"[\w+\-.%\[\]]+", words)) <= 300, "the box is a summary: ≤250 words of prose"
+    assert len(re.findall(r"[\w+\-.%\[\]]+", words)) <= 300, (
+        "the box is a summary: ≤250 words of prose"
+    )
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)

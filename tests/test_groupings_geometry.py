@@ -20,7 +20,9 @@ def test_partitions_count_and_cover_every_grouping_once():
     table = groupings.partitions((4, 3, 2, 1))
     assert table.shape == (math.factorial(10) // (24 * 6 * 2), 10) == (12_600, 10)
     assert len({tuple(r) for r in table.tolist()}) == 12_600
-    assert (torch.stack([(table == g).sum(1) for g in range(4)], 1) == torch.tensor([4, 3, 2, 1])).all()
+    assert (
+        torch.stack([(table == g).sum(1) for g in range(4)], 1) == torch.tensor([4, 3, 2, 1])
+    ).all()
     assert groupings.partitions((2, 1)).tolist() == [[0, 0, 1], [0, 1, 0], [1, 0, 0]]
     with pytest.raises(ValueError, match="cannot fill"):
         groupings.partitions((2, 1), k=4)
@@ -106,7 +108,12 @@ def test_crossed_interval_covers_at_its_nominal_rate_where_a_seed_only_interval_
     s, n, cover, cover_seeds = 8, 400, 0, 0
     trials = 300
     for _ in range(trials):
-        d = 0.1 + rng.normal(0, 0.01, (s, 1)) + rng.normal(0, 0.5, (1, n)) + rng.normal(0, 0.2, (s, n))
+        d = (
+            0.1
+            + rng.normal(0, 0.01, (s, 1))
+            + rng.normal(0, 0.5, (1, n))
+            + rng.normal(0, 0.2, (s, n))
+        )
         mean, lo, hi, df = crossed_interval(d)
         cover += lo <= 0.1 <= hi
         m = d.mean(1)

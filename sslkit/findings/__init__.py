@@ -128,7 +128,7 @@ from .images import ImageEvidence
 from .images import folder
 from .images import matched_groupings
 from .images import measure_run
-from .images import build
+from .images import build_images
 from .images import centre_plane
 from .images import class_size_entropy
 from .images import build_views

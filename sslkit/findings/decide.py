@@ -37,13 +37,13 @@ from .images import MATCHED_PROBES, ImageEvidence, _eval_sets, _features, _untra
 from .measurements import ASSOCIATION_CONFIGS, _spearman
 from .paper import finding
 from .thresholds import (
-    FLOOR_THRESHOLD,
     ASSOCIATION,
     BALANCE_DIFFERENCE,
     BALANCE_REASON,
     DEPTH_REASON,
     DEPTH_SLOPE,
     DIFFERENCE,
+    FLOOR_THRESHOLD,
     IMBALANCE_REASON,
     MATCHED_REASON,
     R2_DIFFERENCE,
@@ -118,7 +118,7 @@ def _gain(ev: ImageEvidence, config: str, name: str, seeds, lt=False, stage=LAST
 
 
 def _common(ev, *configs, lt=(False,)):
-    sets = [set(ev.seeds(c, l)) for c in configs for l in lt]
+    sets = [set(ev.seeds(c, tail)) for c in configs for tail in lt]
     return sorted(set.intersection(*sets)) if sets else []
 
 
@@ -207,14 +207,18 @@ def _claims(ev: ImageEvidence) -> list:
     both = _common(ev, "VICReg", "regularization only", "invariance only")
     for ruler in RULERS:
         label = RULER_LABELS[ruler]
-        g = {c: _gain(ev, c, f"fine/{ruler}", both) for c in ("VICReg", "regularization only", "invariance only")}
+        g = {
+            c: _gain(ev, c, f"fine/{ruler}", both)
+            for c in ("VICReg", "regularization only", "invariance only")
+        }
         out += [
             _decide(f"regularization_gain_{ruler}", "driven by the regularization term", label,
                     "regularization only: gain over the untrained network", "0 (no gain)",
                     TWENTIETH, g["regularization only"], primary=ruler == "whitened_ncc"),
             _decide(f"regularization_over_invariance_{ruler}", "driven by the regularization term",
                     label, "gain of regularization only", "gain of invariance only", DIFFERENCE,
-                    g["regularization only"] - g["invariance only"], primary=ruler == "whitened_ncc"),
+                    g["regularization only"] - g["invariance only"],
+                    primary=ruler == "whitened_ncc"),
             _decide(f"both_terms_{ruler}", "driven by the regularization term", label,
                     "gain of VICReg (both terms)", "gain of regularization only", DIFFERENCE,
                     g["VICReg"] - g["regularization only"]),
@@ -228,7 +232,7 @@ def _claims(ev: ImageEvidence) -> list:
     out.append(_decide(
         "semantic_over_random", "semantic more than random", "raw NCC",
         "VICReg: gain of test NCC (true classes)",
-        f"the same gain for a random function of the image (mean of its draws)",
+        "the same gain for a random function of the image (mean of its draws)",
         TWENTIETH, _gain(ev, "VICReg", "fine/ncc", vic) - rf, primary=True,
     ))  # fmt: skip
     out += _hierarchy(ev)
@@ -267,7 +271,9 @@ def _hierarchy(ev) -> list:
         for ruler in RULERS:
             label = RULER_LABELS[ruler]
             garment = _gain(ev, config, f"coarse/{ruler}", seeds)
-            matched = _matched(ev, config, ruler, seeds, END) - _matched(ev, config, ruler, seeds, 0)
+            matched = _matched(ev, config, ruler, seeds, END) - _matched(
+                ev, config, ruler, seeds, 0
+            )
             k = MATCHED_PROBES if ruler == "probe" else len(ev.manifest["matched"]["matched"])
             out.append(_decide(
                 f"hierarchy_matched_{ruler}" + ("" if config == "VICReg" else "_supervised"),
@@ -437,8 +443,10 @@ def rankme(profile="reference") -> pd.DataFrame:
     with store_only():
         for config in RANKME_CONFIGS:
             for r in trained(config, profile):
-                runs.append(dict(config=config, seed=r.seed, erank=r.final("erank"),
-                                 probe=r.final("probe"), fewshot=r.final("fewshot_10")))  # fmt: skip
+                runs.append(
+                    dict(config=config, seed=r.seed, erank=r.final("erank"),
+                         probe=r.final("probe"), fewshot=r.final("fewshot_10"))
+                )  # fmt: skip
     return pd.DataFrame(runs)
 
 

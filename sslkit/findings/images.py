@@ -15,7 +15,7 @@ cluster balance) at every snapshot.
 
 Runs: the 2×2 of VICReg's terms and the supervised control; SimCLR; the three methods again on
 a long-tailed training set (the uniform-cluster-prior test); more seeds of VICReg and
-supervised. ``python -m sslkit evidence images`` builds what is missing, run by run (resumable;
+supervised. :func:`build_images` builds what is missing, run by run (resumable;
 each run is written with its SHA-256 in the manifest as soon as it is measured).
 """
 
@@ -55,7 +55,6 @@ from ..measure.metrics import (
 from ..measure.targets import random_function_targets
 from ..profiles import get_profile
 from ..runtime import provenance
-from .floors import RULERS
 
 __all__ = [
     "DESIGN",
@@ -67,7 +66,7 @@ __all__ = [
     "folder",
     "matched_groupings",
     "measure_run",
-    "build",
+    "build_images",
     "centre_plane",
     "class_size_entropy",
     "build_views",
@@ -93,7 +92,7 @@ MATCHED = 20
 MATCH_SEEDS = tuple(range(8))
 MATCHED_PROBES = 5  # the matched groupings (closest first) also scored with a probe
 RANDOM_FUNCTIONS = 5  # random-function targets (k-means of random projections of the pixels)
-FIGURE_IMAGES = 60  # per class, for the two-dimensional views of chapter 05b
+FIGURE_IMAGES = 60  # per class, for the two-dimensional views of chapter 05b (build_views)
 EQUAL_DIM = 16  # the narrowest stage's width: every stage compared in 16 dimensions
 
 # (configurations, long-tailed?, seeds), in build order: a build stopped early has what the
@@ -125,7 +124,9 @@ def folder(root: Path | None = None) -> Path:
 def _order():
     """Every (configuration, long-tailed, seed) of :data:`DESIGN`, in build order (seed by seed
     within a phase, so that a stopped phase has the same seeds for each configuration)."""
-    return [(c, lt, s) for configs, lts, seeds in DESIGN for s in seeds for c in configs for lt in lts]
+    return [
+        (c, lt, s) for configs, lts, seeds in DESIGN for s in seeds for c in configs for lt in lts
+    ]
 
 
 def _slug(config: str, long_tailed: bool, seed: int) -> str:
@@ -165,7 +166,9 @@ def matched_groupings(seeds=MATCH_SEEDS) -> dict:
     total = torch.zeros(len(table), dtype=torch.float64)
     for seed in seeds:
         xtr, xte = _features(_untrained(seed), eval_train, test)
-        total += grouping_ncc(xtr[-1], eval_train.labels, xte[-1], test.labels, table).double().mean(1)
+        total += (
+            grouping_ncc(xtr[-1], eval_train.labels, xte[-1], test.labels, table).double().mean(1)
+        )
     acc = total / len(seeds)
     gap = (acc - acc[garment]).abs()
     gap[garment] = float("inf")
@@ -208,9 +211,7 @@ def centre_plane(xtr, ytr, xte, yte, classes=VIEW_CLASSES, whiten: bool = False)
     _, _, vt = torch.linalg.svd(centres - middle, full_matrices=False)
     basis = vt[:2].T
     z_tr = (xtr[keep_tr] - middle) @ basis
-    spread = torch.stack(
-        [z_tr[ytr[keep_tr] == c].std(0) for c in classes]
-    ).pow(2).mean().sqrt()
+    spread = torch.stack([z_tr[ytr[keep_tr] == c].std(0) for c in classes]).pow(2).mean().sqrt()
     return (((xte[keep_te] - middle) @ basis) / spread).numpy().astype(np.float16)
 
 
@@ -258,33 +259,6 @@ def _rulers(xtr, ytr, xte, yte) -> dict:
     )
 
 
-def _lda2(xtr, ytr, xte):
-    """Test features on the top two Fisher discriminant directions (fitted on training
-    features): what any linear map of the features can show in two dimensions."""
-    xtr, xte = xtr.double(), xte.double()
-    mu = xtr.mean(0)
-    within = torch.zeros(xtr.shape[1], xtr.shape[1], dtype=torch.float64)
-    between = torch.zeros_like(within)
-    for c in ytr.unique():
-        xc = xtr[ytr == c]
-        d = xc - xc.mean(0)
-        within += d.T @ d
-        m = (xc.mean(0) - mu)[:, None]
-        between += len(xc) * m @ m.T
-    within += 1e-3 * torch.trace(within) / len(within) * torch.eye(len(within), dtype=within.dtype)
-    vals, vecs = torch.linalg.eig(torch.linalg.solve(within, between))
-    top = vecs[:, vals.real.argsort(descending=True)[:2]].real
-    z = (xte - mu) @ top
-    return z / z.std(0)
-
-
-def _pca2(xtr, xte):
-    mu = xtr.mean(0)
-    _, vecs = torch.linalg.eigh(((xtr - mu).T @ (xtr - mu)).double())
-    z = (xte - mu).double() @ vecs[:, -2:].flip(1)
-    return z / z.std(0)
-
-
 def measure_run(run, config: str, matched: dict, untrained_other=None) -> tuple[dict, list]:
     """Everything the per-image evidence keeps of one trained run: ``(arrays, values)``, the
     packed per-image bits (and counts) by name, and a list of value rows
@@ -312,27 +286,20 @@ def measure_run(run, config: str, matched: dict, untrained_other=None) -> tuple[
         rf_correct = torch.stack(
             [ncc_accuracy(xte[-1], t, xtr[-1], r, per_sample=True) for r, t in rf]
         )
-        values.append((epoch, last, "random_function", "ncc", "full", rf_correct.double().mean().item()))
+        values.append(
+            (epoch, last, "random_function", "ncc", "full", rf_correct.double().mean().item())
+        )
         if epoch in ends:
             arrays[f"random_function/ncc/{last}/full/{epoch}"] = np.packbits(
                 rf_correct.cpu().numpy().astype(bool), axis=1
             )
-        x0tr, x0te = feats[0]
-        geometry = dict(
-            between_class_share=between_class_share(xte[-1], yte),
-            erank=effective_rank(xte[-1]),
-            r2_from_untrained=linear_predictability(x0tr[-1], xtr[-1], x0te[-1], xte[-1]),
-            cka_untrained=linear_cka(x0te[-1], xte[-1]),
-            cluster_balance=cluster_balance(xte[-1], 10, seed=run.seed),
-        )
-        if untrained_other is not None and epoch == 0:
-            otr, ote = untrained_other
-            geometry["r2_from_other_untrained"] = linear_predictability(otr[-1], xtr[-1], ote[-1], xte[-1])
-            geometry["cka_other_untrained"] = linear_cka(ote[-1], xte[-1])
+        geometry = _geometry(feats[0], (xtr, xte), yte, run.seed, untrained_other, epoch)
         for metric, value in geometry.items():
             values.append((epoch, last, "fine", metric, "full", value))
     train_set = datasets_for(run.profile)[0]
-    sample = train_set.images[torch.randperm(len(train_set), generator=torch.Generator().manual_seed(run.seed))[:5000]]
+    sample = train_set.images[
+        torch.randperm(len(train_set), generator=torch.Generator().manual_seed(run.seed))[:5000]
+    ]
     for epoch in ends:
         xtr, xte = feats[epoch]
         mean, std = eval_train.mean_std()
@@ -345,32 +312,50 @@ def measure_run(run, config: str, matched: dict, untrained_other=None) -> tuple[
                 if dim == "full" and stage == len(xtr) - 1:
                     continue  # stored above
                 for ruler, correct in _rulers(a[stage], ytr, b[stage], yte).items():
-                    values.append((epoch, stage, "fine", ruler, dim, correct.double().mean().item()))
+                    values.append(
+                        (epoch, stage, "fine", ruler, dim, correct.double().mean().item())
+                    )
                     arrays[f"fine/{ruler}/{stage}/{dim}/{epoch}"] = _bits(correct)
         if config in HIERARCHY and not run.profile.imbalance:
-            _groupings(arrays, values, xtr[-1], ytr, xte[-1], yte, table, matched, epoch, len(xtr) - 1)
-    if config in FIGURES and run.seed == 0 and not run.profile.imbalance:
-        keep = torch.cat([torch.nonzero(yte == c)[:FIGURE_IMAGES, 0] for c in range(10)])
-        for epoch in ends:
-            xtr, xte = feats[epoch]
-            arrays[f"view/pca/{epoch}"] = _pca2(xtr[-1], xte[-1])[keep].numpy().astype(np.float16)
-            arrays[f"view/lda/{epoch}"] = _lda2(xtr[-1], ytr, xte[-1])[keep].numpy().astype(np.float16)
-        arrays["view/labels"] = yte[keep].numpy().astype(np.uint8)
+            _groupings(
+                arrays, values, xtr[-1], ytr, xte[-1], yte, table, matched, epoch, len(xtr) - 1
+            )
     return arrays, values
+
+
+def _geometry(untrained, trained, yte, seed: int, untrained_other, epoch: int) -> dict:
+    """The last stage's geometry at one snapshot: between-class share, effective rank, R² and
+    CKA from the untrained network (and, at epoch 0, from another untrained network), cluster
+    balance of the test features."""
+    (x0tr, x0te), (xtr, xte) = untrained, trained
+    geometry = dict(
+        between_class_share=between_class_share(xte[-1], yte),
+        erank=effective_rank(xte[-1]),
+        r2_from_untrained=linear_predictability(x0tr[-1], xtr[-1], x0te[-1], xte[-1]),
+        cka_untrained=linear_cka(x0te[-1], xte[-1]),
+        cluster_balance=cluster_balance(xte[-1], 10, seed=seed),
+    )
+    if untrained_other is not None and epoch == 0:
+        otr, ote = untrained_other
+        geometry["r2_from_other_untrained"] = linear_predictability(
+            otr[-1], xtr[-1], ote[-1], xte[-1]
+        )
+        geometry["cka_other_untrained"] = linear_cka(ote[-1], xte[-1])
+    return geometry
 
 
 def _groupings(arrays, values, xtr, ytr, xte, yte, table, matched, epoch, stage):
     """The garment grouping against every grouping of its sizes and the matched ones."""
     idx = torch.tensor(matched["matched"], dtype=torch.long)
-    for ruler, (a, b) in dict(
-        ncc=(xtr, xte), whitened_ncc=_whitened(xtr, xte)
-    ).items():
+    for ruler, (a, b) in dict(ncc=(xtr, xte), whitened_ncc=_whitened(xtr, xte)).items():
         every = grouping_ncc(a, ytr, b, yte, table)
         values.append((epoch, stage, "every_grouping", ruler, "full", every.double().mean().item()))
         if len(idx):
             arrays[f"matched/{ruler}/{epoch}"] = every[idx].sum(0).numpy().astype(np.uint16)
-            for i, p in enumerate(matched["matched"]):
-                values.append((epoch, stage, f"grouping@{p}", ruler, "full", every[p].double().mean().item()))
+            for p in matched["matched"]:
+                values.append(
+                    (epoch, stage, f"grouping@{p}", ruler, "full", every[p].double().mean().item())
+                )
     probed = idx[:MATCHED_PROBES]
     if len(probed):
         hits = torch.stack(
@@ -399,7 +384,7 @@ def _write_manifest(root: Path, manifest: dict) -> None:
     os.replace(tmp, root / "manifest.json")
 
 
-def build(root: Path | None = None, limit: int | None = None, log=print) -> dict:
+def build_images(root: Path | None = None, limit: int | None = None, log=print) -> dict:
     """Train (or load from the train cache), measure and store every run of :data:`DESIGN` the
     store lacks, in order; ``limit``: at most this many runs. Returns the manifest."""
     root = folder(root)
@@ -436,7 +421,8 @@ def build(root: Path | None = None, limit: int | None = None, log=print) -> dict
         os.replace(tmp, path)
         runs[slug] = dict(
             config=config, long_tailed=lt, seed=seed, key=run.key, sha256=_sha(path),
-            seconds=round(run.seconds, 1), measure_seconds=round(time.perf_counter() - started - trained_s, 1),
+            seconds=round(run.seconds, 1),
+            measure_seconds=round(time.perf_counter() - started - trained_s, 1),
             date=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), **provenance(),
         )  # fmt: skip
         _write_manifest(root, manifest)
@@ -474,7 +460,9 @@ class ImageEvidence:
 
     def seeds(self, config: str, long_tailed: bool = False) -> list[int]:
         runs = self.manifest.get("runs", {}).values()
-        return sorted(e["seed"] for e in runs if e["config"] == config and e["long_tailed"] == long_tailed)
+        return sorted(
+            e["seed"] for e in runs if e["config"] == config and e["long_tailed"] == long_tailed
+        )
 
     def _load(self, slug: str) -> dict:
         if slug not in self._arrays:
@@ -537,7 +525,8 @@ def compare_run(slug: str, arrays: dict, values: pd.DataFrame, root: Path | None
     limit = both.epoch.map(lambda e: untrained if e == 0 else tolerance)
     bad = [f"{r.target}/{r.metric} stage {r.stage} {r.dim} epoch {r.epoch}: stored "
            f"{r.value:.4f}, recomputed {r.value_new:.4f}"
-           for r in both[both.value_new.isna() | (both.difference > limit)].itertuples()]  # fmt: skip
+           for r in both[both.value_new.isna() | (both.difference > limit)].itertuples()
+           ]  # fmt: skip
     largest = float(both.difference.max())
     compared = 0
     for name, array in stored.items():

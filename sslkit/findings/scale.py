@@ -200,8 +200,9 @@ def _floor(pixels: dict, design: str) -> dict[str, float]:
 
 def study_margins(table: pd.DataFrame, pixels: dict[str, float]) -> pd.DataFrame:
     """One row per (design, method, ruler): the final value, the two floors (``pixels``: by
-    design, :func:`load_pixel_floor`, or one for all), and the effect over each floor (mean and 95% CI over seeds; over the untrained network the difference
-    is taken seed by seed), with the seconds a run took and the number of seeds."""
+    design, :func:`load_pixel_floor`, or one for all), and the effect over each floor (mean
+    and 95% CI over seeds; over the untrained network the difference is taken seed by seed),
+    with the seconds a run took and the number of seeds."""
     rows = []
     for (design, method, ruler), g in table.groupby(["design", "method", "ruler"], sort=False):
         by_seed = g.pivot_table(index="seed", columns="epoch", values="value")

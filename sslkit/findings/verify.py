@@ -101,7 +101,9 @@ def rotating(profile: Profile, commit: str | None = None, with_images: bool = Fa
     if with_images:
         path = images.folder() / "manifest.json"
         if path.is_file():
-            runs += [f"images/{slug}" for slug in sorted(json.loads(path.read_text()).get("runs", {}))]
+            runs += [
+                f"images/{slug}" for slug in sorted(json.loads(path.read_text()).get("runs", {}))
+            ]
     if not runs:
         raise store.NotStored(f"the {profile.name} evidence store holds no run to verify")
     commit = commit or git("rev-parse", "HEAD") or "no commit"
@@ -236,7 +238,9 @@ def verify(
     if result is not None:  # a failed verification must not leave an old success behind
         Path(result).unlink(missing_ok=True)
     first, last = next(e for e in prof.eval_epochs() if e > 0), prof.eval_epochs()[-1]
-    whole = rotating(prof, with_images=prof.name == "reference") if whole is True else (whole or None)
+    whole = (
+        rotating(prof, with_images=prof.name == "reference") if whole is True else (whole or None)
+    )
     image_run = None
     if whole and whole[0] == "images":  # this commit's whole run is one of the per-image runs
         image_run, whole = whole[1], None

@@ -41,7 +41,10 @@ def linear_predictability(src_train, dst_train, src_test, dst_test, ridge: float
     eigenvalue of ``XᵀX``), then ``R² = 1 − Σ‖Y_test − X_test B‖² / Σ‖Y_test − ȳ‖²`` over all
     output dimensions together (the share of the target's total variance explained)."""
     x, y = _as_features(src_train).double(), _as_features(dst_train, "dst_train").double()
-    tx, ty = _as_features(src_test, "src_test").double(), _as_features(dst_test, "dst_test").double()
+    tx, ty = (
+        _as_features(src_test, "src_test").double(),
+        _as_features(dst_test, "dst_test").double(),
+    )
     if len(x) != len(y) or len(tx) != len(ty):
         raise ValueError("source and target features must describe the same images, row by row")
     mx, my = x.mean(0), y.mean(0)
@@ -113,7 +116,9 @@ def cluster_balance(
         for _ in range(iterations):
             assign = torch.cdist(x, centres).argmin(1)
             counts = torch.bincount(assign, minlength=k)
-            moved = torch.zeros_like(centres).index_add_(0, assign, x) / counts.clamp_min(1)[:, None]
+            moved = (
+                torch.zeros_like(centres).index_add_(0, assign, x) / counts.clamp_min(1)[:, None]
+            )
             centres = torch.where(counts[:, None] > 0, moved, centres)
         dist = torch.cdist(x, centres)
         cost = float(dist.min(1).values.pow(2).sum())
@@ -128,7 +133,11 @@ def _kmeans_pp(x: torch.Tensor, k: int, g: torch.Generator) -> torch.Tensor:
     centres = [x[torch.randint(len(x), (1,), generator=g)].squeeze(0)]
     d2 = ((x - centres[0]) ** 2).sum(1)
     for _ in range(k - 1):
-        i = torch.multinomial(d2 / d2.sum(), 1, generator=g) if d2.sum() > 0 else torch.zeros(1, dtype=torch.long)
+        i = (
+            torch.multinomial(d2 / d2.sum(), 1, generator=g)
+            if d2.sum() > 0
+            else torch.zeros(1, dtype=torch.long)
+        )
         centres.append(x[i].squeeze(0))
         d2 = torch.minimum(d2, ((x - centres[-1]) ** 2).sum(1))
     return torch.stack(centres)

@@ -30,11 +30,11 @@ from ..experiment.configs import RATIOS, store_only, trained
 from ..experiment.cost import fmt_duration
 from ..experiment.plan import chapter_measuring, chapter_plan, training_seconds
 from ..findings import verify
+from ..findings.decide import decision, decisions
 from ..findings.floors import RULER_NAMES, RULERS
+from ..findings.images import load_evidence
 from ..findings.measurements import gain
 from ..findings.paper import CLUSTERING, PER_METHOD, PRIMARY, finding, per_method, ruler_keys
-from ..findings.decide import decision, decisions
-from ..findings.images import load_evidence
 from ..findings.recorded import DECIDED
 from ..findings.recorded import PROFILE as RECORDED_PROFILE
 from ..findings.verdict import BELOW, REVERSED, UNDECIDED
@@ -389,12 +389,14 @@ ANSWER_KEYS = {
     ),
     "semantic more than random": ("semantic_over_random",),
     "several levels of the label hierarchy": ("hierarchy_matched_ncc",),
-    "grows with depth": ("depth_slope_whitened_ncc_equal", "depth_slope_whitened_ncc_equal_supervised"),
+    "grows with depth": (
+        "depth_slope_whitened_ncc_equal", "depth_slope_whitened_ncc_equal_supervised",
+    ),
     "clustering enhances classification and compresses": (
         "clustering_helps_classification_ncc", "clustering_helps_classification_whitened_ncc",
         "compression_tracks_clustering",
     ),
-    "why": ("linear_reshaping",),
+    "why": ("linear_reshaping", "imbalance_fall_vicreg_whitened_ncc"),
 }  # fmt: skip
 
 
@@ -434,7 +436,8 @@ def answer(box=None) -> pd.DataFrame:
                                  (str(box), promised.get(key, d.verdict))):  # fmt: skip
                 if said != d.verdict:
                     message = (f"{source} says '{said}' for {key}; the per-image evidence says "
-                               f"'{d.verdict}' ({d}). Update the text and the record together.")  # fmt: skip
+                               f"'{d.verdict}' ({d}). Update the text and the record "
+                               "together.")  # fmt: skip
                     if building:
                         raise AssertionError(message)
                     print("ⓘ " + message)

@@ -552,7 +552,8 @@ def check_cdnv_from_sums(fn) -> bool:
 @_own_code((geometry, "linear_predictability"))
 def check_linear_predictability(fn) -> bool:
     """``fn(src_train, dst_train, src_test, dst_test, ridge)``: the held-out R² of ridge
-    regression from ``src`` to ``dst`` features (:func:`sslkit.measure.geometry.linear_predictability`,
+    regression from ``src`` to ``dst`` features
+    (:func:`sslkit.measure.geometry.linear_predictability`,
     ``λ = ridge`` × the mean eigenvalue of the centred ``XᵀX``)."""
     g = torch.Generator().manual_seed(11)
     for d_in, d_out, bend in ((6, 4, 0.0), (8, 3, 1.0), (5, 5, 3.0)):

@@ -570,8 +570,10 @@ def plot_decisions(decisions: pd.DataFrame, label: str = "label") -> Figure:
     unit."""
     units = list(dict.fromkeys(decisions.unit))
     sizes = [int((decisions.unit == u).sum()) for u in units]
-    fig, axes = plt.subplots(len(units), 1, figsize=(MAX_WIDTH_IN, 0.42 * sum(sizes) + 1.0 * len(units) + 0.6),
-                             gridspec_kw={"height_ratios": [n + 1 for n in sizes]}, squeeze=False)  # fmt: skip
+    height = 0.42 * sum(sizes) + 1.0 * len(units) + 0.6
+    ratios = [n + 1 for n in sizes]
+    fig, axes = plt.subplots(len(units), 1, figsize=(MAX_WIDTH_IN, height),
+                             gridspec_kw={"height_ratios": ratios}, squeeze=False)  # fmt: skip
     handles = {}
     for ax, unit in zip(axes[:, 0], units):
         rows = decisions[decisions.unit == unit].reset_index(drop=True)
@@ -580,7 +582,8 @@ def plot_decisions(decisions: pd.DataFrame, label: str = "label") -> Figure:
             c, marker = VERDICT_STYLE[r.verdict]
             ax.plot([scale * r.threshold] * 2, [i - 0.3, i + 0.3], color="0.2", lw=2, zorder=1)
             handles[r.verdict] = ax.errorbar(
-                scale * r.effect, i, xerr=[[scale * (r.effect - r.lo)], [scale * (r.hi - r.effect)]],
+                scale * r.effect, i,
+                xerr=[[scale * (r.effect - r.lo)], [scale * (r.hi - r.effect)]],
                 fmt=marker, color=c, capsize=3, zorder=3,
             )  # fmt: skip
         ax.set_yticks(range(len(rows)), [textwrap.fill(t, 44) for t in rows[label]],
@@ -588,7 +591,9 @@ def plot_decisions(decisions: pd.DataFrame, label: str = "label") -> Figure:
         ax.set_ylim(len(rows) - 0.5, -0.5)
         ax.axvline(0, color="0.5", lw=0.8)
         ax.grid(axis="y", visible=False)
-        ax.set_xlabel(f"effect over its control ({'points of accuracy' if unit == 'points' else unit})")
+        ax.set_xlabel(
+            f"effect over its control ({'points of accuracy' if unit == 'points' else unit})"
+        )
     order = [k for k in VERDICT_STYLE if k in handles]
     _legend_below(fig, [handles[k] for k in order], order, min(len(order), 3))
     return fig
@@ -598,7 +603,9 @@ def plot_stage_gains(profile: pd.DataFrame, rulers: dict) -> Figure:
     """Gain over the untrained network at each stage with its 95% interval, one panel per ruler
     (``rulers``: column value -> title), one line per configuration
     (:func:`sslkit.findings.decide.depth_profile` rows of one ``dim``)."""
-    fig, axes = plt.subplots(1, len(rulers), figsize=(MAX_WIDTH_IN, 3.4), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(rulers), figsize=(MAX_WIDTH_IN, 3.4), sharey=True, squeeze=False
+    )
     for ax, (ruler, title) in zip(axes[0], rulers.items()):
         for config, rows in profile[profile.ruler == ruler].groupby("config", sort=False):
             color = COLORS.get(config, "0.3")
