@@ -396,7 +396,7 @@ ANSWER_KEYS = {
         "clustering_helps_classification_ncc", "clustering_helps_classification_whitened_ncc",
         "compression_tracks_clustering",
     ),
-    "why": ("linear_reshaping", "imbalance_fall_vicreg_whitened_ncc"),
+    "why": ("imbalance_fall_vicreg_whitened_ncc", "linear_reshaping"),
 }  # fmt: skip
 
 
