@@ -49,6 +49,7 @@ MEASURING_SECONDS: dict[str, float] = {
     "04": 80,
     "04b": 46,
     "05": 54,
+    "05b": 14,  # benchmarks/chapter_times.py 05b, 2026-12-06, the same machine
     "06": 17,
     "08": 15,
     "09": 28,
