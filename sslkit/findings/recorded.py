@@ -97,8 +97,10 @@ RECORDED: dict[str, str] = {
 
 # The verdicts of the findings decided on the per-image evidence (sslkit.findings.decide, on
 # sslkit/evidence/images/): written by hand once its runs were built and read.
-# Recorded on 2026-12-06 from the per-image evidence's 64 runs (SimCLR: 8 seeds; SimCLR (long-tailed): 8 seeds; VICReg: 8 seeds; VICReg (long-tailed): 8 seeds; invariance only: 8 seeds; regularization only: 8 seeds; supervised: 8 seeds; supervised (long-tailed): 8 seeds),
-# every test image, intervals over seeds x images; thresholds written before the runs were read.
+# Recorded on 2026-12-06 from the per-image evidence's 64 runs, 8 seeds each: VICReg,
+# regularization only, invariance only, supervised, SimCLR; VICReg, supervised and SimCLR
+# trained long-tailed. Every test image, intervals over seeds x images; thresholds written
+# before the runs were read.
 DECIDED: dict[str, str] = {
     "vicreg_over_pixels_ncc": "held",
     "vicreg_over_pixels_whitened_ncc": "held",
