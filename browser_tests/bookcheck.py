@@ -412,7 +412,10 @@ def check_page(
         if screenshots is not None:  # the page as a reader first sees it, before any click
             screenshots.mkdir(parents=True, exist_ok=True)
             report.screenshot = screenshot_path(page, screenshots)
-            tab.screenshot(path=str(report.screenshot), full_page=True)
+            try:
+                tab.screenshot(path=str(report.screenshot), full_page=True)
+            except Exception:  # noqa: BLE001 - a page too tall to capture whole (the API page)
+                tab.screenshot(path=str(report.screenshot))  # its first screen
         report.problems.extend(_figure_problems(facts, server))
         if narrow:
             report.problems.extend(_overflow_problems(facts))

@@ -599,18 +599,16 @@ def decisions_table(keys) -> pd.DataFrame:
     scale = df.unit.map(lambda u: 100 if u == "points" else 1)
     digits = df.unit.map(lambda u: 1 if u == "points" else 2)
     fmt = lambda v, d: f"{v:+.{d}f}"  # noqa: E731
+    units = df.unit.map(lambda u: " points" if u == "points" else f" ({u})")
     return pd.DataFrame(
         {
-            "claim": df.claim,
-            "ruler": df.ruler,
-            "measurement": df.measurement,
-            "control": df.control,
+            "measurement": [f"{m} [{r}]" for m, r in zip(df.measurement, df.ruler)],
+            "against": df.control,
             "threshold": [fmt(t * s, d) for t, s, d in zip(df.threshold, scale, digits)],
             "effect [95% CI]": [
-                f"{fmt(e * s, d)} [{fmt(lo * s, d)}, {fmt(hi * s, d)}]"
-                for e, lo, hi, s, d in zip(df.effect, df.lo, df.hi, scale, digits)
+                f"{fmt(e * s, d)} [{fmt(lo * s, d)}, {fmt(hi * s, d)}]{u}"
+                for e, lo, hi, s, d, u in zip(df.effect, df.lo, df.hi, scale, digits, units)
             ],
-            "unit": df.unit,
             "seeds": df.seeds,
             "verdict": df.verdict,
         }
