@@ -410,7 +410,7 @@ def _imbalance(ev) -> list:
                 f"imbalance_fall_{method.lower()}_{ruler}", "uniform cluster prior", label,
                 f"{method}: test {label} accuracy trained on balanced minus long-tailed images",
                 "the same fall for supervised training", DIFFERENCE, fall - fall_sup,
-                reason=IMBALANCE_REASON, primary=ruler == "whitened_ncc",
+                reason=IMBALANCE_REASON,
             ))  # fmt: skip
         v = ev.values()
         bal = v[(v.metric == "cluster_balance_train") & (v.epoch == END) & v.long_tailed]
