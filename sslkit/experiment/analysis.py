@@ -90,6 +90,19 @@ def t_interval(values, confidence: float = 0.95, subsets=None) -> tuple[float, f
     return mean, mean - half, mean + half
 
 
+def _mean_squares(d: np.ndarray) -> tuple[float, float, float, float]:
+    """The grand mean and the two-way ANOVA mean squares of an S×N array (seeds × images):
+    ``(mean, MS_seed, MS_image, MS_resid)``."""
+    s, n = d.shape
+    mean = d.mean()
+    seed_means, image_means = d.mean(1), d.mean(0)
+    ms_seed = n * ((seed_means - mean) ** 2).sum() / (s - 1)
+    ms_image = s * ((image_means - mean) ** 2).sum() / (n - 1)
+    resid = d - seed_means[:, None] - image_means[None, :] + mean
+    ms_resid = (resid**2).sum() / ((s - 1) * (n - 1))
+    return float(mean), float(ms_seed), float(ms_image), float(ms_resid)
+
+
 def crossed_interval(d, confidence: float = 0.95) -> tuple[float, float, float, float]:
     """Mean and confidence interval of a per-image effect ``d`` measured on S seeds × N test
     images, the same images for every seed (``d``: an S×N array, e.g. one network's
@@ -117,12 +130,7 @@ def crossed_interval(d, confidence: float = 0.95) -> tuple[float, float, float, 
     if not np.isfinite(d).all():
         raise ValueError("per-image effects must be finite")
     s, n = d.shape
-    mean = d.mean()
-    seed_means, image_means = d.mean(1), d.mean(0)
-    ms_seed = n * ((seed_means - mean) ** 2).sum() / (s - 1)
-    ms_image = s * ((image_means - mean) ** 2).sum() / (n - 1)
-    resid = d - seed_means[:, None] - image_means[None, :] + mean
-    ms_resid = (resid**2).sum() / ((s - 1) * (n - 1))
+    mean, ms_seed, ms_image, ms_resid = _mean_squares(d)
     terms = ((ms_seed, s - 1), (ms_image, n - 1), (ms_resid, (s - 1) * (n - 1)))
     combined = ms_seed + ms_image - ms_resid
     if combined <= 0:  # the unbiased estimate fails: the conservative one, no subtraction
@@ -146,12 +154,7 @@ def crossed_seeds_for_power(d, threshold: float, power: float = 0.8, most: int =
     is too wide: more test images would be needed, not more seeds)."""
     d = np.asarray(d, dtype=float)
     s, n = d.shape
-    mean = d.mean()
-    seed_means, image_means = d.mean(1), d.mean(0)
-    ms_seed = n * ((seed_means - mean) ** 2).sum() / (s - 1)
-    ms_image = s * ((image_means - mean) ** 2).sum() / (n - 1)
-    resid = d - seed_means[:, None] - image_means[None, :] + mean
-    ms_resid = (resid**2).sum() / ((s - 1) * (n - 1))
+    mean, ms_seed, ms_image, ms_resid = _mean_squares(d)
     var_a = max(ms_seed - ms_resid, 0.0) / n
     var_b = max(ms_image - ms_resid, 0.0) / s
     z = stats.norm.ppf(0.975) + stats.norm.ppf(power)

@@ -427,11 +427,8 @@ def answer(box=None) -> pd.DataFrame:
     for claim, keys in ANSWER_KEYS.items():
         for key in keys:
             d = decision(key)
-            scale, digits = (100, 1) if d.unit == "points" else (1, 2)
-            suffix = " points" if d.unit == "points" else ""
-            glue(f"answer_{key}_effect", f"{d.effect * scale:+.{digits}f}{suffix}")
-            glue(f"answer_{key}_ci", f"[{d.lo * scale:+.{digits}f}, {d.hi * scale:+.{digits}f}]")
-            glue(f"answer_{key}_verdict", d.verdict)
+            for part, text in _decision_parts(d).items():
+                glue(f"answer_{key}_{part}", text)
             for source, said in (("the record (DECIDED)", DECIDED.get(key)),
                                  (str(box), promised.get(key, d.verdict))):  # fmt: skip
                 if said != d.verdict:
@@ -572,17 +569,26 @@ def evidence_line(profile: Profile) -> str:
     )
 
 
+def _decision_parts(d) -> dict[str, str]:
+    """A decided finding's effect, interval and verdict as the prose shows them (points with
+    one decimal and their unit; other units with two decimals)."""
+    scale, digits = (100, 1) if d.unit == "points" else (1, 2)
+    suffix = " points" if d.unit == "points" else ""
+    return {
+        "effect": f"{d.effect * scale:+.{digits}f}{suffix}",
+        "ci": f"[{d.lo * scale:+.{digits}f}, {d.hi * scale:+.{digits}f}]",
+        "verdict": d.verdict,
+    }
+
+
 def glue_decision(key: str) -> None:
     """Glue one finding decided on the per-image evidence (:mod:`sslkit.findings.decide`):
     ``{key}_effect``, ``{key}_ci``, ``{key}_verdict`` and ``{key}_seeds``. In the book's build a
     verdict other than the one recorded (:data:`sslkit.findings.recorded.DECIDED`) raises:
     the prose around it was written for that verdict."""
     d = decision(key)
-    scale, digits = (100, 1) if d.unit == "points" else (1, 2)
-    suffix = " points" if d.unit == "points" else ""
-    glue(f"{key}_effect", f"{d.effect * scale:+.{digits}f}{suffix}")
-    glue(f"{key}_ci", f"[{d.lo * scale:+.{digits}f}, {d.hi * scale:+.{digits}f}]")
-    glue(f"{key}_verdict", d.verdict)
+    for part, text in _decision_parts(d).items():
+        glue(f"{key}_{part}", text)
     glue(f"{key}_seeds", d.seeds)
     if os.environ.get("SSLKIT_BOOK_BUILD", "") == "1" and DECIDED.get(key) != d.verdict:
         raise AssertionError(
