@@ -144,6 +144,5 @@ from .decide import rankme_rho
 from .decide import decisions
 from .decide import decision
 from .decide import depth_profile
-from .decide import power_seeds
 from .decide import pixel_bits
 from .decide import linear_calibration

@@ -64,7 +64,6 @@ __all__ = [
     "decisions",
     "decision",
     "depth_profile",
-    "power_seeds",
     "pixel_bits",
     "linear_calibration",
 ]
@@ -153,14 +152,15 @@ def _decide_seeds(key, claim, ruler, measurement, control, threshold, values, re
     )  # fmt: skip
 
 
-_PIXELS: dict = register_cache({})
+# pixel floors and calibrations, computed once per process (no training involved)
+_COMPUTED: dict = register_cache({})
 
 
 def pixel_bits(ruler: str) -> np.ndarray:
     """Per-image correctness of ``ruler`` on raw pixels (scaled to [0, 1]) of all the test
     images, centres, whitener and probe fitted on the evaluation-train images: the second
     floor, image by image."""
-    if ruler not in _PIXELS:
+    if ruler not in _COMPUTED:
         eval_train, test = _eval_sets()
         xtr, xte = pixel_features(eval_train.images), pixel_features(test.images)
         fn = dict(ncc=ncc_accuracy, whitened_ncc=whitened_ncc_accuracy)
@@ -168,8 +168,8 @@ def pixel_bits(ruler: str) -> np.ndarray:
             correct = linear_probe(xtr, eval_train.labels, xte, test.labels, per_sample=True)
         else:
             correct = fn[ruler](xte, test.labels, xtr, eval_train.labels, per_sample=True)
-        _PIXELS[ruler] = correct.cpu().numpy().astype(float)
-    return _PIXELS[ruler]
+        _COMPUTED[ruler] = correct.cpu().numpy().astype(float)
+    return _COMPUTED[ruler]
 
 
 def _over_pixels(ev: ImageEvidence) -> list:
@@ -334,19 +334,19 @@ def linear_calibration(seed: int = 0) -> dict:
     known, on the untrained network of ``seed`` (last stage): to itself whitened (ZCA, a linear
     map) and to itself times a random matrix (both exactly linear: R² near 1), and from another
     untrained network (seed + 100) to it (no shared weights)."""
-    if ("calibration", seed) not in _PIXELS:
+    if ("calibration", seed) not in _COMPUTED:
         eval_train, test = _eval_sets()
         xtr, xte = (f[-1].double() for f in _features(_untrained(seed), eval_train, test))
         otr, ote = (f[-1].double() for f in _features(_untrained(seed + 100), eval_train, test))
         mu, w = zca_whitener(xtr)
         g = torch.Generator().manual_seed(seed)
         a = torch.randn(xtr.shape[1], xtr.shape[1], generator=g, dtype=torch.float64)
-        _PIXELS["calibration", seed] = dict(
+        _COMPUTED["calibration", seed] = dict(
             whitening=linear_predictability(xtr, (xtr - mu) @ w, xte, (xte - mu) @ w),
             random_linear_map=linear_predictability(xtr, xtr @ a, xte, xte @ a),
             another_untrained_network=linear_predictability(otr, xtr, ote, xte),
         )
-    return _PIXELS["calibration", seed]
+    return _COMPUTED["calibration", seed]
 
 
 def _why(ev: ImageEvidence) -> list:
@@ -563,18 +563,3 @@ def decision(key: str, ev: ImageEvidence | None = None) -> Decision:
     fields.pop("holm")
     fields["seeds_for_power"] = int(fields["seeds_for_power"])
     return Decision(**fields)
-
-
-def power_seeds(sd: float, threshold: float, effect: float, se_images: float = 0.0,
-                power: float = 0.8) -> int:  # fmt: skip
-    """Seeds needed for the interval's lower end to clear ``threshold`` with probability
-    ``power``, for a true ``effect`` with per-seed SD ``sd`` and an image term ``se_images``
-    that no number of seeds removes (normal approximation)."""
-    margin = effect - threshold
-    if margin <= 0:
-        return -1  # no number of seeds: the effect is not above the threshold
-    z = stats.norm.ppf(0.975) + stats.norm.ppf(power)
-    room = (margin / z) ** 2 - se_images**2
-    if room <= 0:
-        return -1
-    return int(np.ceil(sd**2 / room))
