@@ -3,6 +3,8 @@ findings it decides."""
 
 import io
 import shutil
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -35,6 +37,28 @@ def test_the_package_evidence_matches_its_checksums_and_a_hand_edit_fails(copy):
     path.write_bytes(bytes(raw))
     with pytest.raises(ValueError, match="SHA-256"):
         images.load_evidence(copy)
+
+
+def test_a_missing_run_file_says_how_to_restore_it(copy, tmp_path):
+    root = tmp_path / "partial"
+    shutil.copytree(copy / "images", root / "images")
+    (root / "images" / "runs" / f"{_first_run()}.npz").unlink()
+    with pytest.raises(FileNotFoundError, match="missing.*git checkout"):
+        images.load_evidence(root)
+
+
+def test_every_evidence_file_is_tracked_by_git_not_ignored():
+    """The store must travel with a clone: a file git ignores is lost to CI and to readers."""
+    repo = Path(__file__).resolve().parents[1]
+    if not (repo / ".git").exists():
+        pytest.skip("not a git checkout (an installed package)")
+    files = [p for p in (repo / "sslkit" / "evidence").rglob("*") if p.is_file()]
+    files = [p for p in files if p.name != ".lock" and "__pycache__" not in p.parts]
+    rel = [str(p.relative_to(repo)) for p in files]
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", *rel], cwd=repo, capture_output=True, text=True
+    ).stdout.split()
+    assert not ignored, f"the evidence store has files git ignores: {ignored[:5]}"
 
 
 def test_verification_of_a_run_passes_on_its_own_results_and_fails_on_a_change():

@@ -442,6 +442,12 @@ class ImageEvidence:
         self._arrays = {}
         for slug, entry in self.manifest.get("runs", {}).items():
             path = self.root / "runs" / f"{slug}.npz"
+            if not path.exists():
+                raise FileNotFoundError(
+                    f"{path} is named in the manifest but missing: the per-image evidence is "
+                    "incomplete; restore it with git (`git checkout sslkit/evidence/images`) or "
+                    "rebuild it with `python -m sslkit evidence images`"
+                )
             if check and _sha(path) != entry["sha256"]:
                 raise ValueError(
                     f"{path} does not match the SHA-256 its manifest records: the per-image "
