@@ -28,6 +28,7 @@ __all__ = [
     "within_run_correlation",
     "summary",
     "loss_curves",
+    "stored_counterparts",
     "mean_over_seeds",
 ]
 
@@ -230,13 +231,20 @@ def seed_summary(df: pd.DataFrame, by, value: str = "value", bounds=None) -> pd.
     return pd.DataFrame(rows)
 
 
-def collect(configurations: dict, stage=None, split=None, **evaluate) -> pd.DataFrame:
+def collect(
+    configurations: dict, stage=None, split=None, reference: bool = False, **evaluate
+) -> pd.DataFrame:
     """Evaluations of several configurations, each a list of runs (one per seed).
 
     ``configurations`` maps a label to a list of :class:`~sslkit.runs.Run`; ``evaluate`` goes
     to :meth:`Run.evaluate`. The table gains the columns ``run`` (the label) and ``seed``.
     ``stage`` keeps one stage (``"last"``: each run's last), ``split`` one split (``"test"``,
     ``"train"``), so that a chapter never filters the table by hand.
+
+    ``reference=True`` adds the same evaluations of the stored reference runs of each label
+    (a configuration name, :func:`stored_counterparts`) and a column ``source``: ``"this run"``
+    or ``"reference"``; an epoch that is the live runs' last stands for the stored runs'
+    last. :func:`sslkit.plots.plot_seeds` draws the two sources apart.
     """
     frames = []
     for label, seeds in configurations.items():
@@ -247,7 +255,39 @@ def collect(configurations: dict, stage=None, split=None, **evaluate) -> pd.Data
             if split is not None:
                 df = df[df.split == split]
             frames.append(df)
-    return pd.concat(frames, ignore_index=True)
+    live = pd.concat(frames, ignore_index=True)
+    if not reference:
+        return live
+    stored = stored_counterparts(configurations)
+    if evaluate.get("epochs") is not None:
+        last = {label: seeds[0].epochs[-1] for label, seeds in configurations.items()}
+        frames = []
+        for label, runs_ in stored.items():
+            epochs = [runs_[0].epochs[-1] if e == last[label] else e for e in evaluate["epochs"]]
+            frames.append(collect({label: runs_}, stage, split, **{**evaluate, "epochs": epochs}))
+        ref = pd.concat(frames, ignore_index=True)
+    else:
+        ref = collect(stored, stage, split, **evaluate)
+    return pd.concat(
+        [live.assign(source=THIS_RUN), ref.assign(source=REFERENCE)], ignore_index=True
+    )
+
+
+THIS_RUN, REFERENCE = "this run", "reference"
+
+
+def stored_counterparts(configurations: dict) -> dict:
+    """The stored reference runs (:class:`~sslkit.store.StoredRun`, every stored seed) of each
+    label of ``configurations``, a configuration name of :data:`sslkit.configs.CONFIGS`."""
+    from . import configs  # the named configurations sit beside this module
+
+    unknown = [label for label in configurations if label not in configs.CONFIGS]
+    if unknown:
+        raise ValueError(
+            f"reference=True needs configuration names as labels (sslkit.configs.CONFIGS); "
+            f"{unknown} are not: label the runs by their configuration, or draw them alone"
+        )
+    return {label: configs.trained(label, "reference", source="store") for label in configurations}
 
 
 def gain_over_init(
@@ -255,7 +295,7 @@ def gain_over_init(
 ) -> pd.DataFrame:
     """For each group, the value at the last epoch minus the value at epoch 0 (the same
     network untrained): the control that every "training did this" claim needs."""
-    by = list(by)
+    by = list(by) + (["source"] if "source" in evals and "source" not in by else [])
     g = evals.sort_values("epoch").groupby(by, sort=False).value
     out = (g.last() - g.first()).rename("gain").reset_index()
     return out
@@ -318,9 +358,21 @@ def summary(
     return table
 
 
-def loss_curves(configurations: dict, terms=None, phase: str = "epoch") -> pd.DataFrame:
+def loss_curves(
+    configurations: dict, terms=None, phase: str = "epoch", reference: bool = False
+) -> pd.DataFrame:
     """Loss terms of several configurations over training, long format with columns
-    ``run, seed, <epoch|step>, term, value`` (``{label: [Run, ...]}``)."""
+    ``run, seed, <epoch|step>, term, value`` (``{label: [Run, ...]}``). ``reference=True``:
+    also the stored reference runs' (per epoch, the store keeps no steps), with a column
+    ``source`` as in :func:`collect`."""
+    if reference:
+        if phase != "epoch":
+            raise ValueError("the evidence store keeps losses per epoch: use phase='epoch'")
+        live = loss_curves(configurations, terms, phase)
+        ref = loss_curves(stored_counterparts(configurations), terms, phase)
+        return pd.concat(
+            [live.assign(source=THIS_RUN), ref.assign(source=REFERENCE)], ignore_index=True
+        )
     key = "epoch" if phase == "epoch" else "step"
     frames = []
     for label, seeds in configurations.items():

@@ -312,6 +312,41 @@ class StoredRun:
     def final(self, metric, split="test", target="fine", stage=None, dim=None) -> float:
         return self.value(metric, self.epochs[-1], split, target, stage, dim)
 
+    def evaluate(
+        self,
+        targets=("fine", "coarse"),
+        metrics=("ncc", "cdnv"),
+        epochs=None,
+        sample_level: bool = False,
+        dim=None,
+        subsets: int = 0,
+    ) -> pd.DataFrame:
+        """The stored rows in the table :meth:`sslkit.runs.Run.evaluate` returns (columns
+        ``epoch, stage, target, split, metric, value``), so that a figure draws the stored
+        runs with the code that draws live ones. A target stored as several draws
+        (``"coarse_random@0"``, ``"@1"``, …) is their mean, as a live run's is; ``subsets`` is
+        accepted for the same signature and ignored (the test split covers them)."""
+        epochs = self.epochs if epochs is None else [e for e in epochs if e in self.epochs]
+        dim_key = "" if dim is None else str(dim)
+        wanted = [(t, m) for t in targets for m in metrics]
+        if sample_level:
+            wanted += [("sample", m) for m in SAMPLE_METRICS]
+        rows = [
+            dict(epoch=e, stage=st, target=t, split=sp, metric=m, value=v)
+            for (e, st, t, m, sp, d), v in self._values.items()
+            if d == dim_key and e in epochs and sp in ("train", "test")
+            and ((t.split("@")[0], m) in wanted)
+        ]  # fmt: skip
+        if not rows:
+            raise KeyError(
+                f"the {self.profile.name} evidence store holds none of {wanted} at epochs "
+                f"{epochs}{f' (dim {dim})' if dim else ''} for {self.config}, seed {self.seed}"
+            )
+        table = pd.DataFrame(rows)
+        table["target"] = table.target.str.split("@").str[0]
+        keys = ["epoch", "stage", "target", "split", "metric"]
+        return table.groupby(keys, sort=False).value.mean().reset_index()
+
     def initial(self, metric, split="test", target="fine", stage=None, dim=None) -> float:
         return self.value(metric, 0, split, target, stage, dim)
 

@@ -125,12 +125,17 @@ def _glue_run_time(chapter: str, prof: Profile) -> None:
     glue("measure_time", "not timed" if measuring is None else fmt_duration(measuring))
 
 
-def glue(name: str, value, display: bool = False):
+SOURCES = ("this run", "reference")
+
+
+def glue(name: str, value, display: bool = False, source: str = "this run"):
     """Make ``value`` available to the prose as ``{glue:text}`name```; returns nothing.
 
     Without myst-nb (Colab, a plain Jupyter), the prose's ``{glue:text}`name``` cannot be
     filled in, so the value is printed as ``name = value`` under the cell instead: a reader of
     the notebook sees every number the text refers to."""
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
     try:
         from myst_nb import glue as _glue  # lazy: myst-nb is there only when the book is built
     except ImportError:  # Colab / plain Jupyter: nothing to glue into

@@ -7,6 +7,7 @@ import textwrap
 from collections.abc import Callable, Sequence
 
 import matplotlib
+import matplotlib.lines
 import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
@@ -54,8 +55,10 @@ COLORS = {
     "ratio 5": "#17becf",
     "rotation": "#bcbd22",
     "jigsaw": "#aec7e8",
-    "Barlow invariance only": "#98df8a",
-    "Barlow redundancy only": "#1b5e20",
+    # a term alone: the colour family of VICReg's term alone (purple: invariance, brown:
+    # redundancy reduction, Barlow Twins' regularization), not three greens
+    "Barlow invariance only": "#c5b0d5",
+    "Barlow redundancy only": "#c49c94",
 }
 # Each verdict's colour (Okabe & Ito's palette, told apart with the common colour-vision
 # deficiencies) and marker (a second cue, for print and for any reader who cannot tell the
@@ -89,6 +92,11 @@ METRIC_LABELS = {
 # panels); a captioned figure box takes a few pixels of the column, so 9.5 inches no longer fit.
 SMALLEST_FONT_PT = 9
 MAX_WIDTH_IN = 9.0
+
+
+def _percent(v, _=None) -> str:
+    """An accuracy tick in percent, with a decimal only where a tick needs one (62.5%)."""
+    return f"{100 * v:.1f}".rstrip("0").rstrip(".") + "%"
 
 
 def use_style() -> None:
@@ -216,6 +224,8 @@ def plot_seeds(
     ``ylabel``: default, the metric's name when ``df`` holds one metric (``""`` for none)."""
     if ax is None:
         fig, ax = plt.subplots()
+    if "source" in df and df.source.nunique() > 1:
+        return _plot_sources(df, x, y, hue, ax, title, ylabel, chance, palette, percent, **kw)
     if palette is None and hue is not None and set(df[hue]) <= set(COLORS):
         palette = COLORS
     split = hue is not None and palette is None and set(df[hue]) <= set(SPLIT_STYLE)
@@ -242,13 +252,85 @@ def plot_seeds(
         ylabel = "" if ylabel == "value" else ylabel
     ax.set_ylabel(ylabel)
     if percent:
-        ax.yaxis.set_major_formatter(
-            matplotlib.ticker.FuncFormatter(lambda v, _: f"{100 * v:.0f}%")
-        )
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_percent))
     if title:
         ax.set_title(title, fontsize=10)
     if hue is not None or chance is not None:
         ax.legend(fontsize=SMALLEST_FONT_PT, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def _plot_sources(df, x, y, hue, ax, title, ylabel, chance, palette, percent, **kw) -> Figure:
+    """:func:`plot_seeds` of a table with a ``source`` column (``analysis.collect(...,
+    reference=True)``): the stored reference runs as the figure (mean and range over their
+    seeds), the reader's own runs over them as thin dashed lines or crosses (their mean), each
+    source named in the legend with its number of seeds. Both sources share one colour per
+    ``hue`` level and, for categories, one order of ``x``."""
+    ref, live = df[df.source == "reference"], df[df.source != "reference"]
+    levels = list(dict.fromkeys(ref[hue])) + [v for v in dict.fromkeys(live[hue]) if v not in
+                                               set(ref[hue])] if hue else [None]  # fmt: skip
+    if isinstance(palette, dict):
+        colours = palette
+    elif hue is not None and set(levels) <= set(COLORS):
+        colours = COLORS
+    else:
+        colours = dict(zip(levels, sns.color_palette(palette, len(levels))))
+    if hue is None:
+        colours = {None: "0.15"}
+    numeric = pd.api.types.is_numeric_dtype(df[x])
+    order = sorted(df[x].unique()) if numeric else list(dict.fromkeys(df[x]))
+    where = {v: i for i, v in enumerate(order)}
+    step = 0.25 / max(len(levels) - 1, 1) if not numeric and len(levels) > 1 else 0.0
+    for i, level in enumerate(levels):
+        c = colours[level]
+        shift = (i - (len(levels) - 1) / 2) * step
+        for rows, is_ref in ((ref, True), (live, False)):
+            part = rows if level is None else rows[rows[hue] == level]
+            if part.empty:
+                continue
+            g = part.groupby(x, sort=False)[y].agg(["mean", "min", "max"])
+            g = g.reindex([v for v in order if v in g.index])
+            xs = np.asarray(g.index, float) if numeric else np.array([where[v] for v in g.index])
+            xs = xs + shift
+            line = numeric and len(g) > 2
+            if is_ref:
+                label = "_" if level is None else str(level)
+                if line:
+                    ax.plot(xs, g["mean"], color=c, lw=1.6, marker="o", markersize=4, label=label)
+                    ax.fill_between(xs, g["min"], g["max"], color=c, alpha=0.2, lw=0)
+                else:
+                    ax.errorbar(xs, g["mean"], yerr=[g["mean"] - g["min"], g["max"] - g["mean"]],
+                                color=c, fmt="o", markersize=5, capsize=3, lw=1.2,
+                                label=label)  # fmt: skip
+            else:
+                ax.plot(xs, g["mean"], color=c, lw=1.1 if line else 0,
+                        ls=(0, (3, 2)), marker="x", markersize=5, label="_")  # fmt: skip
+    if not numeric:
+        ax.set_xticks(range(len(order)), [str(v) for v in order])
+    elif pd.api.types.is_integer_dtype(df[x]):
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.set_xlabel(x)
+    if chance is not None:
+        ax.axhline(chance, ls="--", lw=1, color="0.5", label="chance")
+    if ylabel is None:
+        metric = df["metric"].unique() if "metric" in df else ()
+        ylabel = METRIC_LABELS.get(metric[0], metric[0]) if len(metric) == 1 else y
+        ylabel = "" if ylabel == "value" else ylabel
+    ax.set_ylabel(ylabel)
+    if percent:
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_percent))
+    if title:
+        ax.set_title(title, fontsize=10)
+    handles, labels = ax.get_legend_handles_labels()
+    handles += [
+        matplotlib.lines.Line2D([], [], color="0.2", lw=1.6, marker="o", markersize=4),
+        matplotlib.lines.Line2D([], [], color="0.2", lw=1.1, ls=(0, (3, 2)), marker="x"),
+    ]
+    labels += [f"reference: {ref.seed.nunique()} seeds,\nmean and range",
+               f"this run: {live.seed.nunique()} seeds, mean"]  # fmt: skip
+    ax.legend(handles, labels, fontsize=SMALLEST_FONT_PT, loc="upper left",
+              bbox_to_anchor=(1.01, 1.0))  # fmt: skip
     ax.figure.tight_layout()
     return ax.figure
 
@@ -259,7 +341,13 @@ def shared_legend(fig: Figure, ncol: int | None = None) -> Figure:
     legend (default: up to 4)."""
     handles: dict = {}
     for ax in sorted(fig.axes, key=lambda a: a.get_legend() is None):  # legends' order first
-        for h, label in zip(*ax.get_legend_handles_labels()):
+        legend = ax.get_legend()  # its entries, those drawn by hand (the sources) included
+        pairs = (
+            zip([t.get_text() for t in legend.get_texts()], legend.legend_handles)
+            if legend is not None
+            else zip(*ax.get_legend_handles_labels()[::-1])
+        )
+        for label, h in pairs:
             handles.setdefault(label, h)
         if ax.get_legend() is not None:
             ax.get_legend().remove()
@@ -277,18 +365,29 @@ def _legend_below(fig: Figure, handles, labels, ncol: int) -> None:
 
 
 def log_axis(ax: Axes, axis: str = "y") -> Axes:
-    """A log scale whose ticks read as plain numbers (0.5, 1, 2, 5), not ``6×10⁻¹``: labels at
-    1, 2 and 5 times a power of ten, and at 3 too where the axis spans less than a decade (so
-    that a value such as 3.4 can be read)."""
+    """A log scale whose ticks read as plain numbers (0.5, 1, 2, 5), not ``6×10⁻¹``, with at
+    least two labelled ticks whatever the range: labels at 1, 2 and 5 times a power of ten
+    over a decade or more, at every integer mantissa (1, 2, …, 9) over less, and at a few
+    evenly spaced values where the data span less than a factor of two (call it after
+    plotting, so that the range is known)."""
     target = ax.yaxis if axis == "y" else ax.xaxis
+    (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
+    low, high = sorted(ax.get_ylim() if axis == "y" else ax.get_xlim())
+    span = high / low if low > 0 else np.inf
+    if span < 2:  # within one factor of two no power-of-ten mark may fall: plain even steps
+        ticks = matplotlib.ticker.MaxNLocator(4).tick_values(low, high)
+        target.set_major_locator(
+            matplotlib.ticker.FixedLocator(ticks[(ticks >= low) & (ticks <= high)])
+        )
+        target.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.3g}"))
+        target.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        return ax
+    marks = [1, 2, 5] if span >= 10 else list(range(1, 10))
 
     def plain(v, _):
-        low, high = sorted(ax.get_ylim() if axis == "y" else ax.get_xlim())
-        marks = [1, 2, 5] if low <= 0 or high / low >= 10 else [1, 2, 3, 5]
         mantissa = v / 10 ** np.floor(np.log10(v)) if v > 0 else 0
         return f"{v:g}" if np.isclose(mantissa, marks).any() else ""
 
-    (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
     target.set_major_formatter(matplotlib.ticker.FuncFormatter(plain))
     target.set_minor_formatter(matplotlib.ticker.FuncFormatter(plain))
     return ax
@@ -312,10 +411,19 @@ def plot_terms(
     for ax, t in zip(axes.flat, terms):
         d = curves[curves.term == t]
         plot_seeds(d, x=x, hue=hue, ax=ax, ylabel="")
-        ax.set_title(t, fontsize=10)
+        ax.set_title(TERM_LABELS.get(t, t), fontsize=10)
         if logy and (d.value > 0).all():
             log_axis(ax)
-    return shared_legend(fig) if hue is not None else fig
+    return shared_legend(fig) if hue is not None or "source" in curves else fig
+
+
+# Loss terms and training curves by their names in the prose, not the code's.
+TERM_LABELS = {
+    "embedding_std": "spread (embedding std)",
+    "total": "total loss",
+    "accuracy": "accuracy (training batches)",
+    "cross_entropy": "cross-entropy",
+}
 
 
 def plot_verdicts(verdicts: Sequence, groups: dict | None = None) -> Figure:
