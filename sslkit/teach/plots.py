@@ -343,12 +343,12 @@ def shared_legend(fig: Figure, ncol: int | None = None) -> Figure:
     for ax in sorted(fig.axes, key=lambda a: a.get_legend() is None):  # legends' order first
         legend = ax.get_legend()  # its entries, those drawn by hand (the sources) included
         pairs = (
-            zip([t.get_text() for t in legend.get_texts()], legend.legend_handles)
-            if legend is not None
-            else zip(*ax.get_legend_handles_labels()[::-1])
+            []
+            if legend is None
+            else zip([t.get_text() for t in legend.get_texts()], legend.legend_handles)
         )
-        for label, h in pairs:
-            handles.setdefault(label, h)
+        for label, h in [*pairs, *zip(*ax.get_legend_handles_labels()[::-1])]:
+            handles.setdefault(label, h)  # and the lines drawn after that legend
         if ax.get_legend() is not None:
             ax.get_legend().remove()
     if handles:
