@@ -220,7 +220,12 @@ def test_every_chapter_copy_reads_without_the_build(path):
     copy = colab.colab_copy(nb, _Anything(lambda k: "7"), links, path.parent, where=path.stem)
     assert colab.leftovers(copy) == []
     code = [c["source"] for c in nb["cells"] if c["cell_type"] == "code"]
-    assert [c["source"] for c in copy["cells"] if c["cell_type"] == "code"] == code
+    copied = [c["source"] for c in copy["cells"] if c["cell_type"] == "code"]
+    filled = [colab.BOOK_VALUES_TAG in c["metadata"].get("tags", []) for c in nb["cells"]
+              if c["cell_type"] == "code"]  # fmt: skip
+    assert [c for c, f in zip(copied, filled) if not f] == [
+        c for c, f in zip(code, filled) if not f
+    ]
     assert release.install_refs(copy) == [release.tag()]  # the copy installs the release
 
 
@@ -258,3 +263,29 @@ def test_glued_text_and_values_across_pages():
         "/chapters/07_x.ipynb::n": "8",
         "/chapters/03_y.ipynb::m": "1",
     }
+
+
+def test_the_copy_fills_the_book_values_and_the_table_sets_them_beside_this_run(monkeypatch):
+    from sslkit import book
+
+    source = 'BOOK_VALUES = {}  # filled in\nbook.this_run_table({"gain": "NCC gain"}, BOOK_VALUES)'
+    cell = {"cell_type": "code", "metadata": {"tags": ["book-values"]}, "source": source}
+    nb = {"cells": [cell, {**cell, "metadata": {}}]}
+    out = colab.colab_copy(nb, {"gain": "+13.3 points", "other": "1"}, LINKS, ROOT, where="t")
+    filled, untagged = ("".join(c["source"]) for c in out["cells"])
+    assert filled.startswith("BOOK_VALUES = {\n    'gain': '+13.3 points',\n}  # filled in\n")
+    assert untagged == source  # only a tagged cell is filled
+    namespace = {}
+    exec(filled.split("\nbook.")[0], namespace)  # the filled line is Python
+    monkeypatch.delenv("SSLKIT_BOOK_BUILD", raising=False)
+    book.glue("gain", "+12.0 points")  # a reader's run
+    table = book.this_run_table({"gain": "NCC gain"}, namespace["BOOK_VALUES"])
+    assert table.loc["NCC gain"].to_dict() == {
+        "this run": "+12.0 points",
+        "the book": "+13.3 points",
+    }
+    assert book.this_run_table({"gain": "NCC gain"}).loc["NCC gain", "the book"] == "–"
+    monkeypatch.setenv("SSLKIT_BOOK_BUILD", "1")  # the book's build: this run is the book's
+    assert book.this_run_table({"gain": "NCC gain"}).loc["NCC gain", "the book"] == "+12.0 points"
+    with pytest.raises(ValueError, match="not glued"):
+        book.this_run_table({"never_glued": "x"})

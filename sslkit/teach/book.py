@@ -49,6 +49,7 @@ __all__ = [
     "ANSWER_KEYS",
     "decisions_table",
     "glue",
+    "this_run_table",
     "pct",
     "points",
     "chapter_titles",
@@ -96,9 +97,9 @@ def setup(
     )
     # the sizes the prose names: seeds of the reference evidence and of this run, draws of a
     # random control
-    glue("reference_seeds", len(get_profile(RECORDED_PROFILE).seeds))
+    glue("reference_seeds", len(get_profile(RECORDED_PROFILE).seeds), source=REFERENCE)
     glue("live_seeds", len(prof.seeds))
-    glue("n_draws", targets.DRAWS)
+    glue("n_draws", targets.DRAWS, source=SETTING)
     if chapter is not None:
         _glue_run_time(chapter, prof)
     return prof
@@ -125,24 +126,69 @@ def _glue_run_time(chapter: str, prof: Profile) -> None:
     glue("measure_time", "not timed" if measuring is None else fmt_duration(measuring))
 
 
-SOURCES = ("this run", "reference")
+# Where a glued value comes from (:func:`glue`'s ``source``): the reader's own live run of the
+# chapter, the book's stored evidence (the reference store and the per-image evidence), or a
+# setting that is the same for both (a dataset's size, a loss weight, a chance level). The
+# book's build checks that a sentence using values of both runs names each (``_ext/one_source.py``).
+THIS_RUN, REFERENCE, SETTING = "this run", "reference", "setting"
+SOURCES = (THIS_RUN, REFERENCE, SETTING)
+# The metadata key of a glued output that holds its source (read by ``_ext/one_source.py``).
+SOURCE_KEY = "sslkit_source"
+# What this session glued: name -> (value, source); :func:`this_run_table` reads it.
+GLUED: dict[str, tuple[object, str]] = {}
 
 
-def glue(name: str, value, display: bool = False, source: str = "this run"):
+def glue(name: str, value, display: bool = False, source: str = THIS_RUN):
     """Make ``value`` available to the prose as ``{glue:text}`name```; returns nothing.
 
-    Without myst-nb (Colab, a plain Jupyter), the prose's ``{glue:text}`name``` cannot be
-    filled in, so the value is printed as ``name = value`` under the cell instead: a reader of
-    the notebook sees every number the text refers to."""
+    ``source`` says where the value comes from: ``"this run"`` (the chapter's live run),
+    ``"reference"`` (the stored evidence) or ``"setting"`` (the same for both). It is stored
+    with the glued output (metadata ``sslkit_source``), where the book's build checks that no
+    sentence mixes the two runs' values without naming each. Without myst-nb (Colab, a plain
+    Jupyter) nothing is shown: :func:`this_run_table` sets a chapter's key numbers beside the
+    book's."""
     if source not in SOURCES:
-        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
-    try:
-        from myst_nb import glue as _glue  # lazy: myst-nb is there only when the book is built
-    except ImportError:  # Colab / plain Jupyter: nothing to glue into
-        print(f"{name} = {value}")
+        raise ValueError(f"glue source must be one of {SOURCES}, got {source!r}")
+    GLUED[name] = (value, source)
+    try:  # lazy: myst-nb is there only when the book is built
+        from IPython import display as ipy
+        from IPython.core.formatters import format_display_data
+        from myst_nb.ext.glue import GLUE_PREFIX
+    except ImportError:  # Colab / plain Jupyter: nothing to glue into, nothing printed
         return None
-    _glue(name, value, display=display)
+    # myst_nb.glue's own output, with the value's source added to its metadata
+    bundle, metadata = format_display_data(value)
+    prefix = "" if display else GLUE_PREFIX
+    metadata["scrapbook"] = dict(name=name, mime_prefix=prefix)
+    metadata[SOURCE_KEY] = source
+    ipy.display({prefix + k: v for k, v in bundle.items()}, raw=True, metadata=metadata)
     return None
+
+
+# The tag of a chapter's code cell whose ``BOOK_VALUES = {}`` line the Colab copy fills with the
+# book's glued values (:func:`sslkit.teach.colab.fill_book_values`).
+BOOK_VALUES_TAG = "book-values"
+
+
+def this_run_table(names: dict[str, str], book_values: dict[str, str] | None = None):
+    """This run's values of a chapter's key numbers beside the book's, one row each.
+
+    ``names``: glued name → what it measures (glued earlier in this session);
+    ``book_values``: glued name → the text the book's build glued (its Colab copy writes them
+    into the cell's ``BOOK_VALUES`` line). In the book's build this run is the book's run, so
+    both columns agree; elsewhere a value the cell does not hold shows "–"."""
+    building = os.environ.get("SSLKIT_BOOK_BUILD", "") == "1"
+    book_values = book_values or {}
+    rows = []
+    for name, what in names.items():
+        if name not in GLUED:
+            raise ValueError(f"{name!r} is not glued yet: run the chapter's cells above first")
+        ours = str(GLUED[name][0])
+        rows.append(
+            {"measure": what, "this run": ours,
+             "the book": book_values.get(name, ours if building else "–")}
+        )  # fmt: skip
+    return pd.DataFrame(rows).set_index("measure")
 
 
 def pct(x: float, digits: int = 1) -> str:
@@ -229,11 +275,12 @@ def glue_finding(key: str, profile: Profile, seeds=None):
     live = f.measure(profile, seeds)
     ref = stated(key)
     main = ref if ref is not None else live
+    source = REFERENCE if ref is not None else THIS_RUN
     for part, value in _parts(f, main).items():
-        glue(f"{key}_{part}", value)
+        glue(f"{key}_{part}", value, source=source)
     for part, value in _parts(f, live).items():
         glue(f"{key}_live_{part}", value)
-    glue(f"{key}_evidence", _evidence_label(ref, main))
+    glue(f"{key}_evidence", _evidence_label(ref, main), source=source)
     _check_stated(f, ref, main, f.book_verdict, "The book's text", profile, seeds)
     print(f"reference: {_line(f, ref)}" if ref is not None else "reference: not in the store")
     print(f"this run:  {_line(f, live)}")
@@ -433,7 +480,7 @@ def answer(box=None) -> pd.DataFrame:
         for key in keys:
             d = decision(key)
             for part, text in _decision_parts(d).items():
-                glue(f"answer_{key}_{part}", text)
+                glue(f"answer_{key}_{part}", text, source=REFERENCE)
             for source, said in (("the record (DECIDED)", DECIDED.get(key)),
                                  (str(box), promised.get(key, d.verdict))):  # fmt: skip
                 if said != d.verdict:
@@ -445,8 +492,8 @@ def answer(box=None) -> pd.DataFrame:
                     print("ⓘ " + message)
             rows.append(dict(claim=claim, finding=key, effect=str(d), verdict=d.verdict))
     ev = load_evidence()
-    glue("answer_seeds", len(ev.seeds("VICReg")))
-    glue("answer_n_test", "10,000")
+    glue("answer_seeds", len(ev.seeds("VICReg")), source=REFERENCE)
+    glue("answer_n_test", "10,000", source=SETTING)
     return pd.DataFrame(rows)
 
 
@@ -593,8 +640,8 @@ def glue_decision(key: str) -> None:
     the prose around it was written for that verdict."""
     d = decision(key)
     for part, text in _decision_parts(d).items():
-        glue(f"{key}_{part}", text)
-    glue(f"{key}_seeds", d.seeds)
+        glue(f"{key}_{part}", text, source=REFERENCE)
+    glue(f"{key}_seeds", d.seeds, source=REFERENCE)
     if os.environ.get("SSLKIT_BOOK_BUILD", "") == "1" and DECIDED.get(key) != d.verdict:
         raise AssertionError(
             f"{key} reads '{d.verdict}' on the per-image evidence ({d}); the book records "

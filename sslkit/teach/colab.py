@@ -373,6 +373,27 @@ def note(book_url: str, page_url: str) -> str:
     )
 
 
+BOOK_VALUES_TAG = "book-values"  # sslkit.teach.book.BOOK_VALUES_TAG
+_BOOK_VALUES = re.compile(r"^BOOK_VALUES = \{\}", re.M)
+
+
+def fill_book_values(cell: dict, glue: dict[str, str]) -> dict:
+    """A code cell tagged ``book-values`` with its ``BOOK_VALUES = {}`` line filled: the value
+    this build glued for each name the cell quotes (``"gain_ncc"``), so that a reader's run
+    shows the book's numbers beside its own (:func:`sslkit.teach.book.this_run_table`)."""
+    source = "".join(cell["source"])
+    if BOOK_VALUES_TAG not in cell.get("metadata", {}).get("tags", []):
+        return cell
+    if not _BOOK_VALUES.search(source):
+        raise ValueError(f"a cell tagged {BOOK_VALUES_TAG!r} has no line `BOOK_VALUES = {{}}`")
+    quoted = dict.fromkeys(re.findall(r"[\"'](\w+)[\"']", source))
+    values = {k: glue.get(k) for k in quoted if glue.get(k) is not None}
+    filled = "BOOK_VALUES = {\n" + "".join(f"    {k!r}: {v!r},\n" for k, v in values.items()) + "}"
+    cell = copy.deepcopy(cell)
+    cell["source"] = _BOOK_VALUES.sub(lambda _: filled, source, count=1).splitlines(True)
+    return cell
+
+
 def colab_copy(
     nb: dict,
     glue: dict[str, str],
@@ -397,6 +418,8 @@ def colab_copy(
             if not text:
                 continue
             cell["source"] = text.splitlines(True)
+        elif cell["cell_type"] == "code":
+            cell = fill_book_values(cell, glue)
         cells.append(cell)
     if heading_note:
         first = next((i for i, c in enumerate(cells) if c["cell_type"] == "markdown"), -1)
