@@ -316,3 +316,61 @@ def test_the_book_reruns_its_chapters_when_any_file_of_the_package_changes(tmp_p
     ).stdout.split()
     files = {p.relative_to(ROOT).as_posix() for p in (ROOT / "sslkit").rglob("*")}
     assert {f for f in files if (ROOT / f).is_file() and "__pycache__" not in f} <= set(real)
+
+
+# One source per figure: on a page that states a reference verdict, a figure that draws runs
+# draws the stored evidence (this run may sit over it, and its caption names both), or, where
+# only the live run can be drawn, its caption says "this run only".
+_DRAWS_RUNS = re.compile(
+    r"analysis\.collect\(|loss_curves\(|configs\.trained\(|\.backbone|extract_features\("
+)
+_DRAWS_STORE = re.compile(
+    r"reference=True|stored_counterparts|decide\.|evidence\.|load_evidence|\"reference\""
+)
+_STATES_VERDICT = re.compile(r"glue_finding\(|glue_decision\(|book\.answer\(")
+
+
+def figure_source_problems(nb: dict) -> list[str]:
+    """The figures of one notebook that break the rule above, each with its reason."""
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    if not any(_STATES_VERDICT.search("".join(c["source"])) for c in code):
+        return []
+    problems = []
+    for c in code:
+        figure = c.get("metadata", {}).get("mystnb", {}).get("figure")
+        source = "".join(c["source"])
+        if figure is None or not _DRAWS_RUNS.search(source):
+            continue
+        caption = figure.get("caption", "").lower()
+        if _DRAWS_STORE.search(source):
+            if "reference" not in caption and "per-image evidence" not in caption:
+                problems.append(
+                    f"{c.get('id')}: draws the stored evidence, caption does not say so"
+                )
+            if "reference=true" in source.lower() and "this run" not in caption:
+                problems.append(f"{c.get('id')}: draws this run over the reference, caption silent")
+        elif "this run only" not in caption:
+            problems.append(f"{c.get('id')}: draws only the live run on a page with a verdict")
+    return problems
+
+
+def _figure(source: str, caption: str) -> dict:
+    return {"cell_type": "code", "id": "f", "source": [source],
+            "metadata": {"mystnb": {"figure": {"caption": caption}}}}  # fmt: skip
+
+
+def test_the_figure_source_rule_finds_planted_defects():
+    verdict = {"cell_type": "code", "source": ['book.glue_finding("x", profile)']}
+    live = 'ev = analysis.collect({"VICReg": vicreg}, targets=("fine",))'
+    both = 'ev = analysis.collect({"VICReg": vicreg}, targets=("fine",), reference=True)'
+    nb = lambda *figs: {"cells": [verdict, *figs]}  # noqa: E731
+    assert figure_source_problems(nb(_figure(live, "NCC over training.")))
+    assert figure_source_problems(nb(_figure(both, "NCC: the reference evidence.")))
+    assert not figure_source_problems(nb(_figure(live, "NCC. This run only: not stored.")))
+    assert not figure_source_problems(nb(_figure(both, "NCC: the reference and this run.")))
+    assert not figure_source_problems({"cells": [_figure(live, "NCC over training.")]})
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_no_figure_beside_a_reference_verdict_draws_only_the_live_run(path):
+    assert figure_source_problems(json.loads(path.read_text())) == []
