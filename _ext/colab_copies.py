@@ -102,15 +102,15 @@ def write_copies(app, exception) -> None:
     for docname in pages:
         source = pathlib.Path(app.env.doc2path(docname))
         nb = json.loads(source.read_text(encoding="utf-8"))
+        ran = executed / f"{docname}.ipynb"  # the build's outputs: figures before any run
         copy = colab.colab_copy(
             nb,
             {**everywhere, **values[docname]},
             found,
             source.parent,
-            heading_note=colab.note(base, f"{base}{docname}.html"),
+            heading_note=colab.note(base, f"{base}{docname}.html", outputs=ran.exists()),
             where=docname,
         )
-        ran = executed / f"{docname}.ipynb"  # the build's outputs: figures before any run
         if ran.exists():
             copy = colab.with_outputs(copy, json.loads(ran.read_text(encoding="utf-8")))
         target = out / f"{docname}.ipynb"

@@ -363,15 +363,22 @@ def to_markdown(
     return convert_markdown(text, _Context(glue, links, pathlib.Path(folder), True, where))
 
 
-def note(book_url: str, page_url: str) -> str:
-    """The cell a Colab copy opens with, under the chapter's title."""
+def note(book_url: str, page_url: str, outputs: bool = False) -> str:
+    """The cell a Colab copy opens with, under the chapter's title (``outputs``: the copy shows
+    the build's outputs, :func:`with_outputs`)."""
+    shown = (
+        " The outputs under the cells, figures included, are the build's too, until you run "
+        "the cells."
+        if outputs
+        else ""
+    )
     return (
         f"> **This is the Colab copy of a chapter of the book** "
         f"[*How self-supervised learning really works*]({book_url}) "
         f"([this chapter in the book]({page_url})). The numbers in its text are the ones the "
         "book's build measured; the cells below recompute every one of them, so your run can "
         "differ (a different device, seed count or profile), and its printed results say what "
-        "it found. Links lead to the book's glossary, chapters and references."
+        f"it found.{shown} Links lead to the book's glossary, chapters and references."
     )
 
 
