@@ -3,7 +3,9 @@
 Colab shows a chapter's MyST as raw text ("The training split holds {glue:text}`n_train`
 images"). After the build, this extension writes a copy of every notebook page to
 ``<html>/colab/<page>.ipynb`` (:func:`sslkit.colab.colab_copy`: glued values from this build,
-terms, references and citations as links to the published book, exercises as headings), and
+terms, references and citations as links to the published book, exercises as headings; the
+outputs this build gave each code cell, figures and tables, without glued values, book-only
+HTML or any output over :data:`sslkit.colab.OUTPUT_CAP`: :func:`sslkit.colab.with_outputs`), and
 ``<html>/colab/links.json`` (where each term, label and citation leads), which the student
 edition (``sslkit.course``) reads to write its notebooks the same way.
 
@@ -100,14 +102,17 @@ def write_copies(app, exception) -> None:
     for docname in pages:
         source = pathlib.Path(app.env.doc2path(docname))
         nb = json.loads(source.read_text(encoding="utf-8"))
+        ran = executed / f"{docname}.ipynb"  # the build's outputs: figures before any run
         copy = colab.colab_copy(
             nb,
             {**everywhere, **values[docname]},
             found,
             source.parent,
-            heading_note=colab.note(base, f"{base}{docname}.html"),
+            heading_note=colab.note(base, f"{base}{docname}.html", outputs=ran.exists()),
             where=docname,
         )
+        if ran.exists():
+            copy = colab.with_outputs(copy, json.loads(ran.read_text(encoding="utf-8")))
         target = out / f"{docname}.ipynb"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(copy, indent=1, ensure_ascii=False) + "\n")

@@ -629,9 +629,14 @@ def _output_problems(facts) -> list[str]:
     return found
 
 
+#: A Colab copy carries the build's outputs (figures, tables); above this it is too heavy to open.
+COLAB_COPY_LIMIT = 2_000_000
+
+
 def _colab_problems(hrefs: list[str], page: BookPage, config: dict, root: Path) -> list[str]:
     """The Colab button opens this page's Colab copy, and the copy reads without the book's
-    build: no glue, term, citation or directive left raw in its Markdown."""
+    build: no glue, term, citation or directive left raw in its Markdown; with its outputs it
+    stays under :data:`COLAB_COPY_LIMIT` bytes."""
     from sslkit.colab import leftovers
 
     expected = colab_url(config, page.source)
@@ -644,6 +649,11 @@ def _colab_problems(hrefs: list[str], page: BookPage, config: dict, root: Path) 
     else:
         raw = leftovers(json.loads(copy.read_text(encoding="utf-8")))
         found += [f"the Colab copy shows raw MyST: {r!r}" for r in raw[:5]]
+        if copy.stat().st_size > COLAB_COPY_LIMIT:
+            found.append(
+                f"the Colab copy {copy.name} is {copy.stat().st_size / 1e6:.1f} MB, over "
+                f"{COLAB_COPY_LIMIT / 1e6:.0f} MB (sslkit.colab.with_outputs: OUTPUT_CAP)"
+            )
     if not hrefs:
         found.append(f"no Colab launch button (expected one to {expected})")
     found += [

@@ -346,6 +346,9 @@ def test_a_colab_copy_with_raw_myst_is_reported(tmp_path):
     cell["source"] = ["It holds 7000 images."]
     copy.write_text(json.dumps({"cells": [cell]}))
     assert _colab_problems([url], page, config, tmp_path) == []
+    heavy = {"output_type": "stream", "name": "stdout", "text": "x" * 2_100_000}
+    copy.write_text(json.dumps({"cells": [cell, {"cell_type": "code", "outputs": [heavy]}]}))
+    assert "over 2 MB" in _colab_problems([url], page, config, tmp_path)[0]
     copy.unlink()
     assert "no Colab copy" in _colab_problems([url], page, config, tmp_path)[0]
 

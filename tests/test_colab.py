@@ -289,3 +289,150 @@ def test_the_copy_fills_the_book_values_and_the_table_sets_them_beside_this_run(
     assert book.this_run_table({"gain": "NCC gain"}).loc["NCC gain", "the book"] == "+12.0 points"
     with pytest.raises(ValueError, match="not glued"):
         book.this_run_table({"never_glued": "x"})
+
+
+def _png(width=40, height=30) -> str:
+    """A small figure-like PNG (base64): a white canvas with two coloured lines."""
+    import base64
+    import io
+
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGBA", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    draw.line((0, 0, width, height), fill="steelblue", width=2)
+    draw.line((0, height, width, 0), fill="crimson", width=2)
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return base64.b64encode(out.getvalue()).decode()
+
+
+def _code(source, outputs=(), tags=(), cell_id=None, count=None):
+    cell = {
+        "cell_type": "code",
+        "execution_count": count,
+        "metadata": {},
+        "outputs": list(outputs),
+        "source": source,
+    }
+    if tags:
+        cell["metadata"]["tags"] = list(tags)
+    if cell_id:
+        cell["id"] = cell_id
+    return cell
+
+
+def _unrun(cell):
+    return dict(cell, outputs=[], execution_count=None) if cell["cell_type"] == "code" else cell
+
+
+def _notebook(*cells):
+    return {"cells": list(cells), "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+
+
+def _figure(png):
+    return {
+        "output_type": "display_data",
+        "metadata": {"image/png": {"width": 20, "height": 15}},
+        "data": {"image/png": png, "text/plain": ["<Figure size 200x150 with 1 Axes>"]},
+    }
+
+
+def test_a_copy_carries_the_builds_figures_and_tables_not_its_glue():
+    """A figure, a table and printed text come along; a glued value, an error and a hidden
+    cell's output do not; the copy is a valid notebook that has not run."""
+    nbformat = pytest.importorskip("nbformat")
+    figure = _figure(_png())
+    table = {
+        "output_type": "execute_result",
+        "execution_count": 3,
+        "metadata": {},
+        "data": {"text/html": ["<table><tr><td>1</td></tr></table>"], "text/plain": ["   a\n0  1"]},
+    }
+    printed = {"output_type": "stream", "name": "stdout", "text": ["n = 7\n"]}
+    glued = {
+        "output_type": "display_data",
+        "metadata": {"scrapbook": {"name": "n", "mime_prefix": ""}},
+        "data": {"text/plain": ["7"]},
+    }
+    hidden_glue = {
+        "output_type": "display_data",
+        "metadata": {},
+        "data": {"application/papermill.record/text/plain": ["7"]},
+    }
+    error = {"output_type": "error", "ename": "E", "evalue": "x", "traceback": []}
+    executed = _notebook(
+        _code("setup()", [printed], tags=["remove-cell"], cell_id="a", count=1),
+        {"cell_type": "markdown", "id": "m", "metadata": {}, "source": "Text"},
+        _code("plot()", [printed, figure, glued, hidden_glue], cell_id="b", count=2),
+        _code("table()", [table, error], cell_id="c", count=3),
+        _code("changed()", [printed], cell_id="d", count=4),
+    )
+    source = _notebook(
+        *(_unrun(c) for c in executed["cells"][:4]),
+        _code("changed(again=True)", cell_id="d"),  # edited since the build: no outputs
+    )
+    source["cells"].insert(
+        1, {"cell_type": "markdown", "id": "n", "metadata": {}, "source": "Note"}
+    )
+    out = colab.with_outputs(source, executed)
+    code = {c["id"]: c for c in out["cells"] if c["cell_type"] == "code"}
+    assert code["a"]["outputs"] == [], "the book hides this cell: so does the copy"
+    assert [o["output_type"] for o in code["b"]["outputs"]] == ["stream", "display_data"]
+    assert code["b"]["outputs"][1]["data"]["text/plain"] == figure["data"]["text/plain"]
+    assert code["b"]["outputs"][1]["metadata"] == figure["metadata"]
+    assert [o["data"] for o in code["c"]["outputs"]] == [table["data"]]
+    assert code["d"]["outputs"] == []
+    assert all(c["execution_count"] is None for c in code.values()), "nothing ran yet"
+    assert "scrapbook" not in json.dumps(out) and "papermill" not in json.dumps(out)
+    nbformat.validate(nbformat.from_dict(out))
+    assert source["cells"][3]["outputs"] == [], "the source notebook was changed"
+
+
+def test_a_copys_figures_shrink_only_where_they_look_the_same():
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    png = _png(400, 300)
+    executed = _notebook(_code("plot()", [_figure(png)], cell_id="b"))
+    out = colab.with_outputs(dict(executed, cells=[_code("plot()", cell_id="b")]), executed)
+    kept = out["cells"][0]["outputs"][0]["data"]["image/png"]
+    before, after = (Image.open(io.BytesIO(base64.b64decode(p))) for p in (png, kept))
+    assert after.size == before.size and len(kept) <= len(png)
+    assert np.array_equal(np.asarray(after.convert("RGB")), np.asarray(before.convert("RGB")))
+    # a photograph-like image (thousands of colours) a palette would spoil stays as it was
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(noise).save(buffer, "PNG")
+    photo = base64.b64encode(buffer.getvalue()).decode()
+    assert colab._smaller_png(photo) == photo
+
+
+def test_an_oversize_output_and_book_only_html_are_left_out():
+    big = {"output_type": "display_data", "metadata": {}, "data": {"text/plain": ["x" * 5000]}}
+    script = {
+        "output_type": "display_data",
+        "metadata": {},
+        "data": {
+            "text/html": ['<div id="p"></div><script>render("p")</script>'],
+            "text/plain": ["<pandas.io.formats.style.Styler at 0x7f3a2c1d>"],
+        },
+    }
+    assets = {
+        "output_type": "display_data",
+        "metadata": {},
+        "data": {"text/html": ['<img src="../_static/x.png">'], "text/plain": ["a figure"]},
+    }
+    small = {"output_type": "stream", "name": "stdout", "text": "ok\n"}
+    executed = _notebook(_code("show()", [big, script, assets, small], cell_id="b"))
+    out = colab.with_outputs(
+        dict(executed, cells=[_code("show()", cell_id="b")]), executed, cap=1000
+    )
+    outputs = out["cells"][0]["outputs"]
+    assert "x" * 5000 not in json.dumps(out) and "<script" not in json.dumps(out)
+    assert "left out of this copy" in "".join(outputs[0]["data"]["text/plain"])
+    assert [o.get("data", {}).get("text/plain") for o in outputs[1:]] == [["a figure"], None]
+    assert outputs[2] == small

@@ -18,8 +18,10 @@ a role inside a code span, or a fence inside a code block, is left as the reader
 role or directive this module has no rendering for raises: a Colab copy never shows one raw.
 
 Book build: the ``colab_copies`` extension (``_ext/``) writes one copy per chapter under
-``_build/html/colab/`` and the Colab button opens it; ``sslkit.course`` writes the students'
-notebooks the same way, without solutions.
+``_build/html/colab/`` and the Colab button opens it, with the outputs the build gave its
+code cells (:func:`with_outputs`: figures and tables, no glued values, nothing over
+:data:`OUTPUT_CAP`), so a reader sees the figures before running anything; ``sslkit.course``
+writes the students' notebooks the same way, without solutions.
 """
 
 from __future__ import annotations
@@ -361,15 +363,22 @@ def to_markdown(
     return convert_markdown(text, _Context(glue, links, pathlib.Path(folder), True, where))
 
 
-def note(book_url: str, page_url: str) -> str:
-    """The cell a Colab copy opens with, under the chapter's title."""
+def note(book_url: str, page_url: str, outputs: bool = False) -> str:
+    """The cell a Colab copy opens with, under the chapter's title (``outputs``: the copy shows
+    the build's outputs, :func:`with_outputs`)."""
+    shown = (
+        " The outputs under the cells, figures included, are the build's too, until you run "
+        "the cells."
+        if outputs
+        else ""
+    )
     return (
         f"> **This is the Colab copy of a chapter of the book** "
         f"[*How self-supervised learning really works*]({book_url}) "
         f"([this chapter in the book]({page_url})). The numbers in its text are the ones the "
         "book's build measured; the cells below recompute every one of them, so your run can "
         "differ (a different device, seed count or profile), and its printed results say what "
-        "it found. Links lead to the book's glossary, chapters and references."
+        f"it found.{shown} Links lead to the book's glossary, chapters and references."
     )
 
 
@@ -448,3 +457,132 @@ def leftovers(nb: dict) -> list[str]:
             elif tok.type in _DROPPED + _UNRENDERED:
                 found.append(f"{tok.type}: {tok.content[:40]}")
     return found
+
+
+# Outputs a Colab copy carries from the book's executed notebook (:func:`with_outputs`).
+OUTPUT_CAP = 500_000  # characters of one output as stored (a PNG's base64): larger is left out
+# Output types of the book's page only: a glued value (MyST-NB's mime prefix), script and widgets.
+_BOOK_ONLY_MIMES = ("application/papermill.record/", "application/javascript",
+                    "application/vnd.jupyter.widget", "text/vnd.plotly")  # fmt: skip
+# HTML that needs the book's page: a script, a frame, or the built site's own files.
+_BOOK_ONLY_HTML = re.compile(r"<script|<iframe|[\"'(](?:\.\./)*_(?:static|images)/", re.I)
+# A repr of an object with no view of its own: "<pandas.io.formats.style.Styler at 0x7f...>"
+_BARE_REPR = re.compile(r"^<[\w.]+ (?:object )?at 0x[0-9a-f]+>$")
+_HIDDEN = {"remove-cell", "remove-output"}  # the book shows no output of a cell tagged so
+
+
+def _smaller_png(b64) -> str:
+    """A PNG (base64) as a 256-colour palette PNG where that is smaller and looks the same
+    (matplotlib's figures hold a few hundred colours: the mean pixel moves by < 1 of 255 and
+    under 1 % of pixels by more than 16); else the PNG as it was."""
+    import base64  # lazy: only a copy with figures needs these
+    import io
+
+    import numpy as np
+    from PIL import Image  # lazy: Pillow comes with matplotlib
+
+    text = "".join(b64) if isinstance(b64, list) else b64
+    try:
+        raw = base64.b64decode(text)
+        image = Image.open(io.BytesIO(raw))
+        image.load()
+    except Exception:  # not a PNG Pillow reads: left as it is
+        return text
+    pixels = np.asarray(image.convert("RGBA"))
+    if pixels[..., 3].min() < 255:  # transparency: a palette would lose it
+        return text
+    small = image.convert("RGB").quantize(256, Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    error = np.abs(np.asarray(small.convert("RGB"), dtype=int) - pixels[..., :3]).max(axis=2)
+    if error.mean() > 1.0 or (error > 16).mean() > 0.01:
+        return text
+    out = io.BytesIO()
+    small.save(out, "PNG", optimize=True)
+    return base64.b64encode(out.getvalue()).decode() if out.tell() < len(raw) else text
+
+
+def _output_size(output: dict) -> int:
+    return len(json.dumps(output, ensure_ascii=False))
+
+
+def _left_out(size: int) -> dict:
+    """What stands for an output left out for its size."""
+    return {
+        "output_type": "display_data",
+        "metadata": {},
+        "data": {
+            "text/plain": f"[an output of {size / 1e6:.1f} MB is left out of this copy: run the "
+            "cell to see it, or see it in the book]"
+        },
+    }
+
+
+def _carried(output: dict, cap: int) -> dict | None:
+    """One output of the executed notebook as the copy keeps it, or ``None`` (module-level
+    rules: no glued value, no error, no book-only HTML, figures recompressed, none over
+    ``cap`` characters)."""
+    kind = output.get("output_type")
+    if kind == "stream":
+        size = _output_size(output)
+        return copy.deepcopy(output) if size <= cap else _left_out(size)
+    if kind not in ("display_data", "execute_result"):
+        return None  # an error (the book's build shows none), or an unknown kind
+    if "scrapbook" in output.get("metadata", {}):
+        return None  # a glued value (myst_nb.glue): the copy's text holds it
+    data = {}
+    for mime, value in output.get("data", {}).items():
+        if mime.startswith(_BOOK_ONLY_MIMES):
+            continue
+        if mime == "text/html" and _BOOK_ONLY_HTML.search("".join(value)):
+            continue
+        data[mime] = _smaller_png(value) if mime == "image/png" else copy.deepcopy(value)
+    plain = "".join(data.get("text/plain", "")).strip()
+    if not data or (set(data) == {"text/plain"} and _BARE_REPR.match(plain)):
+        return None
+    kept = {"output_type": "display_data", "metadata": {}, "data": data}
+    meta = output.get("metadata", {})
+    kept["metadata"] = {k: copy.deepcopy(v) for k, v in meta.items() if k in data}
+    size = _output_size(kept)
+    return kept if size <= cap else _left_out(size)
+
+
+def with_outputs(nb: dict, executed: dict, cap: int = OUTPUT_CAP) -> dict:
+    """A copy of ``nb`` (a Colab copy) whose code cells show the outputs the book's build gave
+    them (``executed``: the executed notebook, ``jupyter_execute/<page>.ipynb``), so a reader
+    sees the figures before running anything.
+
+    A code cell takes the outputs of the next executed code cell with the same source (and the
+    same id, where both have one): a cell the build did not run, or whose source changed since,
+    shows none. Left out: a glued value (MyST-NB's ``scrapbook`` outputs), an error, HTML or
+    JavaScript meant for the book's page (a script, a frame, the site's own files), a bare
+    object repr left without its HTML, every output of a cell the book hides
+    (``remove-cell``, ``remove-output``), and any output larger than ``cap`` characters (a note
+    says so). Figures are stored as palette PNGs where that looks the same and is smaller.
+    Execution counts are cleared: nothing has run in the reader's session."""
+    nb = copy.deepcopy(nb)
+    ran = [c for c in executed.get("cells", []) if c.get("cell_type") == "code"]
+    at = 0
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        cell["execution_count"] = None
+        cell["outputs"] = []
+        source = "".join(cell["source"])
+        match = next(
+            (
+                i
+                for i in range(at, len(ran))
+                if "".join(ran[i]["source"]) == source
+                and (cell.get("id") is None or ran[i].get("id") in (None, cell["id"]))
+            ),
+            None,
+        )
+        if match is None:
+            continue
+        at = match + 1
+        if _HIDDEN & set(cell.get("metadata", {}).get("tags", [])):
+            continue
+        for output in ran[match].get("outputs", []):
+            kept = _carried(output, cap)
+            if kept is not None:
+                cell["outputs"].append(kept)
+    return nb
