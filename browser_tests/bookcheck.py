@@ -68,13 +68,15 @@ STRAY_DOLLAR = re.compile(r"\$\s*⟦MATH⟧|⟦MATH⟧\s*\$")
 
 
 # Figures: the smallest text of the book's plot style must render at least this large at the
-# page's column width (desktop pass), and figures are exported at 2× for HiDPI screens.
+# page's column width, in the desktop pass and the phone pass (where the page shows each
+# figure's phone rendering, sslkit/teach/figures.py), and figures are exported at 2× for
+# HiDPI screens (desktop pass).
 MIN_TEXT_PX = 9.0
 HIDPI = 1.9  # natural width / shown width, at least (2× export, a little slack for rounding)
 # A figure drawn with another width/height ratio than it was exported with is squashed: more
 # than this relative difference is reported (rounding to whole pixels stays well under it).
 ASPECT_TOLERANCE = 0.02
-DESKTOP = 1000  # the text-size and HiDPI checks apply from this window width up
+DESKTOP = 1000  # the HiDPI check applies from this window width up
 PHONE = {"width": 390, "height": 844}
 
 
@@ -389,9 +391,8 @@ def check_page(
     """Open ``page`` in a new tab of ``context`` and list its problems (see the module docstring).
 
     ``narrow``: the phone pass (a context about 390 px wide): only what the width changes is
-    checked, horizontal overflow and figures that do not fit the window. Figure text is
-    checked at the desktop width only: on a phone a figure is scaled down to the screen, and a
-    reader zooms it (its 2× export keeps it sharp).
+    checked, horizontal overflow, figures that do not fit the window and figure text that
+    renders under ``MIN_TEXT_PX`` there (each figure has a phone rendering for it).
     A browser failure (a timeout, a crashed tab) becomes one more problem of the page, so the
     report still names the page and the reason.
     """
@@ -512,10 +513,11 @@ def png_dpi(data: bytes) -> float | None:
 
 
 def _figure_problems(facts, server: BookServer) -> list[str]:
-    """Figures shown twice, that do not fit the window or are drawn out of proportion; on a
-    desktop-wide window also figures whose
-    smallest text (``sslkit.plots.SMALLEST_FONT_PT``) renders under ``MIN_TEXT_PX``, and
-    figures not exported at 2× for HiDPI screens."""
+    """Figures shown twice, that do not fit the window or are drawn out of proportion, and
+    figures whose smallest text (``sslkit.plots.SMALLEST_FONT_PT``) renders under
+    ``MIN_TEXT_PX`` at this window's width (on a phone, the rendering the page picked for it:
+    the image's ``currentSrc``); on a desktop-wide window also figures not exported at 2× for
+    HiDPI screens."""
     from sslkit.plots import SMALLEST_FONT_PT
 
     found, width = [], facts["viewportWidth"]
@@ -549,14 +551,10 @@ def _figure_problems(facts, server: BookServer) -> list[str]:
                 f"figure {name} does not fit the {width} px window (it spans {img['left']:.0f} to "
                 f"{img['right']:.0f} px)"
             )
-        if (
-            width < DESKTOP
-            or not img["src"].startswith(server.origin)
-            or not img["src"].endswith(".png")
-        ):
+        if not img["src"].startswith(server.origin) or not img["src"].endswith(".png"):
             continue
         ratio = img["natural"] / max(img["shown"], 1)
-        if ratio < HIDPI:
+        if width >= DESKTOP and ratio < HIDPI:
             found.append(
                 f"figure {name} is not exported for HiDPI screens: {img['natural']} px shown at "
                 f"{img['shown']:.0f} px (want 2×)"
@@ -571,8 +569,14 @@ def _figure_problems(facts, server: BookServer) -> list[str]:
         px = SMALLEST_FONT_PT * dpi / 72 / ratio
         if px < MIN_TEXT_PX:
             found.append(
-                f"text in figure {name} renders at {px:.1f} px, under {MIN_TEXT_PX:g} px: draw fewer "
-                "panels per row (a 2×2 grid) or a narrower figure"
+                f"text in figure {name} renders at {px:.1f} px, under {MIN_TEXT_PX:g} px in the "
+                f"{width} px window: "
+                + (
+                    "draw fewer panels per row (a 2×2 grid) or a narrower figure"
+                    if width >= DESKTOP
+                    else "the page shows no phone rendering of it (sslkit.teach.figures, "
+                    "_ext/phone_figures.py) or that rendering is too wide"
+                )
             )
     return found
 

@@ -219,6 +219,9 @@ PHONE_DEFECTS = {
         ),
         "does not fit the 390 px window",
     ),
+    # the page's phone rendering of each figure taken away: the desktop one, shrunk to the
+    # phone's column, has text under 9 px
+    "small figure text on a phone": (_sub(r"<source [^>]*>", "", count=0), "under 9 px"),
     "squashed figure on a phone": (
         _insert("<style>.cell_output img { height: 300px !important; }</style>"),
         "out of proportion",

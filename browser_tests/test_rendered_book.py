@@ -2,8 +2,9 @@
 
 Run with `make browser-test` after `make book`. A failure names the page and each problem.
 Each page is opened twice: in a 1280 px window (every check) and in a 390 px phone window
-(overflow and figures that do not fit). Full-page screenshots of both passes are left in
-_build/screenshots/1280/ and _build/screenshots/390/.
+(overflow, figures that do not fit, and text in figures: each figure has a phone rendering).
+Full-page screenshots of both passes are left in _build/screenshots/1280/ and
+_build/screenshots/390/.
 """
 
 import pytest

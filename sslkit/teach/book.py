@@ -41,6 +41,7 @@ from ..findings.verdict import BELOW, REVERSED, UNDECIDED
 from ..measure import targets
 from ..measure.evaluation import EVAL_SUBSETS
 from ..profiles import Profile, get_profile
+from . import figures
 from .plots import use_style
 
 __all__ = [
@@ -75,7 +76,8 @@ BOOK_PROFILE = "cpu"
 def setup(
     profile: str | None = None, threads: int | None = None, chapter: str | None = None
 ) -> Profile:
-    """Set torch's CPU threads (``$OMP_NUM_THREADS`` or 2), the book's plot style, pandas'
+    """Set torch's CPU threads (``$OMP_NUM_THREADS`` or 2), the book's plot style (in the
+    book's build, with a phone rendering of each figure: :mod:`sslkit.teach.figures`), pandas'
     display of whole cell texts, and return the profile (``$SSLKIT_PROFILE``, else ``cpu``).
 
     Glue the sizes the prose names (``reference_seeds``, ``live_seeds``, ``n_draws``). With
@@ -87,6 +89,8 @@ def setup(
     threads = threads or int(os.environ.get("OMP_NUM_THREADS", "2") or 2)
     torch.set_num_threads(threads)
     use_style()
+    if os.environ.get("SSLKIT_BOOK_BUILD", "") == "1":
+        figures.register()  # each figure gets a second rendering for phones
     pd.set_option("display.max_colwidth", None)  # a table shows its text whole, never "…"
     prof = get_profile(profile)
     device = "cuda" if torch.cuda.is_available() else "cpu"
