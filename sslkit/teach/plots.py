@@ -395,6 +395,9 @@ def plot_scale_study(study: pd.DataFrame, pixels: dict) -> Figure:
                 ax.set_title(names.get(ruler, ruler), fontsize=SMALLEST_FONT_PT + 1)
             ax.set_xlabel("epoch" if i == len(designs) - 1 else "")
             ax.set_ylabel(textwrap.fill(design, 16) if j == 0 else "", fontsize=SMALLEST_FONT_PT)
+            ax.yaxis.set_major_formatter(
+                matplotlib.ticker.FuncFormatter(lambda v, _: f"{100 * v:.0f}%")
+            )  # accuracies in percent, as in every figure of the book
     return shared_legend(fig, ncol=len(set(study.method)) + 1)  # the methods and the floor
 
 
