@@ -98,9 +98,18 @@ def test_no_chapter_installs_a_branch_that_moves(path):
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
-def test_states_goals_profile_and_run_time(path):
+def test_states_goals_and_run_time_in_one_line_linked_to_profiles(path):
+    """The box that opens a chapter states its goals and its run time in one line, with a link
+    to the one place (chapter 00) where profiles and run time are explained: not the same
+    paragraph on every page."""
     intro = "".join(cells(path)[0]["source"])
-    assert "In this chapter" in intro and "**Profile:**" in intro and "**Run time:**" in intro
+    assert "In this chapter" in intro
+    (line,) = [x for x in intro.splitlines() if x.startswith("**Run time:**")] or [""]
+    rest = intro.split(line, 1)[1].split("\n:::", 1)[0] if line else ""
+    assert line and "sec-run-time>`" in line + rest, "a run-time line linked to sec-run-time"
+    assert len((line + rest).split()) <= 20, "the run time is one line"
+    assert "SSLKIT_PROFILE=gpu` selects" not in intro, "profiles are explained once, in chapter 00"
+    assert "(sec-run-time)=" in (ROOT / "chapters" / "00_introduction.ipynb").read_text()
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
