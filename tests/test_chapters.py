@@ -374,3 +374,21 @@ def test_the_book_reruns_its_chapters_when_any_file_of_the_package_changes(tmp_p
     ).stdout.split()
     files = {p.relative_to(ROOT).as_posix() for p in (ROOT / "sslkit").rglob("*")}
     assert {f for f in files if (ROOT / f).is_file() and "__pycache__" not in f} <= set(real)
+
+
+def test_the_book_repeats_under_500_words_in_the_pages_read_in_order():
+    """Boilerplate is explained once and linked: the words a reader of the front page and the
+    chapters reads a second time (8-word runs read before, and verdicts written as "if the
+    interval lies above …; if it does not …") stay under 500 (tools/repeated_words.py)."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    import repeated_words
+
+    rows, _ = repeated_words.measure()
+    reference = repeated_words.reference_pages()
+    assert reference and "glossary" in reference
+    repeated = sum(r[2] for r in rows if r[0] not in reference)
+    assert repeated < 500, f"{repeated} repeated words: `python tools/repeated_words.py --top 20`"
+    branch = "If the interval lies above the threshold, it holds; if it does not, it does not."
+    assert repeated_words.branches(branch) == len(repeated_words.words(branch))

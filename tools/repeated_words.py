@@ -7,7 +7,7 @@ earlier on the same page; the conditional branches of a verdict ("if the interva
 the threshold, …; if it does not, …") are counted whole, even where their words differ,
 since the build knows the verdict and the text can state it.
 
-    python tools/repeated_words.py            # per page: words, repeated words; the total
+    python tools/repeated_words.py            # per page: words, repeated words; the totals
     python tools/repeated_words.py --top 20   # and the 20 longest repeated passages
 """
 
@@ -29,6 +29,14 @@ BRANCH = re.compile(
     r"|\bif it lies at or below\b",
     re.I,
 )
+
+
+def reference_pages() -> set[str]:
+    """The pages of the toc's "Reference" part (glossary, instructors, API): read on demand, not
+    in order, and a glossary restates what the chapters define."""
+    toc = (ROOT / "_toc.yml").read_text()
+    part = toc.split("caption: Reference", 1)[1] if "caption: Reference" in toc else ""
+    return {Path(name).stem for name in re.findall(r"(?m)^\s*- file: (\S+)$", part)}
 
 
 def pages() -> list[tuple[str, str]]:
@@ -108,6 +116,12 @@ def main() -> None:
     for page, total, rep in rows:
         print(f"{page:<36} {total:>6} {rep:>9}")
     print(f"{'book':<36} {sum(r[1] for r in rows):>6} {sum(r[2] for r in rows):>9}")
+    reference = reference_pages()
+    read = [r for r in rows if r[0] not in reference]
+    print(
+        f"{'front page and chapters':<36} {sum(r[1] for r in read):>6} "
+        f"{sum(r[2] for r in read):>9}   (without {', '.join(sorted(reference))})"
+    )
     for n, page, text in passages:
         print(f"\n[{n} words, {page}] {text[:300]}")
 
