@@ -378,6 +378,8 @@ def plot_scale_study(study: pd.DataFrame, pixels: dict) -> Figure:
     """The scale study's learning curves (:mod:`sslkit.scale`): one panel per design (rows) and
     ruler (columns), one line per method (mean and 95% band over seeds), the raw-pixel floor
     (``pixels``: by design, or one for all) as a grey line; epoch 0 is the untrained network."""
+    words = {"vicreg": "VICReg", "simclr": "SimCLR", "barlow": "Barlow Twins"}
+    study = study.assign(method=[words.get(m, m) for m in study.method])  # names, not keys
     designs = list(dict.fromkeys(study.design))
     rulers = list(dict.fromkeys(study.ruler))
     fig, axes = plt.subplots(len(designs), len(rulers), figsize=(MAX_WIDTH_IN, 2.2 * len(designs)),
