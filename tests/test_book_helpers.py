@@ -274,6 +274,12 @@ def test_the_scale_study_has_one_legend_of_methods_then_the_floor():
     fig = plots.plot_scale_study(pd.DataFrame(rows), {"ncc": 0.6, "probe": 0.7})
     assert all(ax.get_legend() is None for ax in fig.axes) and len(fig.legends) == 1
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["VICReg", "SimCLR", "raw pixels"]
+    # the study's own keys are shown as names, and the accuracies in percent
+    keyed = pd.DataFrame(rows).assign(method=lambda d: d.method.str.lower())
+    fig = plots.plot_scale_study(keyed, {"ncc": 0.6, "probe": 0.7})
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["VICReg", "SimCLR", "raw pixels"]
+    fig.canvas.draw()
+    assert all(t.get_text().endswith("%") for t in fig.axes[0].get_yticklabels() if t.get_text())
     matplotlib.pyplot.close("all")
 
 

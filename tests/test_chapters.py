@@ -98,9 +98,18 @@ def test_no_chapter_installs_a_branch_that_moves(path):
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
-def test_states_goals_profile_and_run_time(path):
+def test_states_goals_and_run_time_in_one_line_linked_to_profiles(path):
+    """The box that opens a chapter states its goals and its run time in one line, with a link
+    to the one place (chapter 00) where profiles and run time are explained: not the same
+    paragraph on every page."""
     intro = "".join(cells(path)[0]["source"])
-    assert "In this chapter" in intro and "**Profile:**" in intro and "**Run time:**" in intro
+    assert "In this chapter" in intro
+    (line,) = [x for x in intro.splitlines() if x.startswith("**Run time:**")] or [""]
+    rest = intro.split(line, 1)[1].split("\n:::", 1)[0] if line else ""
+    assert line and "sec-run-time>`" in line + rest, "a run-time line linked to sec-run-time"
+    assert len((line + rest).split()) <= 20, "the run time is one line"
+    assert "SSLKIT_PROFILE=gpu` selects" not in intro, "profiles are explained once, in chapter 00"
+    assert "(sec-run-time)=" in (ROOT / "chapters" / "00_introduction.ipynb").read_text()
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
@@ -249,10 +258,59 @@ def test_the_answer_box_uses_only_what_book_answer_glues():
     assert set(promised) == book.answer_findings()
     assert set(promised.values()) <= set(paper.VERDICTS)
     assert "box=box" in (ROOT / "chapters" / "07_what_we_found.ipynb").read_text()
-    words = re.sub(r"(?m)^%.*$|\{glue:text\}`[^`]+`|\{[a-z]+\}`[^`]+`", "w", text)
-    assert len(re.findall(r"[\w+\-.%\[\]]+", words)) <= 300, (
-        "the box is a summary: ≤250 words of prose"
+
+
+def box_words(text: str) -> int:
+    """The words of the answer box a reader reads before opening a dropdown: MyST comments,
+    directive lines and options, and every ``:class: dropdown`` admonition left out; a glued
+    value or a role counts as one word."""
+    lines, skip = [], None
+    for line in text.splitlines():
+        fence = re.match(r"\s*(:{3,})(\{\w+\})?", line)
+        if skip is not None:
+            if fence and not fence[2] and len(fence[1]) == skip:
+                skip = None
+            continue
+        if fence and fence[2] and ":class: dropdown" in text.split(line, 1)[1].split("\n", 2)[1]:
+            skip = len(fence[1])
+            continue
+        if not fence and not re.match(r"\s*(%|:\w+:)", line):
+            lines.append(line)
+    words = re.sub(r"\{glue:text\}`[^`]+`|\{[a-z]+\}`[^`]+`", "w", "\n".join(lines))
+    return len(re.findall(r"[\w+\-.%\[\]]+", words))
+
+
+def test_the_box_word_count_leaves_out_dropdowns_comments_and_directives():
+    planted = (
+        "% held_key: held\n::::{admonition} Box\n:class: important\n\nOne two {term}`three "
+        "<Ruler>` four.\n\n   :::{admonition} The numbers\n   :class: dropdown\n   five six "
+        "seven eight\n   :::\nnine {glue:text}`/x.ipynb::y:s`.\n::::\n"
     )
+    assert box_words(planted) == 6
+
+
+def test_the_answer_box_reads_in_two_minutes_in_the_glossarys_words():
+    """At most about 250 words before the dropdowns (the rulers, intervals and caveats sit in
+    a dropdown under each claim), and every term it links is defined in the glossary."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "_ext"))
+    from term_uses import glossary_terms
+
+    text = (ROOT / "_parts" / "answer.md").read_text()
+    assert ":class: dropdown" in text
+    assert box_words(text) <= 260, f"{box_words(text)} words before the dropdowns"
+    terms = glossary_terms((ROOT / "chapters" / "glossary.md").read_text())
+    used = [
+        (m[1] or m[0]).strip().lower()
+        for m in re.findall(r"\{term\}`([^`<]*?)\s*(?:<([^>]+)>)?`", text)
+    ]
+    assert used and not set(used) - set(terms), set(used) - set(terms)
+    for verdict in paper.VERDICTS:
+        assert verdict in terms, f"the glossary does not define the verdict '{verdict}'"
+    for word in ("ruler", "floor", "raw ncc", "whitened ncc", "headroom", "reference evidence",
+                 "this run"):  # fmt: skip
+        assert word in terms, word
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
@@ -374,3 +432,23 @@ def test_the_figure_source_rule_finds_planted_defects():
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
 def test_no_figure_beside_a_reference_verdict_draws_only_the_live_run(path):
     assert figure_source_problems(json.loads(path.read_text())) == []
+
+
+def test_the_book_repeats_under_500_words_in_the_pages_read_in_order():
+    """Boilerplate is explained once and linked: the words a reader of the front page and the
+    chapters reads a second time (8-word runs read before, and verdicts written as "if the
+    interval lies above …; if it does not …") stay under 500 (tools/repeated_words.py)."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    import repeated_words
+
+    rows, _ = repeated_words.measure()
+    reference = repeated_words.reference_pages()
+    assert reference and "glossary" in reference
+    repeated = sum(r[2] for r in rows if r[0] not in reference)
+    assert repeated < 500, f"{repeated} repeated words: `python tools/repeated_words.py --top 20`"
+    everywhere = sum(r[2] for r in rows)  # the glossary, instructors' page and API included
+    assert everywhere < 500, f"{everywhere} repeated words in the whole book"
+    branch = "If the interval lies above the threshold, it holds; if it does not, it does not."
+    assert repeated_words.branches(branch) == len(repeated_words.words(branch))

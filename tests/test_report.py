@@ -164,3 +164,23 @@ def test_the_command_line_names_the_weights_file_by_its_sha256(tmp_path):
     args.weights, args.argv = None, None
     assert origin["model"] == "sslkit:convnet" and _origin(args)["command"] is None
     assert "random initialisation" in _origin(args)["weights"]
+
+
+def test_the_figure_has_two_short_legends_in_words_and_accuracy_in_percent():
+    """One legend entry per target and one per network, not one per line (twelve, once), no
+    variable name in a label, and an accuracy axis in percent."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from sslkit.anymodel.report import figure
+
+    fig = figure(planted(), "ncc")
+    ax = fig.axes[0]
+    legends = [a for a in ax.get_children() if isinstance(a, matplotlib.legend.Legend)]
+    labels = [t.get_text() for lg in legends for t in lg.get_texts()]
+    assert len(legends) == 2 and len(labels) <= 7, labels
+    assert not [w for w in labels if "_" in w or "@" in w], labels
+    assert {"fine classes", "random functions", "your model", "raw pixels"} <= set(labels)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["layer 1", "layer 2"]
+    fig.canvas.draw()
+    assert any(t.get_text().endswith("%") for t in ax.get_yticklabels())

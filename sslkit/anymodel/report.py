@@ -20,6 +20,7 @@ import io
 import json
 import math
 import os
+import re
 import tempfile
 from html import escape
 from pathlib import Path
@@ -84,36 +85,65 @@ def writable_folder(out) -> Path:
 def figure(analysis, metric: str, split: str = "test"):
     """One ruler by layer: a line per target for the model (solid) and the untrained network
     (dashed, same colour), the raw pixels as a dotted level; a random control is the mean of
-    its draws, with the range of the draws shaded."""
+    its draws, with the range of the draws shaded. Accuracies in percent. Two short legends,
+    one naming the colours (the targets) and one the line styles (the networks), instead of
+    one entry per line."""
     import matplotlib.pyplot as plt  # lazy: only a report draws figures
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import PercentFormatter
 
     t = analysis.table
     t = t[(t.metric == metric) & (t.split == split)].copy()
     t["base"] = t.target.str.partition("@")[0]
     layers = list(dict.fromkeys(t[t.network != "pixels"].layer))
+    scale = 1 if metric == "cdnv" else 100
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    targets, styles = [], {}
     for i, base in enumerate(dict.fromkeys(t.base)):
         colour = colours[i % len(colours)]
+        targets.append(Line2D([], [], color=colour, lw=6, label=WORDS.get(base, base)))
         for network, style in (("model", "-"), ("untrained", "--")):
             part = t[(t.base == base) & (t.network == network)]
             if part.empty:
                 continue
             g = part.groupby("layer", sort=False).value
-            mean, low, high = (s.reindex(layers) for s in (g.mean(), g.min(), g.max()))
-            label = f"{WORDS.get(base, base)} ({WORDS[network]})"
-            ax.plot(layers, mean.values, style, color=colour, marker="o", label=label)
+            mean, low, high = (scale * s.reindex(layers) for s in (g.mean(), g.min(), g.max()))
+            ax.plot(layers, mean.values, style, color=colour, marker="o")
+            styles[network] = Line2D([], [], color="0.3", ls=style, marker="o")
             if part.target.str.contains("@").any():
                 ax.fill_between(layers, low.values, high.values, color=colour, alpha=0.15)
         pix = t[(t.base == base) & (t.network == "pixels")]
         if not pix.empty:
-            label = f"{WORDS.get(base, base)} (raw pixels)"
-            ax.axhline(pix.value.mean(), color=colour, ls=":", lw=1, label=label)
+            ax.axhline(scale * pix.value.mean(), color=colour, ls=":", lw=1)
+            styles["pixels"] = Line2D([], [], color="0.3", ls=":", lw=1)
+    ax.set_xticks(range(len(layers)), [_layer_name(layer) for layer in layers])
     ax.set_xlabel("layer")
     ax.set_ylabel(NAMES.get(metric, metric))
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    if scale == 100:
+        ax.yaxis.set_major_formatter(PercentFormatter(decimals=0))
+    words = {"model": WORDS["model"], "untrained": WORDS["untrained"], "pixels": "raw pixels"}
+    first = ax.legend(handles=targets, title="target", fontsize=8, title_fontsize=8,
+                      loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # fmt: skip
+    ax.add_artist(first)
+    ax.legend(
+        handles=list(styles.values()),
+        labels=[words[n] for n in styles],
+        title="network",
+        fontsize=8,
+        title_fontsize=8,
+        loc="lower left",
+        bbox_to_anchor=(1.01, 0.0),
+        frameon=False,
+    )
     fig.tight_layout()
     return fig
+
+
+def _layer_name(layer: str) -> str:
+    """A layer's name for an axis: ``stage3`` reads "stage 3"; any other name as it is."""
+    match = re.fullmatch(r"([a-z_]+?)_?(\d+)", layer)
+    return f"{match[1]} {match[2]}" if match else layer
 
 
 def gains(analysis, target: str = "fine", split: str = "test") -> pd.DataFrame:

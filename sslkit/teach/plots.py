@@ -486,6 +486,8 @@ def plot_scale_study(study: pd.DataFrame, pixels: dict) -> Figure:
     """The scale study's learning curves (:mod:`sslkit.scale`): one panel per design (rows) and
     ruler (columns), one line per method (mean and 95% band over seeds), the raw-pixel floor
     (``pixels``: by design, or one for all) as a grey line; epoch 0 is the untrained network."""
+    words = {"vicreg": "VICReg", "simclr": "SimCLR", "barlow": "Barlow Twins"}
+    study = study.assign(method=[words.get(m, m) for m in study.method])  # names, not keys
     designs = list(dict.fromkeys(study.design))
     rulers = list(dict.fromkeys(study.ruler))
     fig, axes = plt.subplots(len(designs), len(rulers), figsize=(MAX_WIDTH_IN, 2.2 * len(designs)),
@@ -503,6 +505,9 @@ def plot_scale_study(study: pd.DataFrame, pixels: dict) -> Figure:
                 ax.set_title(names.get(ruler, ruler), fontsize=SMALLEST_FONT_PT + 1)
             ax.set_xlabel("epoch" if i == len(designs) - 1 else "")
             ax.set_ylabel(textwrap.fill(design, 16) if j == 0 else "", fontsize=SMALLEST_FONT_PT)
+            ax.yaxis.set_major_formatter(
+                matplotlib.ticker.FuncFormatter(lambda v, _: f"{100 * v:.0f}%")
+            )  # accuracies in percent, as in every figure of the book
     return shared_legend(fig, ncol=len(set(study.method)) + 1)  # the methods and the floor
 
 
