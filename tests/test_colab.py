@@ -289,6 +289,9 @@ def test_the_copy_fills_the_book_values_and_the_table_sets_them_beside_this_run(
     assert book.this_run_table({"gain": "NCC gain"}).loc["NCC gain", "the book"] == "+12.0 points"
     with pytest.raises(ValueError, match="not glued"):
         book.this_run_table({"never_glued": "x"})
+    book.glue("stored_gain", "+13.3 points", source="reference")
+    with pytest.raises(ValueError, match="from the reference, not from this run"):
+        book.this_run_table({"stored_gain": "NCC gain"})  # a stored number posing as the reader's
 
 
 def _png(width=40, height=30) -> str:

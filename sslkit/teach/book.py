@@ -187,6 +187,11 @@ def this_run_table(names: dict[str, str], book_values: dict[str, str] | None = N
     for name, what in names.items():
         if name not in GLUED:
             raise ValueError(f"{name!r} is not glued yet: run the chapter's cells above first")
+        if GLUED[name][1] != THIS_RUN:  # a stored number would pose as the reader's own
+            raise ValueError(
+                f"{name!r} was glued from the {GLUED[name][1]}, not from this run: the table "
+                "sets this run's numbers beside the book's; glue this run's value and name that"
+            )
         ours = str(GLUED[name][0])
         rows.append(
             {"measure": what, "this run": ours,
@@ -447,6 +452,7 @@ ANSWER_KEYS = {
     "several levels of the label hierarchy": ("hierarchy_matched_ncc",),
     "grows with depth": (
         "depth_slope_whitened_ncc_equal", "depth_slope_whitened_ncc_equal_supervised",
+        "depth_slope_ncc_equal",
     ),
     "clustering enhances classification and compresses": (
         "clustering_helps_classification_ncc", "clustering_helps_classification_whitened_ncc",
@@ -497,6 +503,11 @@ def answer(box=None) -> pd.DataFrame:
             rows.append(dict(claim=claim, finding=key, effect=str(d), verdict=d.verdict))
     ev = load_evidence()
     glue("answer_seeds", len(ev.seeds("VICReg")), source=REFERENCE)
+    # the claims whose primary measurements stay above threshold after Holm's correction over
+    # the six claims (decide.decisions' column holm)
+    table = decisions()
+    survive = table[table.primary & (table.holm == 1)].claim.unique()
+    glue("answer_holm", ", ".join(f"“{c}”" for c in survive) or "none", source=REFERENCE)
     glue("answer_n_test", "10,000", source=SETTING)
     return pd.DataFrame(rows)
 
@@ -508,7 +519,7 @@ def answer_findings() -> set[str]:
 
 def answer_names() -> set[str]:
     """The names :func:`answer` glues (the box's prose may use any of them)."""
-    names = {"answer_seeds", "answer_n_test"}
+    names = {"answer_seeds", "answer_n_test", "answer_holm"}
     for key in answer_findings():
         names |= {f"answer_{key}_{p}" for p in ("effect", "ci", "verdict")}
     return names
