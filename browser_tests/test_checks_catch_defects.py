@@ -175,7 +175,7 @@ DEFECTS = {
     ),
     "figure without a caption": (_sub(r"(?s)<figcaption>.*?</figcaption>", ""), "no caption"),
     "figure with its file name for alt text": (
-        _sub(r'(<img alt=")[^"]*(" src="(\.\./_images/[0-9a-f]+\.png)")', r"\1\3\2"),
+        _sub(r'(<img alt=")[^"]*("[^>]*? src="(\.\./_images/[0-9a-f]+\.png)")', r"\1\3\2"),
         "no alt text",
     ),
     "table wider than its column": (

@@ -23,6 +23,7 @@ import copy
 import io
 import pickle
 import textwrap
+import warnings
 
 import matplotlib
 from matplotlib.axes import Axes
@@ -270,7 +271,9 @@ def _layout(fig: Figure) -> None:
     except RuntimeError:
         fig.tight_layout()
         return
-    fig.canvas.draw()
+    with warnings.catch_warnings():  # a layout it cannot apply is not the reader's concern
+        warnings.simplefilter("ignore", UserWarning)
+        fig.canvas.draw()
 
 
 def _png(fig: Figure, scale: float) -> tuple[bytes, int, int]:
@@ -291,13 +294,15 @@ def picture_html(fig: Figure) -> str | None:
     """``fig`` as an HTML ``<picture>``: the phone rendering (:func:`phone_figure`) where
     :data:`PHONE_MEDIA` holds, the desktop one (2×) elsewhere, both as data: URIs. None (no
     HTML rendering) where the phone rendering cannot be drawn."""
-    try:
-        phone_fig = phone_figure(fig)
-        phone, pw, ph = _png(phone_fig, PHONE_SCALE)
-        matplotlib.pyplot.close(phone_fig)
-    except Exception:  # noqa: BLE001 - never a failed cell: the page shows the desktop figure
-        return None  # (and the browser test's phone pass names it)
-    desktop, dw, dh = _png(fig, 2)
+    with warnings.catch_warnings():  # the phone layout's warnings are not the reader's concern
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            phone_fig = phone_figure(fig)
+            phone, pw, ph = _png(phone_fig, PHONE_SCALE)
+            matplotlib.pyplot.close(phone_fig)
+        except Exception:  # noqa: BLE001 - never a failed cell: the page shows the desktop one
+            return None  # (and the browser test's phone pass names it)
+        desktop, dw, dh = _png(fig, 2)
     return (
         f'<picture class="sslkit-figure"><source media="{PHONE_MEDIA}" '
         f'srcset="{_data_uri(phone)}" width="{pw}" height="{ph}">'
