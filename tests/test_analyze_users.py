@@ -376,3 +376,32 @@ def test_a_sequential_backbone_is_tapped_at_its_stages_and_lightlys_resnet_at_it
     assert isinstance(net.linear, torch.nn.Identity)  # the features, not 10 logits
     assert default_layers(net) == {f"layer{i}": f"layer{i}" for i in (1, 2, 3, 4)}
     assert net(torch.randn(2, 3, 8, 8)).shape == (2, 4)
+
+
+class _VGGLike(torch.nn.Module):
+    """torchvision's layout (``features`` then ``classifier``), small: two resolutions."""
+
+    def __init__(self):
+        super().__init__()
+        conv = lambda i, o: torch.nn.Conv2d(i, o, 3, padding=1)  # noqa: E731
+        self.features = torch.nn.Sequential(
+            conv(3, 4), torch.nn.ReLU(), conv(4, 4), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            conv(4, 8), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+        )  # fmt: skip
+        self.classifier = torch.nn.Linear(8, 10)
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.features(x), 1))
+
+
+def test_a_features_and_classifier_network_is_tapped_at_each_resolution_not_its_logits():
+    # the last layer before each change of resolution, and the pooled end; never `classifier`
+    assert default_layers(_VGGLike()) == {
+        "stage1": "features.3",  # 64×64, before the max-pool
+        "stage2": "features.6",  # 32×32, before the global pool
+        "stage3": "features.7",  # 1×1
+    }
+    torchvision = pytest.importorskip("torchvision")
+    mobile = default_layers(torchvision.models.mobilenet_v3_small(weights=None))
+    assert len(mobile) >= 4 and all(m.startswith("features.") for m in mobile.values())
+    assert default_layers(torch.nn.Linear(4, 2)) == {"output": ""}  # nothing to find: the output

@@ -13,6 +13,7 @@ __all__ = [
     "default_layers",
     "transformer_layers",
     "sequential_stages",
+    "feature_stages",
     "resolve_layers",
     "Tap",
     "adapt_channels",
@@ -30,13 +31,16 @@ def default_layers(model) -> dict[str, str]:
     the book's backbones (``stage1``… → ``stages.0``…); the four residual stages of a ResNet
     (``layer1``…``layer4``: torchvision, timm, lightly); each block of a vision transformer and
     its class token (:func:`transformer_layers`), never the classifier; the stages of a plain
-    ``nn.Sequential`` backbone (:func:`sequential_stages`); else the model's output."""
+    ``nn.Sequential`` backbone (:func:`sequential_stages`); the resolution stages of a
+    ``features``/``classifier`` network such as VGG, MobileNet or EfficientNet
+    (:func:`feature_stages`); else the model's output."""
     if hasattr(model, "stages") and hasattr(model, "stage_names"):
         return {name: f"stages.{i}" for i, name in enumerate(model.stage_names)}
     names = dict(model.named_modules())
     if all(f"layer{i}" in names for i in range(1, 5)):
         return {f"layer{i}": f"layer{i}" for i in range(1, 5)}
-    return transformer_layers(model) or sequential_stages(model) or {"output": ""}
+    found = transformer_layers(model) or sequential_stages(model) or feature_stages(model)
+    return found or {"output": ""}
 
 
 def transformer_layers(model) -> dict[str, str]:
@@ -65,6 +69,33 @@ def sequential_stages(model) -> dict[str, str]:
         return {}
     stages = [name for name, child in model.named_children() if next(child.children(), None)]
     return {f"stage{i}": name for i, name in enumerate(stages, 1)}
+
+
+def feature_stages(model, size: int = 64) -> dict[str, str]:
+    """The stages of a network made of ``features`` (an ``nn.Sequential``) and a
+    ``classifier`` (torchvision's VGG, AlexNet, MobileNet, EfficientNet, DenseNet…): the last
+    layer of ``features`` at each spatial resolution, as ``stage1``…, found by one forward pass
+    of a ``size``×``size`` blank image (the classifier is never read). ``{}`` for any other
+    model."""
+    features = getattr(model, "features", None)
+    if not (isinstance(features, nn.Sequential) and hasattr(model, "classifier")):
+        return {}
+    conv = next((m for m in features.modules() if isinstance(m, nn.Conv2d)), None)
+    if conv is None:
+        return {}
+    weight = next(features.parameters())
+    x = torch.zeros(1, conv.in_channels, size, size, device=weight.device, dtype=weight.dtype)
+    names, sizes = [], []
+    was_training = features.training
+    features.eval()
+    with torch.no_grad():
+        for name, child in features.named_children():
+            x = child(x)
+            names.append(name)
+            sizes.append(tuple(x.shape[-2:]) if x.ndim == 4 else None)
+    features.train(was_training)
+    last = [n for i, n in enumerate(names) if i + 1 == len(names) or sizes[i + 1] != sizes[i]]
+    return {f"stage{i}": f"features.{n}" for i, n in enumerate(last, 1)}
 
 
 def _module_of(name: str) -> tuple[str, bool]:
