@@ -2,6 +2,7 @@
 bad input, and the command line."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -354,7 +355,8 @@ def test_the_command_line_writes_a_report_of_a_torchvision_resnet(tmp_path, caps
     assert "random initialisation" in origin["weights"]
     html = (out / "report.html").read_text()
     assert html.count("<img src='data:image/png;base64,") >= 5 and "alt=" in html
-    assert "<img id='trend'" in html and "NaN" not in html
+    text = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", html)  # base64 may spell NaN
+    assert "<img id='trend'" in html and "NaN" not in text
     blocker = tmp_path / "file"
     blocker.write_text("x")
     rc = main(["analyze", "--model", "torchvision:resnet18", "--out", str(blocker / "r")])

@@ -9,6 +9,7 @@ from . import taps
 from .taps import default_layers
 from .taps import transformer_layers
 from .taps import sequential_stages
+from .taps import feature_stages
 from .taps import resolve_layers
 from .taps import FIRST_TOKEN
 from .taps import Tap

@@ -68,6 +68,7 @@ from .analysis import t_interval
 from .analysis import standard_error
 from .analysis import seed_summary
 from .analysis import collect
+from .analysis import stored_counterparts
 from .analysis import gain_over_init
 from .analysis import within_run_correlation
 from .analysis import summary

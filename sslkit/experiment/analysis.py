@@ -279,7 +279,7 @@ THIS_RUN, REFERENCE = "this run", "reference"
 def stored_counterparts(configurations: dict) -> dict:
     """The stored reference runs (:class:`~sslkit.store.StoredRun`, every stored seed) of each
     label of ``configurations``, a configuration name of :data:`sslkit.configs.CONFIGS`."""
-    from . import configs  # the named configurations sit beside this module
+    from . import configs  # lazy: configs imports this module (the named configurations)
 
     unknown = [label for label in configurations if label not in configs.CONFIGS]
     if unknown:

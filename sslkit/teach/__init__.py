@@ -45,6 +45,7 @@ from . import colab
 from . import book
 from .book import setup
 from .book import glue
+from .book import this_run_table
 from .book import pct
 from .book import points
 from .book import chapter_titles
