@@ -405,3 +405,18 @@ def test_a_features_and_classifier_network_is_tapped_at_each_resolution_not_its_
     mobile = default_layers(torchvision.models.mobilenet_v3_small(weights=None))
     assert len(mobile) >= 4 and all(m.startswith("features.") for m in mobile.values())
     assert default_layers(torch.nn.Linear(4, 2)) == {"output": ""}  # nothing to find: the output
+
+
+def test_feature_stages_leave_a_model_they_cannot_trace_as_it_was():
+    class Flat(torch.nn.Module):  # `features` ends in a Linear: a 64×64 image does not fit it
+        def __init__(self):
+            super().__init__()
+            self.features = torch.nn.Sequential(
+                torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.Linear(10, 2)
+            )
+            self.classifier = torch.nn.Identity()
+
+    model = Flat().train()
+    model.features[0].eval()  # a module deliberately frozen keeps its own mode
+    assert default_layers(model) == {"output": ""}
+    assert model.training and model.features[2].training and not model.features[0].training

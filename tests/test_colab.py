@@ -439,3 +439,16 @@ def test_an_oversize_output_and_book_only_html_are_left_out():
     assert "left out of this copy" in "".join(outputs[0]["data"]["text/plain"])
     assert [o.get("data", {}).get("text/plain") for o in outputs[1:]] == [["a figure"], None]
     assert outputs[2] == small
+
+
+def test_a_copy_keeps_a_figure_as_its_png_not_the_books_phone_picture():
+    """The book build adds a <picture> (desktop and phone renderings as data: URIs) to each
+    figure; a notebook would show that HTML first and carry it at ten times the PNG's size."""
+    png = _png()
+    picture = f'<picture class="sslkit-figure"><img src="data:image/png;base64,{png}"></picture>'
+    figure = _figure(png)
+    figure["data"]["text/html"] = [picture * 50]
+    kept = colab._carried(figure, colab.OUTPUT_CAP)
+    assert set(kept["data"]) == {"image/png", "text/plain"}
+    alone = {"output_type": "display_data", "metadata": {}, "data": {"text/html": [picture]}}
+    assert colab._carried(alone, colab.OUTPUT_CAP) is not None  # no PNG beside it: kept

@@ -86,14 +86,19 @@ def feature_stages(model, size: int = 64) -> dict[str, str]:
     weight = next(features.parameters())
     x = torch.zeros(1, conv.in_channels, size, size, device=weight.device, dtype=weight.dtype)
     names, sizes = [], []
-    was_training = features.training
+    modes = {m: m.training for m in features.modules()}  # each module's own mode, restored
     features.eval()
-    with torch.no_grad():
-        for name, child in features.named_children():
-            x = child(x)
-            names.append(name)
-            sizes.append(tuple(x.shape[-2:]) if x.ndim == 4 else None)
-    features.train(was_training)
+    try:
+        with torch.no_grad():
+            for name, child in features.named_children():
+                x = child(x)
+                names.append(name)
+                sizes.append(tuple(x.shape[-2:]) if x.ndim == 4 else None)
+    except (RuntimeError, ValueError):  # not a plain stack of image layers: no stages here
+        return {}
+    finally:
+        for m, training in modes.items():
+            m.training = training
     last = [n for i, n in enumerate(names) if i + 1 == len(names) or sizes[i + 1] != sizes[i]]
     return {f"stage{i}": f"features.{n}" for i, n in enumerate(last, 1)}
 

@@ -324,8 +324,11 @@ class StoredRun:
         """The stored rows in the table :meth:`sslkit.runs.Run.evaluate` returns (columns
         ``epoch, stage, target, split, metric, value``), so that a figure draws the stored
         runs with the code that draws live ones. A target stored as several draws
-        (``"coarse_random@0"``, ``"@1"``, …) is their mean, as a live run's is; ``subsets`` is
-        accepted for the same signature and ignored (the test split covers them)."""
+        (``"coarse_random@0"``, ``"@1"``, …) is the mean of its draws, where a live run's
+        plain name is one draw: say so where both are drawn. A combination the store does not
+        keep (CDNV of a control, a control between the first and last epoch) has no rows;
+        ``subsets`` is accepted for the same signature and ignored (the test split covers
+        them)."""
         epochs = self.epochs if epochs is None else [e for e in epochs if e in self.epochs]
         dim_key = "" if dim is None else str(dim)
         wanted = [(t, m) for t in targets for m in metrics]

@@ -507,6 +507,8 @@ def answer(box=None) -> pd.DataFrame:
     # the six claims (decide.decisions' column holm)
     table = decisions()
     survive = table[table.primary & (table.holm == 1)].claim.unique()
+    if table[table.primary].holm.isna().any():  # a claim's p could not be computed
+        raise ValueError("Holm's correction is missing for a primary claim: see decide.decisions")
     glue("answer_holm", ", ".join(f"“{c}”" for c in survive) or "none", source=REFERENCE)
     glue("answer_n_test", "10,000", source=SETTING)
     return pd.DataFrame(rows)

@@ -468,6 +468,9 @@ _BOOK_ONLY_MIMES = ("application/papermill.record/", "application/javascript",
 _BOOK_ONLY_HTML = re.compile(r"<script|<iframe|[\"'(](?:\.\./)*_(?:static|images)/", re.I)
 # A repr of an object with no view of its own: "<pandas.io.formats.style.Styler at 0x7f...>"
 _BARE_REPR = re.compile(r"^<[\w.]+ (?:object )?at 0x[0-9a-f]+>$")
+# The book build's <picture> of a figure and its phone rendering (sslkit.teach.figures), beside
+# the figure's own image/png: hundreds of kB of data: URIs a notebook shows before the PNG.
+_PHONE_PICTURE = 'class="sslkit-figure"'
 _HIDDEN = {"remove-cell", "remove-output"}  # the book shows no output of a cell tagged so
 
 
@@ -529,11 +532,14 @@ def _carried(output: dict, cap: int) -> dict | None:
     if "scrapbook" in output.get("metadata", {}):
         return None  # a glued value (myst_nb.glue): the copy's text holds it
     data = {}
-    for mime, value in output.get("data", {}).items():
+    bundle = output.get("data", {})
+    for mime, value in bundle.items():
         if mime.startswith(_BOOK_ONLY_MIMES):
             continue
         if mime == "text/html" and _BOOK_ONLY_HTML.search("".join(value)):
             continue
+        if mime == "text/html" and _PHONE_PICTURE in "".join(value) and "image/png" in bundle:
+            continue  # the book's phone rendering: the copy keeps the plain figure
         data[mime] = _smaller_png(value) if mime == "image/png" else copy.deepcopy(value)
     plain = "".join(data.get("text/plain", "")).strip()
     if not data or (set(data) == {"text/plain"} and _BARE_REPR.match(plain)):

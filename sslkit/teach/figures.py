@@ -296,12 +296,15 @@ def picture_html(fig: Figure) -> str | None:
     HTML rendering) where the phone rendering cannot be drawn."""
     with warnings.catch_warnings():  # the phone layout's warnings are not the reader's concern
         warnings.simplefilter("ignore", UserWarning)
+        phone_fig = None
         try:
             phone_fig = phone_figure(fig)
             phone, pw, ph = _png(phone_fig, PHONE_SCALE)
-            matplotlib.pyplot.close(phone_fig)
         except Exception:  # noqa: BLE001 - never a failed cell: the page shows the desktop one
             return None  # (and the browser test's phone pass names it)
+        finally:
+            if phone_fig is not None:  # never left open, to show up as a figure of its own
+                matplotlib.pyplot.close(phone_fig)
         desktop, dw, dh = _png(fig, 2)
     return (
         f'<picture class="sslkit-figure"><source media="{PHONE_MEDIA}" '
