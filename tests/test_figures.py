@@ -130,7 +130,8 @@ def test_the_picture_holds_both_renderings():
 
 
 def test_register_adds_the_html_rendering():
-    from IPython.core.formatters import DisplayFormatter
+    formatters = pytest.importorskip("IPython.core.formatters", reason="a notebook's display")
+    DisplayFormatter = formatters.DisplayFormatter
 
     class Shell:
         display_formatter = DisplayFormatter()
