@@ -246,6 +246,16 @@ def plot_seeds(
         ax.axhline(chance, ls="--", lw=1, color="0.5", label="chance")
     if pd.api.types.is_integer_dtype(df[x]) and df[x].nunique() > 2:  # epochs: no 1.5
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    _label_axes(ax, df, y, ylabel, percent, title)
+    if hue is not None or chance is not None:
+        ax.legend(fontsize=SMALLEST_FONT_PT, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def _label_axes(ax: Axes, df: pd.DataFrame, y: str, ylabel, percent: bool, title) -> None:
+    """The y label (default: the metric's name where ``df`` holds one metric), percent ticks
+    and the title of a :func:`plot_seeds` panel."""
     if ylabel is None:
         metric = df["metric"].unique() if "metric" in df else ()
         ylabel = METRIC_LABELS.get(metric[0], metric[0]) if len(metric) == 1 else y
@@ -255,10 +265,6 @@ def plot_seeds(
         ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_percent))
     if title:
         ax.set_title(title, fontsize=10)
-    if hue is not None or chance is not None:
-        ax.legend(fontsize=SMALLEST_FONT_PT, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    ax.figure.tight_layout()
-    return ax.figure
 
 
 def _plot_sources(df, x, y, hue, ax, title, ylabel, chance, palette, percent, **kw) -> Figure:
@@ -313,15 +319,7 @@ def _plot_sources(df, x, y, hue, ax, title, ylabel, chance, palette, percent, **
     ax.set_xlabel(x)
     if chance is not None:
         ax.axhline(chance, ls="--", lw=1, color="0.5", label="chance")
-    if ylabel is None:
-        metric = df["metric"].unique() if "metric" in df else ()
-        ylabel = METRIC_LABELS.get(metric[0], metric[0]) if len(metric) == 1 else y
-        ylabel = "" if ylabel == "value" else ylabel
-    ax.set_ylabel(ylabel)
-    if percent:
-        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_percent))
-    if title:
-        ax.set_title(title, fontsize=10)
+    _label_axes(ax, df, y, ylabel, percent, title)
     handles, labels = ax.get_legend_handles_labels()
     handles += [
         matplotlib.lines.Line2D([], [], color="0.2", lw=1.6, marker="o", markersize=4),
